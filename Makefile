@@ -1,0 +1,38 @@
+# Everyday tasks. Every target creates the virtualenv first (idempotent), so each is one
+# command on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck schemas bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the main job on the embedded default: no services needed
+	$(BIN)/mlineage demo
+
+test: $(STAMP)  ## the whole test suite, plus lint, types and schema drift
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+schemas: $(STAMP)  ## regenerate schemas/ from the event models
+	$(BIN)/mlineage schemas export --out schemas
+
+bench: $(STAMP)  ## embedded pipeline benchmark at 10,000 jobs
+	$(BIN)/python bench/embedded_pipeline.py --jobs 10000
+
+clean:
+	rm -rf $(VENV) .mlineage .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,148 @@
+"""ARN building and parsing, and deterministic ids: the one place identity is decided.
+
+Changing anything here changes identities already in logs: it is a breaking change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+
+# Fixed namespace for derived event ids: uuid5(MLINEAGE_NAMESPACE, "{source}|{rule}|{key}").
+MLINEAGE_NAMESPACE = uuid.UUID("6f1b3c2e-8a4d-5e7f-9b0c-1d2e3f4a5b6c")
+
+ARN_RE = re.compile(
+    r"^arn:aws[a-z\-]*:sagemaker:(?P<region>[a-z0-9\-]+):(?P<account>\d{12}):"
+    r"(?P<resource>[a-z\-]+)/(?P<name>[A-Za-z0-9_./:\-]+)$"
+)
+
+JOB_RESOURCE = {
+    "TrainingJob": "training-job",
+    "ProcessingJob": "processing-job",
+    "TransformJob": "transform-job",
+}
+JOB_TC_SUFFIX = {
+    "TrainingJob": "aws-training-job",
+    "ProcessingJob": "aws-processing-job",
+    "TransformJob": "aws-transform-job",
+}
+ENTITY_RESOURCE = {
+    "artifact": "artifact",
+    "action": "action",
+    "context": "context",
+    "experiment": "experiment",
+    "trial": "experiment-trial",
+    "trial_component": "experiment-trial-component",
+}
+LINEAGE_GROUP_NAME = "sagemaker-default-lineage-group"
+
+
+@dataclass(frozen=True)
+class ParsedArn:
+    region: str
+    account: str
+    resource: str
+    name: str
+
+
+def parse_arn(arn: str) -> ParsedArn | None:
+    """Split a SageMaker ARN, or return None when it is not one."""
+    match = ARN_RE.match(arn)
+    if match is None:
+        return None
+    return ParsedArn(match["region"], match["account"], match["resource"], match["name"])
+
+
+def arn(region: str, account: str, resource: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{account}:{resource}/{name}"
+
+
+def artifact_id(source_uri: str) -> str:
+    """The same data has the same artifact id in every account."""
+    return hashlib.md5(source_uri.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def artifact_arn(region: str, account: str, source_uri: str) -> str:
+    return arn(region, account, "artifact", artifact_id(source_uri))
+
+
+def trial_component_arn(region: str, account: str, name: str) -> str:
+    """Trial component names are case-insensitive: the ARN uses the lower-cased name."""
+    return arn(region, account, "experiment-trial-component", name.lower())
+
+
+def named_arn(kind: str, region: str, account: str, name: str) -> str:
+    """ARN of an entity keyed by name (action, context, experiment, trial, trial component)."""
+    if kind == "trial_component":
+        return trial_component_arn(region, account, name)
+    return arn(region, account, ENTITY_RESOURCE[kind], name)
+
+
+def job_arn(region: str, account: str, job_type: str, job_name: str) -> str:
+    return arn(region, account, JOB_RESOURCE[job_type], job_name)
+
+
+def job_name_from_arn(value: str) -> str:
+    return value.rsplit("/", 1)[-1]
+
+
+def job_trial_component_name(job_type: str, job_name: str) -> str:
+    return f"{job_name}-{JOB_TC_SUFFIX[job_type]}"
+
+
+def model_package_group_arn(region: str, account: str, group: str) -> str:
+    return arn(region, account, "model-package-group", group)
+
+
+def model_package_arn(region: str, account: str, group: str, version: int) -> str:
+    return arn(region, account, "model-package", f"{group}/{version}")
+
+
+def parse_model_package_arn(value: str) -> tuple[str, int] | None:
+    """(group, version) of a model package ARN, or None."""
+    parsed = parse_arn(value)
+    if parsed is None or parsed.resource != "model-package" or "/" not in parsed.name:
+        return None
+    group, _, version = parsed.name.rpartition("/")
+    if not version.isdigit():
+        return None
+    return group, int(version)
+
+
+def model_group_context_name(group: str) -> str:
+    return f"{group}-aws-model-package-group"
+
+
+def approval_action_name(group: str, version: int) -> str:
+    return f"{group}-{version}-aws-model-package"
+
+
+def endpoint_arn(region: str, account: str, endpoint: str) -> str:
+    return arn(region, account, "endpoint", endpoint)
+
+
+def endpoint_context_name(endpoint: str) -> str:
+    return f"{endpoint}-aws-endpoint"
+
+
+def deployment_action_name(endpoint: str) -> str:
+    return f"{endpoint}-aws-model-deployment"
+
+
+def lineage_group_arn(region: str, account: str) -> str:
+    return arn(region, account, "lineage-group", LINEAGE_GROUP_NAME)
+
+
+def derived_event_id(source_event_id: str, rule: str, entity_key: str) -> str:
+    return str(uuid.uuid5(MLINEAGE_NAMESPACE, f"{source_event_id}|{rule}|{entity_key}"))
+
+
+def association_key(source_arn: str, destination_arn: str) -> str:
+    """Key of an association row: ARNs never contain spaces."""
+    return f"{source_arn} {destination_arn}"
+
+
+def pair_key(first: str, second: str) -> str:
+    return f"{first} {second}"

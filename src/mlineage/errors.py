@@ -1,0 +1,38 @@
+"""One error root for mlineage; errors from the libraries below are translated at the boundaries."""
+
+from __future__ import annotations
+
+
+class MlineageError(Exception):
+    """Root of every error mlineage raises on purpose."""
+
+
+class ConfigurationError(MlineageError):
+    """A setting is missing or malformed."""
+
+
+class EventValidationError(MlineageError):
+    """An event (or a request that becomes one) breaks a rule of the schema.
+
+    ``problems`` lists ``(event_type, field, rule)`` triples, one per broken rule.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class EventLogError(MlineageError):
+    """The event log could not be read or written (after retries)."""
+
+
+class ProjectionError(MlineageError):
+    """The DuckDB projection could not be opened or written."""
+
+
+class ProjectionBusyError(ProjectionError):
+    """Another process holds the projection for writing (a follower, or a replay)."""
+
+
+class NotFoundError(MlineageError):
+    """The entity asked for does not exist (or the caller may not see it)."""

@@ -1,0 +1,180 @@
+"""The only place bytes become events and events become bytes.
+
+Encoding is canonical (sorted keys, no spaces, UTC timestamps), so the same event always
+has the same bytes: the tracker's derived events are byte-identical on every run.
+
+Decoding upcasts older ``schema_version`` records before validation: an upcaster is a
+function ``dict -> dict`` registered for ``(event_type, from_version)``; it must return the
+record at ``from_version + 1``. Only v1 exists today, so the registry is empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from mlineage.errors import EventValidationError
+from mlineage.events.models import (
+    EVENT_ADAPTER,
+    EVENT_LIST_ADAPTER,
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    AnyEvent,
+)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Decorator: register an upcaster from ``from_version`` to ``from_version + 1``."""
+
+    def wrap(fn: Upcaster) -> Upcaster:
+        UPCASTERS[(event_type, from_version)] = fn
+        return fn
+
+    return wrap
+
+
+def to_jsonable(event: AnyEvent) -> dict[str, Any]:
+    data = event.model_dump(mode="json", exclude_none=True)
+    data["occurred_at"] = _utc(event.occurred_at.isoformat())
+    return data
+
+
+def _utc(value: str) -> str:
+    from datetime import datetime
+
+    from mlineage.events.models import canonical_time
+
+    return canonical_time(datetime.fromisoformat(value))
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode(event: AnyEvent) -> bytes:
+    """Canonical bytes of an event."""
+    return dumps(to_jsonable(event)).encode("utf-8")
+
+
+def format_errors(exc: ValidationError, fallback_type: str = "event") -> tuple[
+    str, list[tuple[str, str, str]]
+]:
+    """One readable message naming the event type, the field and the rule, per problem."""
+    problems: list[tuple[str, str, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        event_type = fallback_type
+        if loc and loc[0] in EVENT_TYPES:
+            event_type = loc.pop(0)
+        # drop discriminator tags (entity kinds) from the path: they are not fields
+        path = ".".join(part for part in loc if not _is_kind_tag(part)) or "(event)"
+        rule = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            rule = "is required"
+        elif err["type"] == "extra_forbidden":
+            rule = "is not a field of this event (unknown field)"
+        problems.append((event_type, path, rule))
+    text = "; ".join(f"{t}: field '{f}' {r}" if r.startswith("is ") else f"{t}: field '{f}': {r}"
+                     for t, f, r in problems)
+    return text, problems
+
+
+_KIND_TAGS = frozenset({"artifact", "action", "context", "experiment", "trial", "trial_component",
+                        "association", "trial_component_trial", "lineage_share"})
+
+
+def _is_kind_tag(part: str) -> bool:
+    return part in _KIND_TAGS
+
+
+def upcast(record: dict[str, Any]) -> dict[str, Any]:
+    version = record.get("schema_version", SCHEMA_VERSION)
+    event_type = record.get("event_type")
+    while isinstance(version, int) and version < SCHEMA_VERSION:
+        fn = UPCASTERS.get((str(event_type), version))
+        if fn is None:
+            raise EventValidationError(
+                f"{event_type}: field 'schema_version': no upcaster from version {version}",
+                [(str(event_type), "schema_version", f"no upcaster from version {version}")],
+            )
+        record = fn(record)
+        version += 1
+        record["schema_version"] = version
+    return record
+
+
+def validate_record(record: Any) -> AnyEvent:
+    """Validate an already-parsed JSON object (after upcasting) into an event."""
+    if not isinstance(record, dict):
+        raise EventValidationError(
+            "event: not a JSON object", [("event", "(event)", "must be a JSON object")]
+        )
+    event_type = record.get("event_type")
+    if event_type not in EVENT_TYPES:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise EventValidationError(
+            f"event: field 'event_type': unknown event type {event_type!r} (known: {known})",
+            [("event", "event_type", f"unknown event type {event_type!r}")],
+        )
+    version = record.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise EventValidationError(
+            f"{event_type}: field 'schema_version': version {version} is newer than this "
+            f"mlineage understands ({SCHEMA_VERSION}); upgrade mlineage",
+            [(str(event_type), "schema_version", "newer than supported")],
+        )
+    try:
+        # validate as JSON, exactly like the batch path: strict JSON mode takes UUIDs and
+        # RFC 3339 timestamps as strings
+        return EVENT_ADAPTER.validate_json(dumps(upcast(record)))
+    except ValidationError as exc:
+        message, problems = format_errors(exc, str(event_type))
+        raise EventValidationError(message, problems) from exc
+
+
+def parse_json(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EventValidationError(
+            f"event: malformed JSON: {exc}", [("event", "(json)", f"malformed JSON: {exc}")]
+        ) from exc
+
+
+def decode(raw: bytes | str) -> AnyEvent:
+    """Bytes from the log -> a validated event, or EventValidationError naming the field."""
+    return validate_record(parse_json(raw))
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that failed to decode or validate, with the reason."""
+
+    index: int
+    error: str
+
+
+def decode_many(values: Sequence[bytes]) -> list[AnyEvent | Rejected]:
+    """Decode a batch. The fast path validates the whole batch in one call (pydantic-core,
+    no Python per record); a batch with any bad or old record falls back to one by one."""
+    if not values:
+        return []
+    try:
+        blob = b"[" + b",".join(values) + b"]"
+        return list(EVENT_LIST_ADAPTER.validate_json(blob))
+    except (ValidationError, ValueError):
+        pass
+    out: list[AnyEvent | Rejected] = []
+    for i, value in enumerate(values):
+        try:
+            out.append(decode(value))
+        except EventValidationError as exc:
+            out.append(Rejected(i, str(exc)))
+    return out

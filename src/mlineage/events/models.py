@@ -1,0 +1,586 @@
+"""pydantic models of the envelope, the source events and the entity events (schema v1).
+
+Models are strict (no coercion) and forbid unknown fields, so a record that validates means
+exactly what its JSON says. SageMaker's limits are enforced here, once, at publish; the
+consumers re-validate what they read from the log and dead-letter what fails.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
+
+from mlineage import arns
+
+SCHEMA_VERSION = 1
+
+# --- constrained scalars (SageMaker limits) ------------------------------------------------
+
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=120, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+]
+ContextName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=120, pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9])*$"),
+]
+ResourceName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=120)]
+Uri = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+TypeName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Description = Annotated[str, StringConstraints(max_length=3072)]
+Message = Annotated[str, StringConstraints(max_length=1024)]
+Arn = Annotated[str, StringConstraints(max_length=256, pattern=arns.ARN_RE.pattern)]
+AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+Region = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9\-]+$")]
+PropertyKey = Annotated[str, StringConstraints(min_length=1, max_length=2500)]
+PropertyValue = Annotated[str, StringConstraints(max_length=2500)]
+ArtifactPropertyValue = Annotated[str, StringConstraints(max_length=4096)]
+Properties = Annotated[dict[PropertyKey, PropertyValue], Field(max_length=30)]
+ArtifactProperties = Annotated[dict[PropertyKey, ArtifactPropertyValue], Field(max_length=30)]
+KeysToRemove = Annotated[list[PropertyKey], Field(max_length=30)]
+MetadataString = Annotated[str, StringConstraints(max_length=1024)]
+
+JobType = Literal["TrainingJob", "ProcessingJob", "TransformJob"]
+JobStatus = Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
+ActionStatus = Literal["Unknown", "InProgress", "Completed", "Failed", "Stopping", "Stopped"]
+AssociationType = Literal["ContributedTo", "AssociatedWith", "DerivedFrom", "Produced", "SameAs"]
+
+# Kinds of resources an association may connect (not trials: they join through
+# trial_component_trial).
+ASSOCIATION_END_RESOURCES = frozenset(
+    {"artifact", "action", "context", "experiment", "experiment-trial-component"}
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Tag(_Model):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    value: Annotated[str, StringConstraints(max_length=256)]
+
+
+Tags = Annotated[list[Tag], Field(max_length=50)]
+
+
+class MetadataProperties(_Model):
+    commit_id: MetadataString | None = None
+    repository: MetadataString | None = None
+    generated_by: MetadataString | None = None
+    project_id: MetadataString | None = None
+
+
+# --- source events ----------------------------------------------------------------------------
+
+
+class DataRef(_Model):
+    """A job input or output: a channel name and the URI of its data."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    uri: Uri
+    artifact_type: TypeName | None = None
+
+
+class ExperimentConfig(_Model):
+    experiment_name: Name | None = None
+    trial_name: Name | None = None
+    trial_component_display_name: DisplayName | None = None
+
+    @model_validator(mode="after")
+    def _trial_needs_experiment(self) -> ExperimentConfig:
+        if self.trial_name is not None and self.experiment_name is None:
+            raise ValueError("trial_name needs experiment_name (a trial belongs to an experiment)")
+        return self
+
+
+HyperParameter = Annotated[str, StringConstraints(max_length=2500)] | int | float | bool
+
+
+class JobCreatedPayload(_Model):
+    job_type: JobType
+    job_name: ResourceName
+    job_arn: Arn | None = None
+    image_uri: Uri | None = None
+    inputs: Annotated[list[DataRef], Field(max_length=60)] = []
+    outputs: Annotated[list[DataRef], Field(max_length=60)] = []
+    model_data_uri: Uri | None = None
+    checkpoint_uri: Uri | None = None
+    # 297: the trial component also gets SageMaker.ImageUri/InstanceType/InstanceCount (<= 300)
+    parameters: Annotated[dict[PropertyKey, HyperParameter], Field(max_length=297)] = {}
+    instance_type: Annotated[str, StringConstraints(max_length=64)] | None = None
+    instance_count: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    experiment_config: ExperimentConfig | None = None
+    metadata: MetadataProperties | None = None
+    tags: Tags | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> JobCreatedPayload:
+        if self.job_type == "TransformJob" and self.model_data_uri is None:
+            raise ValueError("model_data_uri is required for a TransformJob")
+        _check_job_arn(self.job_arn, self.job_type, self.job_name)
+        return self
+
+
+def _check_job_arn(job_arn: str | None, job_type: str, job_name: str | None) -> None:
+    if job_arn is None:
+        return
+    parsed = arns.parse_arn(job_arn)
+    if parsed is None or parsed.resource != arns.JOB_RESOURCE[job_type]:
+        raise ValueError(f"job_arn must be a {arns.JOB_RESOURCE[job_type]} ARN for a {job_type}")
+    if job_name is not None and parsed.name != job_name:
+        raise ValueError("job_arn and job_name name different jobs")
+
+
+class JobStatusChangedPayload(_Model):
+    job_type: JobType
+    job_name: ResourceName | None = None
+    job_arn: Arn | None = None
+    status: JobStatus
+    outputs: Annotated[list[DataRef], Field(max_length=60)] = []
+    metrics: Annotated[dict[PropertyKey, float], Field(max_length=300)] = {}
+    failure_reason: Message | None = None
+    end_time: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> JobStatusChangedPayload:
+        if self.job_name is None and self.job_arn is None:
+            raise ValueError("one of job_name or job_arn is required")
+        _check_job_arn(self.job_arn, self.job_type, self.job_name)
+        return self
+
+
+class ModelPackageCreatedPayload(_Model):
+    model_package_group_name: ResourceName
+    version: Annotated[int, Field(ge=1)]
+    model_package_arn: Arn | None = None
+    model_data_uri: Uri
+    image_uri: Uri | None = None
+    approval_status: Literal["Approved", "Rejected", "PendingManualApproval"] | None = None
+    metadata: MetadataProperties | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelPackageCreatedPayload:
+        if self.model_package_arn is not None:
+            parsed = arns.parse_model_package_arn(self.model_package_arn)
+            if parsed != (self.model_package_group_name, self.version):
+                raise ValueError(
+                    "model_package_arn must be .../model-package/{group}/{version} "
+                    "for this group and version"
+                )
+        return self
+
+
+class EndpointModel(_Model):
+    model_data_uri: Uri
+    image_uri: Uri | None = None
+    model_package_arn: Arn | None = None
+
+
+class EndpointCreatedPayload(_Model):
+    endpoint_name: ResourceName
+    endpoint_arn: Arn | None = None
+    models: Annotated[list[EndpointModel], Field(min_length=1, max_length=10)]
+
+
+# --- entities ----------------------------------------------------------------------------------
+
+SourceIdType = Literal["MD5Hash", "S3ETag", "S3Version", "Custom"]
+
+
+class ArtifactSourceType(_Model):
+    source_id_type: SourceIdType
+    value: Annotated[str, StringConstraints(max_length=256)]
+
+
+class ArtifactSource(_Model):
+    source_uri: Uri
+    source_types: Annotated[list[ArtifactSourceType], Field(max_length=10)] | None = None
+
+
+class ActionSource(_Model):
+    """Source of an action or a context."""
+
+    source_uri: Uri
+    source_type: TypeName | None = None
+    source_id: TypeName | None = None
+
+
+class ArtifactEntity(_Model):
+    kind: Literal["artifact"]
+    artifact_arn: Arn | None = None
+    artifact_name: Name | None = None
+    source: ArtifactSource | None = None
+    artifact_type: TypeName | None = None
+    properties: ArtifactProperties | None = None
+    properties_to_remove: KeysToRemove | None = None
+    metadata: MetadataProperties | None = None
+    tags: Tags | None = None
+
+    @model_validator(mode="after")
+    def _key(self) -> ArtifactEntity:
+        if self.source is None and self.artifact_arn is None:
+            raise ValueError("an artifact needs source.source_uri (its key) or artifact_arn")
+        _check_resource(self.artifact_arn, "artifact", "artifact_arn")
+        return self
+
+
+class ActionEntity(_Model):
+    kind: Literal["action"]
+    action_name: Name
+    source: ActionSource | None = None
+    action_type: TypeName | None = None
+    description: Description | None = None
+    status: ActionStatus | None = None
+    properties: Properties | None = None
+    properties_to_remove: KeysToRemove | None = None
+    metadata: MetadataProperties | None = None
+    tags: Tags | None = None
+
+
+class ContextEntity(_Model):
+    kind: Literal["context"]
+    context_name: ContextName
+    source: ActionSource | None = None
+    context_type: TypeName | None = None
+    description: Description | None = None
+    properties: Properties | None = None
+    properties_to_remove: KeysToRemove | None = None
+    tags: Tags | None = None
+
+
+class ExperimentEntity(_Model):
+    kind: Literal["experiment"]
+    experiment_name: Name
+    display_name: DisplayName | None = None
+    description: Description | None = None
+    tags: Tags | None = None
+
+
+class TrialEntity(_Model):
+    kind: Literal["trial"]
+    trial_name: Name
+    experiment_name: Name | None = None
+    display_name: DisplayName | None = None
+    metadata: MetadataProperties | None = None
+    tags: Tags | None = None
+
+
+class TrialComponentStatus(_Model):
+    primary_status: JobStatus
+    message: Message | None = None
+
+
+class ParameterValue(_Model):
+    string_value: Annotated[str, StringConstraints(max_length=2500)] | None = None
+    number_value: float | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ParameterValue:
+        if (self.string_value is None) == (self.number_value is None):
+            raise ValueError("a parameter has exactly one of string_value or number_value")
+        return self
+
+
+class ArtifactValue(_Model):
+    value: Uri
+    media_type: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class TrialComponentSource(_Model):
+    source_arn: Arn
+    source_type: TypeName | None = None
+
+
+ArtifactMap = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=128)],
+                             ArtifactValue], Field(max_length=60)]
+
+
+class TrialComponentEntity(_Model):
+    kind: Literal["trial_component"]
+    trial_component_name: Name
+    display_name: DisplayName | None = None
+    status: TrialComponentStatus | None = None
+    start_time: AwareDatetime | None = None
+    end_time: AwareDatetime | None = None
+    source: TrialComponentSource | None = None
+    parameters: Annotated[dict[PropertyKey, ParameterValue], Field(max_length=300)] | None = None
+    parameters_to_remove: Annotated[list[PropertyKey], Field(max_length=300)] | None = None
+    input_artifacts: ArtifactMap | None = None
+    output_artifacts: ArtifactMap | None = None
+    metrics: Annotated[dict[PropertyKey, float], Field(max_length=300)] | None = None
+    metadata: MetadataProperties | None = None
+    tags: Tags | None = None
+
+
+class AssociationEntity(_Model):
+    kind: Literal["association"]
+    source_arn: Arn
+    destination_arn: Arn
+    association_type: AssociationType | None = None
+
+    @model_validator(mode="after")
+    def _ends(self) -> AssociationEntity:
+        _check_association_ends(self.source_arn, self.destination_arn)
+        return self
+
+
+class TrialComponentTrialEntity(_Model):
+    """A trial component joining a trial (SageMaker's AssociateTrialComponent)."""
+
+    kind: Literal["trial_component_trial"]
+    trial_component_name: Name
+    trial_name: Name
+
+
+class LineageShareEntity(_Model):
+    """An owner account sharing its default lineage group with a grantee."""
+
+    kind: Literal["lineage_share"]
+    owner_account: AccountId
+    grantee_account: AccountId
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LineageShareEntity:
+        if self.owner_account == self.grantee_account:
+            raise ValueError("an account cannot share its lineage group with itself")
+        return self
+
+
+Entity = Annotated[
+    ArtifactEntity
+    | ActionEntity
+    | ContextEntity
+    | ExperimentEntity
+    | TrialEntity
+    | TrialComponentEntity
+    | AssociationEntity
+    | TrialComponentTrialEntity
+    | LineageShareEntity,
+    Field(discriminator="kind"),
+]
+
+
+def _check_resource(value: str | None, resource: str, field: str) -> None:
+    if value is None:
+        return
+    parsed = arns.parse_arn(value)
+    if parsed is None or parsed.resource != resource:
+        raise ValueError(f"{field} must be a SageMaker {resource} ARN")
+
+
+def _check_association_ends(source_arn: str, destination_arn: str) -> None:
+    for field, value in (("source_arn", source_arn), ("destination_arn", destination_arn)):
+        parsed = arns.parse_arn(value)
+        if parsed is None:
+            raise ValueError(f"{field} is not a SageMaker ARN")
+        if parsed.resource == "experiment-trial":
+            raise ValueError(
+                f"{field} is a trial: associations cannot end at a trial; join a trial "
+                "component to a trial with a trial_component_trial entity instead"
+            )
+        if parsed.resource not in ASSOCIATION_END_RESOURCES:
+            raise ValueError(
+                f"{field} must be an artifact, action, context, experiment or trial component "
+                f"ARN, not {parsed.resource}"
+            )
+
+
+# --- deletes: the kind and the entity's key ---------------------------------------------------
+
+
+class ArtifactKey(_Model):
+    kind: Literal["artifact"]
+    artifact_arn: Arn | None = None
+    source_uri: Uri | None = None
+
+    @model_validator(mode="after")
+    def _key(self) -> ArtifactKey:
+        if (self.artifact_arn is None) == (self.source_uri is None):
+            raise ValueError("an artifact is deleted by exactly one of artifact_arn or source_uri")
+        _check_resource(self.artifact_arn, "artifact", "artifact_arn")
+        return self
+
+
+class ActionKey(_Model):
+    kind: Literal["action"]
+    action_name: Name
+
+
+class ContextKey(_Model):
+    kind: Literal["context"]
+    context_name: ContextName
+
+
+class ExperimentKey(_Model):
+    kind: Literal["experiment"]
+    experiment_name: Name
+
+
+class TrialKey(_Model):
+    kind: Literal["trial"]
+    trial_name: Name
+
+
+class TrialComponentKey(_Model):
+    kind: Literal["trial_component"]
+    trial_component_name: Name
+
+
+class AssociationKey(_Model):
+    kind: Literal["association"]
+    source_arn: Arn
+    destination_arn: Arn
+
+
+class TrialComponentTrialKey(_Model):
+    kind: Literal["trial_component_trial"]
+    trial_component_name: Name
+    trial_name: Name
+
+
+class LineageShareKey(_Model):
+    kind: Literal["lineage_share"]
+    owner_account: AccountId
+    grantee_account: AccountId
+
+
+EntityKey = Annotated[
+    ArtifactKey
+    | ActionKey
+    | ContextKey
+    | ExperimentKey
+    | TrialKey
+    | TrialComponentKey
+    | AssociationKey
+    | TrialComponentTrialKey
+    | LineageShareKey,
+    Field(discriminator="kind"),
+]
+
+
+class EntityUpsertedPayload(_Model):
+    entity: Entity
+
+
+# --- envelope and events -----------------------------------------------------------------------
+
+
+class Envelope(_Model):
+    event_id: UUID
+    schema_version: Literal[1] = 1
+    occurred_at: AwareDatetime
+    account_id: AccountId
+    region: Region
+    producer: Annotated[str, StringConstraints(max_length=256)] | None = None
+    caused_by: UUID | None = None
+
+
+class JobCreated(Envelope):
+    """A training, processing or transform job was created."""
+
+    event_type: Literal["JobCreated"] = "JobCreated"
+    payload: JobCreatedPayload
+
+
+class JobStatusChanged(Envelope):
+    """A job moved to a new status (on completion: its final outputs and metrics)."""
+
+    event_type: Literal["JobStatusChanged"] = "JobStatusChanged"
+    payload: JobStatusChangedPayload
+
+
+class ModelPackageCreated(Envelope):
+    """A model package version was registered in a model package group."""
+
+    event_type: Literal["ModelPackageCreated"] = "ModelPackageCreated"
+    payload: ModelPackageCreatedPayload
+
+
+class EndpointCreated(Envelope):
+    """An endpoint was created serving one or more models."""
+
+    event_type: Literal["EndpointCreated"] = "EndpointCreated"
+    payload: EndpointCreatedPayload
+
+
+class EntityUpserted(Envelope):
+    """An entity was created or some of its fields were set (only the fields it carries)."""
+
+    event_type: Literal["EntityUpserted"] = "EntityUpserted"
+    payload: EntityUpsertedPayload
+
+    @model_validator(mode="after")
+    def _in_own_account(self) -> EntityUpserted:
+        _check_owned(self.payload.entity, self.account_id, self.region)
+        return self
+
+
+class EntityDeleted(Envelope):
+    """An entity was deleted (a tombstone, kept forever)."""
+
+    event_type: Literal["EntityDeleted"] = "EntityDeleted"
+    payload: EntityKey
+
+    @model_validator(mode="after")
+    def _in_own_account(self) -> EntityDeleted:
+        _check_owned(self.payload, self.account_id, self.region)
+        return self
+
+
+def _check_owned(entity: Any, account_id: str, region: str) -> None:
+    """Entities addressed by ARN, and shares, belong to the account that publishes them."""
+    if entity.kind == "artifact" and entity.artifact_arn is not None:
+        parsed = arns.parse_arn(entity.artifact_arn)
+        if parsed is not None and (parsed.account, parsed.region) != (account_id, region):
+            raise ValueError(
+                "artifact_arn names another account or region than the event's account_id/region"
+            )
+    if entity.kind == "lineage_share" and entity.owner_account != account_id:
+        raise ValueError("a lineage share must be published by its owner_account")
+
+
+SourceEvent = JobCreated | JobStatusChanged | ModelPackageCreated | EndpointCreated
+EntityEvent = EntityUpserted | EntityDeleted
+AnyEvent = SourceEvent | EntityEvent
+
+Event = Annotated[
+    JobCreated | JobStatusChanged | ModelPackageCreated | EndpointCreated | EntityUpserted
+    | EntityDeleted,
+    Field(discriminator="event_type"),
+]
+
+EVENT_TYPES: dict[str, type[Envelope]] = {
+    "JobCreated": JobCreated,
+    "JobStatusChanged": JobStatusChanged,
+    "ModelPackageCreated": ModelPackageCreated,
+    "EndpointCreated": EndpointCreated,
+    "EntityUpserted": EntityUpserted,
+    "EntityDeleted": EntityDeleted,
+}
+SOURCE_EVENT_TYPES = frozenset({"JobCreated", "JobStatusChanged", "ModelPackageCreated",
+                                "EndpointCreated"})
+ENTITY_EVENT_TYPES = frozenset({"EntityUpserted", "EntityDeleted"})
+
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)
+EVENT_LIST_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Event])
+
+
+def canonical_time(value: datetime) -> str:
+    """A fixed-width UTC form: sorts as text in time order (the merge order uses it)."""
+    from datetime import UTC
+
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,227 @@
+"""The DuckDB schema of the projection: fixed table and view names (ARCHITECTURE.md), built
+from one spec so the tables, the pivot that fills them and the docs cannot drift apart.
+
+Schema changes bump :data:`SCHEMA_VERSION`; a projection of another version is rebuilt by
+replay (``mlineage replay``), which is always safe because the log is the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    field: str
+    path: str = "$"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    kind: str
+    table: str
+    key_columns: tuple[str, ...]  # one: the key itself; two: the key is "a b"
+    columns: tuple[Column, ...]
+    maps: tuple[str, ...]
+
+
+def _c(name: str, sql_type: str = "VARCHAR", field: str | None = None, path: str = "$") -> Column:
+    return Column(name, sql_type, field or name, path)
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("artifact", "artifacts", ("arn",), (
+        _c("artifact_name"),
+        _c("source_uri", field="source", path="$.source_uri"),
+        _c("source_types", "JSON", "source", "$.source_types"),
+        _c("artifact_type"),
+        _c("metadata", "JSON"),
+    ), ("properties", "tags")),
+    TableSpec("action", "actions", ("arn",), (
+        _c("action_name"),
+        _c("source_uri", field="source", path="$.source_uri"),
+        _c("source_type", field="source", path="$.source_type"),
+        _c("source_id", field="source", path="$.source_id"),
+        _c("action_type"),
+        _c("description"),
+        _c("status"),
+        _c("metadata", "JSON"),
+    ), ("properties", "tags")),
+    TableSpec("context", "contexts", ("arn",), (
+        _c("context_name"),
+        _c("source_uri", field="source", path="$.source_uri"),
+        _c("source_type", field="source", path="$.source_type"),
+        _c("source_id", field="source", path="$.source_id"),
+        _c("context_type"),
+        _c("description"),
+    ), ("properties", "tags")),
+    TableSpec("experiment", "experiments", ("arn",), (
+        _c("experiment_name"),
+        _c("display_name"),
+        _c("description"),
+    ), ("tags",)),
+    TableSpec("trial", "trials", ("arn",), (
+        _c("trial_name"),
+        _c("experiment_name"),
+        _c("display_name"),
+        _c("metadata", "JSON"),
+    ), ("tags",)),
+    TableSpec("trial_component", "trial_components", ("arn",), (
+        _c("trial_component_name"),
+        _c("display_name"),
+        _c("status", field="status", path="$.primary_status"),
+        _c("status_message", field="status", path="$.message"),
+        _c("start_time", "TIMESTAMPTZ"),
+        _c("end_time", "TIMESTAMPTZ"),
+        _c("source_arn", field="source", path="$.source_arn"),
+        _c("source_type", field="source", path="$.source_type"),
+        _c("metadata", "JSON"),
+    ), ("parameters", "input_artifacts", "output_artifacts", "metrics", "tags")),
+    TableSpec("association", "associations", ("source_arn", "destination_arn"), (
+        _c("association_type"),
+    ), ()),
+    TableSpec("trial_component_trial", "trial_component_trials",
+              ("trial_component_arn", "trial_arn"), (
+        _c("trial_component_name"),
+        _c("trial_name"),
+    ), ()),
+    TableSpec("lineage_share", "lineage_shares", ("owner_account", "grantee_account"), (), ()),
+    TableSpec("job", "jobs", ("job_arn",), (
+        _c("job_type"),
+        _c("job_name"),
+        _c("status"),
+        _c("image_uri"),
+        _c("instance_type"),
+        _c("instance_count", "BIGINT"),
+        _c("model_data_uri"),
+        _c("checkpoint_uri"),
+        _c("inputs", "JSON"),
+        _c("outputs", "JSON"),
+        _c("final_outputs", "JSON"),
+        _c("failure_reason"),
+        _c("end_time", "TIMESTAMPTZ"),
+        _c("experiment_config", "JSON"),
+        _c("metadata", "JSON"),
+    ), ("parameters", "metrics", "tags")),
+)
+TABLE_BY_KIND = {spec.kind: spec for spec in TABLES}
+VERTEX_KINDS = ("artifact", "action", "context", "experiment", "trial_component")
+
+_STATE_COLUMNS = ("account_id VARCHAR NOT NULL, region VARCHAR NOT NULL, live BOOLEAN NOT NULL, "
+                  "created_at TIMESTAMPTZ, modified_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ")
+
+
+def create_statements() -> list[str]:
+    stmts = [
+        "CREATE TABLE IF NOT EXISTS mlineage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+        # every applied event, as it was in the log (topic/partition/offset: where it was read)
+        "CREATE TABLE IF NOT EXISTS events (event_id VARCHAR NOT NULL, event_type VARCHAR NOT "
+        "NULL, schema_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL, account_id "
+        "VARCHAR NOT NULL, region VARCHAR NOT NULL, producer VARCHAR, caused_by VARCHAR, "
+        "entity_kind VARCHAR, entity_key VARCHAR, version VARCHAR NOT NULL, topic VARCHAR NOT "
+        "NULL, partition INTEGER NOT NULL, \"offset\" BIGINT NOT NULL, body JSON NOT NULL, "
+        "applied_at TIMESTAMPTZ NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS dead_letters (consumer VARCHAR NOT NULL, topic VARCHAR NOT "
+        "NULL, partition INTEGER NOT NULL, \"offset\" BIGINT NOT NULL, key BLOB, value BLOB, "
+        "error VARCHAR NOT NULL, dead_lettered_at TIMESTAMPTZ NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS positions (consumer VARCHAR NOT NULL, topic VARCHAR NOT NULL, "
+        "partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT "
+        "NULL, PRIMARY KEY (consumer, topic, partition))",
+        # merge state: one row per (entity, field, map item) with the winning version ...
+        "CREATE TABLE IF NOT EXISTS entity_fields (entity_key VARCHAR NOT NULL, field VARCHAR "
+        "NOT NULL, item VARCHAR NOT NULL, value VARCHAR, removed BOOLEAN NOT NULL, version "
+        "VARCHAR NOT NULL)",
+        # ... and one row per entity: first upsert after the newest delete, newest upsert,
+        # newest delete (versions are "{occurred_at}|{event_id}", which sort as text)
+        "CREATE TABLE IF NOT EXISTS entity_state (entity_key VARCHAR NOT NULL, kind VARCHAR NOT "
+        "NULL, account_id VARCHAR NOT NULL, region VARCHAR NOT NULL, created_v VARCHAR, "
+        "modified_v VARCHAR, deleted_v VARCHAR, last_v VARCHAR NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS lineage_groups (arn VARCHAR NOT NULL, account_id VARCHAR NOT "
+        "NULL, region VARCHAR NOT NULL, lineage_group_name VARCHAR NOT NULL, created_at "
+        "TIMESTAMPTZ NOT NULL)",
+    ]
+    for spec in TABLES:
+        cols = [f"{c} VARCHAR NOT NULL" for c in spec.key_columns]
+        cols += [f"{c.name} {c.sql_type}" for c in spec.columns]
+        cols += [f"{m} JSON" for m in spec.maps]
+        stmts.append(f"CREATE TABLE IF NOT EXISTS {spec.table} ({', '.join(cols)}, "
+                     f"{_STATE_COLUMNS})")
+    stmts += view_statements()
+    return stmts
+
+
+def view_statements() -> list[str]:
+    vertices = " UNION ALL ".join([
+        "SELECT arn, 'Artifact' AS lineage_type, artifact_type AS type, artifact_name AS name, "
+        "account_id, created_at, modified_at FROM artifacts WHERE live",
+        "SELECT arn, 'Action', action_type, action_name, account_id, created_at, modified_at "
+        "FROM actions WHERE live",
+        "SELECT arn, 'Context', context_type, context_name, account_id, created_at, modified_at "
+        "FROM contexts WHERE live",
+        "SELECT arn, 'Context', 'Experiment', experiment_name, account_id, created_at, "
+        "modified_at FROM experiments WHERE live",
+        "SELECT arn, 'TrialComponent', regexp_replace(source_type, '^SageMaker', ''), "
+        "trial_component_name, account_id, created_at, modified_at FROM trial_components "
+        "WHERE live",
+    ])
+    kinds = ", ".join(f"'{k}'" for k in VERTEX_KINDS)
+    live = "{0}.modified_v > coalesce({0}.deleted_v, '')"
+    edges = (
+        "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id "
+        "FROM associations a "
+        "JOIN entity_state e ON e.entity_key = a.source_arn || ' ' || a.destination_arn "
+        f"JOIN entity_state s ON s.entity_key = a.source_arn AND s.kind IN ({kinds}) "
+        f"JOIN entity_state d ON d.entity_key = a.destination_arn AND d.kind IN ({kinds}) "
+        f"WHERE {live.format('e')} AND {live.format('s')} AND {live.format('d')} "
+        "AND e.modified_v > coalesce(s.deleted_v, '') AND e.modified_v > coalesce(d.deleted_v, '')"
+    )
+    return [
+        f"CREATE OR REPLACE VIEW lineage_vertices AS {vertices}",
+        f"CREATE OR REPLACE VIEW lineage_edges AS {edges}",
+    ]
+
+
+def pivot_select(spec: TableSpec, touched: str) -> str:
+    """SELECT that rebuilds ``spec.table``'s rows for the keys in table ``touched``, from
+    ``entity_state`` and the facts in ``touched_fields`` newer than the entity's last delete."""
+    if len(spec.key_columns) == 1:
+        keys = [f"s.entity_key AS {spec.key_columns[0]}"]
+    else:
+        keys = [f"split_part(s.entity_key, ' ', {i + 1}) AS {c}"
+                for i, c in enumerate(spec.key_columns)]
+    cols = []
+    for c in spec.columns:
+        raw = f"max(f.value) FILTER (WHERE f.field = '{c.field}' AND f.item = '')"
+        if c.sql_type == "JSON":
+            expr = f"CAST(json_extract({raw}, '{c.path}') AS JSON)"
+            if c.path == "$":
+                expr = f"CAST({raw} AS JSON)"
+        elif c.sql_type == "VARCHAR":
+            expr = f"json_extract_string({raw}, '{c.path}')"
+        else:
+            expr = f"CAST(json_extract_string({raw}, '{c.path}') AS {c.sql_type})"
+        cols.append(f"{expr} AS {c.name}")
+    for m in spec.maps:
+        flt = f"FILTER (WHERE f.field = '{m}' AND NOT f.removed)"
+        cols.append(
+            f"CAST(coalesce('{{' || string_agg(to_json(f.item) || ':' || f.value, ',' "
+            f"ORDER BY f.item) {flt} || '}}', '{{}}') AS JSON) AS {m}"
+        )
+    state = [
+        "s.account_id", "s.region",
+        "s.modified_v > coalesce(s.deleted_v, '') AS live",
+        "CAST(left(s.created_v, 27) AS TIMESTAMPTZ) AS created_at",
+        "CAST(left(s.modified_v, 27) AS TIMESTAMPTZ) AS modified_at",
+        "CAST(left(s.deleted_v, 27) AS TIMESTAMPTZ) AS deleted_at",
+    ]
+    return (
+        f"SELECT {', '.join(keys + cols + state)} FROM entity_state s "
+        f"SEMI JOIN {touched} t ON t.entity_key = s.entity_key "
+        "LEFT JOIN touched_fields f ON f.entity_key = s.entity_key "
+        "AND f.version > coalesce(s.deleted_v, '') "
+        f"WHERE s.kind = '{spec.kind}' GROUP BY ALL"
+    )

@@ -1,0 +1,185 @@
+"""The projector runner: reads both topics from the positions stored in DuckDB, projects a
+batch (pure), and writes rows + positions in one DuckDB transaction. Records that fail to
+decode or validate go to ``dead_letters`` with the error and position; projection goes on."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import duckdb
+
+from mlineage.errors import ProjectionBusyError
+from mlineage.events.codec import decode_many
+from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
+from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record
+from mlineage.projection.project import project
+from mlineage.projection.store import DuckDBStore
+
+CONSUMER = "mlineage-projector"
+PROJECTED_TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES)
+ALLOWED = {TOPIC_JOBS: SOURCE_EVENT_TYPES, TOPIC_ENTITIES: ENTITY_EVENT_TYPES}
+
+
+@dataclass
+class ProjectorStats:
+    consumed: int = 0
+    applied: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+
+
+class WriterLock:
+    """An advisory lock beside the DuckDB file, held by whoever writes it for a while
+    (``project --follow``, ``replay``), so replay can refuse while a follower runs."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(f"{db_path}.lock")
+        self._fh: IO[str] | None = None
+
+    def acquire(self, what: str) -> WriterLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise ProjectionBusyError(
+                f"cannot {what}: the projection is held by {holder}; stop it first"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class ProjectorService:
+    """Stop conditions: ``until_end`` (default), ``max_events``, ``timeout``; ``follow=True``
+    keeps polling until another condition holds."""
+
+    def __init__(self, log: EventLog, store: DuckDBStore, *, batch_size: int = 50_000,
+                 consumer: str = CONSUMER) -> None:
+        self.log = log
+        self.store = store
+        self.batch_size = batch_size
+        self.consumer = consumer
+
+    def lag(self) -> int:
+        positions = self.store.positions(self.consumer)
+        return sum(
+            end - positions.get((topic, p), 0)
+            for topic in PROJECTED_TOPICS
+            for p, end in self.log.end_offsets(topic).items()
+        )
+
+    def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
+        """Read up to ``limit`` records across the topics and apply them as one batch."""
+        positions = self.store.positions(self.consumer)
+        records: list[Record] = []
+        consumed: dict[tuple[str, int], int] = {}
+        for topic in PROJECTED_TOPICS:
+            for partition in self.log.partitions(topic):
+                room = limit - len(records)
+                if room <= 0:
+                    break
+                got = self.log.read(topic, partition, positions.get((topic, partition), 0), room)
+                if got:
+                    records.extend(got)
+                    consumed[(topic, partition)] = got[-1].offset + 1
+        stats = ProjectorStats()
+        if not records:
+            return 0, stats
+        changes = project(zip(records, decode_many([r.value for r in records]), strict=True),
+                          ALLOWED)
+        self.store.apply(changes, consumed, self.consumer)
+        stats.consumed = len(records)
+        stats.dead_lettered = len(changes.dead["offset"])
+        stats.applied = len(records) - stats.dead_lettered
+        stats.batches = 1
+        return len(records), stats
+
+    def run(
+        self,
+        *,
+        follow: bool = False,
+        max_events: int | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.2,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ProjectorStats:
+        total = ProjectorStats()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            limit = self.batch_size
+            if max_events is not None:
+                limit = min(limit, max_events - total.consumed)
+                if limit <= 0:
+                    return total
+            got, stats = self.run_batch(limit)
+            total.consumed += stats.consumed
+            total.applied += stats.applied
+            total.dead_lettered += stats.dead_lettered
+            total.batches += stats.batches
+            if progress is not None and got:
+                progress(total.consumed, self.lag())
+            if deadline is not None and time.monotonic() >= deadline:
+                return total
+            if got == 0:
+                if not follow:
+                    return total
+                time.sleep(poll_interval)
+
+
+def replay(log: EventLog, db_path: Path, *, batch_size: int = 50_000,
+           progress: Callable[[int, int], None] | None = None) -> ProjectorStats:
+    """Rebuild the projection from offset 0 into a new file, checkpoint it and swap it in.
+    Refuses while another process holds the projection."""
+    db_path = Path(db_path)
+    with WriterLock(db_path).acquire("replay"):
+        if db_path.exists() and _is_held(db_path):
+            raise ProjectionBusyError(
+                f"cannot replay: another process has {db_path} open for writing; stop it first"
+            )
+        tmp = db_path.with_name(f"{db_path.name}.replay-{os.getpid()}")
+        for stale in (tmp, Path(f"{tmp}.wal")):
+            stale.unlink(missing_ok=True)
+        store = DuckDBStore(tmp)
+        try:
+            stats = ProjectorService(log, store, batch_size=batch_size).run(progress=progress)
+            store.checkpoint()
+        finally:
+            store.close()
+        Path(f"{db_path}.wal").unlink(missing_ok=True)
+        os.replace(tmp, db_path)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+        return stats
+
+
+def _is_held(db_path: Path) -> bool:
+    """True when another process has the DuckDB file open for writing."""
+    try:
+        duckdb.connect(str(db_path)).close()
+    except duckdb.Error as exc:
+        return "lock" in str(exc).lower()
+    return False

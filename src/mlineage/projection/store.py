@@ -1,0 +1,279 @@
+"""The DuckDB projection: schema, set-based batch writes, positions, checksum.
+
+One batch = one DuckDB transaction holding the batch's rows and the positions it consumed,
+so a crash leaves either all of a batch or none of it, and the projector resumes from the
+positions stored next to the rows (never from anything outside the file).
+
+Merge (ARCHITECTURE.md, "Merge semantics"), all set-based:
+
+1. new events: the batch's events whose ``event_id`` is not yet in ``events`` (one per id);
+2. facts of new events, collapsed to the greatest version per (entity, field, item), replace
+   older stored facts (``entity_fields``);
+3. marks of new events update ``entity_state``: newest upsert, newest delete, and the first
+   upsert after the newest delete (recomputed from ``events`` when a newer delete arrives);
+4. the fixed tables are rebuilt for the touched keys only, from state and the facts newer
+   than the entity's newest delete.
+
+Every step is "greatest version wins" over a set, so any order of the same records, with any
+record applied twice, gives the same tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from mlineage.arns import LINEAGE_GROUP_NAME
+from mlineage.errors import ProjectionBusyError, ProjectionError
+from mlineage.projection import schema
+from mlineage.projection.project import (
+    DEAD_COLUMNS,
+    EVENT_COLUMNS,
+    FACT_COLUMNS,
+    MARK_COLUMNS,
+    Changes,
+)
+
+Positions = dict[tuple[str, int], int]
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "schema_version": pa.int32(), "partition": pa.int32(), "offset": pa.int64(),
+    "removed": pa.bool_(), "key": pa.binary(), "value": pa.string(),
+}
+
+# Columns left out of the checksum: where a record was read and when it was written.
+_CHECKSUM_EXCLUDE: dict[str, tuple[str, ...]] = {
+    "events": ("topic", "partition", "offset", "applied_at"),
+    "dead_letters": ("dead_lettered_at",),
+}
+
+
+def _arrow(columns: dict[str, list[Any]], names: tuple[str, ...]) -> pa.Table:
+    arrays = []
+    for name in names:
+        typ = _ARROW_TYPES.get(name, pa.string())
+        if name == "value" and names is DEAD_COLUMNS:
+            typ = pa.binary()
+        arrays.append(pa.array(columns[name], type=typ))
+    return pa.Table.from_arrays(arrays, names=list(names))
+
+
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+              ) -> tuple[Any, ...] | None:
+    """First row of a query. DuckDB 2 keeps a result that was not read to the end open and
+    refuses other work on the connection, so always read the whole result."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def open_error(path: Path, exc: Exception) -> ProjectionError:
+    text = str(exc)
+    if "lock" in text.lower():
+        return ProjectionBusyError(
+            f"the projection {path} is held by another process (a running "
+            "`mlineage project --follow`, `mlineage replay` or another command): stop it or "
+            "wait for it to finish, then retry"
+        )
+    return ProjectionError(f"cannot open the projection {path}: {text}")
+
+
+class DuckDBStore:
+    """The projection file. Exactly one process may hold it for writing."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise open_error(self.path, exc) from exc
+        self.con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        row = None
+        try:
+            row = fetch_one(self.con,
+                            "SELECT value FROM mlineage_meta WHERE key = 'schema_version'")
+        except duckdb.CatalogException:
+            pass
+        if row is not None and int(row[0]) != schema.SCHEMA_VERSION:
+            raise ProjectionError(
+                f"{self.path} has projection schema {row[0]}, this mlineage writes "
+                f"{schema.SCHEMA_VERSION}: rebuild it from the log with `mlineage replay`"
+            )
+        self.con.execute("BEGIN")
+        for stmt in schema.create_statements():
+            self.con.execute(stmt)
+        self.con.execute(
+            "INSERT OR REPLACE INTO mlineage_meta VALUES ('schema_version', ?)",
+            [str(schema.SCHEMA_VERSION)],
+        )
+        self.con.execute("COMMIT")
+
+    # -- positions -----------------------------------------------------------------------------
+
+    def positions(self, consumer: str) -> Positions:
+        rows = self.con.execute(
+            "SELECT topic, partition, next_offset FROM positions WHERE consumer = ?", [consumer]
+        ).fetchall()
+        return {(t, int(p)): int(o) for t, p, o in rows}
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def apply(self, changes: Changes, positions: Mapping[tuple[str, int], int],
+              consumer: str) -> None:
+        """Write one batch and the positions it consumed, in one transaction."""
+        con = self.con
+        con.register("b_events", _arrow(changes.events, EVENT_COLUMNS))
+        con.register("b_marks", _arrow(changes.marks, MARK_COLUMNS))
+        con.register("b_facts", _arrow(changes.facts, FACT_COLUMNS))
+        con.register("b_dead", _arrow(changes.dead, DEAD_COLUMNS))
+        con.register("b_positions", pa.table({
+            "topic": pa.array([t for t, _ in positions], pa.string()),
+            "partition": pa.array([p for _, p in positions], pa.int32()),
+            "next_offset": pa.array(list(positions.values()), pa.int64()),
+        }))
+        try:
+            con.execute("BEGIN")
+            self._merge(consumer)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            for name in ("b_events", "b_marks", "b_facts", "b_dead", "b_positions"):
+                con.unregister(name)
+
+    def _merge(self, consumer: str) -> None:
+        sql = self.con.execute
+        # 1. new events (first of each id in the batch, and not applied before)
+        sql("CREATE OR REPLACE TEMP TABLE new_events AS SELECT b.* FROM (SELECT * FROM b_events "
+            "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY topic, partition, "
+            "\"offset\") = 1) b ANTI JOIN events e ON e.event_id = b.event_id")
+        sql("INSERT INTO events SELECT event_id, event_type, schema_version, "
+            "CAST(occurred_at AS TIMESTAMPTZ), account_id, region, producer, caused_by, "
+            "entity_kind, entity_key, version, topic, partition, \"offset\", CAST(body AS JSON), "
+            "now() FROM new_events")
+        # 2. facts: greatest version per (entity, field, item) wins
+        sql("CREATE OR REPLACE TEMP TABLE new_facts AS SELECT entity_key, field, item, value, "
+            "removed, version FROM b_facts f SEMI JOIN new_events n ON n.event_id = f.event_id "
+            "QUALIFY row_number() OVER (PARTITION BY entity_key, field, item ORDER BY version "
+            "DESC, removed DESC, value DESC NULLS FIRST) = 1")
+        sql("DELETE FROM entity_fields t USING new_facts n WHERE t.entity_key = n.entity_key "
+            "AND t.field = n.field AND t.item = n.item AND t.version < n.version")
+        sql("INSERT INTO entity_fields SELECT n.* FROM new_facts n ANTI JOIN entity_fields t "
+            "ON t.entity_key = n.entity_key AND t.field = n.field AND t.item = n.item")
+        # 3. entity state
+        sql("CREATE OR REPLACE TEMP TABLE new_marks AS SELECT m.* FROM b_marks m "
+            "SEMI JOIN new_events n ON n.event_id = m.event_id")
+        sql("CREATE OR REPLACE TEMP TABLE touched AS SELECT entity_key, "
+            "arg_max(kind, version) AS kind, arg_max(account_id, version) AS account_id, "
+            "arg_max(region, version) AS region, max(version) AS last_v, "
+            "max(version) FILTER (WHERE op = 'upsert') AS up_max, "
+            "max(version) FILTER (WHERE op = 'delete') AS del_max "
+            "FROM new_marks GROUP BY entity_key")
+        sql("CREATE OR REPLACE TEMP TABLE merged AS SELECT t.entity_key, "
+            "CASE WHEN s.last_v IS NULL OR t.last_v > s.last_v THEN t.kind ELSE s.kind END "
+            "AS kind, "
+            "CASE WHEN s.last_v IS NULL OR t.last_v > s.last_v THEN t.account_id "
+            "ELSE s.account_id END AS account_id, "
+            "CASE WHEN s.last_v IS NULL OR t.last_v > s.last_v THEN t.region ELSE s.region END "
+            "AS region, "
+            "s.created_v AS old_created, s.deleted_v AS old_deleted, "
+            "greatest(s.modified_v, t.up_max) AS modified_v, "
+            "greatest(s.deleted_v, t.del_max) AS deleted_v, "
+            "greatest(s.last_v, t.last_v) AS last_v "
+            "FROM touched t LEFT JOIN entity_state s ON s.entity_key = t.entity_key")
+        # first upsert after the newest delete: incremental unless a newer delete arrived,
+        # then recomputed from the events of that entity
+        sql("CREATE OR REPLACE TEMP TABLE batch_created AS SELECT m.entity_key, "
+            "min(n.version) AS v FROM merged m JOIN new_marks n ON n.entity_key = m.entity_key "
+            "AND n.op = 'upsert' AND n.version > coalesce(m.deleted_v, '') GROUP BY m.entity_key")
+        sql("CREATE OR REPLACE TEMP TABLE recomputed AS SELECT m.entity_key, min(e.version) AS v "
+            "FROM merged m JOIN events e ON e.entity_key = m.entity_key "
+            "AND e.event_type <> 'EntityDeleted' AND e.version > m.deleted_v "
+            "WHERE m.deleted_v IS DISTINCT FROM m.old_deleted GROUP BY m.entity_key")
+        sql("DELETE FROM entity_state s USING touched t WHERE s.entity_key = t.entity_key")
+        sql("INSERT INTO entity_state SELECT m.entity_key, m.kind, m.account_id, m.region, "
+            "CASE WHEN m.deleted_v IS DISTINCT FROM m.old_deleted THEN r.v "
+            "ELSE least(m.old_created, b.v) END, m.modified_v, m.deleted_v, m.last_v "
+            "FROM merged m LEFT JOIN batch_created b ON b.entity_key = m.entity_key "
+            "LEFT JOIN recomputed r ON r.entity_key = m.entity_key")
+        # 4. rebuild the touched rows of the fixed tables
+        sql("CREATE OR REPLACE TEMP TABLE touched_fields AS SELECT f.* FROM entity_fields f "
+            "SEMI JOIN touched t ON t.entity_key = f.entity_key")
+        for spec in schema.TABLES:
+            if len(spec.key_columns) == 1:
+                sql(f"DELETE FROM {spec.table} WHERE {spec.key_columns[0]} IN "
+                    f"(SELECT entity_key FROM touched)")
+            else:
+                a, b = spec.key_columns
+                sql(f"DELETE FROM {spec.table} WHERE {a} || ' ' || {b} IN "
+                    f"(SELECT entity_key FROM touched)")
+            sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched')}")
+        # lineage groups: one per (account, region) seen, created at its first event
+        sql("CREATE OR REPLACE TEMP TABLE new_groups AS SELECT account_id, region, "
+            "min(CAST(occurred_at AS TIMESTAMPTZ)) AS created_at FROM new_events GROUP BY ALL")
+        sql("DELETE FROM lineage_groups g USING new_groups n WHERE g.account_id = n.account_id "
+            "AND g.region = n.region AND g.created_at > n.created_at")
+        sql("INSERT INTO lineage_groups SELECT 'arn:aws:sagemaker:' || n.region || ':' || "
+            f"n.account_id || ':lineage-group/{LINEAGE_GROUP_NAME}', n.account_id, n.region, "
+            f"'{LINEAGE_GROUP_NAME}', n.created_at FROM new_groups n ANTI JOIN lineage_groups g "
+            "ON g.account_id = n.account_id AND g.region = n.region")
+        # dead letters and positions
+        sql("INSERT INTO dead_letters SELECT ?, topic, partition, \"offset\", key, value, error, "
+            "now() FROM b_dead", [consumer])
+        sql("INSERT INTO positions SELECT ?, topic, partition, next_offset, now() "
+            "FROM b_positions ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
+            "next_offset = excluded.next_offset, updated_at = excluded.updated_at", [consumer])
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def checksum(self) -> str:
+        """Row counts plus a digest of every projected table's rows in canonical form
+        (positions and wall-clock columns left out)."""
+        tables = ["events", "dead_letters", "entity_fields", "entity_state", "lineage_groups"]
+        tables += [spec.table for spec in schema.TABLES]
+        digest = hashlib.sha256()
+        for table in sorted(tables):
+            exclude = _CHECKSUM_EXCLUDE.get(table)
+            select = (f"SELECT * EXCLUDE ({', '.join(chr(34) + c + chr(34) for c in exclude)})"
+                      if exclude else "SELECT *")
+            count, rows_digest = fetch_one(
+                self.con,
+                f"SELECT count(*), coalesce(md5(string_agg(CAST(r AS VARCHAR), chr(10) "
+                f"ORDER BY CAST(r AS VARCHAR))), '') FROM ({select} FROM {table}) r",
+            ) or (0, "")
+            digest.update(f"{table}:{count}:{rows_digest}\n".encode())
+        return digest.hexdigest()
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for spec in schema.TABLES:
+            row = fetch_one(self.con, f"SELECT count(*) FROM {spec.table}")
+            out[spec.table] = int(row[0]) if row else 0
+        for table in ("events", "dead_letters"):
+            row = fetch_one(self.con, f"SELECT count(*) FROM {table}")
+            out[table] = int(row[0]) if row else 0
+        return out
+
+    def checkpoint(self) -> None:
+        self.con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

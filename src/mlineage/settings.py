@@ -1,0 +1,78 @@
+"""Configuration: CLI flags override ``MLINEAGE_*`` environment variables, which override defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlineage.errors import ConfigurationError
+
+DEFAULT_ACCOUNT_ID = "000000000000"
+DEFAULT_REGION = "us-east-1"
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+def sqlite_url(path: Path) -> str:
+    """``sqlite:///`` + path: relative paths stay relative, absolute ones get a fourth slash."""
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the log and the projection live, and what to stamp on events at publish."""
+
+    home: Path
+    log_url: str
+    db_path: Path
+    account_id: str
+    region: str
+    kafka_options: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        home: str | Path | None = None,
+        log_url: str | None = None,
+        db_path: str | Path | None = None,
+        account_id: str | None = None,
+        region: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Resolve settings: explicit arguments (CLI flags) > environment > defaults."""
+        env = os.environ if environ is None else environ
+        home_path = Path(home or env.get("MLINEAGE_HOME") or ".mlineage")
+        url = log_url or env.get("MLINEAGE_LOG") or sqlite_url(home_path / "events.sqlite")
+        db = Path(db_path or env.get("MLINEAGE_DB") or home_path / "lineage.duckdb")
+        account = account_id or env.get("MLINEAGE_ACCOUNT_ID") or DEFAULT_ACCOUNT_ID
+        reg = region or env.get("MLINEAGE_REGION") or DEFAULT_REGION
+        if not _ACCOUNT_RE.match(account):
+            raise ConfigurationError(
+                f"MLINEAGE_ACCOUNT_ID must be 12 digits, got {account!r}: "
+                "set it to your AWS-style account id, e.g. 123456789012"
+            )
+        if not _REGION_RE.match(reg):
+            raise ConfigurationError(
+                f"MLINEAGE_REGION must look like 'us-east-1', got {reg!r}"
+            )
+        if not (url.startswith("sqlite://") or url.startswith("kafka://")):
+            raise ConfigurationError(
+                f"MLINEAGE_LOG must be sqlite:///path/events.sqlite or kafka://host:port, got {url!r}"
+            )
+        kafka = {
+            key.removeprefix("MLINEAGE_KAFKA_").lower(): value
+            for key, value in env.items()
+            if key.startswith("MLINEAGE_KAFKA_")
+        }
+        return cls(
+            home=home_path,
+            log_url=url,
+            db_path=db,
+            account_id=account,
+            region=reg,
+            kafka_options=kafka,
+        )

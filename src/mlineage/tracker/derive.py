@@ -1,0 +1,265 @@
+"""The auto-tracker's rules: a pure function from one source event to the entity events that
+SageMaker would create for it (``reference/sagemaker-lineage.md``, "What SageMaker creates
+automatically", plus the edges ARCHITECTURE.md adds).
+
+Derived events are deterministic: ``event_id = uuid5(NS, "{source}|{rule}|{entity key}")``,
+they copy the source's ``occurred_at``, ``account_id`` and ``region``, set ``caused_by`` to
+the source and ``producer`` to :data:`RULESET`. Each derived upsert carries only the fields
+the rule derives, so it never erases a field a user set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from mlineage import arns
+from mlineage.events.models import (
+    AnyEvent,
+    DataRef,
+    EndpointCreated,
+    EntityUpserted,
+    JobCreated,
+    JobStatusChanged,
+    MetadataProperties,
+    ModelPackageCreated,
+)
+
+RULESET = "mlineage-tracker/1"
+
+_TC_SOURCE_TYPE = {
+    "TrainingJob": "SageMakerTrainingJob",
+    "ProcessingJob": "SageMakerProcessingJob",
+    "TransformJob": "SageMakerTransformJob",
+}
+_DEFAULT_OUTPUT_TYPE = {"TrainingJob": "Model", "ProcessingJob": "DataSet",
+                        "TransformJob": "DataSet"}
+_TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+
+
+@dataclass
+class _Out:
+    """Collects derived upserts for one source event, one per (rule, key)."""
+
+    source: AnyEvent
+    events: list[EntityUpserted] = field(default_factory=list)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def region(self) -> str:
+        return self.source.region
+
+    @property
+    def account(self) -> str:
+        return self.source.account_id
+
+    def add(self, rule: str, key: str, entity: dict[str, Any]) -> None:
+        if (rule, key) in self.seen:
+            return
+        self.seen.add((rule, key))
+        src = self.source
+        self.events.append(
+            EntityUpserted.model_validate(
+                {
+                    "event_id": UUID(arns.derived_event_id(str(src.event_id), rule, key)),
+                    "occurred_at": src.occurred_at,
+                    "account_id": src.account_id,
+                    "region": src.region,
+                    "producer": RULESET,
+                    "caused_by": src.event_id,
+                    "payload": {"entity": entity},
+                },
+                strict=False,
+            )
+        )
+
+    def artifact(self, rule: str, uri: str, artifact_type: str,
+                 metadata: MetadataProperties | None = None) -> str:
+        arn = arns.artifact_arn(self.region, self.account, uri)
+        entity: dict[str, Any] = {"kind": "artifact", "source": {"source_uri": uri},
+                                  "artifact_type": artifact_type}
+        if metadata is not None:
+            entity["metadata"] = metadata.model_dump(exclude_none=True)
+        self.add(rule, arn, entity)
+        return arn
+
+    def associate(self, rule: str, source_arn: str, destination_arn: str,
+                  association_type: str) -> None:
+        self.add(rule, arns.association_key(source_arn, destination_arn), {
+            "kind": "association", "source_arn": source_arn,
+            "destination_arn": destination_arn, "association_type": association_type,
+        })
+
+    def named(self, rule: str, kind: str, name: str, fields: dict[str, Any]) -> str:
+        arn = arns.named_arn(kind, self.region, self.account, name)
+        self.add(rule, arn, {"kind": kind, f"{kind}_name": name, **fields})
+        return arn
+
+
+def derive(event: AnyEvent) -> list[EntityUpserted]:
+    """The entity events SageMaker would create for ``event`` (none for entity events)."""
+    out = _Out(event)
+    if isinstance(event, JobCreated):
+        _job_created(out, event)
+    elif isinstance(event, JobStatusChanged):
+        _job_status_changed(out, event)
+    elif isinstance(event, ModelPackageCreated):
+        _model_package_created(out, event)
+    elif isinstance(event, EndpointCreated):
+        _endpoint_created(out, event)
+    return out.events
+
+
+def _parameter(value: str | int | float | bool) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"string_value": "true" if value else "false"}
+    if isinstance(value, int | float):
+        return {"number_value": float(value)}
+    return {"string_value": value}
+
+
+def _artifact_map(refs: list[DataRef]) -> dict[str, Any]:
+    return {ref.name: {"value": ref.uri} for ref in refs}
+
+
+def _job_created(out: _Out, event: JobCreated) -> None:
+    p = event.payload
+    job_arn = p.job_arn or arns.job_arn(out.region, out.account, p.job_type, p.job_name)
+    tc_name = arns.job_trial_component_name(p.job_type, p.job_name)
+    parameters = {k: _parameter(v) for k, v in p.parameters.items()}
+    if p.image_uri is not None:
+        parameters["SageMaker.ImageUri"] = {"string_value": p.image_uri}
+    if p.instance_type is not None:
+        parameters["SageMaker.InstanceType"] = {"string_value": p.instance_type}
+    if p.instance_count is not None:
+        parameters["SageMaker.InstanceCount"] = {"number_value": float(p.instance_count)}
+    tc: dict[str, Any] = {
+        "status": {"primary_status": "InProgress"},
+        "start_time": _iso(event.occurred_at),
+        "source": {"source_arn": job_arn, "source_type": _TC_SOURCE_TYPE[p.job_type]},
+    }
+    if parameters:
+        tc["parameters"] = parameters
+    if p.inputs:
+        tc["input_artifacts"] = _artifact_map(p.inputs)
+    if p.outputs:
+        tc["output_artifacts"] = _artifact_map(p.outputs)
+    if p.metadata is not None:
+        tc["metadata"] = p.metadata.model_dump(exclude_none=True)
+    config = p.experiment_config
+    if config is not None and config.trial_component_display_name is not None:
+        tc["display_name"] = config.trial_component_display_name
+    tc_arn = out.named("job.trial_component", "trial_component", tc_name, tc)
+
+    contributors: list[str] = []
+    if p.job_type == "TransformJob" and p.model_data_uri is not None:
+        contributors.append(out.artifact("job.model", p.model_data_uri, "Model"))
+    if p.image_uri is not None:
+        contributors.append(out.artifact("job.image", p.image_uri, "Image"))
+    for ref in p.inputs:
+        contributors.append(out.artifact("job.input", ref.uri, ref.artifact_type or "DataSet"))
+    products: list[str] = []
+    for ref in p.outputs:
+        products.append(out.artifact(
+            "job.output", ref.uri, ref.artifact_type or _DEFAULT_OUTPUT_TYPE[p.job_type]))
+    if p.checkpoint_uri is not None:
+        products.append(out.artifact("job.checkpoint", p.checkpoint_uri, "Checkpoint"))
+    for arn in contributors:
+        out.associate("job.contributed", arn, tc_arn, "ContributedTo")
+    for arn in products:
+        out.associate("job.produced", tc_arn, arn, "Produced")
+
+    if config is not None and config.experiment_name is not None:
+        out.named("job.experiment", "experiment", config.experiment_name, {})
+        if config.trial_name is not None:
+            out.named("job.trial", "trial", config.trial_name,
+                      {"experiment_name": config.experiment_name})
+            out.add("job.trial_component_trial", arns.pair_key(tc_arn, config.trial_name), {
+                "kind": "trial_component_trial", "trial_component_name": tc_name,
+                "trial_name": config.trial_name,
+            })
+
+
+def _job_status_changed(out: _Out, event: JobStatusChanged) -> None:
+    p = event.payload
+    job_name = p.job_name or arns.job_name_from_arn(p.job_arn or "")
+    tc_name = arns.job_trial_component_name(p.job_type, job_name)
+    status: dict[str, Any] = {"primary_status": p.status}
+    if p.failure_reason is not None:
+        status["message"] = p.failure_reason
+    tc: dict[str, Any] = {"status": status}
+    end_time = p.end_time or (event.occurred_at if p.status in _TERMINAL else None)
+    if end_time is not None:
+        tc["end_time"] = _iso(end_time)
+    if p.metrics:
+        tc["metrics"] = dict(p.metrics)
+    if p.outputs:
+        tc["output_artifacts"] = _artifact_map(p.outputs)
+    tc_arn = out.named("status.trial_component", "trial_component", tc_name, tc)
+    for ref in p.outputs:
+        arn = out.artifact("status.output", ref.uri,
+                           ref.artifact_type or _DEFAULT_OUTPUT_TYPE[p.job_type])
+        out.associate("status.produced", tc_arn, arn, "Produced")
+
+
+def _model_package_created(out: _Out, event: ModelPackageCreated) -> None:
+    p = event.payload
+    group = p.model_package_group_name
+    group_arn = arns.model_package_group_arn(out.region, out.account, group)
+    package_arn = p.model_package_arn or arns.model_package_arn(
+        out.region, out.account, group, p.version)
+    group_ctx = out.named("package.group", "context", arns.model_group_context_name(group), {
+        "source": {"source_uri": group_arn}, "context_type": "ModelGroup",
+    })
+    package = out.artifact("package.artifact", package_arn, "ModelPackage", p.metadata)
+    approval_fields: dict[str, Any] = {
+        "source": {"source_uri": package_arn}, "action_type": "Approval",
+    }
+    if p.approval_status is not None:
+        approval_fields["properties"] = {"ApprovalStatus": p.approval_status}
+    approval = out.named("package.approval", "action",
+                         arns.approval_action_name(group, p.version), approval_fields)
+    model = out.artifact("package.model", p.model_data_uri, "Model")
+    out.associate("package.contributed", model, package, "ContributedTo")
+    if p.image_uri is not None:
+        image = out.artifact("package.image", p.image_uri, "Image")
+        out.associate("package.contributed", image, package, "ContributedTo")
+    out.associate("package.group", package, group_ctx, "AssociatedWith")
+    out.associate("package.approval", package, approval, "ContributedTo")
+
+
+def _endpoint_created(out: _Out, event: EndpointCreated) -> None:
+    p = event.payload
+    endpoint_arn = p.endpoint_arn or arns.endpoint_arn(out.region, out.account, p.endpoint_name)
+    endpoint = out.named("endpoint.context", "context",
+                         arns.endpoint_context_name(p.endpoint_name),
+                         {"source": {"source_uri": endpoint_arn}, "context_type": "Endpoint"})
+    deployment = out.named("endpoint.deployment", "action",
+                           arns.deployment_action_name(p.endpoint_name), {
+                               "source": {"source_uri": endpoint_arn},
+                               "action_type": "ModelDeployment", "status": "Completed",
+                           })
+    for m in p.models:
+        contributors = [out.artifact("endpoint.model", m.model_data_uri, "Model")]
+        if m.image_uri is not None:
+            contributors.append(out.artifact("endpoint.image", m.image_uri, "Image"))
+        if m.model_package_arn is not None:
+            contributors.append(
+                out.artifact("endpoint.package", m.model_package_arn, "ModelPackage"))
+            parsed_pkg = arns.parse_arn(m.model_package_arn)
+            group_version = arns.parse_model_package_arn(m.model_package_arn)
+            if parsed_pkg is not None and group_version is not None:
+                contributors.append(arns.named_arn(
+                    "action", parsed_pkg.region, parsed_pkg.account,
+                    arns.approval_action_name(*group_version)))
+        for arn in contributors:
+            out.associate("endpoint.contributed", arn, deployment, "ContributedTo")
+    out.associate("endpoint.deployed", deployment, endpoint, "AssociatedWith")
+
+
+def _iso(value: datetime) -> str:
+    from mlineage.events.models import canonical_time
+
+    return canonical_time(value)

@@ -1,0 +1,121 @@
+"""The auto-tracker runner: reads source events, derives entity events, and appends them
+together with its own position in one atomic ``EventLog.transact`` — so a crash derives
+nothing twice and skips nothing. Records it cannot decode or validate, or that make a rule
+fail, go to ``mlineage.dlq.v1`` with headers naming the error and the original position."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mlineage.events.codec import Rejected, decode_many, encode
+from mlineage.events.models import SOURCE_EVENT_TYPES
+from mlineage.log.base import TOPIC_DLQ, TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, Record
+from mlineage.projection.project import entity_key
+from mlineage.tracker.derive import derive
+
+GROUP = "mlineage-tracker"
+
+
+@dataclass
+class TrackerStats:
+    consumed: int = 0
+    derived: int = 0
+    dead_lettered: int = 0
+
+
+def dead_letter(record: Record, error: str) -> OutRecord:
+    return OutRecord(
+        TOPIC_DLQ,
+        record.key,
+        record.value,
+        (
+            ("mlineage.error", error.encode("utf-8")),
+            ("mlineage.original.topic", record.topic.encode()),
+            ("mlineage.original.partition", str(record.partition).encode()),
+            ("mlineage.original.offset", str(record.offset).encode()),
+        ),
+    )
+
+
+def transform(records: list[Record]) -> tuple[list[OutRecord], int]:
+    """Derived (and dead-letter) records for a batch of source records; the count of DLQs."""
+    out: list[OutRecord] = []
+    dead = 0
+    for record, event in zip(records, decode_many([r.value for r in records]), strict=True):
+        if isinstance(event, Rejected):
+            out.append(dead_letter(record, event.error))
+            dead += 1
+            continue
+        if event.event_type not in SOURCE_EVENT_TYPES:
+            out.append(dead_letter(
+                record, f"{event.event_type}: not a source event; publish it to "
+                f"{TOPIC_ENTITIES}"))
+            dead += 1
+            continue
+        try:
+            derived = derive(event)
+        except Exception as exc:  # noqa: BLE001 - a rule that fails on a record is deterministic
+            out.append(dead_letter(record, f"{event.event_type}: tracker rule failed: {exc!r}"))
+            dead += 1
+            continue
+        for d in derived:
+            key = entity_key(d.payload.entity, d.account_id, d.region)
+            out.append(OutRecord(TOPIC_ENTITIES, key.encode("utf-8"), encode(d)))
+    return out, dead
+
+
+class TrackerService:
+    """Runs the tracker over the log. Stop conditions: ``until_end`` (default), ``max_events``,
+    ``timeout``; ``follow=True`` keeps polling for new records until another condition holds."""
+
+    def __init__(self, log: EventLog, *, batch_size: int = 5000, group: str = GROUP) -> None:
+        self.log = log
+        self.batch_size = batch_size
+        self.group = group
+
+    def lag(self) -> int:
+        committed = self.log.committed(self.group, TOPIC_JOBS)
+        return sum(end - committed.get(p, 0) for p, end in self.log.end_offsets(TOPIC_JOBS).items())
+
+    def run(
+        self,
+        *,
+        follow: bool = False,
+        max_events: int | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 0.2,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> TrackerStats:
+        stats = TrackerStats()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            got = 0
+            for partition in self.log.partitions(TOPIC_JOBS):
+                position = self.log.committed(self.group, TOPIC_JOBS).get(partition, 0)
+                limit = self.batch_size
+                if max_events is not None:
+                    limit = min(limit, max_events - stats.consumed)
+                if limit <= 0:
+                    return stats
+                records = self.log.read(TOPIC_JOBS, partition, position, limit)
+                if not records:
+                    continue
+                out, dead = transform(records)
+                self.log.transact(self.group, {(TOPIC_JOBS, partition): records[-1].offset + 1},
+                                  out)
+                got += len(records)
+                stats.consumed += len(records)
+                stats.dead_lettered += dead
+                stats.derived += len(out) - dead
+                if progress is not None:
+                    progress(stats.consumed, self.lag())
+            if max_events is not None and stats.consumed >= max_events:
+                return stats
+            if deadline is not None and time.monotonic() >= deadline:
+                return stats
+            if got == 0:
+                if not follow:
+                    return stats
+                time.sleep(poll_interval)
