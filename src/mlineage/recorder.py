@@ -1,0 +1,265 @@
+"""The producer API: what training scripts and custom steps call to publish lineage.
+
+Every call fills in the envelope (``event_id``, ``occurred_at``, ``account_id``, ``region``,
+``producer``), validates the whole event with the models and only then appends it, so
+invalid input raises :class:`EventValidationError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from mlineage import __version__, arns
+from mlineage.errors import EventValidationError
+from mlineage.events.codec import encode, validate_record
+from mlineage.events.models import (
+    SOURCE_EVENT_TYPES,
+    AnyEvent,
+    EndpointCreated,
+    EntityDeleted,
+    EntityUpserted,
+    JobCreated,
+    JobStatusChanged,
+    ModelPackageCreated,
+    canonical_time,
+)
+from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, open_log
+from mlineage.projection.project import entity_key
+from mlineage.settings import Settings
+
+PRODUCER = f"mlineage-python/{__version__}"
+
+DataRefs = Sequence[Mapping[str, Any]] | Mapping[str, str]
+
+
+def _refs(value: DataRefs | None) -> list[dict[str, Any]]:
+    """Inputs/outputs as a list of ``{name, uri[, artifact_type]}``, or a ``{name: uri}`` map."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [{"name": k, "uri": v} for k, v in value.items()]
+    return [dict(v) for v in value]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    return value
+
+
+def complete(record: Mapping[str, Any], settings: Settings,
+             producer: str | None = PRODUCER) -> dict[str, Any]:
+    """Fill the envelope fields a draft event may leave out (never overwriting given ones)."""
+    out = dict(record)
+    out.setdefault("event_id", str(uuid.uuid4()))
+    out.setdefault("schema_version", 1)
+    out.setdefault("occurred_at", canonical_time(datetime.now(UTC)))
+    out.setdefault("account_id", settings.account_id)
+    out.setdefault("region", settings.region)
+    if producer is not None:
+        out.setdefault("producer", producer)
+    return out
+
+
+def route(event: AnyEvent) -> OutRecord:
+    """The topic and key of an event: source events on the jobs topic keyed by the job or
+    resource ARN, entity events on the entities topic keyed by the entity key."""
+    if event.event_type in SOURCE_EVENT_TYPES:
+        return OutRecord(TOPIC_JOBS, _source_key(event).encode(), encode(event))
+    assert isinstance(event, EntityUpserted | EntityDeleted)
+    entity = event.payload.entity if isinstance(event, EntityUpserted) else event.payload
+    key = entity_key(entity, event.account_id, event.region)
+    return OutRecord(TOPIC_ENTITIES, key.encode(), encode(event))
+
+
+def _source_key(event: AnyEvent) -> str:
+    r, a = event.region, event.account_id
+    if isinstance(event, JobCreated | JobStatusChanged):
+        p = event.payload
+        name = p.job_name or arns.job_name_from_arn(p.job_arn or "")
+        return p.job_arn or arns.job_arn(r, a, p.job_type, name)
+    if isinstance(event, ModelPackageCreated):
+        m = event.payload
+        return m.model_package_arn or arns.model_package_arn(
+            r, a, m.model_package_group_name, m.version)
+    assert isinstance(event, EndpointCreated)
+    return event.payload.endpoint_arn or arns.endpoint_arn(r, a, event.payload.endpoint_name)
+
+
+@dataclass
+class JobRun:
+    """Handed out by :meth:`Recorder.job`: add outputs and metrics as the job produces them."""
+
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def output(self, name: str, uri: str, artifact_type: str | None = None) -> None:
+        ref: dict[str, Any] = {"name": name, "uri": uri}
+        if artifact_type is not None:
+            ref["artifact_type"] = artifact_type
+        self.outputs.append(ref)
+
+    def metric(self, name: str, value: float) -> None:
+        self.metrics[name] = float(value)
+
+
+class Recorder:
+    """Publishes lineage events to the configured log (embedded SQLite by default)."""
+
+    def __init__(self, settings: Settings | None = None, *, log: EventLog | None = None,
+                 producer: str = PRODUCER) -> None:
+        self.settings = settings or Settings.load()
+        self._log = log
+        self._owns_log = log is None
+        self.producer = producer
+
+    @property
+    def log(self) -> EventLog:
+        if self._log is None:
+            self._log = open_log(self.settings.log_url)
+        return self._log
+
+    # -- generic -------------------------------------------------------------------------------
+
+    def build(self, event_type: str, payload: Mapping[str, Any], **envelope: Any) -> AnyEvent:
+        """Complete and validate an event without publishing it."""
+        draft = {"event_type": event_type, "payload": payload, **envelope}
+        return validate_record(complete(draft, self.settings, self.producer))
+
+    def publish(self, event: AnyEvent | Mapping[str, Any]) -> AnyEvent:
+        """Validate and append one event (a model, or a draft dict whose envelope is filled)."""
+        return self.publish_many([event])[0]
+
+    def publish_many(self, events: Sequence[AnyEvent | Mapping[str, Any]]) -> list[AnyEvent]:
+        """Validate every event, then append them all in one atomic write (all or nothing)."""
+        valid: list[AnyEvent] = []
+        for e in events:
+            if isinstance(e, BaseModel):
+                valid.append(e)
+            else:
+                valid.append(validate_record(complete(e, self.settings, self.producer)))
+        self.log.append([route(e) for e in valid])
+        return valid
+
+    def _emit(self, event_type: str, payload: Mapping[str, Any]) -> Any:
+        clean = {k: _plain(v) for k, v in payload.items() if v is not None}
+        return self.publish(self.build(event_type, clean))
+
+    # -- source events -------------------------------------------------------------------------
+
+    def job_created(
+        self, job_type: str, job_name: str, *, image_uri: str | None = None,
+        inputs: DataRefs | None = None, outputs: DataRefs | None = None,
+        model_data_uri: str | None = None, checkpoint_uri: str | None = None,
+        parameters: Mapping[str, Any] | None = None, instance_type: str | None = None,
+        instance_count: int | None = None, experiment_config: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
+        job_arn: str | None = None,
+    ) -> JobCreated:
+        payload: dict[str, Any] = {
+            "job_type": job_type, "job_name": job_name, "job_arn": job_arn,
+            "image_uri": image_uri, "inputs": _refs(inputs), "outputs": _refs(outputs),
+            "model_data_uri": model_data_uri, "checkpoint_uri": checkpoint_uri,
+            "parameters": dict(parameters or {}), "instance_type": instance_type,
+            "instance_count": instance_count, "experiment_config": experiment_config,
+            "metadata": metadata,
+            "tags": [{"key": k, "value": v} for k, v in tags.items()] if tags else None,
+        }
+        result: JobCreated = self._emit("JobCreated", payload)
+        return result
+
+    def job_status_changed(
+        self, job_type: str, job_name: str | None = None, status: str = "Completed", *,
+        job_arn: str | None = None, outputs: DataRefs | None = None,
+        metrics: Mapping[str, float] | None = None, failure_reason: str | None = None,
+        end_time: datetime | None = None,
+    ) -> JobStatusChanged:
+        payload: dict[str, Any] = {
+            "job_type": job_type, "job_name": job_name, "job_arn": job_arn, "status": status,
+            "outputs": _refs(outputs), "metrics": dict(metrics or {}),
+            "failure_reason": failure_reason,
+            "end_time": canonical_time(end_time) if end_time is not None else None,
+        }
+        result: JobStatusChanged = self._emit("JobStatusChanged", payload)
+        return result
+
+    def model_package_created(
+        self, model_package_group_name: str, version: int, model_data_uri: str, *,
+        image_uri: str | None = None, approval_status: str | None = None,
+        model_package_arn: str | None = None, metadata: Mapping[str, Any] | None = None,
+    ) -> ModelPackageCreated:
+        result: ModelPackageCreated = self._emit("ModelPackageCreated", {
+            "model_package_group_name": model_package_group_name, "version": version,
+            "model_data_uri": model_data_uri, "image_uri": image_uri,
+            "approval_status": approval_status, "model_package_arn": model_package_arn,
+            "metadata": metadata,
+        })
+        return result
+
+    def endpoint_created(self, endpoint_name: str, models: Sequence[Mapping[str, Any]], *,
+                         endpoint_arn: str | None = None) -> EndpointCreated:
+        result: EndpointCreated = self._emit("EndpointCreated", {
+            "endpoint_name": endpoint_name, "endpoint_arn": endpoint_arn,
+            "models": [dict(m) for m in models],
+        })
+        return result
+
+    # -- entity events -------------------------------------------------------------------------
+
+    def upsert(self, entity: Mapping[str, Any] | BaseModel) -> EntityUpserted:
+        """Create an entity or set some of its fields: ``{"kind": "artifact", ...}``."""
+        result: EntityUpserted = self._emit("EntityUpserted", {"entity": _plain(entity)})
+        return result
+
+    def delete(self, kind: str, **key: Any) -> EntityDeleted:
+        """Delete an entity by its key, e.g. ``delete("action", action_name="train")``."""
+        result: EntityDeleted = self._emit("EntityDeleted", {"kind": kind, **key})
+        return result
+
+    def associate(self, source_arn: str, destination_arn: str,
+                  association_type: str = "ContributedTo") -> EntityUpserted:
+        return self.upsert({"kind": "association", "source_arn": source_arn,
+                            "destination_arn": destination_arn,
+                            "association_type": association_type})
+
+    def artifact_arn(self, source_uri: str) -> str:
+        """The ARN an artifact with this SourceUri has in this recorder's account."""
+        return arns.artifact_arn(self.settings.region, self.settings.account_id, source_uri)
+
+    @contextmanager
+    def job(self, job_type: str, job_name: str, **created: Any) -> Iterator[JobRun]:
+        """Publish ``JobCreated`` on entry and ``JobStatusChanged`` on exit: ``Completed`` with
+        the outputs and metrics added to the yielded :class:`JobRun`, or ``Failed`` with the
+        exception as the reason (the exception is re-raised)."""
+        self.job_created(job_type, job_name, **created)
+        run = JobRun()
+        try:
+            yield run
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:1024]
+            self.job_status_changed(job_type, job_name, "Failed", outputs=run.outputs,
+                                    metrics=run.metrics, failure_reason=reason)
+            raise
+        self.job_status_changed(job_type, job_name, "Completed", outputs=run.outputs,
+                                metrics=run.metrics)
+
+    def close(self) -> None:
+        if self._owns_log and self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["EventValidationError", "JobRun", "Recorder", "complete", "route"]
