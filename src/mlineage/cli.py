@@ -227,8 +227,10 @@ def track(ctx: Ctx, follow: bool, timeout: float | None) -> None:
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep running and project new events as they come.")
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
+@click.option("--batch-size", type=click.IntRange(1), default=50_000, show_default=True,
+              help="Records per DuckDB transaction.")
 @pass_ctx
-def project(ctx: Ctx, follow: bool, timeout: float | None) -> None:
+def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int) -> None:
     """Run the projector: apply the log to the DuckDB projection (to the end of the log)."""
     settings = ctx.settings
     lock = WriterLock(settings.db_path)
@@ -240,7 +242,8 @@ def project(ctx: Ctx, follow: bool, timeout: float | None) -> None:
                 err.print(f"following {settings.log_url} into {settings.db_path} "
                           "(Ctrl-C to stop)")
             try:
-                stats = ProjectorService(log, store).run(follow=follow, timeout=timeout)
+                stats = ProjectorService(log, store, batch_size=batch_size).run(
+                    follow=follow, timeout=timeout)
             except KeyboardInterrupt:
                 return
     finally:

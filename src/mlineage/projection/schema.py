@@ -169,7 +169,7 @@ def view_statements() -> list[str]:
         "WHERE live",
     ])
     kinds = ", ".join(f"'{k}'" for k in VERTEX_KINDS)
-    live = "{0}.modified_v > coalesce({0}.deleted_v, '')"
+    live = "coalesce({0}.modified_v, '') > coalesce({0}.deleted_v, '')"
     edges = (
         "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id "
         "FROM associations a "
@@ -213,7 +213,7 @@ def pivot_select(spec: TableSpec, touched: str) -> str:
         )
     state = [
         "s.account_id", "s.region",
-        "s.modified_v > coalesce(s.deleted_v, '') AS live",
+        "coalesce(s.modified_v, '') > coalesce(s.deleted_v, '') AS live",
         "CAST(left(s.created_v, 27) AS TIMESTAMPTZ) AS created_at",
         "CAST(left(s.modified_v, 27) AS TIMESTAMPTZ) AS modified_at",
         "CAST(left(s.deleted_v, 27) AS TIMESTAMPTZ) AS deleted_at",

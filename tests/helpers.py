@@ -1,0 +1,72 @@
+"""Builders shared by the tests: complete events as JSON-able dicts, and a way to project
+records in a chosen order and batching into a store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from mlineage.events.codec import decode_many
+from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, Record
+from mlineage.projection.project import project
+from mlineage.projection.service import ALLOWED
+from mlineage.projection.store import DuckDBStore
+
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+
+
+def event(event_type: str, payload: dict[str, Any], *, second: int = 0,
+          event_id: str | None = None, account: str = ACCOUNT, region: str = REGION,
+          ) -> dict[str, Any]:
+    return {
+        "event_type": event_type,
+        "event_id": event_id or str(uuid.uuid4()),
+        "schema_version": 1,
+        "occurred_at": f"2026-03-01T10:{second // 60:02d}:{second % 60:02d}Z",
+        "account_id": account,
+        "region": region,
+        "payload": payload,
+    }
+
+
+def upsert(entity: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return event("EntityUpserted", {"entity": entity}, **kw)
+
+
+def delete(key: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return event("EntityDeleted", key, **kw)
+
+
+def raw(e: dict[str, Any]) -> bytes:
+    return json.dumps(e, sort_keys=True).encode()
+
+
+def records(values: Sequence[bytes], topic: str = TOPIC_ENTITIES) -> list[Record]:
+    return [Record(topic, 0, i, None, v, (), 0) for i, v in enumerate(values)]
+
+
+def apply_batches(store: DuckDBStore, values: Sequence[bytes], batch_sizes: Sequence[int],
+                  topic: str = TOPIC_ENTITIES) -> None:
+    """Project ``values`` (in this order) into ``store``, cut into batches of these sizes
+    (the last batch takes the rest)."""
+    recs = records(values, topic)
+    start = 0
+    sizes = list(batch_sizes)
+    while start < len(recs):
+        size = sizes.pop(0) if sizes else len(recs) - start
+        batch = recs[start:start + max(size, 1)]
+        start += len(batch)
+        changes = project(zip(batch, decode_many([r.value for r in batch]), strict=True),
+                          ALLOWED)
+        store.apply(changes, {(topic, 0): batch[-1].offset + 1}, "test")
+
+
+def arn(resource: str, name: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{account}:{resource}/{name}"
+
+
+__all__ = ["ACCOUNT", "REGION", "TOPIC_ENTITIES", "TOPIC_JOBS", "apply_batches", "arn",
+           "delete", "event", "raw", "records", "upsert"]
