@@ -30,8 +30,10 @@ from mlineage.recorder import Recorder, complete, route
 from mlineage.settings import Settings
 from mlineage.tracker.service import TrackerService
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# piped output is not cut at 80 columns: scripts and logs get whole lines
+_WIDTH = None if sys.stdout.isatty() else 240
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 class Ctx:

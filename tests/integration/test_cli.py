@@ -1,0 +1,118 @@
+"""The `mlineage` command as a user runs it: real subprocesses, a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "mlineage.cli"]
+
+
+def run(home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*CLI, "--home", str(home), *args], capture_output=True, text=True,
+                          timeout=300, check=False, env=env)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("demo")
+    run(home, "demo")
+    return home
+
+
+def test_demo_prints_the_endpoint_lineage_and_sql(tmp_path: Path) -> None:
+    proc = run(tmp_path, "demo")
+    text = proc.stdout
+    assert "Published 8 events" in text
+    assert "Endpoint churn-prediction-aws-endpoint" in text
+    for expected in ("ModelDeployment", "Approval", "TrainingJob churn-xgb-2026-01-15",
+                     "DataSet s3://acme-ml-demo/raw/customers-2026-01.csv",
+                     "ProcessingJob churn-prep-2026-01-15", "Try next"):
+        assert expected in text
+    assert "churn-xgb-2026-01-15" in text and "Completed" in text
+
+
+def test_demo_twice_applies_nothing_twice(demo_home: Path) -> None:
+    before = run(demo_home, "checksum").stdout.strip()
+    run(demo_home, "demo")
+    assert run(demo_home, "checksum").stdout.strip() == before
+
+
+def test_replay_gives_the_live_checksum(demo_home: Path) -> None:
+    live = run(demo_home, "checksum").stdout.strip()
+    proc = run(demo_home, "replay")
+    assert f"checksum {live}" in proc.stdout
+    assert not (demo_home / "lineage.duckdb.wal").exists()
+    assert not list(demo_home.glob("*.replay-*"))
+
+
+def test_sql_formats_and_refuses_writes(demo_home: Path) -> None:
+    rows = json.loads(run(demo_home, "sql", "SELECT job_name, status FROM jobs ORDER BY 1",
+                          "--format", "json").stdout)
+    assert rows == [{"job_name": "churn-batch-score-2026-01", "status": "Completed"},
+                    {"job_name": "churn-prep-2026-01-15", "status": "Completed"},
+                    {"job_name": "churn-xgb-2026-01-15", "status": "Completed"}]
+    csv_out = run(demo_home, "sql", "SELECT count(*) AS n FROM lineage_edges", "--format",
+                  "csv").stdout
+    assert csv_out.splitlines()[0] == "n" and int(csv_out.splitlines()[1]) > 10
+    for statement in ("DELETE FROM artifacts", "CREATE TABLE x (a INT)",
+                      "INSERT INTO events SELECT * FROM events"):
+        proc = run(demo_home, "sql", statement, check=False)
+        assert proc.returncode == 1
+        assert "read-only" in proc.stderr
+    proc = run(demo_home, "sql", "SELECT nope FROM artifacts", check=False)
+    assert proc.returncode == 1 and "SQL error" in proc.stderr
+
+
+def test_replay_refuses_while_a_projector_follows(tmp_path: Path) -> None:
+    run(tmp_path, "demo")
+    follower = subprocess.Popen([*CLI, "--home", str(tmp_path), "project", "--follow"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        lock = tmp_path / "lineage.duckdb.lock"
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
+            time.sleep(0.1)
+        proc = run(tmp_path, "replay", check=False)
+        assert proc.returncode == 1
+        assert "project --follow" in proc.stderr or "held by" in proc.stderr
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
+    run(tmp_path, "replay")
+
+
+def test_help_and_configuration_errors(tmp_path: Path) -> None:
+    top = run(tmp_path, "--help").stdout
+    for command in ("demo", "publish", "track", "project", "replay", "checksum", "sql",
+                    "schemas"):
+        assert command in top
+    assert "MLINEAGE_HOME" in top
+    env = {**os.environ, "MLINEAGE_ACCOUNT_ID": "12"}
+    proc = run(tmp_path, "checksum", check=False, env=env)
+    assert proc.returncode == 1
+    assert "MLINEAGE_ACCOUNT_ID must be 12 digits" in proc.stderr
+    proc = run(tmp_path, "--log", "redis://x", "checksum", check=False)
+    assert proc.returncode == 1 and "MLINEAGE_LOG" in proc.stderr
+
+
+def test_flags_override_environment(tmp_path: Path) -> None:
+    env = {**os.environ, "MLINEAGE_ACCOUNT_ID": "999999999999"}
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps({"event_type": "EntityUpserted", "payload": {"entity": {
+        "kind": "action", "action_name": "a1", "action_type": "Step"}}}) + "\n")
+    run(tmp_path, "--account-id", "123456789012", "publish", str(events), env=env)
+    rows = json.loads(run(tmp_path, "sql", "SELECT arn, account_id FROM actions", "--format",
+                          "json", env=env).stdout)
+    assert rows == [{"arn": "arn:aws:sagemaker:us-east-1:123456789012:action/a1",
+                     "account_id": "123456789012"}]
