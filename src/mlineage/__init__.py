@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mlineage.errors import (  # noqa: E402
+from mlineage.errors import (
     ConfigurationError,
     EventLogError,
     EventValidationError,
@@ -17,8 +17,8 @@ from mlineage.errors import (  # noqa: E402
     ProjectionBusyError,
     ProjectionError,
 )
-from mlineage.recorder import JobRun, Recorder  # noqa: E402
-from mlineage.settings import Settings  # noqa: E402
+from mlineage.recorder import JobRun, Recorder
+from mlineage.settings import Settings
 
 __all__ = [
     "ConfigurationError",

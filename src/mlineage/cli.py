@@ -20,8 +20,10 @@ from rich.table import Table
 from rich.tree import Tree
 
 from mlineage import __version__
+from mlineage import demo as wf
 from mlineage.errors import EventValidationError, MlineageError, ProjectionError
 from mlineage.events.codec import parse_json, validate_record
+from mlineage.events.schemas import export
 from mlineage.log.base import open_log
 from mlineage.pipeline import sync
 from mlineage.projection.service import ProjectorService, WriterLock, replay
@@ -63,7 +65,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
               "[env MLINEAGE_ACCOUNT_ID; default 000000000000].")
 @click.option("--region", help="Region stamped likewise [env MLINEAGE_REGION; default us-east-1].")
 @click.pass_context
-def cli(ctx: click.Context, **flags: Any) -> None:
+def cli(ctx: click.Context, /, **flags: Any) -> None:
     """mlineage: self-hosted ML lineage with SageMaker semantics.
 
     Jobs publish events to a log; the auto-tracker derives artifacts, trial components and
@@ -108,8 +110,6 @@ def demo(ctx: Ctx) -> None:
     endpoint's lineage as a tree and a sample SQL query. Safe to run again: the events have
     fixed ids, so nothing is applied twice.
     """
-    from mlineage import demo as wf
-
     settings = ctx.settings
     with Recorder(settings, producer=f"mlineage-demo/{__version__}") as rec:
         events = rec.publish_many(wf.workflow(rec))
@@ -195,9 +195,9 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
             continue
         try:
             draft = parse_json(line)
-            if not isinstance(draft, dict):
-                raise EventValidationError("event: not a JSON object")
-            valid.append(validate_record(complete(draft, settings, rec.producer)))
+            if isinstance(draft, dict):
+                draft = complete(draft, settings, rec.producer)
+            valid.append(validate_record(draft))
         except EventValidationError as exc:
             problems.append(f"line {number}: {exc}")
     if problems:
@@ -388,8 +388,6 @@ def schemas() -> None:
               show_default=True, help="Directory to write <EventType>.v1.json into.")
 def schemas_export(out_dir: Path) -> None:
     """Write one JSON Schema per event type and version, generated from the models."""
-    from mlineage.events.schemas import export
-
     for path in export(out_dir):
         out.print(f"wrote {path}")
 

@@ -73,7 +73,6 @@ def route(event: AnyEvent) -> OutRecord:
     resource ARN, entity events on the entities topic keyed by the entity key."""
     if event.event_type in SOURCE_EVENT_TYPES:
         return OutRecord(TOPIC_JOBS, _source_key(event).encode(), encode(event))
-    assert isinstance(event, EntityUpserted | EntityDeleted)
     entity = event.payload.entity if isinstance(event, EntityUpserted) else event.payload
     key = entity_key(entity, event.account_id, event.region)
     return OutRecord(TOPIC_ENTITIES, key.encode(), encode(event))
@@ -89,7 +88,8 @@ def _source_key(event: AnyEvent) -> str:
         m = event.payload
         return m.model_package_arn or arns.model_package_arn(
             r, a, m.model_package_group_name, m.version)
-    assert isinstance(event, EndpointCreated)
+    if not isinstance(event, EndpointCreated):
+        raise TypeError(f"not a source event: {event.event_type}")
     return event.payload.endpoint_arn or arns.endpoint_arn(r, a, event.payload.endpoint_name)
 
 

@@ -1,4 +1,5 @@
-"""Configuration: CLI flags override ``MLINEAGE_*`` environment variables, which override defaults."""
+"""Configuration: CLI flags override ``MLINEAGE_*`` environment variables, which override
+defaults."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ class Settings:
             )
         if not (url.startswith("sqlite://") or url.startswith("kafka://")):
             raise ConfigurationError(
-                f"MLINEAGE_LOG must be sqlite:///path/events.sqlite or kafka://host:port, got {url!r}"
+                "MLINEAGE_LOG must be sqlite:///path/events.sqlite or kafka://host:port, "
+                f"got {url!r}"
             )
         kafka = {
             key.removeprefix("MLINEAGE_KAFKA_").lower(): value

@@ -69,7 +69,8 @@ def test_cli_publish_reports_every_bad_line_and_writes_nothing(tmp_path: Path) -
         for word in words:
             assert word in line, (number, line)
     assert "nothing was published" in proc.stderr
-    assert "line 1:" not in proc.stderr and f"line {len(lines)}:" not in proc.stderr
+    assert "line 1:" not in proc.stderr
+    assert f"line {len(lines)}:" not in proc.stderr
     with open_log(Settings.load(home=home, environ={}).log_url) as log:
         assert log.end_offsets(TOPIC_JOBS) == {0: 0}
         assert log.end_offsets(TOPIC_ENTITIES) == {0: 0}

@@ -39,7 +39,8 @@ def test_demo_prints_the_endpoint_lineage_and_sql(tmp_path: Path) -> None:
                      "DataSet s3://acme-ml-demo/raw/customers-2026-01.csv",
                      "ProcessingJob churn-prep-2026-01-15", "Try next"):
         assert expected in text
-    assert "churn-xgb-2026-01-15" in text and "Completed" in text
+    assert "churn-xgb-2026-01-15" in text
+    assert "Completed" in text
 
 
 def test_demo_twice_applies_nothing_twice(demo_home: Path) -> None:
@@ -64,14 +65,16 @@ def test_sql_formats_and_refuses_writes(demo_home: Path) -> None:
                     {"job_name": "churn-xgb-2026-01-15", "status": "Completed"}]
     csv_out = run(demo_home, "sql", "SELECT count(*) AS n FROM lineage_edges", "--format",
                   "csv").stdout
-    assert csv_out.splitlines()[0] == "n" and int(csv_out.splitlines()[1]) > 10
+    assert csv_out.splitlines()[0] == "n"
+    assert int(csv_out.splitlines()[1]) > 10
     for statement in ("DELETE FROM artifacts", "CREATE TABLE x (a INT)",
                       "INSERT INTO events SELECT * FROM events"):
         proc = run(demo_home, "sql", statement, check=False)
         assert proc.returncode == 1
         assert "read-only" in proc.stderr
     proc = run(demo_home, "sql", "SELECT nope FROM artifacts", check=False)
-    assert proc.returncode == 1 and "SQL error" in proc.stderr
+    assert proc.returncode == 1
+    assert "SQL error" in proc.stderr
 
 
 def test_replay_refuses_while_a_projector_follows(tmp_path: Path) -> None:
@@ -103,7 +106,8 @@ def test_help_and_configuration_errors(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "MLINEAGE_ACCOUNT_ID must be 12 digits" in proc.stderr
     proc = run(tmp_path, "--log", "redis://x", "checksum", check=False)
-    assert proc.returncode == 1 and "MLINEAGE_LOG" in proc.stderr
+    assert proc.returncode == 1
+    assert "MLINEAGE_LOG" in proc.stderr
 
 
 def test_flags_override_environment(tmp_path: Path) -> None:

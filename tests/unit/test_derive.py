@@ -70,7 +70,8 @@ def test_training_job_created() -> None:
     assert params["SageMaker.ImageUri"] == {"string_value": "img/xgb:1"}
     assert params["SageMaker.InstanceType"] == {"string_value": "ml.m5.xlarge"}
     assert params["SageMaker.InstanceCount"] == {"number_value": 2.0}
-    types = {k: v.get("artifact_type") for k, v in entities.items() if k.startswith(f"{A}:artifact")}
+    types = {k: v.get("artifact_type") for k, v in entities.items()
+             if k.startswith(f"{A}:artifact")}
     assert types == {art("img/xgb:1"): "Image", art("s3://d/train"): "DataSet",
                      art("s3://d/labels"): "Labels", art("s3://m/out/"): "Model",
                      art("s3://c/ckpt/"): "Checkpoint"}
@@ -136,7 +137,8 @@ def test_status_changes(status: str, end_time_set: bool) -> None:
     else:
         assert edges == set()
     # a status change only sets what it derives: never the parameters or inputs
-    assert "parameters" not in comp and "input_artifacts" not in comp
+    assert "parameters" not in comp
+    assert "input_artifacts" not in comp
 
 
 def test_model_package() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from mlineage.events.models import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     AnyEvent,
+    canonical_time,
 )
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -47,10 +49,6 @@ def to_jsonable(event: AnyEvent) -> dict[str, Any]:
 
 
 def _utc(value: str) -> str:
-    from datetime import datetime
-
-    from mlineage.events.models import canonical_time
-
     return canonical_time(datetime.fromisoformat(value))
 
 

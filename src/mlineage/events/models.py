@@ -7,7 +7,7 @@ consumers re-validate what they read from the log and dead-letter what fails.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -581,6 +581,4 @@ EVENT_LIST_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Event])
 
 def canonical_time(value: datetime) -> str:
     """A fixed-width UTC form: sorts as text in time order (the merge order uses it)."""
-    from datetime import UTC
-
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

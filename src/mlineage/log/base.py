@@ -117,7 +117,7 @@ def open_log(url: str) -> EventLog:
     scheme = url.split("://", 1)[0]
     if scheme not in _REGISTRY:
         # implementations register themselves on import
-        import mlineage.log.sqlite  # noqa: F401
+        import mlineage.log.sqlite  # noqa: F401, PLC0415 - avoids an import cycle
 
     factory = _REGISTRY.get(scheme)
     if factory is None:

@@ -20,6 +20,7 @@ record applied twice, gives the same tables.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,11 +101,9 @@ class DuckDBStore:
 
     def _migrate(self) -> None:
         row = None
-        try:
+        with contextlib.suppress(duckdb.CatalogException):
             row = fetch_one(self.con,
                             "SELECT value FROM mlineage_meta WHERE key = 'schema_version'")
-        except duckdb.CatalogException:
-            pass
         if row is not None and int(row[0]) != schema.SCHEMA_VERSION:
             raise ProjectionError(
                 f"{self.path} has projection schema {row[0]}, this mlineage writes "

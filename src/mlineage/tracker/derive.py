@@ -25,6 +25,7 @@ from mlineage.events.models import (
     JobStatusChanged,
     MetadataProperties,
     ModelPackageCreated,
+    canonical_time,
 )
 
 RULESET = "mlineage-tracker/1"
@@ -260,6 +261,4 @@ def _endpoint_created(out: _Out, event: EndpointCreated) -> None:
 
 
 def _iso(value: datetime) -> str:
-    from mlineage.events.models import canonical_time
-
     return canonical_time(value)
