@@ -23,7 +23,6 @@ test: $(STAMP)  ## the whole test suite, plus lint, types and schema drift
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

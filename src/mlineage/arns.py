@@ -13,9 +13,14 @@ from dataclasses import dataclass
 # Fixed namespace for derived event ids: uuid5(MLINEAGE_NAMESPACE, "{source}|{rule}|{key}").
 MLINEAGE_NAMESPACE = uuid.UUID("6f1b3c2e-8a4d-5e7f-9b0c-1d2e3f4a5b6c")
 
+# region, account, resource type, resource name
+_ARN_PARTS = (r"[a-z0-9\-]+", r"\d{12}", r"[a-z\-]+", r"[A-Za-z0-9_./:\-]+")
+# Portable (ECMA-262 compatible) pattern, used in the JSON Schemas ...
+ARN_PATTERN = r"^arn:aws[a-z\-]*:sagemaker:{}:{}:{}/{}$".format(*_ARN_PARTS)
+# ... and the same with named groups, for parsing.
 ARN_RE = re.compile(
-    r"^arn:aws[a-z\-]*:sagemaker:(?P<region>[a-z0-9\-]+):(?P<account>\d{12}):"
-    r"(?P<resource>[a-z\-]+)/(?P<name>[A-Za-z0-9_./:\-]+)$"
+    r"^arn:aws[a-z\-]*:sagemaker:(?P<region>{}):(?P<account>{}):(?P<resource>{})/"
+    r"(?P<name>{})$".format(*_ARN_PARTS)
 )
 
 JOB_RESOURCE = {

@@ -71,8 +71,11 @@ def format_errors(exc: ValidationError, fallback_type: str = "event") -> tuple[
         event_type = fallback_type
         if loc and loc[0] in EVENT_TYPES:
             event_type = loc.pop(0)
-        # drop discriminator tags (entity kinds) from the path: they are not fields
-        path = ".".join(part for part in loc if not _is_kind_tag(part)) or "(event)"
+        # drop discriminator tags (entity kinds) from the path: they are not fields. A tag
+        # follows "entity" (upserts) or "payload" (deletes); a map key never does.
+        kept = [part for i, part in enumerate(loc)
+                if not (_is_kind_tag(part) and i > 0 and loc[i - 1] in ("entity", "payload"))]
+        path = ".".join(kept) or "(event)"
         rule = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             rule = "is required"
@@ -95,7 +98,7 @@ def _is_kind_tag(part: str) -> bool:
 def upcast(record: dict[str, Any]) -> dict[str, Any]:
     version = record.get("schema_version", SCHEMA_VERSION)
     event_type = record.get("event_type")
-    while isinstance(version, int) and version < SCHEMA_VERSION:
+    while isinstance(version, int) and not isinstance(version, bool) and version < SCHEMA_VERSION:
         fn = UPCASTERS.get((str(event_type), version))
         if fn is None:
             raise EventValidationError(
@@ -115,7 +118,7 @@ def validate_record(record: Any) -> AnyEvent:
             "event: not a JSON object", [("event", "(event)", "must be a JSON object")]
         )
     event_type = record.get("event_type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
         raise EventValidationError(
             f"event: field 'event_type': unknown event type {event_type!r} (known: {known})",
@@ -139,8 +142,9 @@ def validate_record(record: Any) -> AnyEvent:
 
 def parse_json(raw: bytes | str) -> Any:
     try:
+        # NaN/Infinity parse here and are rejected by the models, which name the field
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise EventValidationError(
             f"event: malformed JSON: {exc}", [("event", "(json)", f"malformed JSON: {exc}")]
         ) from exc
@@ -166,8 +170,11 @@ def decode_many(values: Sequence[bytes]) -> list[AnyEvent | Rejected]:
         return []
     try:
         blob = b"[" + b",".join(values) + b"]"
-        return list(EVENT_LIST_ADAPTER.validate_json(blob))
-    except (ValidationError, ValueError):
+        events: list[AnyEvent | Rejected] = list(EVENT_LIST_ADAPTER.validate_json(blob))
+        # a value holding two comma-separated objects would shift every index after it
+        if len(events) == len(values):
+            return events
+    except (ValidationError, ValueError, RecursionError):
         pass
     out: list[AnyEvent | Rejected] = []
     for i, value in enumerate(values):

@@ -42,7 +42,7 @@ Uri = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 TypeName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Description = Annotated[str, StringConstraints(max_length=3072)]
 Message = Annotated[str, StringConstraints(max_length=1024)]
-Arn = Annotated[str, StringConstraints(max_length=256, pattern=arns.ARN_RE.pattern)]
+Arn = Annotated[str, StringConstraints(max_length=256, pattern=arns.ARN_PATTERN)]
 AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z0-9\-]+$")]
 PropertyKey = Annotated[str, StringConstraints(min_length=1, max_length=2500)]
@@ -66,7 +66,7 @@ ASSOCIATION_END_RESOURCES = frozenset(
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class Tag(_Model):
@@ -235,6 +235,10 @@ class ArtifactEntity(_Model):
         if self.source is None and self.artifact_arn is None:
             raise ValueError("an artifact needs source.source_uri (its key) or artifact_arn")
         _check_resource(self.artifact_arn, "artifact", "artifact_arn")
+        if (self.artifact_arn is not None and self.source is not None
+                and not self.artifact_arn.endswith("/" + arns.artifact_id(self.source.source_uri))):
+            raise ValueError("artifact_arn is not the ARN of source.source_uri (an artifact's "
+                             "id is the md5 of its SourceUri)")
         return self
 
 

@@ -177,7 +177,8 @@ def _job_created(out: _Out, event: JobCreated) -> None:
         if config.trial_name is not None:
             out.named("job.trial", "trial", config.trial_name,
                       {"experiment_name": config.experiment_name})
-            out.add("job.trial_component_trial", arns.pair_key(tc_arn, config.trial_name), {
+            trial_arn = arns.named_arn("trial", out.region, out.account, config.trial_name)
+            out.add("job.trial_component_trial", arns.pair_key(tc_arn, trial_arn), {
                 "kind": "trial_component_trial", "trial_component_name": tc_name,
                 "trial_name": config.trial_name,
             })
