@@ -182,7 +182,24 @@ def view_statements() -> list[str]:
     return [
         f"CREATE OR REPLACE VIEW lineage_vertices AS {vertices}",
         f"CREATE OR REPLACE VIEW lineage_edges AS {edges}",
+        _walk_macro("lineage_descendants", "source_arn", "destination_arn"),
+        _walk_macro("lineage_ancestors", "destination_arn", "source_arn"),
     ]
+
+
+def _walk_macro(name: str, near: str, far: str) -> str:
+    """A table macro walking live edges from ``start_arn`` up to ``max_depth`` associations:
+    one row per vertex reached (not the start) with the least depth it is reached at."""
+    return (
+        f"CREATE OR REPLACE MACRO {name}(start_arn, max_depth := 10) AS TABLE "
+        "WITH RECURSIVE walk(arn, depth) AS ("
+        "SELECT CAST(start_arn AS VARCHAR), 0 UNION "
+        f"SELECT e.{far}, w.depth + 1 FROM walk w JOIN lineage_edges e ON e.{near} = w.arn "
+        "WHERE w.depth < max_depth) "
+        "SELECT w.arn, min(w.depth) AS depth, any_value(v.lineage_type) AS lineage_type, "
+        "any_value(v.type) AS type FROM walk w JOIN lineage_vertices v ON v.arn = w.arn "
+        "WHERE w.arn <> start_arn GROUP BY w.arn ORDER BY depth, w.arn"
+    )
 
 
 def pivot_select(spec: TableSpec, touched: str) -> str:

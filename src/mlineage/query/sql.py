@@ -1,0 +1,38 @@
+"""Read-only SQL on the projection, with a time limit and a memory limit."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import duckdb
+
+from mlineage.errors import MlineageError
+
+Rows = tuple[list[str], list[tuple[Any, ...]]]
+
+
+class SqlError(MlineageError):
+    """A query failed, was refused (writes) or was cancelled (time limit)."""
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None, *,
+            timeout: float = 30.0) -> Rows:
+    """Run ``query`` on a read-only connection; cancel it after ``timeout`` seconds."""
+    timer = threading.Timer(timeout, con.interrupt)
+    timer.start()
+    try:
+        cur = con.execute(query, params or [])
+        rows = cur.fetchall()
+        names = [d[0] for d in cur.description or []]
+    except duckdb.InterruptException as exc:
+        raise SqlError(f"query cancelled after {timeout:g}s (raise --timeout)") from exc
+    except duckdb.Error as exc:
+        text = str(exc)
+        if "read-only" in text or "read only" in text:
+            raise SqlError("SQL here is read-only: the projection is rebuilt from the event "
+                           "log; publish events to change it") from exc
+        raise SqlError(f"SQL error: {text}") from exc
+    finally:
+        timer.cancel()
+    return names, rows

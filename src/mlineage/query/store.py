@@ -1,0 +1,129 @@
+"""``LineageStore``: the read side of the projection, for Python users and the CLI.
+
+DuckDB admits one writing process per file. While a projector follows the log
+(``mlineage project --follow``) it holds the file, and keeps a *snapshot* beside it fresh
+(``lineage.duckdb.snapshot``, replaced atomically at most every few seconds); a store that
+cannot open the live file reads the snapshot instead, and says how old it is
+(``LineageStore.source`` and ``snapshot_age``). See docs/query.md for the staleness bound.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mlineage.errors import ProjectionError
+from mlineage.query.lineage import LineageFilter, LineageGraph, LineageResult, query_lineage
+from mlineage.query.sql import Rows, run_sql
+from mlineage.settings import Settings
+
+
+def snapshot_path(db_path: Path) -> Path:
+    return Path(f"{db_path}.snapshot")
+
+
+def _connect(path: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    return con
+
+
+class LineageStore:
+    """Queries on a read-only connection to the projection (or its snapshot)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *,
+                 snapshot_taken: float | None = None) -> None:
+        self.con = con
+        self.path = path
+        self.snapshot_taken = snapshot_taken
+        self._graph: LineageGraph | None = None
+
+    @classmethod
+    def open(cls, path: str | Path | Settings | None = None, *,
+             memory_limit: str = "2GB") -> LineageStore:
+        """Open the projection read-only: the live file, or the follower's snapshot when a
+        projector holds the live file."""
+        if path is None:
+            path = Settings.load()
+        db = path.db_path if isinstance(path, Settings) else Path(path)
+        if not db.exists():
+            raise ProjectionError(f"no projection at {db} yet: publish something (or run "
+                                  "`mlineage demo`) first")
+        try:
+            return cls(_connect(db, memory_limit), db)
+        except duckdb.Error as exc:
+            if "lock" not in str(exc).lower():
+                raise ProjectionError(f"cannot open the projection {db}: {exc}") from exc
+        snap = snapshot_path(db)
+        if not snap.exists():
+            raise ProjectionError(
+                f"{db} is held by another process and has no snapshot yet: wait for "
+                "`mlineage project --follow` to write one, or stop the process holding it")
+        try:
+            return cls(_connect(snap, memory_limit), snap, snapshot_taken=snap.stat().st_mtime)
+        except duckdb.Error as exc:
+            raise ProjectionError(f"cannot open the snapshot {snap}: {exc}") from exc
+
+    @property
+    def snapshot_age(self) -> float | None:
+        """Seconds since the snapshot being read was taken (None: reading the live file)."""
+        return None if self.snapshot_taken is None else time.time() - self.snapshot_taken
+
+    @property
+    def graph(self) -> LineageGraph:
+        if self._graph is None:
+            self._graph = LineageGraph.load(self.con)
+        return self._graph
+
+    def query_lineage(
+        self,
+        start_arns: list[str] | str,
+        direction: str = "Both",
+        include_edges: bool = True,
+        filters: LineageFilter | None = None,
+        max_depth: int = 10,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> LineageResult:
+        """QueryLineage with SageMaker's semantics (see :mod:`mlineage.query.lineage`)."""
+        starts = [start_arns] if isinstance(start_arns, str) else list(start_arns)
+        return query_lineage(self.graph, starts, direction=direction,
+                             include_edges=include_edges, filters=filters, max_depth=max_depth,
+                             max_results=max_results, next_token=next_token,
+                             properties_of=self.properties_of)
+
+    def properties_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
+        """Properties of these entities (artifacts, actions, contexts)."""
+        if not arns:
+            return {}
+        rows = self.con.execute(
+            "SELECT arn, CAST(properties AS VARCHAR) FROM (SELECT arn, properties FROM artifacts "
+            "UNION ALL SELECT arn, properties FROM actions UNION ALL SELECT arn, properties "
+            "FROM contexts) WHERE arn IN (SELECT unnest(?))", [arns]).fetchall()
+        return {arn: json.loads(props) if props else {} for arn, props in rows}
+
+    def sql(self, query: str, params: list[Any] | None = None, *, timeout: float = 30.0) -> Rows:
+        """Run a read-only query; returns (column names, rows)."""
+        return run_sql(self.con, query, params, timeout=timeout)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> LineageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def as_of(store: LineageStore) -> datetime | None:
+    """When the data being read was projected: the newest position update."""
+    rows = store.con.execute("SELECT max(updated_at) FROM positions").fetchall()
+    value = rows[0][0] if rows else None
+    return value if isinstance(value, datetime) else None
