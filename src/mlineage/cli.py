@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,15 @@ from rich.tree import Tree
 
 from mlineage import __version__
 from mlineage import demo as wf
-from mlineage.errors import EventValidationError, MlineageError, ProjectionError
+from mlineage.errors import EventValidationError, MlineageError, ProjectionBusyError
 from mlineage.events.codec import parse_json, validate_record
 from mlineage.events.schemas import export
 from mlineage.log.base import open_log
 from mlineage.pipeline import sync
 from mlineage.projection.service import ProjectorService, WriterLock, replay
-from mlineage.projection.store import DuckDBStore, open_error
+from mlineage.projection.store import DuckDBStore
+from mlineage.query.lineage import DIRECTIONS, LINEAGE_TYPES, LineageFilter, LineageResult
+from mlineage.query.store import LineageStore, snapshot_path
 from mlineage.recorder import Recorder, complete, route
 from mlineage.settings import Settings
 from mlineage.tracker.service import TrackerService
@@ -116,7 +118,8 @@ def demo(ctx: Ctx) -> None:
         endpoint = wf.endpoint_context_arn(rec)
     out.print(f"[bold]Published {len(events)} events[/] to {settings.log_url}")
     _sync(settings)
-    with _reader(settings) as con:
+    with _open_store(settings, no_sync=True) as store:
+        con = store.con
         counts = con.execute(
             "SELECT lineage_type, count(*) FROM lineage_vertices GROUP BY 1 ORDER BY 1"
         ).fetchall()
@@ -129,7 +132,7 @@ def demo(ctx: Ctx) -> None:
         query = ("SELECT job_name, job_type, status, metrics FROM jobs "
                  "ORDER BY created_at")
         out.print(f"\n[bold]SQL:[/] {query}")
-        _print_rows(*_run(con, query), "table")
+        _print_rows(*store.sql(query), "table")
     out.print("\n[bold]Try next:[/]")
     for line in (
         "mlineage sql \"SELECT type, count(*) FROM lineage_vertices GROUP BY ALL\"",
@@ -231,21 +234,32 @@ def track(ctx: Ctx, follow: bool, timeout: float | None) -> None:
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
 @click.option("--batch-size", type=click.IntRange(1), default=50_000, show_default=True,
               help="Records per DuckDB transaction.")
+@click.option("--snapshot-interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
+              help="With --follow: refresh the read snapshot at most this often (seconds).")
 @pass_ctx
-def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int) -> None:
-    """Run the projector: apply the log to the DuckDB projection (to the end of the log)."""
+def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
+            snapshot_interval: float) -> None:
+    """Run the projector: apply the log to the DuckDB projection (to the end of the log).
+
+    With --follow it keeps running, holds the DuckDB file, and keeps a snapshot beside it
+    (lineage.duckdb.snapshot) fresh for other commands, which read it meanwhile.
+    """
     settings = ctx.settings
     lock = WriterLock(settings.db_path)
     if follow:
         lock.acquire("project --follow")
     try:
         with open_log(settings.log_url) as log, DuckDBStore(settings.db_path) as store:
+            service = ProjectorService(
+                log, store, batch_size=batch_size,
+                snapshot=snapshot_path(settings.db_path) if follow else None,
+                snapshot_interval=snapshot_interval)
             if follow:
-                err.print(f"following {settings.log_url} into {settings.db_path} "
-                          "(Ctrl-C to stop)")
+                err.print(f"following {settings.log_url} into {settings.db_path}; readers use "
+                          f"{snapshot_path(settings.db_path)} (Ctrl-C to stop)")
+                service.write_snapshot()
             try:
-                stats = ProjectorService(log, store, batch_size=batch_size).run(
-                    follow=follow, timeout=timeout)
+                stats = service.run(follow=follow, timeout=timeout)
             except KeyboardInterrupt:
                 return
     finally:
@@ -294,42 +308,19 @@ def checksum(ctx: Ctx, no_sync: bool) -> None:
 
 # -- SQL --------------------------------------------------------------------------------------
 
-@contextmanager
-def _reader(settings: Settings, memory_limit: str = "1GB") -> Iterator[duckdb.DuckDBPyConnection]:
-    if not settings.db_path.exists():
-        raise ProjectionError(f"no projection at {settings.db_path} yet: publish something "
-                              "(or run `mlineage demo`) first")
-    try:
-        con = duckdb.connect(str(settings.db_path), read_only=True)
-    except duckdb.Error as exc:
-        raise open_error(settings.db_path, exc) from exc
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-        yield con
-    finally:
-        con.close()
-
-
-def _run(con: duckdb.DuckDBPyConnection, query: str, timeout: float = 30.0
-         ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    timer = threading.Timer(timeout, con.interrupt)
-    timer.start()
-    try:
-        cur = con.execute(query)
-        rows = cur.fetchall()
-        names = [d[0] for d in cur.description or []]
-    except duckdb.InterruptException as exc:
-        raise MlineageError(f"query cancelled after {timeout:g}s (raise --timeout)") from exc
-    except duckdb.Error as exc:
-        text = str(exc)
-        if "read-only" in text or "read only" in text:
-            raise MlineageError("mlineage sql is read-only: the projection is rebuilt from "
-                                "the event log; publish events to change it") from exc
-        raise MlineageError(f"SQL error: {text}") from exc
-    finally:
-        timer.cancel()
-    return names, rows
+def _open_store(settings: Settings, no_sync: bool = False) -> LineageStore:
+    """Catch up with the log (embedded), then open the projection for reading. When a
+    projector follows the log it holds the file: read the snapshot it keeps fresh."""
+    if not no_sync:
+        # a follower that holds the projection keeps it fresh: read its snapshot below
+        with contextlib.suppress(ProjectionBusyError):
+            _sync(settings, quiet=True)
+    store = LineageStore.open(settings)
+    age = store.snapshot_age
+    if age is not None:
+        err.print(f"note: a projector holds {settings.db_path}; reading its snapshot "
+                  f"({age:.1f}s old)")
+    return store
 
 
 def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
@@ -369,11 +360,148 @@ def sql(ctx: Ctx, query: str, fmt: str, timeout: float, memory_limit: str,
     trial_component_trials, associations, jobs, lineage_groups, lineage_shares, events,
     dead_letters, positions; views lineage_vertices and lineage_edges (live entities only).
     """
-    settings = ctx.settings
-    if not no_sync:
-        _sync(settings, quiet=True)
-    with _reader(settings, memory_limit) as con:
-        _print_rows(*_run(con, query, timeout), fmt)
+    with _open_store(ctx.settings, no_sync) as store:
+        store.con.execute(f"SET memory_limit = '{memory_limit}'")
+        _print_rows(*store.sql(query, timeout=timeout), fmt)
+
+
+# -- QueryLineage -----------------------------------------------------------------------------
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-01-31 or "
+                                 "2026-01-31T12:00:00Z", param_hint=option) from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _labels(store: LineageStore, arns: list[str]) -> dict[str, str]:
+    """A readable label per ARN: the entity's type and name (an artifact's SourceUri)."""
+    if not arns:
+        return {}
+    rows = store.con.execute(
+        "SELECT v.arn, coalesce(v.type, v.lineage_type), coalesce(a.source_uri, v.name, v.arn) "
+        "FROM lineage_vertices v LEFT JOIN artifacts a ON a.arn = v.arn "
+        "WHERE v.arn IN (SELECT unnest(?))", [arns]).fetchall()
+    return {arn: f"{typ} {name}" for arn, typ, name in rows}
+
+
+def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult,
+                   fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    arns = list(dict.fromkeys(starts + [v.arn for v in result.vertices]
+                              + [a for e in result.edges
+                                 for a in (e.source_arn, e.destination_arn)]))
+    labels = _labels(store, arns)
+    if fmt in ("dot", "mermaid"):
+        ids = {arn: f"n{i}" for i, arn in enumerate(arns)}
+        def text(arn: str) -> str:
+            return labels.get(arn, arn).replace('"', "'")
+        if fmt == "dot":
+            lines = ["digraph lineage {", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
+            for arn in arns:
+                extra = ", style=bold, color=blue" if arn in starts else ""
+                lines.append(f'  {ids[arn]} [label="{text(arn)}", tooltip="{arn}"{extra}];')
+            for e in result.edges:
+                lines.append(f'  {ids[e.source_arn]} -> {ids[e.destination_arn]} '
+                             f'[label="{e.association_type or ""}", fontsize=8];')
+            lines.append("}")
+        else:
+            lines = ["graph LR"]
+            for arn in arns:
+                lines.append(f'  {ids[arn]}["{text(arn)}"]')
+            for e in result.edges:
+                lines.append(f"  {ids[e.source_arn]} -->|{e.association_type or ''}| "
+                             f"{ids[e.destination_arn]}")
+            lines += [f"  style {ids[arn]} stroke-width:3px" for arn in starts if arn in ids]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    table = Table("LineageType", "Type", "Name / SourceUri", "Arn", title="Vertices")
+    for v in result.vertices:
+        name = labels.get(v.arn, "").split(" ", 1)[-1]
+        table.add_row(v.lineage_type, v.type or "", name, v.arn)
+    out.print(table)
+    if result.edges:
+        edges = Table("Source", "AssociationType", "Destination", title="Edges")
+        for e in result.edges:
+            edges.add_row(labels.get(e.source_arn, e.source_arn), e.association_type or "",
+                          labels.get(e.destination_arn, e.destination_arn))
+        out.print(edges)
+    notes = [f"{len(result.vertices)} vertices, {len(result.edges)} edges"]
+    if result.truncated_by_depth:
+        notes.append("cut short by --max-depth: a deeper query returns more")
+    if result.next_token:
+        notes.append(f"more: --next-token {result.next_token}")
+    out.print("[dim]" + "; ".join(notes) + "[/]")
+
+
+@cli.command("query-lineage")
+@click.argument("start_arns", nargs=-1, required=True)
+@click.option("--direction", type=click.Choice(DIRECTIONS), default="Both", show_default=True)
+@click.option("--max-depth", type=click.IntRange(0, 100), default=10, show_default=True,
+              help="Associations to follow from the start (SageMaker caps it at 10).")
+@click.option("--type", "types", multiple=True, help="Return only vertices of this type "
+              "(DataSet, Model, Image, Endpoint, TrainingJob, ...). Repeatable.")
+@click.option("--lineage-type", "lineage_types", multiple=True,
+              type=click.Choice(LINEAGE_TYPES), help="Artifact, Action, Context or "
+              "TrialComponent. Repeatable.")
+@click.option("--created-after", help="ISO 8601 time (UTC when no zone is given).")
+@click.option("--created-before")
+@click.option("--modified-after")
+@click.option("--modified-before")
+@click.option("--property", "properties", multiple=True, metavar="KEY=VALUE",
+              help="Vertices with this property (any one given pair matches). Repeatable.")
+@click.option("--no-edges", is_flag=True, help="Return vertices only (IncludeEdges=false).")
+@click.option("--max-results", type=click.IntRange(1), help="Vertices per page.")
+@click.option("--next-token", help="Continue a paged query (same options).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "dot", "mermaid"]),
+              default="table", show_default=True,
+              help="dot: Graphviz (`| dot -Tsvg > g.svg`); mermaid: paste into Markdown.")
+@click.option("--no-sync", is_flag=True, help="Query the projection as it is.")
+@pass_ctx
+def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max_depth: int,
+                      types: tuple[str, ...], lineage_types: tuple[str, ...],
+                      created_after: str | None, created_before: str | None,
+                      modified_after: str | None, modified_before: str | None,
+                      properties: tuple[str, ...], no_edges: bool, max_results: int | None,
+                      next_token: str | None, fmt: str, no_sync: bool) -> None:
+    """Walk the lineage graph from START_ARNS, with SageMaker's QueryLineage semantics.
+
+    Example, the datasets behind the demo's endpoint:
+
+    \b
+      mlineage query-lineage --direction Ascendants --type DataSet \\
+        arn:aws:sagemaker:us-east-1:000000000000:context/churn-prediction-aws-endpoint
+    """
+    props: dict[str, str] = {}
+    for pair in properties:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--property")
+        props[key] = value
+    filters = LineageFilter(
+        types=list(types) or None, lineage_types=list(lineage_types) or None,
+        created_after=_when(created_after, "--created-after"),
+        created_before=_when(created_before, "--created-before"),
+        modified_after=_when(modified_after, "--modified-after"),
+        modified_before=_when(modified_before, "--modified-before"),
+        properties=props or None)
+    with _open_store(ctx.settings, no_sync) as store:
+        starts = list(start_arns)
+        unknown = [a for a in starts if a not in store.graph.ids or
+                   not store.graph.is_vertex(store.graph.ids[a])]
+        for arn in unknown:
+            err.print(f"note: {arn} is not a live entity in the projection: nothing is "
+                      "reached from it", markup=False)
+        result = store.query_lineage(starts, direction=direction, include_edges=not no_edges,
+                                     filters=filters, max_depth=max_depth,
+                                     max_results=max_results, next_token=next_token)
+        _print_lineage(store, starts, result, fmt)
 
 
 # -- schemas ----------------------------------------------------------------------------------

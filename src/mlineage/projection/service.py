@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from typing import IO
 
 import duckdb
 
-from mlineage.errors import ProjectionBusyError
+from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.events.codec import decode_many
 from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record
@@ -79,11 +81,48 @@ class ProjectorService:
     keeps polling until another condition holds."""
 
     def __init__(self, log: EventLog, store: DuckDBStore, *, batch_size: int = 50_000,
-                 consumer: str = CONSUMER) -> None:
+                 consumer: str = CONSUMER, snapshot: Path | None = None,
+                 snapshot_interval: float = 2.0) -> None:
         self.log = log
         self.store = store
         self.batch_size = batch_size
         self.consumer = consumer
+        self.snapshot = snapshot
+        self.snapshot_interval = snapshot_interval
+        self._snapshot_at = 0.0
+        self._snapshot_cost = 0.0
+        self._dirty = True
+
+    def write_snapshot(self) -> None:
+        """Checkpoint and copy the projection to the snapshot path (atomically replaced), for
+        readers while this process holds the file. At most every ``snapshot_interval``
+        seconds, and never more than ~1/5 of the time (large files copy slowly)."""
+        if self.snapshot is None:
+            return
+        started = time.monotonic()
+        self.store.checkpoint()
+        tmp = self.snapshot.with_name(f"{self.snapshot.name}.tmp-{os.getpid()}")
+        # Copy in a child process: closing any descriptor of the DuckDB file in *this*
+        # process would release every POSIX lock it holds on it, DuckDB's write lock
+        # included (fcntl lock semantics), letting other processes open the live file.
+        cp = shutil.which("cp") or "/bin/cp"
+        try:
+            subprocess.run([cp, str(self.store.path), str(tmp)], check=True,  # noqa: S603
+                           capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise ProjectionError(f"could not write the snapshot {self.snapshot}: {exc}") from exc
+        os.replace(tmp, self.snapshot)
+        self._snapshot_at = time.monotonic()
+        self._snapshot_cost = self._snapshot_at - started
+        self._dirty = False
+
+    def _maybe_snapshot(self) -> None:
+        if self.snapshot is None or not self._dirty:
+            return
+        interval = max(self.snapshot_interval, 5 * self._snapshot_cost)
+        if time.monotonic() - self._snapshot_at >= interval:
+            self.write_snapshot()
 
     def lag(self) -> int:
         positions = self.store.positions(self.consumer)
@@ -143,6 +182,10 @@ class ProjectorService:
             total.batches += stats.batches
             if progress is not None and got:
                 progress(total.consumed, self.lag())
+            if got:
+                self._dirty = True
+            if follow:
+                self._maybe_snapshot()
             if deadline is not None and time.monotonic() >= deadline:
                 return total
             if got == 0:
