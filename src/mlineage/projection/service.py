@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -20,7 +21,7 @@ from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.events.codec import decode_many
 from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record
-from mlineage.projection.project import project
+from mlineage.projection.project import Changes, project
 from mlineage.projection.store import DuckDBStore
 
 CONSUMER = "mlineage-projector"
@@ -132,9 +133,9 @@ class ProjectorService:
             for p, end in self.log.end_offsets(topic).items()
         )
 
-    def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
-        """Read up to ``limit`` records across the topics and apply them as one batch."""
-        positions = self.store.positions(self.consumer)
+    def _prepare(self, positions: dict[tuple[str, int], int], limit: int) -> _Prepared:
+        """Read up to ``limit`` records from ``positions`` and project them (pure Python;
+        never touches the store, so it can run while the store applies another batch)."""
         records: list[Record] = []
         consumed: dict[tuple[str, int], int] = {}
         for topic in PROJECTED_TOPICS:
@@ -146,17 +147,27 @@ class ProjectorService:
                 if got:
                     records.extend(got)
                     consumed[(topic, partition)] = got[-1].offset + 1
-        stats = ProjectorStats()
         if not records:
-            return 0, stats
+            return _Prepared(records, consumed, None, positions)
         changes = project(zip(records, decode_many([r.value for r in records]), strict=True),
                           ALLOWED)
-        self.store.apply(changes, consumed, self.consumer)
-        stats.consumed = len(records)
-        stats.dead_lettered = len(changes.dead["offset"])
-        stats.applied = len(records) - stats.dead_lettered
+        return _Prepared(records, consumed, changes, {**positions, **consumed})
+
+    def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
+        """Read up to ``limit`` records across the topics and apply them as one batch."""
+        prepared = self._prepare(self.store.positions(self.consumer), limit)
+        return len(prepared.records), self._apply(prepared)
+
+    def _apply(self, prepared: _Prepared) -> ProjectorStats:
+        stats = ProjectorStats()
+        if prepared.changes is None:
+            return stats
+        self.store.apply(prepared.changes, prepared.consumed, self.consumer)
+        stats.consumed = len(prepared.records)
+        stats.dead_lettered = len(prepared.changes.dead["offset"])
+        stats.applied = stats.consumed - stats.dead_lettered
         stats.batches = 1
-        return len(records), stats
+        return stats
 
     def run(
         self,
@@ -167,31 +178,61 @@ class ProjectorService:
         poll_interval: float = 0.2,
         progress: Callable[[int, int], None] | None = None,
     ) -> ProjectorStats:
+        """Apply batches until a stop condition holds. The next batch is read, decoded and
+        projected on a worker thread while the store writes the current one (DuckDB releases
+        the GIL), so Python and DuckDB work overlap; batches still commit in order."""
         total = ProjectorStats()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            limit = self.batch_size
-            if max_events is not None:
-                limit = min(limit, max_events - total.consumed)
-                if limit <= 0:
-                    return total
-            got, stats = self.run_batch(limit)
-            total.consumed += stats.consumed
-            total.applied += stats.applied
-            total.dead_lettered += stats.dead_lettered
-            total.batches += stats.batches
-            if progress is not None and got:
-                progress(total.consumed, self.lag())
-            if got:
-                self._dirty = True
-            if follow:
-                self._maybe_snapshot()
-            if deadline is not None and time.monotonic() >= deadline:
-                return total
-            if got == 0:
-                if not follow:
-                    return total
-                time.sleep(poll_interval)
+
+        def limit_for(planned: int) -> int:
+            if max_events is None:
+                return self.batch_size
+            return max(0, min(self.batch_size, max_events - planned))
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlineage-prefetch") as pool:
+            positions = self.store.positions(self.consumer)
+            planned = 0
+            limit = limit_for(planned)
+            pending: Future[_Prepared] | None = (
+                pool.submit(self._prepare, positions, limit) if limit else None)
+            while pending is not None:
+                prepared = pending.result()
+                got = len(prepared.records)
+                planned += got
+                limit = limit_for(planned)
+                pending = None
+                if got and limit:
+                    pending = pool.submit(self._prepare, prepared.next_positions, limit)
+                stats = self._apply(prepared)
+                total.consumed += stats.consumed
+                total.applied += stats.applied
+                total.dead_lettered += stats.dead_lettered
+                total.batches += stats.batches
+                if progress is not None and got:
+                    progress(total.consumed, self.lag())
+                if got:
+                    self._dirty = True
+                if follow:
+                    self._maybe_snapshot()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if pending is None and limit:
+                    if got == 0 and not follow:
+                        break
+                    if got == 0:
+                        time.sleep(poll_interval)
+                    pending = pool.submit(self._prepare, prepared.next_positions, limit)
+            if pending is not None:
+                pending.cancel()
+        return total
+
+
+@dataclass
+class _Prepared:
+    records: list[Record]
+    consumed: dict[tuple[str, int], int]
+    changes: Changes | None
+    next_positions: dict[tuple[str, int], int]
 
 
 def replay(log: EventLog, db_path: Path, *, batch_size: int = 50_000,
