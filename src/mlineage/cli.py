@@ -28,6 +28,7 @@ from mlineage.log.base import open_log
 from mlineage.pipeline import sync
 from mlineage.projection.service import ProjectorService, WriterLock, replay
 from mlineage.projection.store import DuckDBStore
+from mlineage.query import catalog
 from mlineage.query.lineage import DIRECTIONS, LINEAGE_TYPES, LineageFilter, LineageResult
 from mlineage.query.store import LineageStore, snapshot_path
 from mlineage.recorder import Recorder, complete, route
@@ -363,6 +364,97 @@ def sql(ctx: Ctx, query: str, fmt: str, timeout: float, memory_limit: str,
     with _open_store(ctx.settings, no_sync) as store:
         store.con.execute(f"SET memory_limit = '{memory_limit}'")
         _print_rows(*store.sql(query, timeout=timeout), fmt)
+
+
+# -- describe and list ------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _flat(summary: dict[str, Any]) -> dict[str, Any]:
+    """One level deep, for tables and CSV: nested values become compact JSON."""
+    return {k: json.dumps(_plain(v), sort_keys=True) if isinstance(v, dict | list)
+            else _plain(v) for k, v in summary.items()}
+
+
+@cli.command()
+@click.argument("arn_or_name")
+@click.option("--kind", help="artifact, action, context, experiment, trial, trial-component or "
+              "lineage-group, when a name is ambiguous.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--no-sync", is_flag=True, help="Read the projection as it is.")
+@pass_ctx
+def describe(ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bool) -> None:
+    """Describe one entity by ARN (or by name where SageMaker allows it), as SageMaker's
+    Describe* calls answer."""
+    with _open_store(ctx.settings, no_sync) as store:
+        found = store.describe(arn_or_name, catalog.resolve_kind(kind) if kind else None)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(_plain(found), indent=2, sort_keys=True) + "\n")
+    elif fmt == "csv":
+        _print_rows(["field", "value"], list(_flat(found).items()), "csv")
+    else:
+        table = Table("Field", "Value", show_header=False)
+        for key, value in _flat(found).items():
+            table.add_row(key, str(value))
+        out.print(table)
+
+
+@cli.command(name="list")
+@click.argument("kind")
+@click.option("--source-uri")
+@click.option("--artifact-type")
+@click.option("--action-type")
+@click.option("--context-type")
+@click.option("--experiment-name")
+@click.option("--trial-name")
+@click.option("--trial-component-name")
+@click.option("--source-arn")
+@click.option("--destination-arn")
+@click.option("--source-type")
+@click.option("--destination-type")
+@click.option("--association-type")
+@click.option("--created-after", help="ISO 8601 time (UTC when no zone is given), inclusive.")
+@click.option("--created-before")
+@click.option("--sort-by", help="Name or CreationTime (associations: SourceArn, "
+              "DestinationArn, SourceType, DestinationType, CreationTime).")
+@click.option("--sort-order", type=click.Choice(["Ascending", "Descending"]),
+              default="Descending", show_default=True)
+@click.option("--max-results", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--next-token")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--no-sync", is_flag=True, help="Read the projection as it is.")
+@pass_ctx
+def list_cmd(ctx: Ctx, /, kind: str, created_after: str | None, created_before: str | None,
+             fmt: str, no_sync: bool, **options: Any) -> None:
+    """List entities of KIND with SageMaker's filters, sort orders and paging.
+
+    KIND: artifacts, actions, contexts, experiments, trials, trial-components, associations,
+    lineage-groups. Only the filters SageMaker has for that kind are accepted.
+    """
+    filters = {k: v for k, v in options.items() if v is not None}
+    filters["created_after"] = _when(created_after, "--created-after")
+    filters["created_before"] = _when(created_before, "--created-before")
+    filters = {k: v for k, v in filters.items() if v is not None}
+    resolved = catalog.resolve_kind(kind)
+    with _open_store(ctx.settings, no_sync) as store:
+        page = store.list_entities(resolved, **filters)
+    summaries = page[catalog.SUMMARY_KEYS[resolved]]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(_plain(page), indent=2, sort_keys=True) + "\n")
+        return
+    rows = [_flat(s) for s in summaries]
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    _print_rows(names, [tuple(r.get(n) for n in names) for r in rows], fmt)
+    if page.get("NextToken"):
+        err.print(f"more: --next-token {page['NextToken']}")
 
 
 # -- QueryLineage -----------------------------------------------------------------------------

@@ -120,3 +120,54 @@ def test_flags_override_environment(tmp_path: Path) -> None:
                           "json", env=env).stdout)
     assert rows == [{"arn": "arn:aws:sagemaker:us-east-1:123456789012:action/a1",
                      "account_id": "123456789012"}]
+
+
+ENDPOINT = ("arn:aws:sagemaker:us-east-1:000000000000:context/"
+            "churn-prediction-aws-endpoint")
+
+
+def test_query_lineage_formats(demo_home: Path) -> None:
+    data = json.loads(run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
+                          "--type", "DataSet", "--no-edges", "--format", "json").stdout)
+    assert {v["Type"] for v in data["Vertices"]} == {"DataSet"}
+    assert len(data["Vertices"]) == 3
+    assert data["Edges"] == []
+    dot = run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
+              "--max-depth", "1", "--format", "dot").stdout
+    assert dot.startswith("digraph lineage {")
+    assert '-> n0 [label="AssociatedWith"' in dot
+    mermaid = run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
+                  "--max-depth", "1", "--format", "mermaid").stdout
+    assert mermaid.startswith("graph LR")
+    assert "-->|AssociatedWith| n0" in mermaid
+    table = run(demo_home, "query-lineage", ENDPOINT, "--max-depth", "1").stdout
+    assert "cut short by --max-depth" in table
+    paged = json.loads(run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
+                           "--max-results", "2", "--format", "json").stdout)
+    assert len(paged["Vertices"]) == 2
+    assert "NextToken" in paged
+    proc = run(demo_home, "query-lineage", ENDPOINT, "--direction", "Sideways", check=False)
+    assert proc.returncode == 2
+    proc = run(demo_home, "query-lineage", ENDPOINT, "--property", "novalue", check=False)
+    assert proc.returncode == 2
+    assert "KEY=VALUE" in proc.stderr
+
+
+def test_describe_and_list(demo_home: Path) -> None:
+    found = json.loads(run(demo_home, "describe", "CHURN-XGB-2026-01-15-aws-training-job",
+                           "--format", "json").stdout)
+    assert found["Source"]["SourceType"] == "SageMakerTrainingJob"
+    assert found["Status"]["PrimaryStatus"] == "Completed"
+    proc = run(demo_home, "describe", "no-such-thing", check=False)
+    assert proc.returncode == 1
+    assert "not found" in proc.stderr
+    listed = json.loads(run(demo_home, "list", "artifacts", "--artifact-type", "Model",
+                            "--format", "json").stdout)
+    assert [s["Source"]["SourceUri"] for s in listed["ArtifactSummaries"]] == [
+        "s3://acme-ml-demo/models/churn-xgb-2026-01-15/output/model.tar.gz"]
+    csv_out = run(demo_home, "list", "trial-components", "--sort-by", "Name", "--sort-order",
+                  "Ascending", "--format", "csv").stdout.splitlines()
+    assert len(csv_out) == 4  # header + 3 jobs
+    proc = run(demo_home, "list", "artifacts", "--trial-name", "x", check=False)
+    assert proc.returncode == 1
+    assert "trial_name" in proc.stderr

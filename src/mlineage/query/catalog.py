@@ -61,8 +61,6 @@ Decisions (SageMaker leaves these open, or mlineage differs on purpose):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -75,7 +73,8 @@ import duckdb
 
 from mlineage import arns
 from mlineage.errors import NotFoundError
-from mlineage.query.lineage import QueryError
+from mlineage.query.errors import QueryError
+from mlineage.query.paging import decode_token, encode_token
 
 # -- kinds ---------------------------------------------------------------------------------------
 
@@ -590,25 +589,6 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {k: tuple(s.sorts) for k, s in _SPECS.it
 """The ``sort_by`` values :func:`list_entities` accepts for each kind."""
 
 
-def _encode_token(offset: int, digest: str) -> str:
-    raw = json.dumps({"o": offset, "q": digest}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: str, digest: str) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset, got = int(data["o"]), str(data["q"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise QueryError("next_token is not a token this service issued") from exc
-    if got != digest:
-        raise QueryError("next_token belongs to a different request: repeat the same kind, "
-                         "filters and sort with it")
-    if offset < 0:
-        raise QueryError("next_token is not a token this service issued")
-    return offset
-
-
 def _param(value: Any) -> Any:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
 
@@ -675,7 +655,7 @@ def list_entities(
     digest = hashlib.sha256(json.dumps(
         [canonical, sorted((k, _param(v)) for k, v in given.items()), sort, sort_order],
     ).encode()).hexdigest()[:24]
-    offset = _decode_token(next_token, digest) if next_token else 0
+    offset = decode_token(next_token, digest) if next_token else 0
 
     conditions = [spec.where] if spec.where else []
     params: list[Any] = []
@@ -699,7 +679,7 @@ def list_entities(
     page = rows[:max_results] if max_results is not None else rows
     out[SUMMARY_KEYS[canonical]] = [spec.summary(r) for r in page]
     if more:
-        out["NextToken"] = _encode_token(offset + len(page), digest)
+        out["NextToken"] = encode_token(offset + len(page), digest)
     return out
 
 

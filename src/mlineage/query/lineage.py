@@ -23,7 +23,6 @@ Semantics (reference/sagemaker-lineage.md, plus the decisions written in docs/qu
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections import deque
@@ -34,16 +33,13 @@ from typing import Any, Literal
 
 import duckdb
 
-from mlineage.errors import MlineageError
+from mlineage.query.errors import QueryError  # re-exported: raised by query_lineage
+from mlineage.query.paging import decode_token, encode_token
 
 Direction = Literal["Both", "Ascendants", "Descendants"]
 DIRECTIONS: tuple[str, ...] = ("Both", "Ascendants", "Descendants")
 LINEAGE_TYPES = ("TrialComponent", "Artifact", "Context", "Action")
 MAX_DEPTH = 100
-
-
-class QueryError(MlineageError):
-    """A QueryLineage request is malformed (bad direction, depth, token...)."""
 
 
 @dataclass(frozen=True)
@@ -175,23 +171,6 @@ class LineageGraph:
         return self.lineage_type[vid] is not None
 
 
-def _encode_token(offset: int, digest: str) -> str:
-    raw = json.dumps({"o": offset, "q": digest}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: str, digest: str) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset, got = int(data["o"]), str(data["q"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise QueryError("NextToken is not a token this service issued") from exc
-    if got != digest:
-        raise QueryError("NextToken belongs to a different query: repeat the same request "
-                         "parameters with it")
-    return offset
-
-
 def query_lineage(
     graph: LineageGraph,
     start_arns: Iterable[str],
@@ -222,7 +201,7 @@ def query_lineage(
     digest = hashlib.sha256(json.dumps([
         sorted(starts_list), direction, include_edges, filters.digest(), max_depth, max_results,
     ]).encode()).hexdigest()[:24]
-    offset = _decode_token(next_token, digest) if next_token else 0
+    offset = decode_token(next_token, digest) if next_token else 0
 
     starts = [graph.ids[a] for a in starts_list if a in graph.ids and graph.is_vertex(graph.ids[a])]
     forward = direction in ("Both", "Descendants")
@@ -296,7 +275,7 @@ def query_lineage(
         result.edges = [Edge(graph.arns[graph.edge_src[e]], graph.arns[graph.edge_dst[e]],
                              graph.edge_type[e]) for e in mine]
     if end < len(order):
-        result.next_token = _encode_token(end, digest)
+        result.next_token = encode_token(end, digest)
     return result
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from mlineage.errors import ProjectionError
+from mlineage.query import catalog
 from mlineage.query.lineage import LineageFilter, LineageGraph, LineageResult, query_lineage
 from mlineage.query.sql import Rows, run_sql
 from mlineage.settings import Settings
@@ -107,6 +108,15 @@ class LineageStore:
             "UNION ALL SELECT arn, properties FROM actions UNION ALL SELECT arn, properties "
             "FROM contexts) WHERE arn IN (SELECT unnest(?))", [arns]).fetchall()
         return {arn: json.loads(props) if props else {} for arn, props in rows}
+
+    def describe(self, arn_or_name: str, kind: str | None = None) -> dict[str, Any]:
+        """SageMaker's Describe* for one live entity (NotFoundError when there is none)."""
+        return catalog.describe(self.con, arn_or_name, kind)
+
+    def list_entities(self, kind: str, **filters: Any) -> dict[str, Any]:
+        """SageMaker's List* for a kind, with its filters, sort and paging
+        (see :func:`mlineage.query.catalog.list_entities`)."""
+        return catalog.list_entities(self.con, catalog.resolve_kind(kind), **filters)
 
     def sql(self, query: str, params: list[Any] | None = None, *, timeout: float = 30.0) -> Rows:
         """Run a read-only query; returns (column names, rows)."""
