@@ -4,11 +4,13 @@ One table per topic (``offset INTEGER PRIMARY KEY``, one partition, offsets from
 table of consumer positions. WAL journal so readers never block the writer; every append
 runs in ``BEGIN IMMEDIATE`` with a busy timeout, so processes publishing at once queue up
 instead of failing; ``synchronous=FULL`` so an append that returned survives a crash.
-A connection is reopened after ``fork`` (SQLite connections must not cross it).
+Connections are closed before ``os.fork()`` and reopened lazily on both sides (SQLite
+connections must not cross a fork).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,6 +25,25 @@ from mlineage.errors import EventLogError
 from mlineage.log.base import TOPICS, EventLog, Headers, OutRecord, Record, register
 
 _BUSY_TIMEOUT_S = 60.0
+
+# Fork safety. A SQLite connection must not cross fork: the child would share SQLite's
+# in-process lock bookkeeping copied from the parent without holding the POSIX locks it
+# describes, and the parent could then delete the WAL the child is writing. So every
+# connection is closed just before os.fork() and reopened lazily on both sides.
+_OPEN: set[sqlite3.Connection] = set()
+_generation = 0
+
+
+def _close_before_fork() -> None:
+    global _generation  # noqa: PLW0603 - process-wide fork generation
+    for conn in list(_OPEN):
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+    _OPEN.clear()
+    _generation += 1
+
+
+os.register_at_fork(before=_close_before_fork)
 
 
 def _table(topic: str) -> str:
@@ -52,6 +73,7 @@ class SqliteEventLog(EventLog):
         with self._write() as conn:
             for topic in TOPICS:
                 self._ensure_topic(conn, topic)
+            self._known_tables.update(_table(t) for t in TOPICS)
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS consumer_offsets (group_id TEXT NOT NULL, "
                 "topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, "
@@ -70,13 +92,14 @@ class SqliteEventLog(EventLog):
     # -- connections ----------------------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
-        pid = os.getpid()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != pid:
+        if conn is None or getattr(self._local, "generation", None) != _generation:
             try:
+                # check_same_thread=False only so the fork hook can close it from the
+                # forking thread; each thread still uses its own connection
                 conn = sqlite3.connect(
                     self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
-                    check_same_thread=True,
+                    check_same_thread=False,
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
@@ -86,20 +109,23 @@ class SqliteEventLog(EventLog):
                     "that MLINEAGE_HOME is writable"
                 ) from exc
             self._local.conn = conn
-            self._local.pid = pid
+            self._local.generation = _generation
+            _OPEN.add(conn)
         return conn
 
     def _write(self) -> _Txn:
         return _Txn(self._conn())
 
     def _ensure_topic(self, conn: sqlite3.Connection, topic: str) -> str:
+        """Create the topic's table (inside the caller's transaction). Remembered only for the
+        fixed topics, created at open: a new topic's table may be rolled back with a failed
+        append, so it is checked again every time (IF NOT EXISTS costs microseconds)."""
         table = _table(topic)
         if table not in self._known_tables:
             conn.execute(
                 f'CREATE TABLE IF NOT EXISTS "{table}" (offset INTEGER PRIMARY KEY, key BLOB, '
                 "value BLOB NOT NULL, headers TEXT, timestamp_ms INTEGER NOT NULL)"
             )
-            self._known_tables.add(table)
         return table
 
     # -- contract -------------------------------------------------------------------------------
@@ -107,6 +133,7 @@ class SqliteEventLog(EventLog):
     def append(self, records: Sequence[OutRecord]) -> None:
         if not records:
             return
+        _check_bytes(records)
         with self._write() as conn:
             self._append(conn, records)
 
@@ -128,7 +155,7 @@ class SqliteEventLog(EventLog):
             )
 
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
-        if partition != 0:
+        if partition != 0 or max_records <= 0:
             return []
         table = _table(topic)
         try:
@@ -171,6 +198,7 @@ class SqliteEventLog(EventLog):
         consumed: Mapping[tuple[str, int], int],
         produce: Sequence[OutRecord],
     ) -> None:
+        _check_bytes(produce)
         with self._write() as conn:
             self._append(conn, produce)
             conn.executemany(
@@ -182,9 +210,25 @@ class SqliteEventLog(EventLog):
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+        if conn is not None and getattr(self._local, "generation", None) == _generation:
+            _OPEN.discard(conn)
             conn.close()
         self._local.conn = None
+
+
+def _check_bytes(records: Sequence[OutRecord]) -> None:
+    """The log moves bytes: refuse anything else before writing (atomic: all or nothing)."""
+    for r in records:
+        if not isinstance(r.value, bytes):
+            raise EventLogError(f"record value for {r.topic} must be bytes, "
+                                f"got {type(r.value).__name__}")
+        if r.key is not None and not isinstance(r.key, bytes):
+            raise EventLogError(f"record key for {r.topic} must be bytes or None, "
+                                f"got {type(r.key).__name__}")
+        for name, value in r.headers:
+            if not isinstance(name, str) or not isinstance(value, bytes):
+                raise EventLogError(f"record header {name!r} for {r.topic} must be a str "
+                                    "name with a bytes value")
 
 
 class _Txn:

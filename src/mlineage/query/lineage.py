@@ -12,9 +12,9 @@ Semantics (reference/sagemaker-lineage.md, plus the decisions written in docs/qu
 - Filters select the *matching* vertices (types, lineage types, created/modified
   before/after — strict comparisons — and properties, where any one pair matching is
   enough). Start ARNs are never returned.
-- Without edges: the matching vertices. With edges: also every reached vertex on a path from
-  a start to a matching vertex, and the traversed edges on those paths (each edge once).
-  Without filters that is everything reached and every edge traversed.
+- Without edges: the matching vertices. With edges and filters: also every vertex on a
+  shortest path from a start to a matching vertex, and the edges along those paths (each
+  edge once). With edges and no filters: everything reached and every edge traversed.
 - Paging: vertices are ordered by (depth, ARN); ``max_results`` counts vertices; an edge is
   returned with the page of its later endpoint (start ARNs count as before every vertex).
   Pages never repeat a vertex or an edge and together equal the unpaged answer. The token
@@ -28,7 +28,7 @@ import json
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import duckdb
@@ -53,6 +53,17 @@ class LineageFilter:
     modified_before: datetime | None = None
     modified_after: datetime | None = None
     properties: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        # a bare string is one type, not a set of characters; naive times are UTC
+        for name in ("types", "lineage_types"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, [value])
+        for name in ("created_before", "created_after", "modified_before", "modified_after"):
+            value = getattr(self, name)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))
 
     def is_empty(self) -> bool:
         return all(v in (None, [], (), {}) for v in (
@@ -236,10 +247,12 @@ def query_lineage(
     reached = [v for v in depth if v not in start_set]
     matching = _matching(graph, reached, filters, properties_of)
     if include_edges and not filters.is_empty():
-        # vertices on a path to a matching vertex: walk the followed edges backwards
+        # vertices on a shortest path from a start to a matching vertex: walk back along the
+        # outward steps only (depth + 1), so dead ends beside a path are not taken in
         back: dict[int, list[int]] = {}
         for _, u, v in followed:
-            back.setdefault(v, []).append(u)
+            if depth[v] == depth[u] + 1:
+                back.setdefault(v, []).append(u)
         relevant = set(matching)
         stack = list(matching)
         while stack:
@@ -249,7 +262,8 @@ def query_lineage(
                     relevant.add(u)
                     stack.append(u)
         chosen = {v for v in relevant if v not in start_set}
-        edge_ids = {eid for eid, _, v in followed if v in relevant}
+        edge_ids = {eid for eid, u, v in followed
+                    if v in relevant and depth[v] == depth[u] + 1}
     else:
         chosen = set(matching)
         edge_ids = {eid for eid, _, _ in followed} if include_edges else set()

@@ -1,0 +1,88 @@
+"""The EventLog implementations the contract suite (``test_event_log.py``) runs against.
+
+Each implementation is a kind and a factory: given a fresh temporary directory, the factory
+returns the URL of an *empty* log, which :func:`mlineage.log.base.open_log` opens, in this
+process or in a spawned one. To add Kafka, append to ``IMPLEMENTATIONS``::
+
+    Implementation("kafka", kafka_url, marks=(pytest.mark.kafka,))
+
+where ``kafka_url(tmp_path)`` returns a ``kafka://`` URL for a broker (and topics) that no
+other test has written to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlineage.log.base import EventLog, open_log
+from mlineage.settings import sqlite_url
+
+
+@dataclass(frozen=True)
+class Implementation:
+    kind: str
+    url: Callable[[Path], str]
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+
+def sqlite_log_url(tmp_path: Path) -> str:
+    # the file Settings.load(home=tmp_path) points at, so a Recorder finds the same log
+    return sqlite_url(tmp_path / "events.sqlite")
+
+
+IMPLEMENTATIONS = [
+    Implementation("sqlite", sqlite_log_url),
+]
+
+
+@pytest.fixture(params=[pytest.param(i, id=i.kind, marks=i.marks) for i in IMPLEMENTATIONS])
+def implementation(request: pytest.FixtureRequest) -> Implementation:
+    impl: Implementation = request.param
+    return impl
+
+
+@pytest.fixture
+def log_url(implementation: Implementation, tmp_path: Path) -> str:
+    """The URL of a fresh, empty log of the implementation under test."""
+    return implementation.url(tmp_path)
+
+
+@pytest.fixture
+def open_event_log(log_url: str) -> Iterator[Callable[[], EventLog]]:
+    """Opens another instance on the same log (closed at teardown, if the test did not)."""
+    opened: list[EventLog] = []
+
+    def _open() -> EventLog:
+        log = open_log(log_url)
+        opened.append(log)
+        return log
+
+    yield _open
+    for log in opened:
+        log.close()
+
+
+@pytest.fixture
+def event_log(open_event_log: Callable[[], EventLog]) -> EventLog:
+    """An open instance of the implementation under test, on an empty log."""
+    return open_event_log()
+
+
+KnownViolation = Callable[[Collection[str], str], None]
+
+
+@pytest.fixture
+def known_violation(request: pytest.FixtureRequest,
+                    implementation: Implementation) -> KnownViolation:
+    """``known_violation({"sqlite"}, reason)``: this test is expected to fail for those kinds
+    (strict, so fixing the implementation turns it into a failure: remove the call then)."""
+
+    def _mark(kinds: Collection[str], reason: str) -> None:
+        if implementation.kind in kinds:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+    return _mark
