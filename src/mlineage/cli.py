@@ -221,11 +221,13 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep running and derive new events as they come.")
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
+@click.option("--batch-size", type=click.IntRange(1), default=5000, show_default=True,
+              help="Source events per log transaction.")
 @pass_ctx
-def track(ctx: Ctx, follow: bool, timeout: float | None) -> None:
+def track(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int) -> None:
     """Run the auto-tracker: derive entities from job events (to the end of the log)."""
     with open_log(ctx.settings.log_url) as log:
-        stats = TrackerService(log).run(follow=follow, timeout=timeout)
+        stats = TrackerService(log, batch_size=batch_size).run(follow=follow, timeout=timeout)
     out.print(f"tracked {stats.consumed} events: derived {stats.derived}, "
               f"dead-lettered {stats.dead_lettered}")
 

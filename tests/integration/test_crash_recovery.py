@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from mlineage.projection.store import DuckDBStore
 from mlineage.tracker.derive import derive
 
 pytestmark = pytest.mark.slow
-JOBS = 3000
+JOBS = 8_000
 
 
 def _publish(settings: Settings, jobs: int, seed: int) -> None:
@@ -45,21 +46,33 @@ def _publish(settings: Settings, jobs: int, seed: int) -> None:
 
 
 def _run_killed(args: list[str], env: dict[str, str], rng: random.Random, kills: int,
-                min_delay: float, max_delay: float) -> int:
-    """Start the command, SIGKILL it after a random delay, ``kills`` times; return how many
-    kills hit a live process. Then run it once more to completion."""
+                progress: Callable[[], tuple[int, int]]) -> int:
+    """Start the command and SIGKILL it at a random moment, ``kills`` times, aiming each kill
+    at a random point of the estimated rest of the run (from the progress measured so far,
+    so the test stays meaningful however fast the machine is); then run it to completion.
+    Returns how many kills landed while the run was unfinished."""
     hits = 0
+    startup, rate = 0.7, 20_000.0  # first guesses: seconds to start, records per second
     for _ in range(kills):
+        done, total = progress()
+        if done >= total:
+            break
+        delay = startup + rng.uniform(0.05, 0.35) * (total - done) / rate
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(min_delay, max_delay))
-        if proc.poll() is None:
+        time.sleep(delay)
+        alive = proc.poll() is None
+        if alive:
             os.kill(proc.pid, signal.SIGKILL)
-            hits += 1
         proc.wait()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
-    assert done.returncode == 0, done.stderr
+        after, _ = progress()
+        if alive and after < total:
+            hits += 1
+        if after > done and delay > startup:
+            rate = (after - done) / (delay - startup)
+    done_proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600,
+                               check=False)
+    assert done_proc.returncode == 0, done_proc.stderr
     return hits
 
 
@@ -72,7 +85,13 @@ def test_sigkill_tracker_and_projector_then_same_checksum_as_clean_replay(tmp_pa
     cli = [sys.executable, "-m", "mlineage.cli"]
     rng = random.Random(11)
 
-    hits = _run_killed([*cli, "track"], env, rng, kills=5, min_delay=0.6, max_delay=1.6)
+    def tracked() -> tuple[int, int]:
+        with open_log(settings.log_url) as log:
+            return (sum(log.committed("mlineage-tracker", TOPIC_JOBS).values()),
+                    sum(log.end_offsets(TOPIC_JOBS).values()))
+
+    hits = _run_killed([*cli, "track", "--batch-size", "500"], env, rng, kills=6,
+                       progress=tracked)
     assert hits >= 3, "the tracker finished before it could be killed: use more jobs"
 
     with open_log(settings.log_url) as log:
@@ -84,8 +103,16 @@ def test_sigkill_tracker_and_projector_then_same_checksum_as_clean_replay(tmp_pa
         assert len(ids) == len(set(ids)), "a derived event was appended twice"
         assert sorted(ids) == sorted(expected)
 
-    hits = _run_killed([*cli, "project", "--batch-size", "2000"], env, rng, kills=6,
-                       min_delay=0.8, max_delay=2.5)
+    def projected() -> tuple[int, int]:
+        with open_log(settings.log_url) as log:
+            total = sum(sum(log.end_offsets(t).values()) for t in (TOPIC_JOBS, TOPIC_ENTITIES))
+        if not settings.db_path.exists():
+            return 0, total
+        with DuckDBStore(settings.db_path, read_only=True) as store:
+            return sum(store.positions("mlineage-projector").values()), total
+
+    hits = _run_killed([*cli, "project", "--batch-size", "5000"], env, rng, kills=6,
+                       progress=projected)
     assert hits >= 3, "the projector finished before it could be killed: use more jobs"
 
     with DuckDBStore(settings.db_path, read_only=True) as store:

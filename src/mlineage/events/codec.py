@@ -52,8 +52,18 @@ def _utc(value: str) -> str:
     return canonical_time(datetime.fromisoformat(value))
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
+# re-serializes a parsed record for validation: NaN/Infinity pass through to the models,
+# which reject them naming the field
+_PASS_THROUGH = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Canonical JSON text: sorted keys, no spaces, UTF-8 as is, no NaN."""
+    return _ENCODER.encode(data)
 
 
 def encode(event: AnyEvent) -> bytes:
@@ -134,7 +144,7 @@ def validate_record(record: Any) -> AnyEvent:
     try:
         # validate as JSON, exactly like the batch path: strict JSON mode takes UUIDs and
         # RFC 3339 timestamps as strings
-        return EVENT_ADAPTER.validate_json(dumps(upcast(record)))
+        return EVENT_ADAPTER.validate_json(_PASS_THROUGH.encode(upcast(record)))
     except ValidationError as exc:
         message, problems = format_errors(exc, str(event_type))
         raise EventValidationError(message, problems) from exc

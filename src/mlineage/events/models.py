@@ -7,6 +7,7 @@ consumers re-validate what they read from the log and dead-letter what fails.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -583,6 +584,8 @@ EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 EVENT_LIST_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Event])
 
 
+@functools.lru_cache(maxsize=65536)
 def canonical_time(value: datetime) -> str:
-    """A fixed-width UTC form: sorts as text in time order (the merge order uses it)."""
+    """A fixed-width UTC form: sorts as text in time order (the merge order uses it).
+    Cached: the events derived from one source share its timestamp."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -13,7 +13,6 @@ marks of the ``job`` kind (the ``jobs`` table); every event goes into ``events``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlineage import arns
-from mlineage.events.codec import Rejected
+from mlineage.events.codec import Rejected, dumps
 from mlineage.events.models import (
     AnyEvent,
     EntityDeleted,
@@ -48,8 +47,7 @@ FACT_COLUMNS = ("event_id", "entity_key", "field", "item", "value", "removed", "
 DEAD_COLUMNS = ("topic", "partition", "offset", "key", "value", "error")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_dumps = dumps
 
 
 def _jsonable(value: Any) -> Any:
@@ -200,7 +198,8 @@ def project(decoded: Iterable[tuple[Record, AnyEvent | Rejected]],
                 record, f"{event.event_type}: does not belong on topic {record.topic}")
             continue
         event_id = str(event.event_id)
-        version = f"{canonical_time(event.occurred_at)}|{event_id}"
+        occurred = canonical_time(event.occurred_at)
+        version = f"{occurred}|{event_id}"
         kind: str | None = None
         key: str | None = None
         if isinstance(event, EntityUpserted):
@@ -220,7 +219,7 @@ def project(decoded: Iterable[tuple[Record, AnyEvent | Rejected]],
         events["event_id"].append(event_id)
         events["event_type"].append(event.event_type)
         events["schema_version"].append(event.schema_version)
-        events["occurred_at"].append(canonical_time(event.occurred_at))
+        events["occurred_at"].append(occurred)
         events["account_id"].append(event.account_id)
         events["region"].append(event.region)
         events["producer"].append(event.producer)

@@ -17,6 +17,7 @@ from typing import IO
 
 import duckdb
 
+from mlineage._gc import gc_paused
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.events.codec import decode_many
 from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
@@ -149,8 +150,9 @@ class ProjectorService:
                     consumed[(topic, partition)] = got[-1].offset + 1
         if not records:
             return _Prepared(records, consumed, None, positions)
-        changes = project(zip(records, decode_many([r.value for r in records]), strict=True),
-                          ALLOWED)
+        with gc_paused():
+            changes = project(zip(records, decode_many([r.value for r in records]),
+                                  strict=True), ALLOWED)
         return _Prepared(records, consumed, changes, {**positions, **consumed})
 
     def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:

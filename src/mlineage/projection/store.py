@@ -97,6 +97,10 @@ class DuckDBStore:
             raise open_error(self.path, exc) from exc
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
+            # Batches are large: with DuckDB's default 16 MiB threshold every commit also
+            # checkpointed (rewriting row groups), ~4x the cost of the commit itself. The WAL
+            # is checkpointed at this size, on close, and before each snapshot instead.
+            self.con.execute("SET checkpoint_threshold = '1GB'")
             self._migrate()
 
     def _migrate(self) -> None:

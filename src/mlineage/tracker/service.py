@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlineage.events.codec import Rejected, decode_many, encode
+from mlineage._gc import gc_paused
+from mlineage.events.codec import Rejected, decode_many, dumps
 from mlineage.events.models import SOURCE_EVENT_TYPES
 from mlineage.log.base import TOPIC_DLQ, TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, Record
-from mlineage.projection.project import entity_key
-from mlineage.tracker.derive import derive
+from mlineage.tracker.derive import derive_records
 
 GROUP = "mlineage-tracker"
 
@@ -55,14 +55,13 @@ def transform(records: list[Record]) -> tuple[list[OutRecord], int]:
             dead += 1
             continue
         try:
-            derived = derive(event)
+            derived = derive_records(event)
         except Exception as exc:
             out.append(dead_letter(record, f"{event.event_type}: tracker rule failed: {exc!r}"))
             dead += 1
             continue
-        for d in derived:
-            key = entity_key(d.payload.entity, d.account_id, d.region)
-            out.append(OutRecord(TOPIC_ENTITIES, key.encode("utf-8"), encode(d)))
+        for key, d in derived:
+            out.append(OutRecord(TOPIC_ENTITIES, key.encode("utf-8"), dumps(d).encode("utf-8")))
     return out, dead
 
 
@@ -102,7 +101,8 @@ class TrackerService:
                 records = self.log.read(TOPIC_JOBS, partition, position, limit)
                 if not records:
                     continue
-                out, dead = transform(records)
+                with gc_paused():
+                    out, dead = transform(records)
                 self.log.transact(self.group, {(TOPIC_JOBS, partition): records[-1].offset + 1},
                                   out)
                 got += len(records)
