@@ -311,9 +311,15 @@ def checksum(ctx: Ctx, no_sync: bool) -> None:
 
 # -- SQL --------------------------------------------------------------------------------------
 
-def _open_store(settings: Settings, no_sync: bool = False) -> LineageStore:
+ACCOUNT_HELP = ("Answer on behalf of this account: only its entities and those of owners "
+                "that share with it (default: everything, the operator's view).")
+
+
+def _open_store(settings: Settings, no_sync: bool = False, account: str | None = None
+                ) -> LineageStore:
     """Catch up with the log (embedded), then open the projection for reading. When a
-    projector follows the log it holds the file: read the snapshot it keeps fresh."""
+    projector follows the log it holds the file: read the snapshot it keeps fresh. With
+    ``account``, a store holding only what that account may see."""
     if not no_sync:
         # a follower that holds the projection keeps it fresh: read its snapshot below
         with contextlib.suppress(ProjectionBusyError):
@@ -323,7 +329,12 @@ def _open_store(settings: Settings, no_sync: bool = False) -> LineageStore:
     if age is not None:
         err.print(f"note: a projector holds {settings.db_path}; reading its snapshot "
                   f"({age:.1f}s old)")
-    return store
+    if account is None:
+        return store
+    try:
+        return store.as_account(account)
+    finally:
+        store.close()
 
 
 def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
@@ -354,17 +365,20 @@ def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None
 @click.option("--memory-limit", default="1GB", show_default=True,
               help="DuckDB memory limit for the query.")
 @click.option("--no-sync", is_flag=True, help="Query the projection as it is.")
+@click.option("--account", help=ACCOUNT_HELP + " The query then runs on a private database "
+              "holding only that, with file and network access disabled.")
 @pass_ctx
 def sql(ctx: Ctx, query: str, fmt: str, timeout: float, memory_limit: str,
-        no_sync: bool) -> None:
+        no_sync: bool, account: str | None) -> None:
     """Run a read-only SQL query on the DuckDB projection.
 
     Tables: artifacts, actions, contexts, experiments, trials, trial_components,
     trial_component_trials, associations, jobs, lineage_groups, lineage_shares, events,
     dead_letters, positions; views lineage_vertices and lineage_edges (live entities only).
     """
-    with _open_store(ctx.settings, no_sync) as store:
-        store.con.execute(f"SET memory_limit = '{memory_limit}'")
+    with _open_store(ctx.settings, no_sync, account) as store:
+        if account is None:
+            store.con.execute(f"SET memory_limit = '{memory_limit}'")
         _print_rows(*store.sql(query, timeout=timeout), fmt)
 
 
@@ -391,11 +405,13 @@ def _flat(summary: dict[str, Any]) -> dict[str, Any]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--no-sync", is_flag=True, help="Read the projection as it is.")
+@click.option("--account", help=ACCOUNT_HELP)
 @pass_ctx
-def describe(ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bool) -> None:
+def describe(ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bool,
+             account: str | None) -> None:
     """Describe one entity by ARN (or by name where SageMaker allows it), as SageMaker's
     Describe* calls answer."""
-    with _open_store(ctx.settings, no_sync) as store:
+    with _open_store(ctx.settings, no_sync, account) as store:
         found = store.describe(arn_or_name, catalog.resolve_kind(kind) if kind else None)
     if fmt == "json":
         sys.stdout.write(json.dumps(_plain(found), indent=2, sort_keys=True) + "\n")
@@ -433,28 +449,41 @@ def describe(ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bo
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--no-sync", is_flag=True, help="Read the projection as it is.")
+@click.option("--account", help=ACCOUNT_HELP)
 @pass_ctx
 def list_cmd(ctx: Ctx, /, kind: str, created_after: str | None, created_before: str | None,
-             fmt: str, no_sync: bool, **options: Any) -> None:
+             fmt: str, no_sync: bool, account: str | None, **options: Any) -> None:
     """List entities of KIND with SageMaker's filters, sort orders and paging.
 
     KIND: artifacts, actions, contexts, experiments, trials, trial-components, associations,
-    lineage-groups. Only the filters SageMaker has for that kind are accepted.
+    lineage-groups, or shares (live lineage shares). Only the filters SageMaker has for that
+    kind are accepted.
     """
+    if kind.replace("-", "_").lower() in ("shares", "share", "lineage_shares", "lineage_share"):
+        with _open_store(ctx.settings, no_sync, account) as store:
+            names, rows = store.sql(
+                "SELECT owner_account, grantee_account, created_at FROM lineage_shares "
+                "WHERE live ORDER BY owner_account, grantee_account")
+        if fmt == "json":
+            sys.stdout.write(json.dumps([_flat(dict(zip(names, r, strict=True)))
+                                         for r in rows], indent=2) + "\n")
+        else:
+            _print_rows(names, rows, fmt)
+        return
     filters = {k: v for k, v in options.items() if v is not None}
     filters["created_after"] = _when(created_after, "--created-after")
     filters["created_before"] = _when(created_before, "--created-before")
     filters = {k: v for k, v in filters.items() if v is not None}
     resolved = catalog.resolve_kind(kind)
-    with _open_store(ctx.settings, no_sync) as store:
+    with _open_store(ctx.settings, no_sync, account) as store:
         page = store.list_entities(resolved, **filters)
     summaries = page[catalog.SUMMARY_KEYS[resolved]]
     if fmt == "json":
         sys.stdout.write(json.dumps(_plain(page), indent=2, sort_keys=True) + "\n")
         return
-    rows = [_flat(s) for s in summaries]
-    names = list(dict.fromkeys(k for r in rows for k in r))
-    _print_rows(names, [tuple(r.get(n) for n in names) for r in rows], fmt)
+    flat = [_flat(s) for s in summaries]
+    columns = list(dict.fromkeys(k for r in flat for k in r))
+    _print_rows(columns, [tuple(r.get(n) for n in columns) for r in flat], fmt)
     if page.get("NextToken"):
         err.print(f"more: --next-token {page['NextToken']}")
 
@@ -557,13 +586,16 @@ def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult
               default="table", show_default=True,
               help="dot: Graphviz (`| dot -Tsvg > g.svg`); mermaid: paste into Markdown.")
 @click.option("--no-sync", is_flag=True, help="Query the projection as it is.")
+@click.option("--account", help=ACCOUNT_HELP + " Adds the SameAs links between its visible "
+              "accounts' copies of the same artifact.")
 @pass_ctx
 def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max_depth: int,
                       types: tuple[str, ...], lineage_types: tuple[str, ...],
                       created_after: str | None, created_before: str | None,
                       modified_after: str | None, modified_before: str | None,
                       properties: tuple[str, ...], no_edges: bool, max_results: int | None,
-                      next_token: str | None, fmt: str, no_sync: bool) -> None:
+                      next_token: str | None, fmt: str, no_sync: bool,
+                      account: str | None) -> None:
     """Walk the lineage graph from START_ARNS, with SageMaker's QueryLineage semantics.
 
     Example, the datasets behind the demo's endpoint:
@@ -585,7 +617,7 @@ def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max
         modified_after=_when(modified_after, "--modified-after"),
         modified_before=_when(modified_before, "--modified-before"),
         properties=props or None)
-    with _open_store(ctx.settings, no_sync) as store:
+    with _open_store(ctx.settings, no_sync, account) as store:
         starts = list(start_arns)
         unknown = [a for a in starts if a not in store.graph.ids or
                    not store.graph.is_vertex(store.graph.ids[a])]
@@ -596,6 +628,36 @@ def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max
                                      filters=filters, max_depth=max_depth,
                                      max_results=max_results, next_token=next_token)
         _print_lineage(store, starts, result, fmt)
+
+
+# -- cross-account sharing ---------------------------------------------------------------------
+
+@cli.command()
+@click.option("--owner", "owner", required=True, help="The account whose lineage is shared.")
+@click.option("--with", "grantee", required=True, help="The account that may see it.")
+@pass_ctx
+def share(ctx: Ctx, owner: str, grantee: str) -> None:
+    """Share OWNER's lineage group with another account (not transitive: the grantee cannot
+    pass it on). Published as an event of OWNER."""
+    with Recorder(ctx.settings, producer=f"mlineage-cli/{__version__}") as rec:
+        rec.share(grantee, owner_account=owner)
+    out.print(f"{owner} now shares its lineage with {grantee}")
+    if ctx.settings.log_url.startswith("sqlite:"):
+        _sync(ctx.settings, quiet=True)
+
+
+@cli.command()
+@click.option("--owner", "owner", required=True, help="The account whose lineage was shared.")
+@click.option("--with", "grantee", required=True, help="The account that loses access.")
+@pass_ctx
+def unshare(ctx: Ctx, owner: str, grantee: str) -> None:
+    """Revoke a share: every later query on behalf of the grantee stops seeing OWNER's
+    lineage."""
+    with Recorder(ctx.settings, producer=f"mlineage-cli/{__version__}") as rec:
+        rec.unshare(grantee, owner_account=owner)
+    out.print(f"{owner} no longer shares its lineage with {grantee}")
+    if ctx.settings.log_url.startswith("sqlite:"):
+        _sync(ctx.settings, quiet=True)
 
 
 # -- schemas ----------------------------------------------------------------------------------

@@ -229,6 +229,27 @@ class Recorder:
                             "destination_arn": destination_arn,
                             "association_type": association_type})
 
+    def share(self, grantee_account: str, *, owner_account: str | None = None) -> EntityUpserted:
+        """Share the owner's lineage group (default: this recorder's account) with a grantee.
+        Published as the owner: a share must come from the account that owns the lineage."""
+        owner = owner_account or self.settings.account_id
+        event = self.publish(self.build(
+            "EntityUpserted", {"entity": {"kind": "lineage_share", "owner_account": owner,
+                                          "grantee_account": grantee_account}},
+            account_id=owner))
+        assert isinstance(event, EntityUpserted)  # noqa: S101 - narrows the type
+        return event
+
+    def unshare(self, grantee_account: str, *, owner_account: str | None = None
+                ) -> EntityDeleted:
+        """Revoke a share: every later query stops seeing the owner's lineage."""
+        owner = owner_account or self.settings.account_id
+        event = self.publish(self.build(
+            "EntityDeleted", {"kind": "lineage_share", "owner_account": owner,
+                              "grantee_account": grantee_account}, account_id=owner))
+        assert isinstance(event, EntityDeleted)  # noqa: S101 - narrows the type
+        return event
+
     def artifact_arn(self, source_uri: str) -> str:
         """The ARN an artifact with this SourceUri has in this recorder's account."""
         return arns.artifact_arn(self.settings.region, self.settings.account_id, source_uri)

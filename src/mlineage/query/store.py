@@ -10,6 +10,7 @@ cannot open the live file reads the snapshot instead, and says how old it is
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ import duckdb
 
 from mlineage.errors import ProjectionError
 from mlineage.query import catalog
+from mlineage.query.accounts import account_view
 from mlineage.query.lineage import LineageFilter, LineageGraph, LineageResult, query_lineage
 from mlineage.query.sql import Rows, run_sql
 from mlineage.settings import Settings
@@ -39,11 +41,23 @@ class LineageStore:
     """Queries on a read-only connection to the projection (or its snapshot)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *,
-                 snapshot_taken: float | None = None) -> None:
+                 snapshot_taken: float | None = None, account: str | None = None,
+                 visible_accounts: list[str] | None = None,
+                 cleanup: Path | None = None) -> None:
         self.con = con
         self.path = path
         self.snapshot_taken = snapshot_taken
+        self.account = account
+        """The caller this store answers for (None: the operator, who sees everything)."""
+        self.visible_accounts = visible_accounts
+        self._cleanup = cleanup
         self._graph: LineageGraph | None = None
+
+    def as_account(self, account: str) -> LineageStore:
+        """A store answering on behalf of ``account``: its own entities and those of owners
+        sharing with it, nothing else (see :mod:`mlineage.query.accounts`). Close it after
+        use (it holds a private copy of what the account sees)."""
+        return account_view(self, account)
 
     @classmethod
     def open(cls, path: str | Path | Settings | None = None, *,
@@ -124,6 +138,8 @@ class LineageStore:
 
     def close(self) -> None:
         self.con.close()
+        if self._cleanup is not None:
+            shutil.rmtree(self._cleanup, ignore_errors=True)
 
     def __enter__(self) -> LineageStore:
         return self

@@ -1,0 +1,153 @@
+"""Queries on behalf of an account: cross-account visibility with strict isolation.
+
+An account sees its own entities and those of every owner that shares its lineage group with
+it (a live ``lineage_share``); sharing is not transitive. An association is visible when both
+its ends are. Artifacts with the same id (the same SourceUri) in two visible accounts are
+linked by ``SameAs`` — computed here, for this caller, never stored — as a pair of edges, one
+each way, so every direction of QueryLineage crosses them.
+
+Isolation by construction: :func:`account_view` copies exactly the visible rows into a
+private DuckDB file, then reopens it read-only with external access disabled and the
+configuration locked, and hands back an ordinary :class:`LineageStore` on it. Everything —
+QueryLineage, describe, list, the SDK traversals and user SQL — runs on that file, which
+holds nothing the caller may not see: there is no other table to qualify, no database to
+ATTACH, no file to read. The copy costs time and memory proportional to what the account
+sees (documented in docs/accounts.md).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from mlineage.errors import ConfigurationError
+from mlineage.projection.schema import TABLES, view_statements
+
+if TYPE_CHECKING:
+    from mlineage.query.store import LineageStore
+
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+def _acct(column: str) -> str:
+    """The account inside an ARN column (the fifth ':'-separated field)."""
+    return f"split_part({column}, ':', 5)"
+
+
+def visible_accounts(con: duckdb.DuckDBPyConnection, account: str) -> list[str]:
+    """The caller and every owner with a live share to it (not transitive)."""
+    rows = con.execute(
+        "SELECT DISTINCT owner_account FROM lineage_shares WHERE live AND grantee_account = ? "
+        "ORDER BY 1", [account]).fetchall()
+    return sorted({account, *(r[0] for r in rows)})
+
+
+def _predicates(account: str) -> dict[str, str]:
+    """WHERE clauses (over the projection) keeping what the caller may see; ``$v`` is the
+    list of visible accounts, ``$a`` the caller."""
+    v = "list_contains($v, {})"
+    pair = "{0} AND {1}"
+    preds = {spec.table: v.format("account_id") for spec in TABLES}
+    preds["associations"] = pair.format(v.format(_acct("source_arn")),
+                                        v.format(_acct("destination_arn")))
+    preds["trial_component_trials"] = pair.format(v.format(_acct("trial_component_arn")),
+                                                  v.format(_acct("trial_arn")))
+    preds["lineage_shares"] = "(owner_account = $a OR grantee_account = $a)"
+    preds["lineage_groups"] = v.format("account_id")
+    first, second = "split_part(entity_key, ' ', 1)", "split_part(entity_key, ' ', 2)"
+    # an event is shown when its account is visible and so is everything its key names
+    preds["events"] = (
+        f"{v.format('account_id')} AND CASE "
+        "WHEN entity_key IS NULL THEN true "
+        f"WHEN entity_kind = 'lineage_share' THEN {first} = $a OR {second} = $a "
+        "WHEN entity_kind IN ('association', 'trial_component_trial') THEN "
+        f"{v.format(_acct(first))} AND {v.format(_acct(second))} "
+        f"ELSE {v.format(_acct('entity_key'))} END"
+    )
+    # operator-only: dead letters hold records no account vouches for; positions are ours
+    preds["dead_letters"] = "false"
+    preds["positions"] = "false"
+    preds["lineage_vertices"] = v.format("account_id")
+    preds["lineage_edges"] = pair.format(v.format(_acct("source_arn")),
+                                         v.format(_acct("destination_arn")))
+    return preds
+
+
+_SAME_AS = (
+    "SELECT a.arn AS source_arn, b.arn AS destination_arn, 'SameAs' AS association_type, "
+    "a.account_id FROM lineage_vertices a JOIN lineage_vertices b "
+    "ON a.lineage_type = 'Artifact' AND b.lineage_type = 'Artifact' "
+    "AND split_part(a.arn, '/', 2) = split_part(b.arn, '/', 2) AND a.arn <> b.arn "
+    "WHERE list_contains($v, a.account_id) AND list_contains($v, b.account_id)"
+)
+
+
+def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
+                 ) -> LineageStore:
+    """A :class:`LineageStore` holding exactly what ``account`` may see."""
+    from mlineage.query.store import LineageStore  # noqa: PLC0415 - circular at import time
+
+    if not _ACCOUNT_RE.match(account):
+        raise ConfigurationError(f"an account id is 12 digits, got {account!r}")
+    src = store.con
+    visible = visible_accounts(src, account)
+    params: dict[str, object] = {"v": visible, "a": account}
+    tmpdir = Path(tempfile.mkdtemp(prefix="mlineage-account-"))
+    path = tmpdir / f"{account}.duckdb"
+    try:
+        out = duckdb.connect(str(path))
+        try:
+            out.execute("SET TimeZone = 'UTC'")
+            for table, where in _predicates(account).items():
+                if table in ("lineage_vertices", "lineage_edges"):
+                    continue
+                ddl = src.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ? "
+                                  "AND database_name = current_database()", [table]).fetchall()
+                out.execute(ddl[0][0])
+                _copy(src, out, f"SELECT * FROM {table} WHERE {where}", params, table)
+            # the views become tables of what this caller sees, SameAs computed for it
+            out.execute("CREATE TABLE lineage_vertices (arn VARCHAR, lineage_type VARCHAR, "
+                        "type VARCHAR, name VARCHAR, account_id VARCHAR, created_at "
+                        "TIMESTAMPTZ, modified_at TIMESTAMPTZ)")
+            _copy(src, out, "SELECT * FROM lineage_vertices WHERE "
+                  + _predicates(account)["lineage_vertices"], params, "lineage_vertices")
+            out.execute("CREATE TABLE lineage_edges (source_arn VARCHAR, destination_arn "
+                        "VARCHAR, association_type VARCHAR, account_id VARCHAR)")
+            _copy(src, out, "SELECT * FROM lineage_edges WHERE "
+                  + _predicates(account)["lineage_edges"], params, "lineage_edges")
+            _copy(src, out, _SAME_AS, params, "lineage_edges")
+            out.execute("DELETE FROM lineage_edges WHERE association_type = 'SameAs' AND "
+                        "rowid NOT IN (SELECT min(rowid) FROM lineage_edges GROUP BY "
+                        "source_arn, destination_arn)")
+            for stmt in view_statements():
+                if stmt.startswith("CREATE OR REPLACE MACRO"):
+                    out.execute(stmt)
+            out.execute("CHECKPOINT")
+        finally:
+            out.close()
+        con = duckdb.connect(str(path), read_only=True, config={
+            "enable_external_access": False, "memory_limit": memory_limit})
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")  # nothing above can be undone
+    except BaseException:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
+    return LineageStore(con, path, snapshot_taken=store.snapshot_taken, account=account,
+                        visible_accounts=visible, cleanup=tmpdir)
+
+
+def _copy(src: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection, query: str,
+          params: dict[str, object], table: str) -> None:
+    """Rows of ``query`` on the projection into ``table`` of the private file (via Arrow)."""
+    used = {k: v for k, v in params.items() if f"${k}" in query}
+    rows = src.sql(query, params=used).to_arrow_table()
+    out.register("_rows", rows)
+    try:
+        out.execute(f"INSERT INTO {table} SELECT * FROM _rows")
+    finally:
+        out.unregister("_rows")
