@@ -120,6 +120,10 @@ def open_log(url: str) -> EventLog:
         import mlineage.log.sqlite  # noqa: F401, PLC0415 - avoids an import cycle
 
     factory = _REGISTRY.get(scheme)
+    if factory is None and scheme == "kafka":
+        raise ConfigurationError(
+            f"{url}: the Kafka event log is not available in this version of mlineage yet; "
+            "use the embedded log (unset MLINEAGE_LOG, or sqlite:///path/events.sqlite)")
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_REGISTRY))
         raise ConfigurationError(
