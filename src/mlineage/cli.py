@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -134,7 +135,11 @@ def demo(ctx: Ctx) -> None:
                  "ORDER BY created_at")
         out.print(f"\n[bold]SQL:[/] {query}")
         _print_rows(*store.sql(query), "table")
-    out.print("\n[bold]Try next:[/]")
+    hint = ""
+    if shutil.which("mlineage") is None:
+        hint = (f" (mlineage is {Path(sys.argv[0]).resolve()}: "
+                "`source .venv/bin/activate` puts it on your PATH)")
+    out.print(f"\n[bold]Try next{hint}:[/]")
     for line in (
         "mlineage sql \"SELECT type, count(*) FROM lineage_vertices GROUP BY ALL\"",
         "mlineage sql \"SELECT * FROM lineage_edges\" --format csv",
