@@ -637,6 +637,18 @@ def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max
 
 # -- cross-account sharing ---------------------------------------------------------------------
 
+def _set_share(settings: Settings, owner: str, grantee: str, *, shared: bool) -> None:
+    with Recorder(settings, producer=f"mlineage-cli/{__version__}") as rec:
+        if shared:
+            rec.share(grantee, owner_account=owner)
+        else:
+            rec.unshare(grantee, owner_account=owner)
+    state = "now shares" if shared else "no longer shares"
+    out.print(f"{owner} {state} its lineage with {grantee}")
+    if settings.log_url.startswith("sqlite:"):
+        _sync(settings, quiet=True)
+
+
 @cli.command()
 @click.option("--owner", "owner", required=True, help="The account whose lineage is shared.")
 @click.option("--with", "grantee", required=True, help="The account that may see it.")
@@ -644,11 +656,7 @@ def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max
 def share(ctx: Ctx, owner: str, grantee: str) -> None:
     """Share OWNER's lineage group with another account (not transitive: the grantee cannot
     pass it on). Published as an event of OWNER."""
-    with Recorder(ctx.settings, producer=f"mlineage-cli/{__version__}") as rec:
-        rec.share(grantee, owner_account=owner)
-    out.print(f"{owner} now shares its lineage with {grantee}")
-    if ctx.settings.log_url.startswith("sqlite:"):
-        _sync(ctx.settings, quiet=True)
+    _set_share(ctx.settings, owner, grantee, shared=True)
 
 
 @cli.command()
@@ -658,11 +666,7 @@ def share(ctx: Ctx, owner: str, grantee: str) -> None:
 def unshare(ctx: Ctx, owner: str, grantee: str) -> None:
     """Revoke a share: every later query on behalf of the grantee stops seeing OWNER's
     lineage."""
-    with Recorder(ctx.settings, producer=f"mlineage-cli/{__version__}") as rec:
-        rec.unshare(grantee, owner_account=owner)
-    out.print(f"{owner} no longer shares its lineage with {grantee}")
-    if ctx.settings.log_url.startswith("sqlite:"):
-        _sync(ctx.settings, quiet=True)
+    _set_share(ctx.settings, owner, grantee, shared=False)
 
 
 # -- schemas ----------------------------------------------------------------------------------
