@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,9 @@ def create_statements() -> list[str]:
         "CREATE TABLE IF NOT EXISTS lineage_groups (arn VARCHAR NOT NULL, account_id VARCHAR NOT "
         "NULL, region VARCHAR NOT NULL, lineage_group_name VARCHAR NOT NULL, created_at "
         "TIMESTAMPTZ NOT NULL)",
+        # the visible associations, maintained by the projector (behind the lineage_edges view)
+        "CREATE TABLE IF NOT EXISTS visible_edges (source_arn VARCHAR NOT NULL, destination_arn "
+        "VARCHAR NOT NULL, association_type VARCHAR, account_id VARCHAR NOT NULL)",
     ]
     for spec in TABLES:
         cols = [f"{c} VARCHAR NOT NULL" for c in spec.key_columns]
@@ -168,20 +171,10 @@ def view_statements() -> list[str]:
         "trial_component_name, account_id, created_at, modified_at FROM trial_components "
         "WHERE live",
     ])
-    kinds = ", ".join(f"'{k}'" for k in VERTEX_KINDS)
-    live = "coalesce({0}.modified_v, '') > coalesce({0}.deleted_v, '')"
-    edges = (
-        "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id "
-        "FROM associations a "
-        "JOIN entity_state e ON e.entity_key = a.source_arn || ' ' || a.destination_arn "
-        f"JOIN entity_state s ON s.entity_key = a.source_arn AND s.kind IN ({kinds}) "
-        f"JOIN entity_state d ON d.entity_key = a.destination_arn AND d.kind IN ({kinds}) "
-        f"WHERE {live.format('e')} AND {live.format('s')} AND {live.format('d')} "
-        "AND e.modified_v > coalesce(s.deleted_v, '') AND e.modified_v > coalesce(d.deleted_v, '')"
-    )
     return [
         f"CREATE OR REPLACE VIEW lineage_vertices AS {vertices}",
-        f"CREATE OR REPLACE VIEW lineage_edges AS {edges}",
+        "CREATE OR REPLACE VIEW lineage_edges AS SELECT source_arn, destination_arn, "
+        "association_type, account_id FROM visible_edges",
         _walk_macro("lineage_descendants", "source_arn", "destination_arn"),
         _walk_macro("lineage_ancestors", "destination_arn", "source_arn"),
     ]
@@ -199,6 +192,23 @@ def _walk_macro(name: str, near: str, far: str) -> str:
         "SELECT w.arn, min(w.depth) AS depth, any_value(v.lineage_type) AS lineage_type, "
         "any_value(v.type) AS type FROM walk w JOIN lineage_vertices v ON v.arn = w.arn "
         "WHERE w.arn <> start_arn GROUP BY w.arn ORDER BY depth, w.arn"
+    )
+
+
+def visible_edges_select(affected: str) -> str:
+    """The visible associations among those keyed in table ``affected`` (entity_key): live,
+    both ends live vertices, and written after the newest delete of either end."""
+    kinds = ", ".join(f"'{k}'" for k in VERTEX_KINDS)
+    live = "coalesce({0}.modified_v, '') > coalesce({0}.deleted_v, '')"
+    return (
+        "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id "
+        f"FROM associations a SEMI JOIN {affected} f "
+        "ON f.entity_key = a.source_arn || ' ' || a.destination_arn "
+        "JOIN entity_state e ON e.entity_key = a.source_arn || ' ' || a.destination_arn "
+        f"JOIN entity_state s ON s.entity_key = a.source_arn AND s.kind IN ({kinds}) "
+        f"JOIN entity_state d ON d.entity_key = a.destination_arn AND d.kind IN ({kinds}) "
+        f"WHERE {live.format('e')} AND {live.format('s')} AND {live.format('d')} "
+        "AND e.modified_v > coalesce(s.deleted_v, '') AND e.modified_v > coalesce(d.deleted_v, '')"
     )
 
 

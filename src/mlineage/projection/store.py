@@ -223,6 +223,16 @@ class DuckDBStore:
                 sql(f"DELETE FROM {spec.table} WHERE {a} || ' ' || {b} IN "
                     f"(SELECT entity_key FROM touched)")
             sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched')}")
+        # visible edges: recompute the associations touched, or whose ends were touched
+        sql("CREATE OR REPLACE TEMP TABLE affected_edges AS "
+            "SELECT entity_key FROM touched WHERE kind = 'association' UNION "
+            "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
+            "SEMI JOIN touched t ON t.entity_key = a.source_arn UNION "
+            "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
+            "SEMI JOIN touched t ON t.entity_key = a.destination_arn")
+        sql("DELETE FROM visible_edges v USING affected_edges f "
+            "WHERE f.entity_key = v.source_arn || ' ' || v.destination_arn")
+        sql(f"INSERT INTO visible_edges {schema.visible_edges_select('affected_edges')}")
         # lineage groups: one per (account, region) seen, created at its first event
         sql("CREATE OR REPLACE TEMP TABLE new_groups AS SELECT account_id, region, "
             "min(CAST(occurred_at AS TIMESTAMPTZ)) AS created_at FROM new_events GROUP BY ALL")
@@ -244,7 +254,8 @@ class DuckDBStore:
     def checksum(self) -> str:
         """Row counts plus a digest of every projected table's rows in canonical form
         (DuckDB's text form of the row; positions and wall-clock columns left out)."""
-        tables = ["events", "dead_letters", "entity_fields", "entity_state", "lineage_groups"]
+        tables = ["events", "dead_letters", "entity_fields", "entity_state", "lineage_groups",
+                  "visible_edges"]
         tables += [spec.table for spec in schema.TABLES]
         digest = hashlib.sha256()
         for table in sorted(tables):
