@@ -87,6 +87,23 @@ _SAME_AS = (
 )
 
 
+# Rows whose ends are visible may have been published by an account that is not: show the
+# source end's account instead of the publisher's there.
+_PUBLISHER_HIDDEN = {
+    "associations": "source_arn",
+    "trial_component_trials": "trial_component_arn",
+    "lineage_edges": "source_arn",
+}
+
+
+def _select(table: str, where: str) -> str:
+    end = _PUBLISHER_HIDDEN.get(table)
+    if end is None:
+        return f"SELECT * FROM {table} WHERE {where}"
+    return (f"SELECT * REPLACE (CASE WHEN list_contains($v, account_id) THEN account_id "
+            f"ELSE {_acct(end)} END AS account_id) FROM {table} WHERE {where}")
+
+
 def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
                  ) -> LineageStore:
     """A :class:`LineageStore` holding exactly what ``account`` may see."""
@@ -109,7 +126,7 @@ def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
                 ddl = src.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ? "
                                   "AND database_name = current_database()", [table]).fetchall()
                 out.execute(ddl[0][0])
-                _copy(src, out, f"SELECT * FROM {table} WHERE {where}", params, table)
+                _copy(src, out, _select(table, where), params, table)
             # the views become tables of what this caller sees, SameAs computed for it
             out.execute("CREATE TABLE lineage_vertices (arn VARCHAR, lineage_type VARCHAR, "
                         "type VARCHAR, name VARCHAR, account_id VARCHAR, created_at "
@@ -118,8 +135,8 @@ def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
                   + _predicates(account)["lineage_vertices"], params, "lineage_vertices")
             out.execute("CREATE TABLE lineage_edges (source_arn VARCHAR, destination_arn "
                         "VARCHAR, association_type VARCHAR, account_id VARCHAR)")
-            _copy(src, out, "SELECT * FROM lineage_edges WHERE "
-                  + _predicates(account)["lineage_edges"], params, "lineage_edges")
+            _copy(src, out, _select("lineage_edges", _predicates(account)["lineage_edges"]),
+                  params, "lineage_edges")
             _copy(src, out, _SAME_AS, params, "lineage_edges")
             out.execute("DELETE FROM lineage_edges WHERE association_type = 'SameAs' AND "
                         "rowid NOT IN (SELECT min(rowid) FROM lineage_edges GROUP BY "

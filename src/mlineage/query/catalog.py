@@ -499,6 +499,7 @@ _ASSOCIATIONS = (
     "d.type AS destination_type, d.name AS destination_name "
     "FROM lineage_edges e "
     "JOIN associations a ON a.source_arn = e.source_arn AND a.destination_arn = e.destination_arn "
+    "AND a.live AND a.association_type IS NOT DISTINCT FROM e.association_type "
     "LEFT JOIN ends s ON s.arn = e.source_arn LEFT JOIN ends d ON d.arn = e.destination_arn"
 )
 _TC_TRIALS = (

@@ -19,6 +19,7 @@ class SqlError(MlineageError):
 def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None, *,
             timeout: float = 30.0) -> Rows:
     """Run ``query`` on a read-only connection; cancel it after ``timeout`` seconds."""
+    _check_read_only(query)
     timer = threading.Timer(timeout, con.interrupt)
     timer.start()
     try:
@@ -36,3 +37,20 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None
     finally:
         timer.cancel()
     return names, rows
+
+
+_READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+def _check_read_only(query: str) -> None:
+    """One SELECT (or EXPLAIN) statement: anything else is refused before it runs — even
+    temp tables, which DuckDB allows on a read-only database."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise SqlError(f"SQL error: {exc}") from exc
+    if len(statements) != 1:
+        raise SqlError(f"run one statement at a time (got {len(statements)})")
+    if statements[0].type not in _READ_ONLY:
+        raise SqlError("SQL here is read-only: the projection is rebuilt from the event log; "
+                       "publish events to change it (only SELECT and EXPLAIN are accepted)")
