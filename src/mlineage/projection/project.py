@@ -100,9 +100,6 @@ class Changes:
         d["value"].append(record.value)
         d["error"].append(error)
 
-    def __len__(self) -> int:
-        return len(self.events["event_id"]) + len(self.dead["offset"])
-
 
 def entity_key(entity: Any, account: str, region: str) -> str:
     """The key of an entity (or of a delete's payload) in the projection."""

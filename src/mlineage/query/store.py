@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,9 +146,3 @@ class LineageStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def as_of(store: LineageStore) -> datetime | None:
-    """When the data being read was projected: the newest position update."""
-    rows = store.con.execute("SELECT max(updated_at) FROM positions").fetchall()
-    value = rows[0][0] if rows else None
-    return value if isinstance(value, datetime) else None
