@@ -145,13 +145,10 @@ class SqliteEventLog(EventLog):
         for topic, recs in by_topic.items():
             table = self._ensure_topic(conn, topic)
             (base,) = conn.execute(f'SELECT coalesce(max(offset) + 1, 0) FROM "{table}"').fetchone()
-            conn.executemany(
-                f'INSERT INTO "{table}" (offset, key, value, headers, timestamp_ms) '
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (base + i, r.key, r.value, _encode_headers(r.headers), now)
-                    for i, r in enumerate(recs)
-                ],
+            _insert_rows(
+                conn, f'INSERT INTO "{table}" (offset, key, value, headers, timestamp_ms)',
+                [(base + i, r.key, r.value, _encode_headers(r.headers), now)
+                 for i, r in enumerate(recs)],
             )
 
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
@@ -201,11 +198,11 @@ class SqliteEventLog(EventLog):
         _check_bytes(produce)
         with self._write() as conn:
             self._append(conn, produce)
-            conn.executemany(
-                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (group_id, topic, partition) "
-                "DO UPDATE SET next_offset = excluded.next_offset",
+            _insert_rows(
+                conn, "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)",
                 [(group, t, p, o) for (t, p), o in consumed.items()],
+                suffix=" ON CONFLICT (group_id, topic, partition) "
+                "DO UPDATE SET next_offset = excluded.next_offset",
             )
 
     def close(self) -> None:
@@ -214,6 +211,22 @@ class SqliteEventLog(EventLog):
             _OPEN.discard(conn)
             conn.close()
         self._local.conn = None
+
+
+_ROWS_PER_STATEMENT = 500  # x 5 columns stays far below SQLite's 32,766 bound parameters
+
+
+def _insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[object, ...]],
+                 suffix: str = "") -> None:
+    """Bulk insert as multi-row ``VALUES`` statements, a chunk of rows per statement."""
+    if not rows:
+        return
+    width = len(rows[0])
+    one = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        params = [value for row in chunk for value in row]
+        conn.execute(f"{insert} VALUES {', '.join([one] * len(chunk))}{suffix}", params)
 
 
 def _check_bytes(records: Sequence[OutRecord]) -> None:
