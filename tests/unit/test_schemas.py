@@ -4,7 +4,6 @@ JSON Schema can express the rule (patterns, lengths, counts, required, enums, ty
 
 from __future__ import annotations
 
-import copy
 import json
 from functools import cache
 from pathlib import Path
@@ -18,15 +17,16 @@ from mlineage.errors import EventValidationError
 from mlineage.events.codec import decode
 from mlineage.events.models import EVENT_TYPES, SCHEMA_VERSION
 from mlineage.events.schemas import render, schema_documents
+from tests.unit.event_examples import (
+    DROP,
+    EXAMPLE_FILES,
+    EXAMPLE_IDS,
+    SCHEMAS,
+    variant,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = REPO / "schemas"
-EXAMPLES = SCHEMAS / "examples"
-EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
-EXAMPLE_IDS = [p.stem for p in EXAMPLE_FILES]
 DOCUMENTS = schema_documents()
 FIX = "run `mlineage schemas export` (from the repository root) and commit the result"
-DROP = object()
 
 
 # --- (a) drift ---------------------------------------------------------------------------------
@@ -85,25 +85,6 @@ def model_rejects(record: dict[str, Any]) -> bool:
     return False
 
 
-def example(stem: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / f"{stem}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def variant(stem: str, **changes: Any) -> dict[str, Any]:
-    """An example with fields changed: ``payload__entity__action_name="x"``; ``DROP``
-    removes the field."""
-    record = copy.deepcopy(example(stem))
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split("__")
-        node = record
-        for part in parents:
-            node = node[part]
-        if value is DROP:
-            del node[leaf]
-        else:
-            node[leaf] = value
-    return record
 
 
 def test_there_are_examples() -> None:
