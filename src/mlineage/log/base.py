@@ -2,9 +2,12 @@
 ``tests/contract`` runs one suite against each.
 
 - **Topics and offsets.** A topic has one or more partitions; a record's offset is its
-  position in its partition, starting at 0 and growing by one with each record appended.
-  ``read(topic, partition, offset, n)`` returns records at offsets ``>= offset`` in offset
-  order, at most ``n``; an empty list means the end of the partition for now.
+  position in its partition: offsets start at 0 and grow with each record appended. On
+  logs with ``dense_offsets`` (SQLite) they grow by exactly one; Kafka's transactions leave
+  gaps (each commit writes a marker that takes an offset), so there ``end_offsets`` is the
+  next offset to be written, not the record count. ``read(topic, partition, offset, n)``
+  returns records at offsets ``>= offset`` in offset order, at most ``n``; an empty list
+  means the end of the partition for now.
 - **Append is atomic and durable.** ``append(records)`` writes all of them or none; when it
   returns they survive a crash of the process. Several processes may append at once: no
   record is lost or duplicated, and each partition's offsets stay dense.
@@ -17,16 +20,22 @@
 - **Bytes only.** Implementations move bytes and headers; they never import the event models
   (the codec turns bytes into events).
 - **close()** releases connections; appends that returned before it are durable.
+- **Consumers.** ``consumer(topics, group=...)`` reads from the group's committed positions
+  and commits with ``Consumer.transact``; ``consumer(topics, positions=...)`` reads from
+  positions the caller keeps itself (the projector keeps them in DuckDB). The generic
+  :class:`LogConsumer` builds both on ``read``; Kafka overrides them with real consumer
+  groups (group-metadata fencing) and manual assignment.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mlineage.errors import ConfigurationError
+from mlineage.errors import ConfigurationError, EventLogError
 
 TOPIC_JOBS = "mlineage.jobs.v1"
 TOPIC_ENTITIES = "mlineage.entities.v1"
@@ -34,6 +43,9 @@ TOPIC_DLQ = "mlineage.dlq.v1"
 TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES, TOPIC_DLQ)
 
 Headers = tuple[tuple[str, bytes], ...]
+TopicPartition = tuple[str, int]
+Positions = Mapping[TopicPartition, int]
+StartPositions = Callable[[Sequence[TopicPartition]], Positions]
 
 
 @dataclass(frozen=True)
@@ -65,10 +77,71 @@ class Record:
         return None
 
 
+def check_records(records: Sequence[OutRecord]) -> None:
+    """The log moves bytes: refuse anything else before writing (atomic: all or nothing)."""
+    for r in records:
+        if not isinstance(r.value, bytes):
+            raise EventLogError(f"record value for {r.topic} must be bytes, "
+                                f"got {type(r.value).__name__}")
+        if r.key is not None and not isinstance(r.key, bytes):
+            raise EventLogError(f"record key for {r.topic} must be bytes or None, "
+                                f"got {type(r.key).__name__}")
+        for name, value in r.headers:
+            if not isinstance(name, str) or not isinstance(value, bytes):
+                raise EventLogError(f"record header {name!r} for {r.topic} must be a str "
+                                    "name with a bytes value")
+
+
+def next_positions(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """The position after each partition's last record in ``records``."""
+    out: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = (r.topic, r.partition)
+        out[tp] = max(out.get(tp, 0), r.offset + 1)
+    return out
+
+
+class Consumer(ABC):
+    """Reads records of some topics, keeping its own positions. Not thread-safe: one thread
+    at a time."""
+
+    @abstractmethod
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        """Up to ``max_records`` records from the current positions (advancing them), waiting
+        up to ``timeout`` seconds for the first; ``[]`` when nothing came in time."""
+
+    @abstractmethod
+    def at_end(self) -> bool:
+        """True when every partition this consumer reads has been read to its end."""
+
+    @abstractmethod
+    def lag(self) -> int:
+        """Offsets between the positions and the ends (records, on dense logs)."""
+
+    @abstractmethod
+    def rewind(self) -> None:
+        """Forget read-but-uncommitted records: back to the committed / stored positions."""
+
+    def transact(self, consumed: Positions, produce: Sequence[OutRecord]) -> bool:
+        """Group consumers: append ``produce`` and commit ``consumed`` atomically. False when
+        the group moved on (a rebalance): nothing was written and the consumer rewound."""
+        raise EventLogError("transact needs a consumer created with a group")
+
+    def close(self) -> None:  # noqa: B027 - an optional hook: most consumers hold nothing
+        """Release connections."""
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class EventLog(ABC):
     """Append records, read them from a position, commit consumer positions atomically."""
 
     kind: ClassVar[str]
+    dense_offsets: ClassVar[bool] = True
 
     @abstractmethod
     def append(self, records: Sequence[OutRecord]) -> None: ...
@@ -98,6 +171,15 @@ class EventLog(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def consumer(self, topics: Sequence[str], *, group: str | None = None,
+                 positions: StartPositions | None = None, instance: str | None = None,
+                 max_poll_records: int = 5000) -> Consumer:
+        """A consumer of ``topics``: from ``group``'s committed positions (commit with
+        :meth:`Consumer.transact`), or from ``positions(partitions)`` that the caller keeps.
+        ``instance`` names this member of the group (Kafka: its stable transactional id)."""
+        del instance, max_poll_records
+        return LogConsumer(self, topics, group=group, positions=positions)
+
     def __enter__(self) -> EventLog:
         return self
 
@@ -117,16 +199,80 @@ def open_log(url: str) -> EventLog:
     scheme = url.split("://", 1)[0]
     if scheme not in _REGISTRY:
         # implementations register themselves on import
-        import mlineage.log.sqlite  # noqa: F401, PLC0415 - avoids an import cycle
+        import mlineage.log.sqlite  # noqa: PLC0415 - avoids an import cycle
 
+    if scheme == "kafka" and scheme not in _REGISTRY:
+        import mlineage.log.kafka  # noqa: F401, PLC0415 - kafka-python only when asked for
     factory = _REGISTRY.get(scheme)
-    if factory is None and scheme == "kafka":
-        raise ConfigurationError(
-            f"{url}: the Kafka event log is not available in this version of mlineage yet; "
-            "use the embedded log (unset MLINEAGE_LOG, or sqlite:///path/events.sqlite)")
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_REGISTRY))
         raise ConfigurationError(
             f"no event log for {url!r}: this mlineage supports {known}"
         )
     return factory(url)
+
+
+class LogConsumer(Consumer):
+    """A consumer built on ``EventLog.read``: every partition of every topic, round robin."""
+
+    def __init__(self, log: EventLog, topics: Sequence[str], *, group: str | None = None,
+                 positions: StartPositions | None = None) -> None:
+        if (group is None) == (positions is None):
+            raise ValueError("a consumer needs exactly one of group= and positions=")
+        self.log = log
+        self.topics = tuple(topics)
+        self.group = group
+        self._start = positions or self._committed
+        self._pos: dict[TopicPartition, int] = {}
+
+    def _committed(self, tps: Sequence[TopicPartition]) -> Positions:
+        group = self.group or ""
+        out: dict[TopicPartition, int] = {}
+        for topic in {t for t, _ in tps}:
+            for p, offset in self.log.committed(group, topic).items():
+                out[(topic, p)] = offset
+        return out
+
+    def _partitions(self) -> list[TopicPartition]:
+        tps = [(t, p) for t in self.topics for p in self.log.partitions(t)]
+        new = [tp for tp in tps if tp not in self._pos]
+        if new:
+            start = self._start(new)
+            for tp in new:
+                self._pos[tp] = start.get(tp, 0)
+        return tps
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        deadline = time.monotonic() + timeout
+        while True:
+            out: list[Record] = []
+            for tp in self._partitions():
+                room = max_records - len(out)
+                if room <= 0:
+                    break
+                got = self.log.read(tp[0], tp[1], self._pos[tp], room)
+                if got:
+                    out.extend(got)
+                    self._pos[tp] = got[-1].offset + 1
+            left = deadline - time.monotonic()
+            if out or left <= 0:
+                return out
+            time.sleep(min(0.05, left))
+
+    def at_end(self) -> bool:
+        return self.lag() == 0
+
+    def lag(self) -> int:
+        self._partitions()
+        return sum(max(0, end - self._pos[(t, p)])
+                   for t in self.topics for p, end in self.log.end_offsets(t).items()
+                   if (t, p) in self._pos)
+
+    def rewind(self) -> None:
+        self._pos.clear()
+
+    def transact(self, consumed: Positions, produce: Sequence[OutRecord]) -> bool:
+        if self.group is None:
+            return super().transact(consumed, produce)
+        self.log.transact(self.group, consumed, produce)
+        return True

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from mlineage.errors import EventLogError
-from mlineage.log.base import TOPICS, EventLog, Headers, OutRecord, Record, register
+from mlineage.log.base import (
+    TOPICS,
+    EventLog,
+    Headers,
+    OutRecord,
+    Record,
+    check_records,
+    register,
+)
 
 _BUSY_TIMEOUT_S = 60.0
 
@@ -133,7 +141,7 @@ class SqliteEventLog(EventLog):
     def append(self, records: Sequence[OutRecord]) -> None:
         if not records:
             return
-        _check_bytes(records)
+        check_records(records)
         with self._write() as conn:
             self._append(conn, records)
 
@@ -195,7 +203,7 @@ class SqliteEventLog(EventLog):
         consumed: Mapping[tuple[str, int], int],
         produce: Sequence[OutRecord],
     ) -> None:
-        _check_bytes(produce)
+        check_records(produce)
         with self._write() as conn:
             self._append(conn, produce)
             _insert_rows(
@@ -227,21 +235,6 @@ def _insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[obj
         chunk = rows[start:start + _ROWS_PER_STATEMENT]
         params = [value for row in chunk for value in row]
         conn.execute(f"{insert} VALUES {', '.join([one] * len(chunk))}{suffix}", params)
-
-
-def _check_bytes(records: Sequence[OutRecord]) -> None:
-    """The log moves bytes: refuse anything else before writing (atomic: all or nothing)."""
-    for r in records:
-        if not isinstance(r.value, bytes):
-            raise EventLogError(f"record value for {r.topic} must be bytes, "
-                                f"got {type(r.value).__name__}")
-        if r.key is not None and not isinstance(r.key, bytes):
-            raise EventLogError(f"record key for {r.topic} must be bytes or None, "
-                                f"got {type(r.key).__name__}")
-        for name, value in r.headers:
-            if not isinstance(name, str) or not isinstance(value, bytes):
-                raise EventLogError(f"record header {name!r} for {r.topic} must be a str "
-                                    "name with a bytes value")
 
 
 class _Txn:

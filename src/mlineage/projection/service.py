@@ -4,12 +4,13 @@ decode or validate go to ``dead_letters`` with the error and position; projectio
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,15 @@ from mlineage._gc import gc_paused
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.events.codec import decode_many
 from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
-from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record
+from mlineage.log.base import (
+    TOPIC_ENTITIES,
+    TOPIC_JOBS,
+    Consumer,
+    EventLog,
+    Record,
+    TopicPartition,
+    next_positions,
+)
 from mlineage.projection.project import Changes, project
 from mlineage.projection.store import DuckDBStore
 
@@ -88,12 +97,13 @@ class ProjectorService:
         self.log = log
         self.store = store
         self.batch_size = batch_size
-        self.consumer = consumer
+        self.consumer_name = consumer
         self.snapshot = snapshot
         self.snapshot_interval = snapshot_interval
         self._snapshot_at = 0.0
         self._snapshot_cost = 0.0
         self._dirty = True
+        self._committed: dict[TopicPartition, int] = {}
 
     def write_snapshot(self) -> None:
         """Checkpoint and copy the projection to the snapshot path (atomically replaced), for
@@ -127,44 +137,49 @@ class ProjectorService:
             self.write_snapshot()
 
     def lag(self) -> int:
-        positions = self.store.positions(self.consumer)
+        positions = self.store.positions(self.consumer_name)
         return sum(
-            end - positions.get((topic, p), 0)
+            max(0, end - positions.get((topic, p), 0))
             for topic in PROJECTED_TOPICS
             for p, end in self.log.end_offsets(topic).items()
         )
 
-    def _prepare(self, positions: dict[tuple[str, int], int], limit: int) -> _Prepared:
-        """Read up to ``limit`` records from ``positions`` and project them (pure Python;
-        never touches the store, so it can run while the store applies another batch)."""
-        records: list[Record] = []
-        consumed: dict[tuple[str, int], int] = {}
-        for topic in PROJECTED_TOPICS:
-            for partition in self.log.partitions(topic):
-                room = limit - len(records)
-                if room <= 0:
-                    break
-                got = self.log.read(topic, partition, positions.get((topic, partition), 0), room)
-                if got:
-                    records.extend(got)
-                    consumed[(topic, partition)] = got[-1].offset + 1
+    def consumer(self) -> Consumer:
+        """A consumer of both topics that starts from (and rewinds to) the positions stored in
+        DuckDB; on Kafka it assigns every partition itself (no consumer group: exactly one
+        projector owns a projection, so it must read everything)."""
+        # read here, on the thread that owns the store; kept current by _apply, so the
+        # callback (called on the prefetch thread) never touches the DuckDB connection
+        self._committed = dict(self.store.positions(self.consumer_name))
+
+        def stored(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+            return {tp: self._committed.get(tp, 0) for tp in tps}
+        return self.log.consumer(PROJECTED_TOPICS, positions=stored,
+                                 max_poll_records=self.batch_size)
+
+    def _prepare(self, consumer: Consumer, limit: int, wait: float) -> _Prepared:
+        """Read up to ``limit`` records and project them (pure Python; never touches the
+        store, so it can run while the store applies another batch)."""
+        records = consumer.poll(limit, timeout=wait)
         if not records:
-            return _Prepared(records, consumed, None, positions)
+            return _Prepared(records, {}, None)
         with gc_paused():
             changes = project(zip(records, decode_many([r.value for r in records]),
                                   strict=True), ALLOWED)
-        return _Prepared(records, consumed, changes, {**positions, **consumed})
+        return _Prepared(records, next_positions(records), changes)
 
     def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
         """Read up to ``limit`` records across the topics and apply them as one batch."""
-        prepared = self._prepare(self.store.positions(self.consumer), limit)
-        return len(prepared.records), self._apply(prepared)
+        with self.consumer() as consumer:
+            prepared = self._prepare(consumer, limit, 0.0)
+            return len(prepared.records), self._apply(prepared)
 
     def _apply(self, prepared: _Prepared) -> ProjectorStats:
         stats = ProjectorStats()
         if prepared.changes is None:
             return stats
-        self.store.apply(prepared.changes, prepared.consumed, self.consumer)
+        self.store.apply(prepared.changes, prepared.consumed, self.consumer_name)
+        self._committed.update(prepared.consumed)
         stats.consumed = len(prepared.records)
         stats.dead_lettered = len(prepared.changes.dead["offset"])
         stats.applied = stats.consumed - stats.dead_lettered
@@ -183,6 +198,12 @@ class ProjectorService:
         """Apply batches until a stop condition holds. The next batch is read, decoded and
         projected on a worker thread while the store writes the current one (DuckDB releases
         the GIL), so Python and DuckDB work overlap; batches still commit in order."""
+        with self.consumer() as consumer:
+            return self._run(consumer, follow, max_events, timeout, poll_interval, progress)
+
+    def _run(self, consumer: Consumer, follow: bool, max_events: int | None,
+             timeout: float | None, poll_interval: float,
+             progress: Callable[[int, int], None] | None) -> ProjectorStats:
         total = ProjectorStats()
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -192,11 +213,10 @@ class ProjectorService:
             return max(0, min(self.batch_size, max_events - planned))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlineage-prefetch") as pool:
-            positions = self.store.positions(self.consumer)
             planned = 0
             limit = limit_for(planned)
             pending: Future[_Prepared] | None = (
-                pool.submit(self._prepare, positions, limit) if limit else None)
+                pool.submit(self._prepare, consumer, limit, 0.0) if limit else None)
             while pending is not None:
                 prepared = pending.result()
                 got = len(prepared.records)
@@ -204,7 +224,7 @@ class ProjectorService:
                 limit = limit_for(planned)
                 pending = None
                 if got and limit:
-                    pending = pool.submit(self._prepare, prepared.next_positions, limit)
+                    pending = pool.submit(self._prepare, consumer, limit, 0.0)
                 stats = self._apply(prepared)
                 total.consumed += stats.consumed
                 total.applied += stats.applied
@@ -219,13 +239,15 @@ class ProjectorService:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 if pending is None and limit:
-                    if got == 0 and not follow:
+                    # nothing in hand: stop at the end unless following, else wait for more
+                    if got == 0 and not follow and consumer.at_end():
                         break
-                    if got == 0:
-                        time.sleep(poll_interval)
-                    pending = pool.submit(self._prepare, prepared.next_positions, limit)
+                    pending = pool.submit(self._prepare, consumer, limit,
+                                          poll_interval if got == 0 else 0.0)
             if pending is not None:
                 pending.cancel()
+                with contextlib.suppress(Exception):
+                    pending.result()  # let the worker finish before the consumer closes
         return total
 
 
@@ -234,7 +256,6 @@ class _Prepared:
     records: list[Record]
     consumed: dict[tuple[str, int], int]
     changes: Changes | None
-    next_positions: dict[tuple[str, int], int]
 
 
 def replay(log: EventLog, db_path: Path, *, batch_size: int = 50_000,

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from mlineage._gc import gc_paused
 from mlineage.events.codec import Rejected, decode_many, dumps
 from mlineage.events.models import SOURCE_EVENT_TYPES
-from mlineage.log.base import TOPIC_DLQ, TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, Record
+from mlineage.log.base import (
+    TOPIC_DLQ,
+    TOPIC_ENTITIES,
+    TOPIC_JOBS,
+    Consumer,
+    EventLog,
+    OutRecord,
+    Record,
+    next_positions,
+)
 from mlineage.tracker.derive import derive_records
 
 GROUP = "mlineage-tracker"
@@ -67,16 +76,24 @@ def transform(records: list[Record]) -> tuple[list[OutRecord], int]:
 
 class TrackerService:
     """Runs the tracker over the log. Stop conditions: ``until_end`` (default), ``max_events``,
-    ``timeout``; ``follow=True`` keeps polling for new records until another condition holds."""
+    ``timeout``; ``follow=True`` keeps polling for new records until another condition holds.
 
-    def __init__(self, log: EventLog, *, batch_size: int = 5000, group: str = GROUP) -> None:
+    On Kafka it is a member of the consumer group ``mlineage-tracker`` (instances share the
+    partitions) and each batch is one transaction: derived records plus the consumed offsets,
+    fenced by the group's metadata. A batch whose commit the group refuses (a rebalance took
+    its partitions) is dropped and re-read by whoever owns them now."""
+
+    def __init__(self, log: EventLog, *, batch_size: int = 5000, group: str = GROUP,
+                 instance: str | None = None) -> None:
         self.log = log
         self.batch_size = batch_size
         self.group = group
+        self.instance = instance
 
     def lag(self) -> int:
         committed = self.log.committed(self.group, TOPIC_JOBS)
-        return sum(end - committed.get(p, 0) for p, end in self.log.end_offsets(TOPIC_JOBS).items())
+        return sum(max(0, end - committed.get(p, 0))
+                   for p, end in self.log.end_offsets(TOPIC_JOBS).items())
 
     def run(
         self,
@@ -87,35 +104,34 @@ class TrackerService:
         poll_interval: float = 0.2,
         progress: Callable[[int, int], None] | None = None,
     ) -> TrackerStats:
+        with self.log.consumer([TOPIC_JOBS], group=self.group, instance=self.instance,
+                               max_poll_records=self.batch_size) as consumer:
+            return self._run(consumer, follow, max_events, timeout, poll_interval, progress)
+
+    def _run(self, consumer: Consumer, follow: bool, max_events: int | None,
+             timeout: float | None, poll_interval: float,
+             progress: Callable[[int, int], None] | None) -> TrackerStats:
         stats = TrackerStats()
         deadline = None if timeout is None else time.monotonic() + timeout
+        misses = 0  # empty polls in a row: wait only once the log looked drained
         while True:
-            got = 0
-            for partition in self.log.partitions(TOPIC_JOBS):
-                position = self.log.committed(self.group, TOPIC_JOBS).get(partition, 0)
-                limit = self.batch_size
-                if max_events is not None:
-                    limit = min(limit, max_events - stats.consumed)
-                if limit <= 0:
-                    return stats
-                records = self.log.read(TOPIC_JOBS, partition, position, limit)
-                if not records:
-                    continue
+            limit = self.batch_size
+            if max_events is not None:
+                limit = min(limit, max_events - stats.consumed)
+            if limit <= 0:
+                return stats
+            records = consumer.poll(limit, timeout=poll_interval if follow or misses else 0.0)
+            misses = 0 if records else misses + 1
+            if records:
                 with gc_paused():
                     out, dead = transform(records)
-                self.log.transact(self.group, {(TOPIC_JOBS, partition): records[-1].offset + 1},
-                                  out)
-                got += len(records)
-                stats.consumed += len(records)
-                stats.dead_lettered += dead
-                stats.derived += len(out) - dead
-                if progress is not None:
-                    progress(stats.consumed, self.lag())
-            if max_events is not None and stats.consumed >= max_events:
+                if consumer.transact(next_positions(records), out):
+                    stats.consumed += len(records)
+                    stats.dead_lettered += dead
+                    stats.derived += len(out) - dead
+                    if progress is not None:
+                        progress(stats.consumed, consumer.lag())
+            elif not follow and consumer.at_end():
                 return stats
             if deadline is not None and time.monotonic() >= deadline:
                 return stats
-            if got == 0:
-                if not follow:
-                    return stats
-                time.sleep(poll_interval)
