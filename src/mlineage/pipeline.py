@@ -23,13 +23,19 @@ class SyncStats:
 
 def sync(settings: Settings, *, log: EventLog | None = None, store: DuckDBStore | None = None,
          progress: Progress | None = None) -> SyncStats:
-    """Track and project everything in the log; return what was done."""
+    """Track (embedded log only) and project everything in the log; return what was done.
+
+    With Kafka the auto-tracker is a service (``mlineage track --follow``, a consumer group
+    member with its own transactional id): a command must not join its group in passing, so
+    only the projection catches up here."""
     own_log = log is None
     own_store = store is None
     log = log or open_log(settings.log_url)
     try:
-        tracker = TrackerService(log).run(
-            progress=(lambda n, lag: progress("track", n, lag)) if progress else None)
+        tracker = TrackerStats()
+        if log.kind == "sqlite":
+            tracker = TrackerService(log).run(
+                progress=(lambda n, lag: progress("track", n, lag)) if progress else None)
         store = store or DuckDBStore(settings.db_path)
         try:
             projector = ProjectorService(log, store).run(

@@ -31,6 +31,7 @@ from mlineage.events.models import (
     canonical_time,
 )
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, open_log
+from mlineage.log.spool import SpooledLog
 from mlineage.projection.project import entity_key
 from mlineage.settings import Settings
 
@@ -111,7 +112,13 @@ class JobRun:
 
 
 class Recorder:
-    """Publishes lineage events to the configured log (embedded SQLite by default)."""
+    """Publishes lineage events to the configured log (embedded SQLite by default).
+
+    With Kafka (``MLINEAGE_LOG=kafka://...``) every publish is written to a local spool
+    first and forwarded by a background thread (:mod:`mlineage.log.spool`): publishing never
+    blocks on the network, and while Kafka is down events wait on disk and go out in order
+    when it answers. :meth:`flush` waits for them; :meth:`close` and interpreter exit flush
+    for up to 10 s."""
 
     def __init__(self, settings: Settings | None = None, *, log: EventLog | None = None,
                  producer: str = PRODUCER) -> None:
@@ -123,8 +130,20 @@ class Recorder:
     @property
     def log(self) -> EventLog:
         if self._log is None:
-            self._log = open_log(self.settings.log_url)
+            url = self.settings.log_url
+            if url.startswith("kafka://"):
+                self._log = SpooledLog(lambda: open_log(url), self.settings.spool_dir,
+                                       describe=f"Kafka ({url})")
+            else:
+                self._log = open_log(url)
         return self._log
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything published is in the log (Kafka: forwarded from the spool);
+        False when ``timeout`` ran out first (the rest stays spooled: nothing is lost)."""
+        if isinstance(self._log, SpooledLog):
+            return self._log.flush(timeout)
+        return True
 
     # -- generic -------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class Settings:
     account_id: str
     region: str
     kafka_options: Mapping[str, str] = field(default_factory=dict)
+    spool_dir: Path = Path(".mlineage/spool")
 
     @classmethod
     def load(
@@ -77,4 +78,5 @@ class Settings:
             account_id=account,
             region=reg,
             kafka_options=kafka,
+            spool_dir=Path(env.get("MLINEAGE_SPOOL_DIR") or home_path / "spool"),
         )

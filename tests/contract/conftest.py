@@ -1,13 +1,9 @@
 """The EventLog implementations the contract suite (``test_event_log.py``) runs against.
 
-Each implementation is a kind and a factory: given a fresh temporary directory, the factory
-returns the URL of an *empty* log, which :func:`mlineage.log.base.open_log` opens, in this
-process or in a spawned one. To add Kafka, append to ``IMPLEMENTATIONS``::
-
-    Implementation("kafka", kafka_url, marks=(pytest.mark.kafka,))
-
-where ``kafka_url(tmp_path)`` returns a ``kafka://`` URL for a broker (and topics) that no
-other test has written to.
+Each implementation is a kind and a factory: given a fresh temporary directory and the test's
+request (for fixtures such as the Kafka broker), the factory returns the URL of an *empty*
+log, which :func:`mlineage.log.base.open_log` opens, in this process or in a spawned one.
+Kafka's URL names a fresh namespace on the session's broker (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -20,22 +16,28 @@ import pytest
 
 from mlineage.log.base import EventLog, open_log
 from mlineage.settings import sqlite_url
+from tests.conftest import kafka_url_on
 
 
 @dataclass(frozen=True)
 class Implementation:
     kind: str
-    url: Callable[[Path], str]
+    url: Callable[[Path, pytest.FixtureRequest], str]
     marks: tuple[pytest.MarkDecorator, ...] = ()
 
 
-def sqlite_log_url(tmp_path: Path) -> str:
+def sqlite_log_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     # the file Settings.load(home=tmp_path) points at, so a Recorder finds the same log
     return sqlite_url(tmp_path / "events.sqlite")
 
 
+def kafka_log_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return kafka_url_on(request.getfixturevalue("kafka_broker"))
+
+
 IMPLEMENTATIONS = [
     Implementation("sqlite", sqlite_log_url),
+    Implementation("kafka", kafka_log_url, marks=(pytest.mark.kafka,)),
 ]
 
 
@@ -46,9 +48,10 @@ def implementation(request: pytest.FixtureRequest) -> Implementation:
 
 
 @pytest.fixture
-def log_url(implementation: Implementation, tmp_path: Path) -> str:
+def log_url(implementation: Implementation, tmp_path: Path,
+            request: pytest.FixtureRequest) -> str:
     """The URL of a fresh, empty log of the implementation under test."""
-    return implementation.url(tmp_path)
+    return implementation.url(tmp_path, request)
 
 
 @pytest.fixture

@@ -1,0 +1,381 @@
+"""Producer resilience: a training job never crashes or hangs because Kafka is down.
+
+A :class:`SpooledLog` stands between a :class:`~mlineage.Recorder` and a remote log. Every
+append is written first to a local SQLite *spool* (one file per process, under
+``$MLINEAGE_HOME/spool`` or ``MLINEAGE_SPOOL_DIR``: a persistent path), which takes about a
+millisecond and never touches the network. A background thread forwards the spool to the
+log in order, one transaction per chunk, and deletes each chunk once it is committed. While
+the log does not answer, events wait in the spool and a warning says where; they go out in
+order when it answers again. ``flush(timeout)`` waits for the spool to drain (a Recorder
+calls it on close and at exit); what is left after it is not lost: the next process that
+opens a spool in the same directory adopts files whose owner is gone and forwards them.
+
+The window: if a process dies after Kafka committed a chunk and before the spool deleted
+it, that chunk is forwarded again by whoever adopts the file. The duplicates carry the same
+``event_id`` and the projection applies an event id once, so the lineage is unchanged
+(documented in docs/design.md).
+
+Fork: a child never uses its parent's spool or thread; it opens its own on first append.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, ClassVar
+
+from mlineage.errors import EventLogError
+from mlineage.log.base import EventLog, OutRecord, Record, check_records
+
+log = logging.getLogger("mlineage.spool")
+
+CHUNK = 2000
+FLUSH_AT_EXIT_S = 10.0
+
+
+def _headers_json(record: OutRecord) -> str | None:
+    if not record.headers:
+        return None
+    return json.dumps([[k, v.decode("utf-8", "surrogateescape")] for k, v in record.headers])
+
+
+def _headers(text: str | None) -> tuple[tuple[str, bytes], ...]:
+    if not text:
+        return ()
+    return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
+
+
+class SpoolFile:
+    """One spool: a SQLite file of records waiting to be forwarded, and a lock file whose
+    ``flock`` says that a live process owns it."""
+
+    def __init__(self, path: Path, lock: IO[str]) -> None:
+        self.path = path
+        self._lock = lock
+        self._conn = sqlite3.connect(path, timeout=60, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, headers TEXT)")
+        self._mutex = threading.Lock()
+
+    @classmethod
+    def create(cls, directory: Path) -> SpoolFile:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"spool-{os.getpid()}-{uuid.uuid4().hex[:8]}.sqlite"
+        lock = _lock_file(path)
+        if lock is None:  # pragma: no cover - a fresh uuid cannot be locked already
+            raise EventLogError(f"could not lock the new spool {path}")
+        return cls(path, lock)
+
+    @classmethod
+    def adopt(cls, path: Path) -> SpoolFile | None:
+        """Take over a spool whose owner is gone (None when a live process holds it)."""
+        lock = _lock_file(path)
+        if lock is None:
+            return None
+        if not path.exists():  # forwarded and removed by its owner just now
+            _release(lock, path)
+            return None
+        return cls(path, lock)
+
+    def add(self, records: Sequence[OutRecord]) -> None:
+        rows = [(r.topic, r.key, r.value, _headers_json(r)) for r in records]
+        with self._mutex:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(rows), 200):
+                    chunk = rows[start:start + 200]
+                    self._conn.execute(
+                        "INSERT INTO spool (topic, key, value, headers) VALUES "
+                        + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                        [v for row in chunk for v in row])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def head(self, n: int) -> tuple[int, list[OutRecord]]:
+        """The oldest ``n`` records and the sequence number of the last one (0: none)."""
+        with self._mutex:
+            rows = self._conn.execute(
+                "SELECT seq, topic, key, value, headers FROM spool ORDER BY seq LIMIT ?",
+                (n,)).fetchall()
+        if not rows:
+            return 0, []
+        return rows[-1][0], [OutRecord(t, k, v, _headers(h)) for _, t, k, v, h in rows]
+
+    def drop_through(self, seq: int) -> None:
+        with self._mutex:
+            self._conn.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+
+    def pending(self) -> int:
+        with self._mutex:
+            return int(self._conn.execute("SELECT count(*) FROM spool").fetchone()[0])
+
+    def close(self, *, remove_if_empty: bool) -> None:
+        with self._mutex:
+            empty = int(self._conn.execute("SELECT count(*) FROM spool").fetchone()[0]) == 0
+            self._conn.close()
+        if remove_if_empty and empty:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        _release(self._lock, self.path if remove_if_empty and empty else None)
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's spool without touching its contents."""
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        with contextlib.suppress(OSError):
+            self._lock.close()  # the parent's descriptor keeps its flock
+
+
+def _lock_file(path: Path) -> IO[str] | None:
+    fh = Path(f"{path}.lock").open("a+")  # noqa: SIM115 - held for the spool's lifetime
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
+
+
+def _release(lock: IO[str], path: Path | None) -> None:
+    if path is not None:
+        Path(f"{path}.lock").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        lock.close()
+
+
+def spooled_counts(directory: Path) -> dict[Path, int]:
+    """Records waiting in each spool file of ``directory`` (for ``mlineage status``)."""
+    out: dict[Path, int] = {}
+    for path in sorted(directory.glob("spool-*.sqlite")):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+                out[path] = int(c.execute("SELECT count(*) FROM spool").fetchone()[0])
+        except sqlite3.Error:
+            out[path] = -1
+    return out
+
+
+class SpooledLog(EventLog):
+    """Appends go to the local spool; a thread forwards them to ``target`` in order. Reads
+    go straight to the target."""
+
+    kind: ClassVar[str] = "spooled"
+    dense_offsets: ClassVar[bool] = False  # whatever the target's are: assume the weaker
+    _live: ClassVar[weakref.WeakSet[SpooledLog]] = weakref.WeakSet()
+
+    def __init__(self, open_target: Callable[[], EventLog], directory: Path, *,
+                 describe: str = "the event log") -> None:
+        self._open_target = open_target
+        self.directory = Path(directory)
+        self.describe = describe
+        self._target: EventLog | None = None
+        self._spool: SpoolFile | None = None
+        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._failing_since: float | None = None
+        self._forwarded = 0
+        self._pid = os.getpid()
+        SpooledLog._live.add(self)
+
+    # -- process lifetime ---------------------------------------------------------------
+
+    def _own(self) -> SpoolFile:
+        if os.getpid() != self._pid:
+            self._after_fork()
+        if self._spool is None:
+            self._spool = SpoolFile.create(self.directory)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._forward_loop, daemon=True,
+                                            name="mlineage-spool-forwarder")
+            self._thread.start()
+        return self._spool
+
+    def _after_fork(self) -> None:
+        if self._spool is not None:
+            self._spool.abandon()
+        self._spool = None
+        self._thread = None
+        self._target = None  # its clients belong to the parent
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._pid = os.getpid()
+
+    def target(self) -> EventLog:
+        if os.getpid() != self._pid:
+            self._after_fork()
+        if self._target is None:
+            self._target = self._open_target()
+        return self._target
+
+    # -- appends and forwarding ---------------------------------------------------------
+
+    def append(self, records: Sequence[OutRecord]) -> None:
+        check_records(records)
+        if not records:
+            return
+        self._own().add(records)
+        with self._cond:
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        """Records this process has spooled that are not in the log yet."""
+        return 0 if self._spool is None or os.getpid() != self._pid else self._spool.pending()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything appended so far is in the log; False on timeout (the rest
+        stays spooled, and is forwarded later)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.pending():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.notify_all()
+                self._cond.wait(0.05 if left is None else min(0.05, left))
+        return True
+
+    def _forward_loop(self) -> None:
+        pid = os.getpid()
+        backoff = 0.2
+        last_orphan_scan = 0.0
+        while os.getpid() == pid:
+            with self._cond:
+                if self._stopping:
+                    return
+            try:
+                moved = self._forward(self._spool)
+                if time.monotonic() - last_orphan_scan > 30:
+                    last_orphan_scan = time.monotonic()
+                    moved += self._adopt_orphans()
+            except Exception as exc:
+                self._failed(exc)
+                with self._cond:
+                    self._cond.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.2
+            if self._failing_since is not None:
+                log.warning("mlineage: %s answers again; forwarded the spooled events",
+                            self.describe)
+                self._failing_since = None
+            with self._cond:
+                self._cond.notify_all()
+                if not moved and not self._stopping:
+                    self._cond.wait(1.0)
+
+    def _forward(self, spool: SpoolFile | None) -> int:
+        if spool is None:
+            return 0
+        moved = 0
+        while True:
+            seq, records = spool.head(CHUNK)
+            if not records:
+                return moved
+            self.target().append(records)
+            spool.drop_through(seq)
+            moved += len(records)
+            self._forwarded += len(records)
+
+    def _adopt_orphans(self) -> int:
+        moved = 0
+        own = self._spool.path if self._spool is not None else None
+        for path in sorted(self.directory.glob("spool-*.sqlite")):
+            if path == own:
+                continue
+            orphan = SpoolFile.adopt(path)
+            if orphan is None:
+                continue
+            try:
+                n = self._forward(orphan)
+                if n:
+                    log.warning("mlineage: forwarded %d events left in %s by an earlier "
+                                "process", n, path)
+                moved += n
+            finally:
+                orphan.close(remove_if_empty=True)
+        return moved
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            path = self._spool.path if self._spool is not None else self.directory
+            log.warning(
+                "mlineage: %s is not answering (%s); events are kept in %s and will be "
+                "forwarded, in order, when it answers. Nothing is lost.",
+                self.describe, exc, path)
+            self._drop_target()
+
+    def _drop_target(self) -> None:
+        """Close the target (after a failure): the next forward reconnects from scratch."""
+        if self._target is not None:
+            with contextlib.suppress(Exception):
+                self._target.close()
+        self._target = None
+
+    def close(self, timeout: float = FLUSH_AT_EXIT_S) -> None:
+        """Flush (up to ``timeout``), stop the forwarder and close the target. Whatever is
+        still spooled stays on disk and is forwarded by a later process."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+            return
+        if self._spool is not None and not self.flush(timeout):
+            log.warning("mlineage: %d events could not reach %s within %.0f s; they stay in "
+                        "%s and the next mlineage process forwards them",
+                        self.pending(), self.describe, timeout, self._spool.path)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+            self._thread = None
+        if self._spool is not None:
+            self._spool.close(remove_if_empty=True)
+            self._spool = None
+        if self._target is not None:
+            with contextlib.suppress(Exception):
+                self._target.close()
+            self._target = None
+
+    # -- reads go to the log itself -------------------------------------------------------
+
+    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
+        return self.target().read(topic, partition, offset, max_records)
+
+    def partitions(self, topic: str) -> list[int]:
+        return self.target().partitions(topic)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return self.target().end_offsets(topic)
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        return self.target().committed(group, topic)
+
+    def transact(self, group: str, consumed: Mapping[tuple[str, int], int],
+                 produce: Sequence[OutRecord]) -> None:
+        self.target().transact(group, consumed, produce)
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for spooled in list(SpooledLog._live):
+        if spooled._pid == os.getpid():
+            spooled.close(FLUSH_AT_EXIT_S)
