@@ -20,14 +20,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from mlineage import __version__
+from mlineage import __version__, ops
 from mlineage import demo as wf
 from mlineage.errors import EventValidationError, MlineageError, ProjectionBusyError
 from mlineage.events.codec import parse_json, validate_record
 from mlineage.events.schemas import export
-from mlineage.log.base import open_log
+from mlineage.log.base import TOPIC_DLQ, open_log
 from mlineage.pipeline import sync
-from mlineage.projection.service import ProjectorService, WriterLock, replay
+from mlineage.projection.service import PROJECTED_TOPICS, ProjectorService, WriterLock, replay
 from mlineage.projection.store import DuckDBStore
 from mlineage.query import catalog
 from mlineage.query.lineage import DIRECTIONS, LINEAGE_TYPES, LineageFilter, LineageResult
@@ -216,6 +216,10 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
             f"{len(problems)} bad line(s); nothing was published. Fix them and publish again.")
     with rec:
         rec.log.append([route(e) for e in valid])
+        if not rec.flush(timeout=30):
+            err.print(f"the log at {settings.log_url} is not answering: the events wait in "
+                      f"{settings.spool_dir} and the next mlineage process forwards them")
+            return
     out.print(f"published {len(valid)} events to {settings.log_url}")
     if not no_sync and settings.log_url.startswith("sqlite:"):
         _sync(settings)
@@ -228,11 +232,27 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
 @click.option("--batch-size", type=click.IntRange(1), default=5000, show_default=True,
               help="Source events per log transaction.")
+@click.option("--instance", envvar="MLINEAGE_INSTANCE_ID",
+              help="Kafka: this instance's stable name in the tracker group (its transactional "
+              "id is mlineage-tracker-INSTANCE; a restarted instance fences its predecessor). "
+              "Give each concurrent instance its own [env MLINEAGE_INSTANCE_ID; default the "
+              "host name].")
 @pass_ctx
-def track(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int) -> None:
-    """Run the auto-tracker: derive entities from job events (to the end of the log)."""
+def track(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
+          instance: str | None) -> None:
+    """Run the auto-tracker: derive entities from job events (to the end of the log).
+
+    With Kafka, instances form the consumer group mlineage-tracker and share the partitions
+    of mlineage.jobs.v1; each batch is one transaction (derived events + consumed offsets).
+    """
     with open_log(ctx.settings.log_url) as log:
-        stats = TrackerService(log, batch_size=batch_size).run(follow=follow, timeout=timeout)
+        service = TrackerService(log, batch_size=batch_size, instance=instance)
+        if follow:
+            err.print(f"tracking {ctx.settings.log_url} (Ctrl-C to stop)")
+        try:
+            stats = service.run(follow=follow, timeout=timeout)
+        except KeyboardInterrupt:
+            return
     out.print(f"tracked {stats.consumed} events: derived {stats.derived}, "
               f"dead-lettered {stats.dead_lettered}")
 
@@ -285,9 +305,9 @@ def replay_cmd(ctx: Ctx) -> None:
     """
     settings = ctx.settings
     with open_log(settings.log_url) as log:
-        TrackerService(log).run()
-        total = sum(sum(log.end_offsets(t).values()) for t in ("mlineage.jobs.v1",
-                                                               "mlineage.entities.v1"))
+        if log.kind == "sqlite":  # with Kafka the tracker is a service: never join its group
+            TrackerService(log).run()
+        total = sum(sum(log.end_offsets(t).values()) for t in PROJECTED_TOPICS)
         bar = Progress(TextColumn("replaying"), BarColumn(),
                        TextColumn("{task.completed:,}/{task.total:,} records"),
                        TimeElapsedColumn(), console=err, disable=not err.is_terminal)
@@ -670,6 +690,93 @@ def unshare(ctx: Ctx, owner: str, grantee: str) -> None:
 
 
 # -- schemas ----------------------------------------------------------------------------------
+
+# -- operations -------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def status(ctx: Ctx, as_json: bool) -> None:
+    """Show each consumer's position and lag, dead letters and spooled events."""
+    settings = ctx.settings
+    with open_log(settings.log_url) as log:
+        st = ops.status(log, settings)
+    if as_json:
+        out.print_json(json.dumps(st.as_dict()))
+        return
+    out.print(f"log {st.log}")
+    table = Table("consumer", "reads from", "position", "lag", box=None)
+    for c in st.consumers:
+        positions = ", ".join(f"{k}@{v}" for k, v in c.positions.items()) or "-"
+        table.add_row(c.name, c.where, positions, f"{c.lag:,}")
+    out.print(table)
+    in_table = "-" if st.dead_letters_table is None else f"{st.dead_letters_table:,}"
+    out.print(f"dead letters: {st.dead_letters_topic:,} on {TOPIC_DLQ} not redriven "
+              f"(mlineage dlq list); {in_table} in the projection's dead_letters table")
+    waiting = sum(n for n in st.spooled.values() if n > 0)
+    out.print(f"spooled, waiting for the log: {waiting:,} events in {len(st.spooled)} file(s)"
+              + (f" under {settings.spool_dir}" if st.spooled else ""))
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: records the tracker or the projector could not process."""
+
+
+@dlq.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include dead letters already redriven.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@pass_ctx
+def dlq_list(ctx: Ctx, show_all: bool, limit: int, as_json: bool) -> None:
+    """List dead letters: the tracker's (topic mlineage.dlq.v1) and the projector's
+    (table dead_letters), each with its reason and original position."""
+    settings = ctx.settings
+    with open_log(settings.log_url) as log:
+        letters = ops.dead_letters(log, pending_only=not show_all, limit=limit)
+    table_rows = ops.projector_dead_letters(settings.db_path, limit)
+    if as_json:
+        for letter in letters:
+            print(json.dumps({"source": "tracker", **letter.as_dict()}))
+        for row in table_rows:
+            print(json.dumps({"source": "projector", **row}))
+        return
+    table = Table("source", "where", "original", "event", "error", box=None)
+    for letter in letters:
+        table.add_row("tracker", f"{TOPIC_DLQ}[{letter.record.partition}]@{letter.record.offset}",
+                      f"{letter.original_topic}[{letter.original_partition}]@"
+                      f"{letter.original_offset}", letter.summary, letter.error)
+    for row in table_rows:
+        table.add_row("projector", "dead_letters", f"{row['topic']}[{row['partition']}]@"
+                      f"{row['offset']}", "", row["error"])
+    if not letters and not table_rows:
+        out.print("no dead letters")
+        return
+    out.print(table)
+
+
+@dlq.command("redrive")
+@click.option("--dry-run", is_flag=True, help="Show what would be redriven; change nothing.")
+@pass_ctx
+def dlq_redrive(ctx: Ctx, dry_run: bool) -> None:
+    """Re-publish the tracker's dead letters that validate now to their original topic.
+
+    Each dead letter is handled exactly once: those that still fail are appended to the
+    DLQ again with the current error, and the redrive position moves past both in the same
+    transaction. Fix what made them fail (the producer, or an upcaster for an old event
+    shape) first; `--dry-run` shows the outcome.
+    """
+    with open_log(ctx.settings.log_url) as log:
+        result = ops.redrive(log, dry_run=dry_run)
+    verb = "would redrive" if dry_run else "redrove"
+    out.print(f"{verb} {len(result.redriven)} dead letter(s)")
+    for letter, problem in result.still_bad:
+        err.print(f"still bad: {TOPIC_DLQ}[{letter.record.partition}]@{letter.record.offset} "
+                  f"({letter.summary}): {problem}", markup=False)
+    if result.still_bad and not dry_run:
+        err.print(f"{len(result.still_bad)} still fail; they are back on {TOPIC_DLQ} with "
+                  "the current error")
+
 
 @cli.group()
 def schemas() -> None:

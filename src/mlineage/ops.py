@@ -1,0 +1,255 @@
+"""Operations: where each consumer is (``mlineage status``) and the dead letters
+(``mlineage dlq list`` / ``redrive``).
+
+Dead letters live in two places: records the **tracker** could not decode, validate or
+derive go to the topic ``mlineage.dlq.v1`` (the original bytes, with headers naming the
+error and the original topic, partition and offset); records the **projector** could not
+decode or validate go to the ``dead_letters`` table of the projection.
+
+**Redrive** works on the topic. It reads the dead letters after the redrive group's
+position, and for each one: if the original record now validates (the producer was fixed
+and republished nothing, or an upcaster learned an old shape), it is appended again to its
+original topic; otherwise it is appended again to the DLQ with the current error. Both, and
+the new position, go in one ``transact``: a dead letter is redriven exactly once, even if
+``redrive`` is interrupted. ``--dry-run`` shows what would happen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mlineage.events.codec import Rejected, decode_many
+from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
+from mlineage.log.base import (
+    TOPIC_DLQ,
+    TOPIC_ENTITIES,
+    TOPIC_JOBS,
+    EventLog,
+    OutRecord,
+    Record,
+)
+from mlineage.log.spool import spooled_counts
+from mlineage.projection.service import CONSUMER as PROJECTOR
+from mlineage.projection.service import PROJECTED_TOPICS
+from mlineage.query.store import snapshot_path
+from mlineage.settings import Settings
+from mlineage.tracker.service import GROUP as TRACKER
+
+REDRIVE_GROUP = "mlineage-dlq-redrive"
+_ALLOWED = {TOPIC_JOBS: SOURCE_EVENT_TYPES, TOPIC_ENTITIES: ENTITY_EVENT_TYPES}
+
+
+@dataclass
+class ConsumerStatus:
+    name: str
+    where: str
+    positions: dict[str, int] = field(default_factory=dict)  # "topic[partition]" -> next
+    lag: int = 0
+    note: str = ""
+
+
+@dataclass
+class Status:
+    log: str
+    ends: dict[str, int]
+    consumers: list[ConsumerStatus]
+    dead_letters_topic: int
+    dead_letters_table: int | None
+    spooled: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "log": self.log,
+            "ends": self.ends,
+            "consumers": [c.__dict__ for c in self.consumers],
+            "dead_letters": {"topic_pending": self.dead_letters_topic,
+                             "projector_table": self.dead_letters_table},
+            "spooled": self.spooled,
+        }
+
+
+def _tp(topic: str, partition: int) -> str:
+    return f"{topic}[{partition}]"
+
+
+def _read_projection(db_path: Path) -> tuple[dict[tuple[str, int], int] | None, int | None, str]:
+    """Positions and dead-letter count of the projection: the file itself when nobody holds
+    it, else the snapshot a follower keeps."""
+    for path, label in ((db_path, str(db_path)), (snapshot_path(db_path), "snapshot")):
+        if not path.exists():
+            continue
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            continue
+        try:
+            rows = con.execute("SELECT topic, partition, next_offset FROM positions WHERE "
+                               "consumer = ?", [PROJECTOR]).fetchall()
+            count = con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
+        except duckdb.Error:
+            return None, None, f"{path} is not an mlineage projection"
+        finally:
+            con.close()
+        return {(t, p): o for t, p, o in rows}, int(count), label
+    return None, None, f"no projection at {db_path} yet"
+
+
+def status(log: EventLog, settings: Settings) -> Status:
+    ends: dict[tuple[str, int], int] = {}
+    for topic in (*PROJECTED_TOPICS, TOPIC_DLQ):
+        for p, end in log.end_offsets(topic).items():
+            ends[(topic, p)] = end
+
+    def consumer(name: str, where: str, positions: dict[tuple[str, int], int],
+                 topics: tuple[str, ...], note: str = "") -> ConsumerStatus:
+        c = ConsumerStatus(name, where, note=note)
+        for (topic, p), end in ends.items():
+            if topic in topics:
+                at = positions.get((topic, p), 0)
+                c.positions[_tp(topic, p)] = at
+                c.lag += max(0, end - at)
+        return c
+
+    tracker = {(TOPIC_JOBS, p): o for p, o in log.committed(TRACKER, TOPIC_JOBS).items()}
+    consumers = [consumer(TRACKER, f"group in {log.kind} log", tracker, (TOPIC_JOBS,))]
+    positions, dead_table, where = _read_projection(settings.db_path)
+    consumers.append(consumer(PROJECTOR, where, positions or {}, PROJECTED_TOPICS,
+                              "" if positions is not None else where))
+    redrive = {(TOPIC_DLQ, p): o for p, o in log.committed(REDRIVE_GROUP, TOPIC_DLQ).items()}
+    dlq = consumer(REDRIVE_GROUP, "dead letters not redriven yet", redrive, (TOPIC_DLQ,))
+    spooled = {}
+    if settings.spool_dir.exists():
+        spooled = {str(p): n for p, n in spooled_counts(settings.spool_dir).items()}
+    return Status(
+        log=settings.log_url,
+        ends={_tp(t, p): e for (t, p), e in sorted(ends.items())},
+        consumers=consumers,
+        dead_letters_topic=len(dead_letters(log, pending_only=True)) if dlq.lag else 0,
+        dead_letters_table=dead_table,
+        spooled=spooled,
+    )
+
+
+@dataclass
+class DeadLetter:
+    """A record on the DLQ topic, with what its headers say."""
+
+    record: Record
+    error: str
+    original_topic: str
+    original_partition: int | None
+    original_offset: int | None
+
+    @property
+    def summary(self) -> str:
+        """``event_type event_id`` when the value is JSON that names them."""
+        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, TypeError):
+            value = json.loads(self.record.value)
+            return f"{value.get('event_type', '?')} {value.get('event_id', '?')}"
+        return f"{len(self.record.value)} bytes, not JSON"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"offset": self.record.offset, "partition": self.record.partition,
+                "error": self.error, "original_topic": self.original_topic,
+                "original_partition": self.original_partition,
+                "original_offset": self.original_offset, "event": self.summary}
+
+
+def _dead_letter(record: Record) -> DeadLetter:
+    def header(name: str) -> str:
+        raw = record.header(name)
+        return raw.decode("utf-8", "replace") if raw is not None else ""
+
+    def number(name: str) -> int | None:
+        with contextlib.suppress(ValueError):
+            return int(header(name))
+        return None
+
+    return DeadLetter(record, header("mlineage.error"), header("mlineage.original.topic"),
+                      number("mlineage.original.partition"), number("mlineage.original.offset"))
+
+
+def dead_letters(log: EventLog, *, pending_only: bool = True,
+                 limit: int | None = None) -> list[DeadLetter]:
+    """The DLQ topic's records (after the redrive position unless ``pending_only=False``)."""
+    start = log.committed(REDRIVE_GROUP, TOPIC_DLQ) if pending_only else {}
+    out: list[DeadLetter] = []
+    for partition in log.partitions(TOPIC_DLQ):
+        offset = start.get(partition, 0)
+        while limit is None or len(out) < limit:
+            got = log.read(TOPIC_DLQ, partition, offset, 1000)
+            if not got:
+                break
+            out.extend(_dead_letter(r) for r in got)
+            offset = got[-1].offset + 1
+    return out[:limit] if limit is not None else out
+
+
+def projector_dead_letters(db_path: Path, limit: int = 100) -> list[dict[str, Any]]:
+    for path in (db_path, snapshot_path(db_path)):
+        if not path.exists():
+            continue
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            continue
+        try:
+            rows = con.execute(
+                "SELECT topic, partition, \"offset\", error, dead_lettered_at FROM dead_letters "
+                "ORDER BY dead_lettered_at, topic, partition, \"offset\" LIMIT ?",
+                [limit]).fetchall()
+        finally:
+            con.close()
+        return [{"topic": t, "partition": p, "offset": o, "error": e, "at": str(a)}
+                for t, p, o, e, a in rows]
+    return []
+
+
+@dataclass
+class RedriveResult:
+    redriven: list[DeadLetter] = field(default_factory=list)
+    still_bad: list[tuple[DeadLetter, str]] = field(default_factory=list)
+
+
+def redrive(log: EventLog, *, dry_run: bool = False) -> RedriveResult:
+    """Re-publish the dead letters that validate now (see the module's docstring)."""
+    result = RedriveResult()
+    start = log.committed(REDRIVE_GROUP, TOPIC_DLQ)
+    ends = log.end_offsets(TOPIC_DLQ)  # what this redrive appends to the DLQ lies beyond
+    for partition in log.partitions(TOPIC_DLQ):
+        offset = start.get(partition, 0)
+        end = ends.get(partition, 0)
+        while offset < end:
+            records = [r for r in log.read(TOPIC_DLQ, partition, offset, 1000) if r.offset < end]
+            if not records:
+                break
+            produce: list[OutRecord] = []
+            for record, decoded in zip(records, decode_many([r.value for r in records]),
+                                       strict=True):
+                letter = _dead_letter(record)
+                topic = letter.original_topic
+                problem = ""
+                if isinstance(decoded, Rejected):
+                    problem = decoded.error
+                elif topic not in _ALLOWED:
+                    problem = f"unknown original topic {topic!r}"
+                elif decoded.event_type not in _ALLOWED[topic]:
+                    problem = f"{decoded.event_type} does not belong on {topic}"
+                if problem:
+                    result.still_bad.append((letter, problem))
+                    headers = tuple((k, v) for k, v in record.headers if k != "mlineage.error")
+                    produce.append(OutRecord(TOPIC_DLQ, record.key, record.value,
+                                             (("mlineage.error", problem.encode()), *headers)))
+                else:
+                    result.redriven.append(letter)
+                    produce.append(OutRecord(topic, record.key, record.value))
+            offset = records[-1].offset + 1
+            if not dry_run:
+                log.transact(REDRIVE_GROUP, {(TOPIC_DLQ, partition): offset}, produce)
+    return result
