@@ -7,7 +7,9 @@ import csv
 import io
 import json
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,6 +229,13 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
 
 # -- consumers --------------------------------------------------------------------------------
 
+def _stop_on_sigterm() -> Callable[[], bool]:
+    """SIGTERM (``docker stop``) ends a service after its current batch, cleanly."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    return stopping.is_set
+
+
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep running and derive new events as they come.")
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
@@ -250,7 +259,7 @@ def track(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
         if follow:
             err.print(f"tracking {ctx.settings.log_url} (Ctrl-C to stop)")
         try:
-            stats = service.run(follow=follow, timeout=timeout)
+            stats = service.run(follow=follow, timeout=timeout, stop=_stop_on_sigterm())
         except KeyboardInterrupt:
             return
     out.print(f"tracked {stats.consumed} events: derived {stats.derived}, "
@@ -287,7 +296,7 @@ def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
                           f"{snapshot_path(settings.db_path)} (Ctrl-C to stop)")
                 service.write_snapshot()
             try:
-                stats = service.run(follow=follow, timeout=timeout)
+                stats = service.run(follow=follow, timeout=timeout, stop=_stop_on_sigterm())
             except KeyboardInterrupt:
                 return
     finally:

@@ -110,6 +110,12 @@ class Consumer(ABC):
         """Up to ``max_records`` records from the current positions (advancing them), waiting
         up to ``timeout`` seconds for the first; ``[]`` when nothing came in time."""
 
+    def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
+        """The positions to commit after processing ``records`` (the last poll's): past each
+        partition's last record, and on Kafka past any transaction markers after it too, so
+        a consumer that caught up commits exactly the end offset."""
+        return next_positions(records)
+
     @abstractmethod
     def at_end(self) -> bool:
         """True when every partition this consumer reads has been read to its end."""

@@ -29,7 +29,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -51,6 +51,7 @@ from mlineage.log.base import (
     StartPositions,
     TopicPartition,
     check_records,
+    next_positions,
     register,
 )
 
@@ -253,6 +254,7 @@ class KafkaEventLog(EventLog):
             "linger_ms": 5,
             "batch_size": 512 * 1024,
             "max_request_size": 8 * 1024 * 1024,
+            "max_block_ms": 15_000,
             "client_id": tid,
         }
         settings.update(fixed)
@@ -272,7 +274,11 @@ class KafkaEventLog(EventLog):
         deadline = time.monotonic() + timeout
         pause = 0.002
         while True:
-            ends = self._meta_consumer().end_offsets(list(last))
+            try:
+                ends = self._meta_consumer().end_offsets(list(last))
+            except (kerrors.KafkaError, KeyError) as exc:  # metadata of a new topic pending
+                log.debug("end offsets not available yet: %r", exc)
+                ends = {}
             if all(ends.get(tp, 0) > offset for tp, offset in last.items()):
                 return
             if time.monotonic() > deadline:
@@ -418,14 +424,48 @@ class RebalancedError(EventLogError):
     """The group moved on while a batch was in flight: the transaction was aborted."""
 
 
-class Transactions:
-    """A transactional producer that runs one batch per transaction, replacing itself
-    (same transactional id, so the old one is fenced) when an abort fails."""
+class _StuckError(Exception):
+    """A kafka-python call that waits without a time limit did not return in time."""
 
-    def __init__(self, owner: KafkaEventLog, transactional_id: str | None = None) -> None:
+
+class Transactions:
+    """A transactional producer that runs one batch per transaction. kafka-python's commit,
+    abort and send-offsets wait without a time limit (and a commit begun while the broker is
+    down never finishes, even once it is back), so each runs with one here; a producer that
+    overran it, or whose abort failed, is dropped, and the next batch starts a new one with
+    the same transactional id, which fences the old one and aborts its open transaction."""
+
+    TIMEOUT_S = 20.0
+
+    def __init__(self, owner: KafkaEventLog, transactional_id: str | None = None, *,
+                 eager: bool = False) -> None:
         self.owner = owner
         self.transactional_id = transactional_id or f"mlineage-producer-{uuid.uuid4()}"
-        self.producer = owner.new_producer(self.transactional_id)
+        self.producer: KafkaProducer | None = None
+        if eager:
+            self._producer()
+
+    def _producer(self) -> KafkaProducer:
+        if self.producer is None:
+            self.producer = self.owner.new_producer(self.transactional_id)
+        return self.producer
+
+    def _bounded(self, call: Callable[[], object], what: str) -> None:
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                call()
+            except BaseException as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=target, daemon=True, name=f"mlineage-kafka-{what}")
+        worker.start()
+        worker.join(self.TIMEOUT_S)
+        if worker.is_alive():
+            raise _StuckError(f"{what} did not finish within {self.TIMEOUT_S:.0f} s")
+        if failure:
+            raise failure[0]
 
     def run(self, produce: Iterable[OutRecord],
             consumed: Mapping[tuple[str, int], int] | None = None, group: Any = None, *,
@@ -433,13 +473,14 @@ class Transactions:
         """Send ``produce`` and commit ``consumed`` for ``group`` (a group id, or a
         consumer's group metadata for fencing) in one transaction. Raises
         :class:`RebalancedError` when the group fenced the commit and :class:`EventLogError`
-        on other failures; either way nothing was committed.
+        on other failures; either way nothing was committed, except after a time-out, when
+        the outcome is unknown until the next producer with this id fences this one.
 
         ``visible=True`` returns only once ``read_committed`` readers can see the records:
         a commit returns when the coordinator has decided it, and the partitions' commit
         markers (which move the last stable offset) follow a moment later."""
         config = self.owner.config
-        producer = self.producer
+        producer = self._producer()
         try:
             producer.begin_transaction()
             futures = [producer.send(config.name(r.topic), value=r.value, key=r.key,
@@ -447,38 +488,57 @@ class Transactions:
             if consumed:
                 offsets = {KafkaPartition(config.name(t), p): OffsetAndMetadata(o, "", -1)
                            for (t, p), o in consumed.items()}
-                producer.send_offsets_to_transaction(offsets, group)
-            producer.commit_transaction()
+                self._bounded(lambda: producer.send_offsets_to_transaction(offsets, group),
+                              "send-offsets")
+            self._bounded(producer.commit_transaction, "commit")
         except _FENCED as exc:
-            _close_quietly(producer)
+            self._discard()
             raise EventLogError(
                 f"this producer was fenced by a newer one with the same transactional id "
                 f"({self.transactional_id}): is a second instance running with the same "
                 f"MLINEAGE_INSTANCE_ID? ({exc})") from exc
+        except _StuckError as exc:
+            self._discard()
+            raise EventLogError(f"Kafka transaction in doubt: {exc}; the next transaction "
+                                "fences this producer") from exc
         except Exception as exc:
-            self._abort_or_replace()
+            self._abort_or_discard()
             if _caused_by_rebalance(exc):
                 raise RebalancedError(f"the consumer group rebalanced: {exc}") from exc
             raise EventLogError(f"Kafka transaction failed (nothing was committed): {exc!r}"
                                 ) from exc
         if visible and futures:
-            last: dict[KafkaPartition, int] = {}
-            for future in futures:
-                meta = future.get(timeout=0)
-                tp = KafkaPartition(meta.topic, meta.partition)
-                last[tp] = max(last.get(tp, -1), meta.offset)
-            self.owner.wait_visible(last)
+            # committed: from here on nothing may raise, or a caller would retry (and so
+            # duplicate) a batch that is already in the log
+            try:
+                last: dict[KafkaPartition, int] = {}
+                for future in futures:
+                    meta = future.get(timeout=0)
+                    tp = KafkaPartition(meta.topic, meta.partition)
+                    last[tp] = max(last.get(tp, -1), meta.offset)
+                self.owner.wait_visible(last)
+            except Exception as exc:
+                log.warning("committed, but could not wait for visibility: %r", exc)
 
-    def _abort_or_replace(self) -> None:
+    def _abort_or_discard(self) -> None:
+        producer = self.producer
+        if producer is None:
+            return
         try:
-            self.producer.abort_transaction()
+            self._bounded(producer.abort_transaction, "abort")
         except Exception as exc:
-            log.info("abort failed (%r); replacing the transactional producer", exc)
-            _close_quietly(self.producer)
-            self.producer = self.owner.new_producer(self.transactional_id)
+            log.info("abort failed (%r); dropping the transactional producer", exc)
+            self._discard()
+
+    def _discard(self) -> None:
+        if self.producer is not None:
+            _close_quietly(self.producer, timeout=0)
+        self.producer = None
 
     def close(self) -> None:
-        _close_quietly(self.producer)
+        if self.producer is not None:
+            _close_quietly(self.producer)
+        self.producer = None
 
 
 def _caused_by_rebalance(exc: BaseException) -> bool:
@@ -490,11 +550,23 @@ def _caused_by_rebalance(exc: BaseException) -> bool:
     return False
 
 
-def _close_quietly(producer: KafkaProducer) -> None:
+def _close_quietly(producer: KafkaProducer, timeout: float = 5) -> None:
     try:
-        producer.close(timeout=5)
+        producer.close(timeout=timeout)
     except Exception as exc:
         log.debug("closing a producer: %r", exc)
+
+
+def _positions_after(consumer: KafkaConsumer, config: KafkaConfig,
+                     records: Sequence[Record]) -> dict[TopicPartition, int]:
+    """The consumer's positions in the partitions of ``records`` (the last poll's): they lie
+    past the last record returned and past the commit markers that follow it."""
+    out = next_positions(records)
+    for topic, partition in list(out):
+        position = consumer.position(KafkaPartition(config.name(topic), partition))
+        if position is not None and position > out[(topic, partition)]:
+            out[(topic, partition)] = int(position)
+    return out
 
 
 class KafkaGroupConsumer(Consumer):
@@ -517,11 +589,14 @@ class KafkaGroupConsumer(Consumer):
         )
         self._consumer.subscribe([self.config.name(t) for t in self.topics])
         self.transactional_id = f"{group}-{instance}"
-        self._txn = Transactions(owner, self.transactional_id)
+        self._txn = Transactions(owner, self.transactional_id, eager=True)
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
         got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
+
+    def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
+        return _positions_after(self._consumer, self.config, records)
 
     def assignment(self) -> set[TopicPartition]:
         return {(self.config.logical(tp.topic), tp.partition)
@@ -603,6 +678,9 @@ class KafkaAssignedConsumer(Consumer):
         self._refresh()
         got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
+
+    def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
+        return _positions_after(self._consumer, self.config, records)
 
     def _ends(self) -> dict[KafkaPartition, int]:
         self._refresh()

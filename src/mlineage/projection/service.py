@@ -29,7 +29,6 @@ from mlineage.log.base import (
     EventLog,
     Record,
     TopicPartition,
-    next_positions,
 )
 from mlineage.projection.project import Changes, project
 from mlineage.projection.store import DuckDBStore
@@ -166,7 +165,7 @@ class ProjectorService:
         with gc_paused():
             changes = project(zip(records, decode_many([r.value for r in records]),
                                   strict=True), ALLOWED)
-        return _Prepared(records, next_positions(records), changes)
+        return _Prepared(records, consumer.consumed(records), changes)
 
     def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
         """Read up to ``limit`` records across the topics and apply them as one batch."""
@@ -194,16 +193,20 @@ class ProjectorService:
         timeout: float | None = None,
         poll_interval: float = 0.2,
         progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> ProjectorStats:
-        """Apply batches until a stop condition holds. The next batch is read, decoded and
-        projected on a worker thread while the store writes the current one (DuckDB releases
-        the GIL), so Python and DuckDB work overlap; batches still commit in order."""
+        """Apply batches until a stop condition holds (``stop()`` is asked between batches).
+        The next batch is read, decoded and projected on a worker thread while the store
+        writes the current one (DuckDB releases the GIL), so Python and DuckDB work overlap;
+        batches still commit in order."""
         with self.consumer() as consumer:
-            return self._run(consumer, follow, max_events, timeout, poll_interval, progress)
+            return self._run(consumer, follow, max_events, timeout, poll_interval, progress,
+                             stop or (lambda: False))
 
     def _run(self, consumer: Consumer, follow: bool, max_events: int | None,
              timeout: float | None, poll_interval: float,
-             progress: Callable[[int, int], None] | None) -> ProjectorStats:
+             progress: Callable[[int, int], None] | None,
+             stop: Callable[[], bool]) -> ProjectorStats:
         total = ProjectorStats()
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -236,7 +239,7 @@ class ProjectorService:
                     self._dirty = True
                 if follow:
                     self._maybe_snapshot()
-                if deadline is not None and time.monotonic() >= deadline:
+                if stop() or (deadline is not None and time.monotonic() >= deadline):
                     break
                 if pending is None and limit:
                     # nothing in hand: stop at the end unless following, else wait for more

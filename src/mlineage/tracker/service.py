@@ -20,7 +20,6 @@ from mlineage.log.base import (
     EventLog,
     OutRecord,
     Record,
-    next_positions,
 )
 from mlineage.tracker.derive import derive_records
 
@@ -103,14 +102,18 @@ class TrackerService:
         timeout: float | None = None,
         poll_interval: float = 0.2,
         progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> TrackerStats:
+        """``stop()`` is asked between batches; True ends the run (a clean shutdown)."""
         with self.log.consumer([TOPIC_JOBS], group=self.group, instance=self.instance,
                                max_poll_records=self.batch_size) as consumer:
-            return self._run(consumer, follow, max_events, timeout, poll_interval, progress)
+            return self._run(consumer, follow, max_events, timeout, poll_interval, progress,
+                             stop or (lambda: False))
 
     def _run(self, consumer: Consumer, follow: bool, max_events: int | None,
              timeout: float | None, poll_interval: float,
-             progress: Callable[[int, int], None] | None) -> TrackerStats:
+             progress: Callable[[int, int], None] | None,
+             stop: Callable[[], bool]) -> TrackerStats:
         stats = TrackerStats()
         deadline = None if timeout is None else time.monotonic() + timeout
         misses = 0  # empty polls in a row: wait only once the log looked drained
@@ -125,7 +128,7 @@ class TrackerService:
             if records:
                 with gc_paused():
                     out, dead = transform(records)
-                if consumer.transact(next_positions(records), out):
+                if consumer.transact(consumer.consumed(records), out):
                     stats.consumed += len(records)
                     stats.dead_lettered += dead
                     stats.derived += len(out) - dead
@@ -133,5 +136,5 @@ class TrackerService:
                         progress(stats.consumed, consumer.lag())
             elif not follow and consumer.at_end():
                 return stats
-            if deadline is not None and time.monotonic() >= deadline:
+            if stop() or (deadline is not None and time.monotonic() >= deadline):
                 return stats
