@@ -11,7 +11,9 @@ position, and for each one: if the original record now validates (the producer w
 and republished nothing, or an upcaster learned an old shape), it is appended again to its
 original topic; otherwise it is appended again to the DLQ with the current error. Both, and
 the new position, go in one ``transact``: a dead letter is redriven exactly once, even if
-``redrive`` is interrupted. ``--dry-run`` shows what would happen.
+``redrive`` is interrupted. Running it again without a fix moves the ones that still fail to
+the back once more (the pending count stays the same; the topic keeps every attempt).
+``--dry-run`` shows what would happen.
 """
 
 from __future__ import annotations

@@ -116,6 +116,12 @@ class Consumer(ABC):
         a consumer that caught up commits exactly the end offset."""
         return next_positions(records)
 
+    def advanced(self) -> dict[TopicPartition, int]:
+        """Positions that moved on with no record to show for it since the last
+        :meth:`consumed` (Kafka: past commit markers and aborted records). An idle consumer
+        commits them, so that once caught up its position is exactly the end offset."""
+        return {}
+
     @abstractmethod
     def at_end(self) -> bool:
         """True when every partition this consumer reads has been read to its end."""

@@ -557,15 +557,30 @@ def _close_quietly(producer: KafkaProducer, timeout: float = 5) -> None:
         log.debug("closing a producer: %r", exc)
 
 
-def _positions_after(consumer: KafkaConsumer, config: KafkaConfig,
-                     records: Sequence[Record]) -> dict[TopicPartition, int]:
+def _positions_after(consumer: KafkaConsumer, config: KafkaConfig, records: Sequence[Record],
+                     reported: dict[KafkaPartition, int]) -> dict[TopicPartition, int]:
     """The consumer's positions in the partitions of ``records`` (the last poll's): they lie
-    past the last record returned and past the commit markers that follow it."""
+    past the last record returned and past the commit markers that follow it. Remembered
+    in ``reported``."""
     out = next_positions(records)
     for topic, partition in list(out):
-        position = consumer.position(KafkaPartition(config.name(topic), partition))
+        tp = KafkaPartition(config.name(topic), partition)
+        position = consumer.position(tp)
         if position is not None and position > out[(topic, partition)]:
             out[(topic, partition)] = int(position)
+        reported[tp] = out[(topic, partition)]
+    return out
+
+
+def _advanced(consumer: KafkaConsumer, config: KafkaConfig, reported: dict[KafkaPartition, int],
+              baseline: Callable[[KafkaPartition], int]) -> dict[TopicPartition, int]:
+    out: dict[TopicPartition, int] = {}
+    for tp in consumer.assignment():
+        if tp not in reported:
+            reported[tp] = baseline(tp)
+        position = consumer.position(tp)
+        if position is not None and position > reported[tp]:
+            out[(config.logical(tp.topic), tp.partition)] = int(position)
     return out
 
 
@@ -582,6 +597,9 @@ class KafkaGroupConsumer(Consumer):
         self._consumer = owner._new_consumer(
             group_id=self.config.name(group),
             client_id=f"{group}-{instance}",
+            # static membership: a restarted instance takes its partitions back at once
+            # instead of waiting out its dead predecessor's session
+            group_instance_id=self.config.name(f"{group}-{instance}"),
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=1000,
             max_poll_records=max_poll_records,
@@ -590,13 +608,19 @@ class KafkaGroupConsumer(Consumer):
         self._consumer.subscribe([self.config.name(t) for t in self.topics])
         self.transactional_id = f"{group}-{instance}"
         self._txn = Transactions(owner, self.transactional_id, eager=True)
+        self._reported: dict[KafkaPartition, int] = {}
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
         got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
 
     def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
-        return _positions_after(self._consumer, self.config, records)
+        return _positions_after(self._consumer, self.config, records, self._reported)
+
+    def advanced(self) -> dict[TopicPartition, int]:
+        def committed(tp: KafkaPartition) -> int:
+            return int(self._consumer.committed(tp) or 0)
+        return _advanced(self._consumer, self.config, self._reported, committed)
 
     def assignment(self) -> set[TopicPartition]:
         return {(self.config.logical(tp.topic), tp.partition)
@@ -614,6 +638,7 @@ class KafkaGroupConsumer(Consumer):
         return bool(ends) and all(self._consumer.position(tp) >= e for tp, e in ends.items())
 
     def rewind(self) -> None:
+        self._reported.clear()
         for tp in self._consumer.assignment():
             committed = self._consumer.committed(tp)
             if committed is None:
@@ -656,6 +681,7 @@ class KafkaAssignedConsumer(Consumer):
             group_id=None, client_id="mlineage-projector", max_poll_records=max_poll_records)
         self._assigned: set[KafkaPartition] = set()
         self._refreshed = 0.0
+        self._reported: dict[KafkaPartition, int] = {}
 
     def _refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._refreshed < self.REFRESH_S:
@@ -673,6 +699,7 @@ class KafkaAssignedConsumer(Consumer):
         start = self._start(logical)
         for tp, key in zip(tps, logical, strict=True):
             self._consumer.seek(tp, start.get(key, 0))
+            self._reported[tp] = start.get(key, 0)
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
         self._refresh()
@@ -680,7 +707,10 @@ class KafkaAssignedConsumer(Consumer):
         return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
 
     def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
-        return _positions_after(self._consumer, self.config, records)
+        return _positions_after(self._consumer, self.config, records, self._reported)
+
+    def advanced(self) -> dict[TopicPartition, int]:
+        return _advanced(self._consumer, self.config, self._reported, lambda tp: 0)
 
     def _ends(self) -> dict[KafkaPartition, int]:
         self._refresh()

@@ -161,6 +161,9 @@ class ProjectorService:
         store, so it can run while the store applies another batch)."""
         records = consumer.poll(limit, timeout=wait)
         if not records:
+            moved = consumer.advanced()  # past commit markers only: store that too
+            if moved:
+                return _Prepared(records, moved, project([], ALLOWED))
             return _Prepared(records, {}, None)
         with gc_paused():
             changes = project(zip(records, decode_many([r.value for r in records]),

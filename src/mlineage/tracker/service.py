@@ -134,7 +134,11 @@ class TrackerService:
                     stats.derived += len(out) - dead
                     if progress is not None:
                         progress(stats.consumed, consumer.lag())
-            elif not follow and consumer.at_end():
-                return stats
+            else:
+                moved = consumer.advanced()  # past commit markers only: commit that too
+                if moved:
+                    consumer.transact(moved, [])
+                if not follow and consumer.at_end():
+                    return stats
             if stop() or (deadline is not None and time.monotonic() >= deadline):
                 return stats
