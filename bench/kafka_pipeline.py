@@ -155,46 +155,55 @@ def throughput(bootstrap: str, work: Path, jobs: int) -> dict[str, float]:
             "records_per_s": records / elapsed, "jobs_per_s": jobs / elapsed}
 
 
+def publish_steadily(url: str, home: Path, rate: int, duration: float, out: Path) -> None:
+    """The latency run's publisher (a process of its own, as jobs are): ``rate`` jobs/s for
+    ``duration`` s; writes ``event_id monotonic-time`` per JobStatusChanged to ``out``
+    (CLOCK_MONOTONIC is one clock for every process of the machine)."""
+    settings = Settings.load(home=home, log_url=url, environ={})
+    tick = 0.02
+    per_tick = max(1, round(rate * tick))
+    lines: list[str] = []
+    with Recorder(settings) as rec:
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < duration:
+            at = time.monotonic()
+            events = rec.publish_many(job_drafts(n, per_tick, 1000))
+            lines.extend(f"{e.event_id} {at}" for e in events
+                         if e.event_type == "JobStatusChanged")
+            n += per_tick
+            time.sleep(max(0.0, started + (n / per_tick) * tick - time.monotonic()))
+        achieved = n / (time.monotonic() - started)
+        rec.flush(120)
+    out.write_text(f"{achieved}\n" + "\n".join(lines) + "\n")
+
+
 def latency(bootstrap: str, work: Path, rate: int, duration: float) -> dict[str, float]:
-    sent: dict[str, float] = {}
     done: dict[str, float] = {}
-    lock = threading.Lock()
 
     def on_commit(values: list[bytes]) -> None:
         now = time.monotonic()
-        with lock:
-            for value in values:
-                source = caused_by(value)
-                if source in sent:
-                    done[source] = now
+        for value in values:
+            source = caused_by(value)
+            if source is not None:
+                done[source] = now
 
     pipe = Pipeline(bootstrap, work, "latency", on_commit)
+    sent_file = work / "latency-sent.txt"
     try:
         time.sleep(3)
-        tick = 0.02
-        per_tick = max(1, round(rate * tick))
-        with Recorder(pipe.settings) as rec:
-            started = time.monotonic()
-            n = 0
-            while time.monotonic() - started < duration:
-                drafts = job_drafts(n, per_tick, 1000)
-                at = time.monotonic()
-                events = rec.publish_many(drafts)
-                with lock:
-                    for e in events:
-                        if e.event_type == "JobStatusChanged":
-                            sent[str(e.event_id)] = at
-                n += per_tick
-                next_at = started + (n / per_tick) * tick
-                time.sleep(max(0.0, next_at - time.monotonic()))
-            achieved = n / (time.monotonic() - started)
-            rec.flush(120)
+        subprocess.run([sys.executable, __file__, "--publish-to", pipe.url, "--home",
+                        str(pipe.home / "publisher"), "--rate", str(rate), "--duration",
+                        str(duration), "--out", str(sent_file)], check=True)
+        lines = sent_file.read_text().split()
+        achieved = float(lines[0])
+        sent = dict(zip(lines[1::2], map(float, lines[2::2]), strict=True))
         deadline = time.monotonic() + 120
-        while len(done) < len(sent) and time.monotonic() < deadline:
+        while sum(k in done for k in sent) < len(sent) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         pipe.close()
-    lat = sorted(done[k] - sent[k] for k in done)
+    lat = sorted(done[k] - sent[k] for k in sent if k in done)
     if not lat:
         raise SystemExit("no job became queryable: see the tracker log under " + str(work))
     return {"rate_asked": rate, "rate_achieved": achieved, "jobs": len(sent),
@@ -219,17 +228,27 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of steady load")
     parser.add_argument("--bootstrap", help="an existing broker host:port")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--skip-throughput", action="store_true",
+                        help="only the latency run")
+    parser.add_argument("--publish-to", help=argparse.SUPPRESS)  # the publisher process
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.publish_to:
+        publish_steadily(args.publish_to, args.home, args.rate, args.duration, args.out)
+        return
     with tempfile.TemporaryDirectory(prefix="mlineage-kafka-bench-") as tmp:
         work = Path(tmp)
         bootstrap, local = broker(work, args.bootstrap)
         try:
             print(f"broker {bootstrap}; {os.cpu_count()} cores", flush=True)
-            tp = throughput(bootstrap, work, args.jobs)
-            print(f"throughput: {tp['jobs']:,} jobs, {tp['records']:,} records projected in "
-                  f"{tp['seconds']:.1f} s: {tp['records_per_s']:,.0f} records/s, "
-                  f"{tp['jobs_per_s']:,.0f} jobs/s (publish {tp['publish_s']:.1f} s, "
-                  f"in Kafka after {tp['forwarded_s']:.1f} s)", flush=True)
+            tp: dict[str, float] = {}
+            if not args.skip_throughput:
+                tp = throughput(bootstrap, work, args.jobs)
+                print(f"throughput: {tp['jobs']:,} jobs, {tp['records']:,} records projected "
+                      f"in {tp['seconds']:.1f} s: {tp['records_per_s']:,.0f} records/s, "
+                      f"{tp['jobs_per_s']:,.0f} jobs/s (publish {tp['publish_s']:.1f} s, "
+                      f"in Kafka after {tp['forwarded_s']:.1f} s)", flush=True)
             lat = latency(bootstrap, work, args.rate, args.duration)
             print(f"latency at {lat['rate_achieved']:.0f} jobs/s for {args.duration:.0f} s "
                   f"({lat['measured']:,} jobs): p50 {lat['p50_s'] * 1000:.0f} ms, "
