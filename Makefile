@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench clean
+.PHONY: demo test lint typecheck schemas bench compare clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,5 +33,15 @@ schemas: $(STAMP)  ## regenerate schemas/ from the event models
 bench: $(STAMP)  ## embedded pipeline benchmark at 10,000 jobs
 	$(BIN)/python bench/embedded_pipeline.py --jobs 10000
 
+MLMD_VENV := .venv-mlmd
+$(MLMD_VENV)/.installed: pyproject.toml
+	test -x $(MLMD_VENV)/bin/python || $(PY) -m venv $(MLMD_VENV)
+	$(MLMD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLMD_VENV)/bin/python -m pip install --quiet -e '.[mlmd]'
+	touch $@
+
+compare: $(MLMD_VENV)/.installed  ## mlineage side by side with Google ML Metadata (own venv: MLMD needs protobuf<5)
+	$(MLMD_VENV)/bin/python bench/compare_mlmd.py --jobs $(or $(JOBS),10000)
+
 clean:
-	rm -rf $(VENV) .mlineage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLMD_VENV) .mlineage .pytest_cache .mypy_cache .ruff_cache
