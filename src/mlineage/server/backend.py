@@ -1,0 +1,153 @@
+"""What the API server stands on: the event log (writes) and a projection it owns (reads).
+
+- **Writes are events.** Each write becomes ``EntityUpserted`` / ``EntityDeleted`` events,
+  validated by the models, appended to the configured log (SQLite or Kafka), and then the
+  server's projection catches up (on the embedded log the tracker runs too), so the answer
+  to a write is sent only once a Describe would see it. Writes run one at a time (one lock),
+  so "already exists" and "not found" checks stay true until the write lands.
+- **Reads** go to the projection: the operator's view, or for an authenticated caller the
+  account view (:mod:`mlineage.query.accounts`) of what that account may see, rebuilt after
+  writes and cached per account. When every entity belongs to the caller's account and
+  nothing is shared, the two are the same and the cheaper operator view answers.
+- The server owns its DuckDB file (``MLINEAGE_DB``): exactly one projector per file. With
+  Kafka it is a projector of its own, beside any ``mlineage project --follow`` on another
+  file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from mlineage.events.codec import validate_record
+from mlineage.events.models import AnyEvent
+from mlineage.log.base import EventLog, open_log
+from mlineage.pipeline import sync
+from mlineage.projection.store import DuckDBStore
+from mlineage.query.accounts import account_view
+from mlineage.query.store import LineageStore
+from mlineage.recorder import complete, route
+from mlineage.settings import Settings
+
+log = logging.getLogger("mlineage.serve")
+T = TypeVar("T")
+PRODUCER = "mlineage-serve"
+
+
+class Backend:
+    def __init__(self, settings: Settings, *, log: EventLog | None = None) -> None:
+        self.settings = settings
+        self.log = log or open_log(settings.log_url)
+        self.store = DuckDBStore(settings.db_path)
+        self._db = threading.RLock()      # one DuckDB connection: one user at a time
+        self._writes = threading.Lock()   # writes apply one at a time
+        self.version = 0
+        self._operator: LineageStore | None = None
+        self._views: dict[str, tuple[int, LineageStore]] = {}
+        self.catch_up()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the write lock: checks made inside stay true until the write is applied."""
+        with self._writes:
+            yield
+
+    def publish(self, account: str, drafts: Sequence[Mapping[str, Any]]) -> list[AnyEvent]:
+        """Validate, append and project ``drafts`` (events without envelope) for ``account``;
+        returns once the projection shows them. Call inside :meth:`writing`."""
+        events = [validate_record(complete({**d, "account_id": account}, self.settings,
+                                           PRODUCER)) for d in drafts]
+        self.log.append([route(e) for e in events])
+        self.catch_up()
+        return events
+
+    def catch_up(self) -> bool:
+        """Apply what is new in the log (others publish too); True when anything was."""
+        with self._db:
+            stats = sync(self.settings, log=self.log, store=self.store)
+            if stats.tracker.consumed or stats.projector.consumed or self.version == 0:
+                self.version += 1
+                return True
+        return False
+
+    def follow(self, interval: float = 1.0) -> threading.Event:
+        """Catch up with the log every ``interval`` seconds in a background thread (others
+        publish too: training jobs, the tracker); set the returned event to stop it."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.catch_up()
+                except Exception as exc:
+                    log.warning("catching up with the log failed: %r", exc)
+
+        threading.Thread(target=loop, daemon=True, name="mlineage-serve-follow").start()
+        return stop
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def read(self, account: str | None, fn: Callable[[LineageStore], T]) -> T:
+        """Run ``fn`` on the store ``account`` may see (None: everything)."""
+        with self._db:
+            return fn(self._store_for(account))
+
+    def _operator_store(self) -> LineageStore:
+        if self._operator is None or self._operator_version != self.version:
+            if self._operator is not None:
+                self._operator.close()
+            self._operator = LineageStore(self.store.con.cursor(), self.settings.db_path)
+            self._operator_version = self.version
+        return self._operator
+
+    _operator_version = -1
+
+    def _store_for(self, account: str | None) -> LineageStore:
+        operator = self._operator_store()
+        if account is None or self._sole_owner(account):
+            return operator
+        cached = self._views.get(account)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        if cached is not None:
+            cached[1].close()
+        view = account_view(operator, account)
+        self._views[account] = (self.version, view)
+        return view
+
+    def _sole_owner(self, account: str) -> bool:
+        """Everything belongs to ``account`` and nothing is shared: its view is everything."""
+        rows = self.store.con.execute(
+            "SELECT count(*) FILTER (WHERE account_id <> ?), count(*) FILTER (WHERE kind = "
+            "'lineage_share') FROM entity_state", [account]).fetchall()
+        return bool(rows[0][0] == 0) and bool(rows[0][1] == 0)
+
+    def live(self, key: str) -> bool:
+        """Whether the entity with this key exists (newest upsert newer than newest delete)."""
+        with self._db:
+            rows = self.store.con.execute(
+                "SELECT modified_v > coalesce(deleted_v, '') FROM entity_state WHERE "
+                "entity_key = ?", [key]).fetchall()
+        return bool(rows) and bool(rows[0][0])
+
+    def owner(self, key: str) -> str | None:
+        with self._db:
+            rows = self.store.con.execute(
+                "SELECT account_id FROM entity_state WHERE entity_key = ? AND modified_v > "
+                "coalesce(deleted_v, '')", [key]).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def close(self) -> None:
+        with self._db:
+            if self._operator is not None:
+                self._operator.close()
+            for _, view in self._views.values():
+                view.close()
+            self._views.clear()
+            self.store.close()
+            self.log.close()

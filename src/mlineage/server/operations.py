@@ -1,0 +1,442 @@
+"""The SageMaker lineage operations, on a :class:`~mlineage.server.backend.Backend`.
+
+Each handler takes the caller and the parsed request (PascalCase, as the wire has it) and
+returns the response body. Errors are :class:`ApiError` with AWS's codes:
+``ResourceNotFound`` (the entity does not exist, or the caller may not see it),
+``ValidationException`` (bad input, "already exists"), ``ResourceLimitExceeded`` (a limit of
+the schema, such as 30 properties, that the request would cross).
+
+Decisions where SageMaker's behaviour is not documented (docs/serve.md lists them):
+- Create* of an entity that exists (the same name, or for artifacts the same source URI in
+  the caller's account) is a ``ValidationException`` that says it already exists, like a
+  duplicate association.
+- Update* and Delete* act on the caller's own entities only; another account's entity,
+  shared or not, is ``ResourceNotFound`` to them.
+- Deleting an entity leaves its associations; they disappear from lineage while an end is
+  deleted (the SDK's ``delete(disassociate=True)`` removes them first, as on SageMaker).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlineage import arns
+from mlineage.errors import EventValidationError, NotFoundError
+from mlineage.query.errors import QueryError
+from mlineage.query.lineage import LineageFilter
+from mlineage.query.store import LineageStore
+from mlineage.server.backend import Backend
+
+LINEAGE_GROUP_NAME = "sagemaker-default-lineage-group"
+QUERY_MAX_DEPTH = 10
+_EXTENDED_MAX_DEPTH = 100
+
+
+class ApiError(Exception):
+    """An error the way AWS shapes it: ``{"__type": code, "message": ...}`` and a status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError("ResourceNotFound", message)
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError("ValidationException", message)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: ``account`` owns what it writes; ``view`` is what it may read (None:
+    everything, the operator without authentication)."""
+
+    account: str
+    view: str | None
+    extended_limits: bool = False
+
+
+Handler = Callable[[Backend, Caller, dict[str, Any]], dict[str, Any]]
+OPERATIONS: dict[str, Handler] = {}
+
+
+def operation(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        OPERATIONS[name] = fn
+        return fn
+    return register
+
+
+# -- request -> entity -------------------------------------------------------------------------
+
+_MAP_MEMBERS = {"Properties", "Parameters", "InputArtifacts", "OutputArtifacts"}
+_RENAMED = {"metadata_properties": "metadata"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def entity(kind: str, body: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The request's members as an entity of ``kind`` (snake_case, as the event models
+    name them); the keys of map members (properties, parameters) stay as given."""
+    out: dict[str, Any] = {"kind": kind}
+    for key, value in body.items():
+        if key in skip:
+            continue
+        name = _snake(key)
+        out[_RENAMED.get(name, name)] = (
+            {k: _convert(v) for k, v in value.items()} if key in _MAP_MEMBERS
+            else _convert(value))
+    return out
+
+
+def _convert(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_snake(k): _convert(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_convert(v) for v in value]
+    return value
+
+
+def _publish(backend: Backend, caller: Caller, drafts: list[dict[str, Any]]) -> None:
+    try:
+        backend.publish(caller.account, drafts)
+    except EventValidationError as exc:
+        if any("at most" in rule or "max" in rule for _, _, rule in exc.problems):
+            raise ApiError("ResourceLimitExceeded", str(exc)) from exc
+        raise invalid(str(exc)) from exc
+
+
+def upsert(entity_: dict[str, Any]) -> dict[str, Any]:
+    return {"event_type": "EntityUpserted", "payload": {"entity": entity_}}
+
+
+def delete(key: dict[str, Any]) -> dict[str, Any]:
+    return {"event_type": "EntityDeleted", "payload": key}
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def _read(backend: Backend, caller: Caller, fn: Callable[[LineageStore], Any]) -> Any:
+    try:
+        return backend.read(caller.view, fn)
+    except NotFoundError as exc:
+        raise not_found(str(exc)) from exc
+    except QueryError as exc:
+        raise invalid(str(exc)) from exc
+
+
+def _describe(backend: Backend, caller: Caller, key: str, kind: str) -> dict[str, Any]:
+    result: dict[str, Any] = _read(backend, caller, lambda s: s.describe(key, kind))
+    return result
+
+
+_LIST_ARGS = {"SourceUri", "ArtifactType", "ActionType", "ContextType", "ExperimentName",
+              "TrialName", "TrialComponentName", "SourceArn", "DestinationArn", "SourceType",
+              "DestinationType", "AssociationType", "CreatedAfter", "CreatedBefore", "SortBy",
+              "SortOrder", "MaxResults", "NextToken"}
+
+
+def _list(backend: Backend, caller: Caller, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {_snake(k): v for k, v in body.items() if k in _LIST_ARGS}
+    result: dict[str, Any] = _read(backend, caller, lambda s: s.list_entities(kind, **kwargs))
+    return result
+
+
+def _named_arn(backend: Backend, caller: Caller, kind: str, name: str) -> str:
+    return arns.named_arn(kind, backend.settings.region, caller.account, name)
+
+
+def _own_live(backend: Backend, caller: Caller, key: str, label: str) -> None:
+    if backend.owner(key) != caller.account:
+        raise not_found(f"{label} does not exist")
+
+
+def _visible(backend: Backend, caller: Caller, arn: str) -> bool:
+    def probe(store: LineageStore) -> bool:
+        rows = store.con.execute("SELECT 1 FROM lineage_vertices WHERE arn = ?",
+                                 [arn]).fetchall()
+        return bool(rows)
+    return bool(_read(backend, caller, probe))
+
+
+# -- named entities: action, context, experiment, trial, trial component ------------------------
+
+_NAMED = {
+    "Action": ("action", "ActionName", "ActionArn"),
+    "Context": ("context", "ContextName", "ContextArn"),
+    "Experiment": ("experiment", "ExperimentName", "ExperimentArn"),
+    "Trial": ("trial", "TrialName", "TrialArn"),
+    "TrialComponent": ("trial_component", "TrialComponentName", "TrialComponentArn"),
+}
+
+
+def _label(kind: str) -> str:
+    return kind.replace("_", " ").capitalize()
+
+
+def _create_named(label: str) -> Handler:
+    kind, name_member, arn_member = _NAMED[label]
+
+    def create(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        arn = _named_arn(backend, caller, kind, body[name_member])
+        with backend.writing():
+            if backend.live(arn):
+                raise invalid(f"{_label(kind)} {arn} already exists")
+            if kind == "trial":
+                parent = _named_arn(backend, caller, "experiment", body["ExperimentName"])
+                _own_live(backend, caller, parent,
+                          f"Experiment {body['ExperimentName']}")
+            _publish(backend, caller, [upsert(entity(kind, body))])
+        return {arn_member: arn}
+    return create
+
+
+_UNSUPPORTED_UPDATES = {"InputArtifactsToRemove", "OutputArtifactsToRemove"}
+
+
+def _update_named(label: str) -> Handler:
+    kind, name_member, arn_member = _NAMED[label]
+
+    def update(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        unsupported = _UNSUPPORTED_UPDATES & set(body)
+        if unsupported:
+            raise invalid(f"{', '.join(sorted(unsupported))}: not supported by mlineage "
+                          "(set the artifacts again instead)")
+        arn = _named_arn(backend, caller, kind, body[name_member])
+        with backend.writing():
+            _own_live(backend, caller, arn, f"{_label(kind)} {arn}")
+            _publish(backend, caller, [upsert(entity(kind, body))])
+        return {arn_member: arn}
+    return update
+
+
+def _delete_named(label: str) -> Handler:
+    kind, name_member, arn_member = _NAMED[label]
+
+    def delete_(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        arn = _named_arn(backend, caller, kind, body[name_member])
+        with backend.writing():
+            _own_live(backend, caller, arn, f"{_label(kind)} {arn}")
+            _publish(backend, caller, [delete({"kind": kind,
+                                               f"{kind}_name": body[name_member]})])
+        return {arn_member: arn}
+    return delete_
+
+
+def _describe_named(label: str) -> Handler:
+    kind, name_member, _ = _NAMED[label]
+
+    def describe(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return _describe(backend, caller, body[name_member], kind)
+    return describe
+
+
+def _list_named(label: str) -> Handler:
+    kind = _NAMED[label][0]
+
+    def list_(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+        return _list(backend, caller, kind, body)
+    return list_
+
+
+for _label_name in _NAMED:
+    OPERATIONS[f"Create{_label_name}"] = _create_named(_label_name)
+    OPERATIONS[f"Update{_label_name}"] = _update_named(_label_name)
+    OPERATIONS[f"Delete{_label_name}"] = _delete_named(_label_name)
+    OPERATIONS[f"Describe{_label_name}"] = _describe_named(_label_name)
+    OPERATIONS[f"List{_label_name}s"] = _list_named(_label_name)
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+
+
+@operation("CreateArtifact")
+def create_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    arn = arns.artifact_arn(backend.settings.region, caller.account, body["Source"]["SourceUri"])
+    with backend.writing():
+        if backend.live(arn):
+            raise invalid(f"Artifact {arn} already exists (an artifact per source URI)")
+        _publish(backend, caller, [upsert(entity("artifact", body))])
+    return {"ArtifactArn": arn}
+
+
+@operation("DescribeArtifact")
+def describe_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    return _describe(backend, caller, body["ArtifactArn"], "artifact")
+
+
+@operation("UpdateArtifact")
+def update_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    arn = body["ArtifactArn"]
+    with backend.writing():
+        _own_live(backend, caller, arn, f"Artifact {arn}")
+        _publish(backend, caller, [upsert(entity("artifact", body))])
+    return {"ArtifactArn": arn}
+
+
+@operation("DeleteArtifact")
+def delete_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    if "ArtifactArn" in body:
+        arn = body["ArtifactArn"]
+    elif "Source" in body:
+        arn = arns.artifact_arn(backend.settings.region, caller.account,
+                                body["Source"]["SourceUri"])
+    else:
+        raise invalid("Either ArtifactArn or Source must be specified")
+    with backend.writing():
+        _own_live(backend, caller, arn, f"Artifact {arn}")
+        _publish(backend, caller, [delete({"kind": "artifact", "artifact_arn": arn})])
+    return {"ArtifactArn": arn}
+
+
+@operation("ListArtifacts")
+def list_artifacts(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    return _list(backend, caller, "artifact", body)
+
+
+# -- associations ------------------------------------------------------------------------------
+
+
+@operation("AddAssociation")
+def add_association(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    source, destination = body["SourceArn"], body["DestinationArn"]
+    key = arns.association_key(source, destination)
+    with backend.writing():
+        for end in (source, destination):
+            if not _visible(backend, caller, end):
+                raise not_found(f"{end} does not exist")
+        if backend.live(key):
+            raise invalid(f"The association between {source} and {destination} already "
+                          "exists")
+        _publish(backend, caller, [upsert(entity("association", body))])
+    return {"SourceArn": source, "DestinationArn": destination}
+
+
+@operation("DeleteAssociation")
+def delete_association(backend: Backend, caller: Caller, body: dict[str, Any]
+                       ) -> dict[str, Any]:
+    source, destination = body["SourceArn"], body["DestinationArn"]
+    with backend.writing():
+        _own_live(backend, caller, arns.association_key(source, destination),
+                  f"The association between {source} and {destination}")
+        _publish(backend, caller, [delete({"kind": "association", "source_arn": source,
+                                           "destination_arn": destination})])
+    return {"SourceArn": source, "DestinationArn": destination}
+
+
+@operation("ListAssociations")
+def list_associations(backend: Backend, caller: Caller, body: dict[str, Any]
+                      ) -> dict[str, Any]:
+    return _list(backend, caller, "association", body)
+
+
+@operation("AssociateTrialComponent")
+def associate_trial_component(backend: Backend, caller: Caller, body: dict[str, Any]
+                              ) -> dict[str, Any]:
+    tc = _named_arn(backend, caller, "trial_component", body["TrialComponentName"])
+    trial = _named_arn(backend, caller, "trial", body["TrialName"])
+    with backend.writing():
+        _own_live(backend, caller, tc, f"Trial component {tc}")
+        _own_live(backend, caller, trial, f"Trial {trial}")
+        _publish(backend, caller, [upsert(entity("trial_component_trial", body))])
+    return {"TrialComponentArn": tc, "TrialArn": trial}
+
+
+@operation("DisassociateTrialComponent")
+def disassociate_trial_component(backend: Backend, caller: Caller, body: dict[str, Any]
+                                 ) -> dict[str, Any]:
+    tc = _named_arn(backend, caller, "trial_component", body["TrialComponentName"])
+    trial = _named_arn(backend, caller, "trial", body["TrialName"])
+    with backend.writing():
+        _own_live(backend, caller, arns.pair_key(tc, trial),
+                  f"The association of {tc} with {trial}")
+        _publish(backend, caller, [delete({"kind": "trial_component_trial",
+                                           "trial_component_name": body["TrialComponentName"],
+                                           "trial_name": body["TrialName"]})])
+    return {"TrialComponentArn": tc, "TrialArn": trial}
+
+
+# -- QueryLineage and lineage groups -----------------------------------------------------------
+
+
+@operation("QueryLineage")
+def query_lineage(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    f = body.get("Filters") or {}
+    filters = LineageFilter(
+        types=f.get("Types"), lineage_types=f.get("LineageTypes"),
+        created_before=f.get("CreatedBefore"), created_after=f.get("CreatedAfter"),
+        modified_before=f.get("ModifiedBefore"), modified_after=f.get("ModifiedAfter"),
+        properties=f.get("Properties"))
+    cap = _EXTENDED_MAX_DEPTH if caller.extended_limits else QUERY_MAX_DEPTH
+    depth = body.get("MaxDepth", QUERY_MAX_DEPTH)
+    if depth > cap:
+        raise invalid(f"Value '{depth}' at 'maxDepth' failed to satisfy constraint: Member "
+                      f"must have value less than or equal to {cap}")
+    starts = body.get("StartArns") or []
+    if not starts:
+        raise invalid("StartArns must name at least one ARN")
+    result = _read(backend, caller, lambda s: s.query_lineage(
+        starts, direction=body.get("Direction", "Both"),
+        include_edges=body.get("IncludeEdges", True), filters=filters, max_depth=depth,
+        max_results=body.get("MaxResults"), next_token=body.get("NextToken")))
+    out: dict[str, Any] = result.to_dict()
+    out.pop("TruncatedByDepth", None)  # not in SageMaker's response
+    return out
+
+
+@operation("ListLineageGroups")
+def list_lineage_groups(backend: Backend, caller: Caller, body: dict[str, Any]
+                        ) -> dict[str, Any]:
+    return _list(backend, caller, "lineage_group", body)
+
+
+def _group_arn(backend: Backend, caller: Caller, name: str) -> str:
+    if name.startswith("arn:"):
+        return name
+    return (f"arn:aws:sagemaker:{backend.settings.region}:{caller.account}:lineage-group/"
+            f"{name}")
+
+
+@operation("DescribeLineageGroup")
+def describe_lineage_group(backend: Backend, caller: Caller, body: dict[str, Any]
+                           ) -> dict[str, Any]:
+    return _describe(backend, caller, _group_arn(backend, caller, body["LineageGroupName"]),
+                     "lineage_group")
+
+
+@operation("GetLineageGroupPolicy")
+def get_lineage_group_policy(backend: Backend, caller: Caller, body: dict[str, Any]
+                             ) -> dict[str, Any]:
+    arn = _group_arn(backend, caller, body["LineageGroupName"])
+    _describe(backend, caller, arn, "lineage_group")  # ResourceNotFound when it is not
+    owner = arn.split(":")[4]
+
+    def grantees(store: LineageStore) -> list[str]:
+        rows = store.con.execute(
+            "SELECT DISTINCT s.grantee_account FROM lineage_shares s WHERE s.owner_account = ? "
+            "ORDER BY 1", [owner]).fetchall()
+        return [str(r[0]) for r in rows]
+
+    accounts = _read(backend, Caller(caller.account, None), grantees)
+    statements = [{
+        "Sid": "mlineage-share",
+        "Effect": "Allow",
+        "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+        "Action": ["sagemaker:DescribeArtifact", "sagemaker:DescribeAction",
+                   "sagemaker:DescribeContext", "sagemaker:DescribeTrialComponent",
+                   "sagemaker:QueryLineage"],
+        "Resource": [arn],
+    }] if accounts else []
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    return {"LineageGroupArn": arn, "ResourcePolicy": json.dumps(policy)}

@@ -1,0 +1,220 @@
+"""Requests and responses in SageMaker's shapes, from botocore's own service model.
+
+The input of every operation is checked against the model the clients are generated from:
+required members, types, lengths and counts, ranges, enums and patterns, with AWS's
+wording (``1 validation error detected: Value 'x' at 'artifactName' failed to satisfy
+constraint: ...``). Timestamps arrive as epoch seconds (boto3's JSON protocol) or ISO 8601
+strings and become aware datetimes; responses carry them back as epoch seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from mlineage.errors import MlineageError
+
+_RELAXED_MAX = {"MaxResults", "MaxDepth"}  # --extended-limits lifts these caps
+
+
+class RequestValidationError(MlineageError):
+    """The request does not fit the operation's input shape (``problems``: AWS's phrasing)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = len(problems)
+        head = f"{count} validation error{'s' if count > 1 else ''} detected: "
+        super().__init__(head + "; ".join(problems))
+
+
+@functools.cache
+def service_model() -> ServiceModel:
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+def operation(name: str) -> OperationModel | None:
+    try:
+        return service_model().operation_model(name)
+    except Exception:
+        return None
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@functools.cache
+def _pattern(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:  # a Java-only construct: leave it to the event models
+        return None
+
+
+def parse(op: OperationModel, body: Any, *, extended_limits: bool = False) -> dict[str, Any]:
+    """Check ``body`` against the operation's input shape; return it with timestamps as
+    datetimes. Raises :class:`RequestValidationError` listing every problem."""
+    problems: list[str] = []
+    shape = op.input_shape
+    if shape is None:
+        return {}
+    if not isinstance(body, dict):
+        raise RequestValidationError(["the request body must be a JSON object"])
+    out = _value(shape, body, "", problems, extended_limits)
+    if problems:
+        raise RequestValidationError(problems)
+    return out if isinstance(out, dict) else {}
+
+
+def _value(shape: Shape, value: Any, path: str, problems: list[str],
+           extended: bool) -> Any:
+    meta = shape.metadata
+    where = path or "request"
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be a structure")
+            return value
+        members = shape.members
+        out: dict[str, Any] = {}
+        for name in shape.required_members:
+            if value.get(name) is None:
+                problems.append(f"Value null at '{_join(path, name)}' failed to satisfy "
+                                "constraint: Member must not be null")
+        for name, item in value.items():
+            if name not in members:
+                problems.append(f"Unknown parameter '{_join(path, name)}': it is not a member "
+                                f"of {shape.name}")
+                continue
+            if item is None:
+                continue
+            out[name] = _value(members[name], item, _join(path, name), problems,
+                               extended and name in _RELAXED_MAX)
+        return out
+    if kind == "list":
+        if not isinstance(value, list):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be a list")
+            return value
+        _length(len(value), meta, value, where, problems, "have length", extended)
+        member = shape.member
+        return [_value(member, v, f"{where}.{i + 1}.member", problems, extended)
+                for i, v in enumerate(value)]
+    if kind == "map":
+        if not isinstance(value, dict):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be a map")
+            return value
+        _length(len(value), meta, value, where, problems, "have length", extended)
+        key_shape, value_shape = shape.key, shape.value
+        return {_value(key_shape, k, f"{where}.key", problems, extended):
+                _value(value_shape, v, f"{where}.value", problems, extended)
+                for k, v in value.items()}
+    if kind == "string":
+        if not isinstance(value, str):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be a string")
+            return value
+        _length(len(value), meta, value, where, problems, "have length", extended)
+        enum = shape.enum
+        if enum and value not in enum:
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            f"Member must satisfy enum value set: [{', '.join(enum)}]")
+        pattern = meta.get("pattern")
+        compiled = _pattern(pattern) if pattern else None
+        if compiled is not None and not compiled.search(value):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            f"Member must satisfy regular expression pattern: {pattern}")
+        return value
+    if kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be an integer")
+            return value
+        _range(value, meta, where, problems, extended)
+        return value
+    if kind in ("double", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be a finite number")
+            return value
+        _range(value, meta, where, problems, extended)
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be a boolean")
+        return value
+    if kind == "timestamp":
+        parsed = _timestamp(value)
+        if parsed is None:
+            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                            "Member must be a timestamp (epoch seconds or ISO 8601)")
+        return parsed
+    return value
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{_camel(name)}" if path else _camel(name)
+
+
+def _length(n: int, meta: dict[str, Any], value: Any, where: str, problems: list[str],
+            verb: str, extended: bool) -> None:
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and n < low:
+        problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                        f"Member must {verb} greater than or equal to {low}")
+    if high is not None and n > high and not extended:
+        problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                        f"Member must {verb} less than or equal to {high}")
+
+
+def _range(value: float, meta: dict[str, Any], where: str, problems: list[str],
+           extended: bool) -> None:
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and value < low:
+        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
+                        f"Member must have value greater than or equal to {low}")
+    if high is not None and value > high and not extended:
+        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
+                        f"Member must have value less than or equal to {high}")
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def to_json(value: Any) -> Any:
+    """A response value as JSON 1.1 carries it: datetimes as epoch seconds."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
