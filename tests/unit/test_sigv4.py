@@ -2,7 +2,6 @@
 signs them (and one sent by a real boto3 client to a loopback server)."""
 
 # Fake keys and tokens, made up for these tests.
-# ruff: noqa: S105, S106
 
 from __future__ import annotations
 

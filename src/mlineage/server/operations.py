@@ -22,10 +22,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mlineage import arns
 from mlineage.errors import EventValidationError, NotFoundError
+from mlineage.events.models import canonical_time
 from mlineage.query.errors import QueryError
 from mlineage.query.lineage import LineageFilter
 from mlineage.query.store import LineageStore
@@ -100,6 +102,8 @@ def entity(kind: str, body: Mapping[str, Any], *, skip: tuple[str, ...] = ()) ->
 
 
 def _convert(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return canonical_time(value)
     if isinstance(value, dict):
         return {_snake(k): _convert(v) for k, v in value.items()}
     if isinstance(value, list):

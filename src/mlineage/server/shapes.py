@@ -134,7 +134,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
                             f"Member must satisfy enum value set: [{', '.join(enum)}]")
         pattern = meta.get("pattern")
         compiled = _pattern(pattern) if pattern else None
-        if compiled is not None and not compiled.search(value):
+        if compiled is not None and not compiled.fullmatch(value):  # Java matches()
             problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
                             f"Member must satisfy regular expression pattern: {pattern}")
         return value
