@@ -16,7 +16,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## run the main job on the embedded default: no services needed
 	$(BIN)/mlineage demo
 
-test: $(STAMP)  ## the whole test suite, plus lint, types and schema drift
+# The SageMaker Python SDK v2 for tests/serve/test_sdk.py, in a venv of its own: it pins
+# numpy<2 (pyarrow 26 needs 2) and rich<15. The tests run a client script with it.
+SDK_VENV := .venv-sdk
+SDK_STAMP := $(SDK_VENV)/.installed
+$(SDK_STAMP): tests/serve/sdk-requirements.txt
+	test -x $(SDK_VENV)/bin/python || $(PY) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SDK_VENV)/bin/python -m pip install --quiet -r tests/serve/sdk-requirements.txt
+	touch $@
+
+test: $(STAMP) $(SDK_STAMP)  ## the whole test suite, plus lint, types and schema drift
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -44,4 +54,4 @@ compare: $(MLMD_VENV)/.installed  ## mlineage side by side with Google ML Metada
 	$(MLMD_VENV)/bin/python bench/compare_mlmd.py --jobs $(or $(JOBS),10000)
 
 clean:
-	rm -rf $(VENV) $(MLMD_VENV) .mlineage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLMD_VENV) $(SDK_VENV) .mlineage .pytest_cache .mypy_cache .ruff_cache
