@@ -17,14 +17,15 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from mlineage.events.codec import validate_record
 from mlineage.events.models import AnyEvent
-from mlineage.log.base import EventLog, open_log
+from mlineage.log.base import EventLog, OutRecord, open_log
 from mlineage.pipeline import sync
 from mlineage.projection.store import DuckDBStore
 from mlineage.query.accounts import account_view
@@ -42,29 +43,65 @@ class Backend:
         self.settings = settings
         self.log = log or open_log(settings.log_url)
         self.store = DuckDBStore(settings.db_path)
-        self._db = threading.RLock()      # one DuckDB connection: one user at a time
-        self._writes = threading.Lock()   # writes apply one at a time
+        self._db = threading.RLock()      # the writer's DuckDB connection: one user at a time
+        self._reads = threading.RLock()   # the readers' connection and caches
+        self._queue: queue.Queue[tuple[Callable[[WriteTx], Any], Future[Any]]] = queue.Queue()
         self.version = 0
         self._operator: LineageStore | None = None
         self._views: dict[str, tuple[int, LineageStore]] = {}
         self.catch_up()
+        threading.Thread(target=self._writer, daemon=True, name="mlineage-serve-writer").start()
 
     # -- writes ---------------------------------------------------------------------------
 
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the write lock: checks made inside stay true until the write is applied."""
-        with self._writes:
-            yield
+    def write(self, fn: Callable[[WriteTx], T]) -> T:
+        """Run ``fn`` (checks, then :meth:`WriteTx.publish`) in the next write batch and return
+        its result once the projection shows what it published. Concurrent writes are
+        group-committed: one append and one catch-up for every write waiting, each checked
+        against what the writes before it in the batch did."""
+        done: Future[T] = Future()
+        self._queue.put((fn, done))
+        return done.result()
 
-    def publish(self, account: str, drafts: Sequence[Mapping[str, Any]]) -> list[AnyEvent]:
-        """Validate, append and project ``drafts`` (events without envelope) for ``account``;
-        returns once the projection shows them. Call inside :meth:`writing`."""
-        events = [validate_record(complete({**d, "account_id": account}, self.settings,
-                                           PRODUCER)) for d in drafts]
-        self.log.append([route(e) for e in events])
-        self.catch_up()
-        return events
+    def _writer(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[tuple[Callable[[WriteTx], Any], Future[Any]]]) -> None:
+        overlay: dict[str, str | None] = {}
+        staged: list[OutRecord] = []
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        with self._db:
+            for fn, done in batch:
+                tx = WriteTx(self, overlay)
+                try:
+                    result = fn(tx)
+                except BaseException as exc:
+                    outcomes.append((done, None, exc))
+                    continue
+                staged.extend(tx.records)
+                overlay.update(tx.effects)
+                outcomes.append((done, result, None))
+            failure: BaseException | None = None
+            if staged:
+                try:
+                    self.log.append(staged)
+                    self.catch_up()
+                except BaseException as exc:
+                    failure = exc
+        for done, result, own_error in outcomes:
+            error = own_error or failure
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)
 
     def catch_up(self) -> bool:
         """Apply what is new in the log (others publish too); True when anything was."""
@@ -93,8 +130,10 @@ class Backend:
     # -- reads ----------------------------------------------------------------------------
 
     def read(self, account: str | None, fn: Callable[[LineageStore], T]) -> T:
-        """Run ``fn`` on the store ``account`` may see (None: everything)."""
-        with self._db:
+        """Run ``fn`` on the store ``account`` may see (None: everything). Reads use a
+        connection of their own (DuckDB's MVCC: they see committed batches), so they do not
+        wait for a write batch to finish."""
+        with self._reads:
             return fn(self._store_for(account))
 
     def _operator_store(self) -> LineageStore:
@@ -122,20 +161,13 @@ class Backend:
 
     def _sole_owner(self, account: str) -> bool:
         """Everything belongs to ``account`` and nothing is shared: its view is everything."""
-        rows = self.store.con.execute(
+        rows = self._operator_store().con.execute(
             "SELECT count(*) FILTER (WHERE account_id <> ?), count(*) FILTER (WHERE kind = "
             "'lineage_share') FROM entity_state", [account]).fetchall()
         return bool(rows[0][0] == 0) and bool(rows[0][1] == 0)
 
-    def live(self, key: str) -> bool:
-        """Whether the entity with this key exists (newest upsert newer than newest delete)."""
-        with self._db:
-            rows = self.store.con.execute(
-                "SELECT modified_v > coalesce(deleted_v, '') FROM entity_state WHERE "
-                "entity_key = ?", [key]).fetchall()
-        return bool(rows) and bool(rows[0][0])
-
     def owner(self, key: str) -> str | None:
+        """The account owning the live entity with this key (None: no such live entity)."""
         with self._db:
             rows = self.store.con.execute(
                 "SELECT account_id FROM entity_state WHERE entity_key = ? AND modified_v > "
@@ -143,7 +175,7 @@ class Backend:
         return str(rows[0][0]) if rows else None
 
     def close(self) -> None:
-        with self._db:
+        with self._db, self._reads:
             if self._operator is not None:
                 self._operator.close()
             for _, view in self._views.values():
@@ -151,3 +183,43 @@ class Backend:
             self._views.clear()
             self.store.close()
             self.log.close()
+
+
+class WriteTx:
+    """One write of a batch: what it checks sees the projection plus the writes before it in
+    the batch; what it publishes is validated now and appended with the batch."""
+
+    def __init__(self, backend: Backend, overlay: Mapping[str, str | None]) -> None:
+        self.backend = backend
+        self.overlay = overlay
+        self.records: list[OutRecord] = []
+        self.effects: dict[str, str | None] = {}
+
+    def owner(self, key: str) -> str | None:
+        """The account owning the live entity (None: there is none)."""
+        if key in self.effects:
+            return self.effects[key]
+        if key in self.overlay:
+            return self.overlay[key]
+        return self.backend.owner(key)
+
+    def live(self, key: str) -> bool:
+        return self.owner(key) is not None
+
+    def visible(self, view: str | None, key: str, can_see: Callable[[str], bool]) -> bool:
+        """Whether the caller sees the entity: one created earlier in the batch counts when
+        its owner is the caller (or the caller is the operator)."""
+        pending = self.effects.get(key, self.overlay.get(key, ""))
+        if pending != "":
+            return pending is not None and (view is None or pending == view)
+        return can_see(key)
+
+    def publish(self, account: str, drafts: Sequence[Mapping[str, Any]],
+                effects: Mapping[str, str | None]) -> list[AnyEvent]:
+        """Validate ``drafts`` for ``account`` (EventValidationError now, to this caller) and
+        stage them; ``effects``: key -> owner after this write (None: deleted)."""
+        events = [validate_record(complete({**d, "account_id": account}, self.backend.settings,
+                                           PRODUCER)) for d in drafts]
+        self.records.extend(route(e) for e in events)
+        self.effects.update(effects)
+        return events

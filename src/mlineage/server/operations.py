@@ -31,7 +31,7 @@ from mlineage.events.models import canonical_time
 from mlineage.query.errors import QueryError
 from mlineage.query.lineage import LineageFilter
 from mlineage.query.store import LineageStore
-from mlineage.server.backend import Backend
+from mlineage.server.backend import Backend, WriteTx
 
 LINEAGE_GROUP_NAME = "sagemaker-default-lineage-group"
 QUERY_MAX_DEPTH = 10
@@ -111,13 +111,20 @@ def _convert(value: Any) -> Any:
     return value
 
 
-def _publish(backend: Backend, caller: Caller, drafts: list[dict[str, Any]]) -> None:
+def _publish(tx: WriteTx, caller: Caller, drafts: list[dict[str, Any]],
+             effects: dict[str, str | None]) -> None:
+    """Stage ``drafts`` in this write; ``effects``: key -> owner afterwards (None: deleted)."""
     try:
-        backend.publish(caller.account, drafts)
+        tx.publish(caller.account, drafts, effects)
     except EventValidationError as exc:
         if any("at most" in rule or "max" in rule for _, _, rule in exc.problems):
             raise ApiError("ResourceLimitExceeded", str(exc)) from exc
         raise invalid(str(exc)) from exc
+
+
+def _write(backend: Backend, fn: Callable[[WriteTx], dict[str, Any]]) -> dict[str, Any]:
+    """Run a write in the next batch (see :meth:`Backend.write`)."""
+    return backend.write(fn)
 
 
 def upsert(entity_: dict[str, Any]) -> dict[str, Any]:
@@ -161,17 +168,17 @@ def _named_arn(backend: Backend, caller: Caller, kind: str, name: str) -> str:
     return arns.named_arn(kind, backend.settings.region, caller.account, name)
 
 
-def _own_live(backend: Backend, caller: Caller, key: str, label: str) -> None:
-    if backend.owner(key) != caller.account:
+def _own_live(tx: WriteTx, caller: Caller, key: str, label: str) -> None:
+    if tx.owner(key) != caller.account:
         raise not_found(f"{label} does not exist")
 
 
-def _visible(backend: Backend, caller: Caller, arn: str) -> bool:
+def _visible(tx: WriteTx, backend: Backend, caller: Caller, arn: str) -> bool:
     def probe(store: LineageStore) -> bool:
         rows = store.con.execute("SELECT 1 FROM lineage_vertices WHERE arn = ?",
                                  [arn]).fetchall()
         return bool(rows)
-    return bool(_read(backend, caller, probe))
+    return tx.visible(caller.view, arn, lambda _: bool(_read(backend, caller, probe)))
 
 
 # -- named entities: action, context, experiment, trial, trial component ------------------------
@@ -194,15 +201,16 @@ def _create_named(label: str) -> Handler:
 
     def create(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         arn = _named_arn(backend, caller, kind, body[name_member])
-        with backend.writing():
-            if backend.live(arn):
+
+        def write(tx: WriteTx) -> dict[str, Any]:
+            if tx.live(arn):
                 raise invalid(f"{_label(kind)} {arn} already exists")
             if kind == "trial":
                 parent = _named_arn(backend, caller, "experiment", body["ExperimentName"])
-                _own_live(backend, caller, parent,
-                          f"Experiment {body['ExperimentName']}")
-            _publish(backend, caller, [upsert(entity(kind, body))])
-        return {arn_member: arn}
+                _own_live(tx, caller, parent, f"Experiment {body['ExperimentName']}")
+            _publish(tx, caller, [upsert(entity(kind, body))], {arn: caller.account})
+            return {arn_member: arn}
+        return _write(backend, write)
     return create
 
 
@@ -218,10 +226,12 @@ def _update_named(label: str) -> Handler:
             raise invalid(f"{', '.join(sorted(unsupported))}: not supported by mlineage "
                           "(set the artifacts again instead)")
         arn = _named_arn(backend, caller, kind, body[name_member])
-        with backend.writing():
-            _own_live(backend, caller, arn, f"{_label(kind)} {arn}")
-            _publish(backend, caller, [upsert(entity(kind, body))])
-        return {arn_member: arn}
+
+        def write(tx: WriteTx) -> dict[str, Any]:
+            _own_live(tx, caller, arn, f"{_label(kind)} {arn}")
+            _publish(tx, caller, [upsert(entity(kind, body))], {arn: caller.account})
+            return {arn_member: arn}
+        return _write(backend, write)
     return update
 
 
@@ -230,11 +240,13 @@ def _delete_named(label: str) -> Handler:
 
     def delete_(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         arn = _named_arn(backend, caller, kind, body[name_member])
-        with backend.writing():
-            _own_live(backend, caller, arn, f"{_label(kind)} {arn}")
-            _publish(backend, caller, [delete({"kind": kind,
-                                               f"{kind}_name": body[name_member]})])
-        return {arn_member: arn}
+
+        def write(tx: WriteTx) -> dict[str, Any]:
+            _own_live(tx, caller, arn, f"{_label(kind)} {arn}")
+            _publish(tx, caller, [delete({"kind": kind, f"{kind}_name": body[name_member]})],
+                     {arn: None})
+            return {arn_member: arn}
+        return _write(backend, write)
     return delete_
 
 
@@ -268,11 +280,13 @@ for _label_name in _NAMED:
 @operation("CreateArtifact")
 def create_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     arn = arns.artifact_arn(backend.settings.region, caller.account, body["Source"]["SourceUri"])
-    with backend.writing():
-        if backend.live(arn):
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        if tx.live(arn):
             raise invalid(f"Artifact {arn} already exists (an artifact per source URI)")
-        _publish(backend, caller, [upsert(entity("artifact", body))])
-    return {"ArtifactArn": arn}
+        _publish(tx, caller, [upsert(entity("artifact", body))], {arn: caller.account})
+        return {"ArtifactArn": arn}
+    return _write(backend, write)
 
 
 @operation("DescribeArtifact")
@@ -283,10 +297,12 @@ def describe_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) ->
 @operation("UpdateArtifact")
 def update_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     arn = body["ArtifactArn"]
-    with backend.writing():
-        _own_live(backend, caller, arn, f"Artifact {arn}")
-        _publish(backend, caller, [upsert(entity("artifact", body))])
-    return {"ArtifactArn": arn}
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        _own_live(tx, caller, arn, f"Artifact {arn}")
+        _publish(tx, caller, [upsert(entity("artifact", body))], {arn: caller.account})
+        return {"ArtifactArn": arn}
+    return _write(backend, write)
 
 
 @operation("DeleteArtifact")
@@ -298,10 +314,12 @@ def delete_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> d
                                 body["Source"]["SourceUri"])
     else:
         raise invalid("Either ArtifactArn or Source must be specified")
-    with backend.writing():
-        _own_live(backend, caller, arn, f"Artifact {arn}")
-        _publish(backend, caller, [delete({"kind": "artifact", "artifact_arn": arn})])
-    return {"ArtifactArn": arn}
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        _own_live(tx, caller, arn, f"Artifact {arn}")
+        _publish(tx, caller, [delete({"kind": "artifact", "artifact_arn": arn})], {arn: None})
+        return {"ArtifactArn": arn}
+    return _write(backend, write)
 
 
 @operation("ListArtifacts")
@@ -316,27 +334,31 @@ def list_artifacts(backend: Backend, caller: Caller, body: dict[str, Any]) -> di
 def add_association(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     source, destination = body["SourceArn"], body["DestinationArn"]
     key = arns.association_key(source, destination)
-    with backend.writing():
+
+    def write(tx: WriteTx) -> dict[str, Any]:
         for end in (source, destination):
-            if not _visible(backend, caller, end):
+            if not _visible(tx, backend, caller, end):
                 raise not_found(f"{end} does not exist")
-        if backend.live(key):
+        if tx.live(key):
             raise invalid(f"The association between {source} and {destination} already "
                           "exists")
-        _publish(backend, caller, [upsert(entity("association", body))])
-    return {"SourceArn": source, "DestinationArn": destination}
+        _publish(tx, caller, [upsert(entity("association", body))], {key: caller.account})
+        return {"SourceArn": source, "DestinationArn": destination}
+    return _write(backend, write)
 
 
 @operation("DeleteAssociation")
 def delete_association(backend: Backend, caller: Caller, body: dict[str, Any]
                        ) -> dict[str, Any]:
     source, destination = body["SourceArn"], body["DestinationArn"]
-    with backend.writing():
-        _own_live(backend, caller, arns.association_key(source, destination),
-                  f"The association between {source} and {destination}")
-        _publish(backend, caller, [delete({"kind": "association", "source_arn": source,
-                                           "destination_arn": destination})])
-    return {"SourceArn": source, "DestinationArn": destination}
+    key = arns.association_key(source, destination)
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        _own_live(tx, caller, key, f"The association between {source} and {destination}")
+        _publish(tx, caller, [delete({"kind": "association", "source_arn": source,
+                                      "destination_arn": destination})], {key: None})
+        return {"SourceArn": source, "DestinationArn": destination}
+    return _write(backend, write)
 
 
 @operation("ListAssociations")
@@ -350,11 +372,14 @@ def associate_trial_component(backend: Backend, caller: Caller, body: dict[str, 
                               ) -> dict[str, Any]:
     tc = _named_arn(backend, caller, "trial_component", body["TrialComponentName"])
     trial = _named_arn(backend, caller, "trial", body["TrialName"])
-    with backend.writing():
-        _own_live(backend, caller, tc, f"Trial component {tc}")
-        _own_live(backend, caller, trial, f"Trial {trial}")
-        _publish(backend, caller, [upsert(entity("trial_component_trial", body))])
-    return {"TrialComponentArn": tc, "TrialArn": trial}
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        _own_live(tx, caller, tc, f"Trial component {tc}")
+        _own_live(tx, caller, trial, f"Trial {trial}")
+        _publish(tx, caller, [upsert(entity("trial_component_trial", body))],
+                 {arns.pair_key(tc, trial): caller.account})
+        return {"TrialComponentArn": tc, "TrialArn": trial}
+    return _write(backend, write)
 
 
 @operation("DisassociateTrialComponent")
@@ -362,13 +387,15 @@ def disassociate_trial_component(backend: Backend, caller: Caller, body: dict[st
                                  ) -> dict[str, Any]:
     tc = _named_arn(backend, caller, "trial_component", body["TrialComponentName"])
     trial = _named_arn(backend, caller, "trial", body["TrialName"])
-    with backend.writing():
-        _own_live(backend, caller, arns.pair_key(tc, trial),
-                  f"The association of {tc} with {trial}")
-        _publish(backend, caller, [delete({"kind": "trial_component_trial",
-                                           "trial_component_name": body["TrialComponentName"],
-                                           "trial_name": body["TrialName"]})])
-    return {"TrialComponentArn": tc, "TrialArn": trial}
+    key = arns.pair_key(tc, trial)
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        _own_live(tx, caller, key, f"The association of {tc} with {trial}")
+        _publish(tx, caller, [delete({"kind": "trial_component_trial",
+                                      "trial_component_name": body["TrialComponentName"],
+                                      "trial_name": body["TrialName"]})], {key: None})
+        return {"TrialComponentArn": tc, "TrialArn": trial}
+    return _write(backend, write)
 
 
 # -- QueryLineage and lineage groups -----------------------------------------------------------
