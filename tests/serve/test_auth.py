@@ -125,3 +125,38 @@ def test_no_auth_needs_its_flag_and_loopback(tmp_path: Path) -> None:
         assert "WITHOUT authentication" in (server.home / "serve.log").read_text()
     finally:
         stop_server(server)
+
+
+def test_sagemaker_limits_apply_unless_extended(server: Server, tmp_path: Path) -> None:
+    a: Any = server.client()
+    one = a.create_artifact(Source={"SourceUri": "s3://limits/one"},
+                            ArtifactType="DataSet")["ArtifactArn"]
+    two = a.create_artifact(Source={"SourceUri": "s3://limits/two"},
+                            ArtifactType="DataSet")["ArtifactArn"]
+    for kwargs in ({"StartArns": [one, two]}, {"StartArns": [one], "MaxDepth": 20},
+                   {"StartArns": [one], "MaxResults": 51}):
+        with pytest.raises(ClientError) as exc:
+            a.query_lineage(**kwargs)
+        assert code(exc) == "ValidationException", kwargs
+    with pytest.raises(ClientError) as exc:
+        a.list_artifacts(MaxResults=101)
+    assert code(exc) == "ValidationException"
+
+    extended = start_server(tmp_path / "extended", "--no-auth", "--extended-limits")
+    try:
+        sm: Any = extended.client("anyone", secret="anything")
+        x = sm.create_artifact(Source={"SourceUri": "s3://limits/x"},
+                               ArtifactType="DataSet")["ArtifactArn"]
+        y = sm.create_artifact(Source={"SourceUri": "s3://limits/y"},
+                               ArtifactType="Model")["ArtifactArn"]
+        sm.add_association(SourceArn=x, DestinationArn=y)
+        answer = sm.query_lineage(StartArns=[x, y], MaxDepth=20, MaxResults=500)
+        assert {v["Arn"] for v in answer["Vertices"]} == set()  # each start reaches the other
+        assert len(sm.list_artifacts(MaxResults=500)["ArtifactSummaries"]) == 2
+        with pytest.raises(ClientError) as exc:  # entity limits stay: the event schema's
+            sm.create_context(ContextName="many", ContextType="T",
+                              Source={"SourceUri": "s3://x"},
+                              Properties={f"k{i}": "v" for i in range(31)})
+        assert code(exc) in {"ValidationException", "ResourceLimitExceeded"}
+    finally:
+        stop_server(extended)

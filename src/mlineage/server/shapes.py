@@ -20,7 +20,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 from mlineage.errors import MlineageError
 
-_RELAXED_MAX = {"MaxResults", "MaxDepth"}  # --extended-limits lifts these caps
+_RELAXED_MAX = {"MaxResults", "MaxDepth", "StartArns"}  # --extended-limits lifts these caps
 
 
 class RequestValidationError(MlineageError):
