@@ -214,7 +214,11 @@ class DuckDBStore:
         # 4. rebuild the touched rows of the fixed tables
         sql("CREATE OR REPLACE TEMP TABLE touched_fields AS SELECT f.* FROM entity_fields f "
             "SEMI JOIN touched t ON t.entity_key = f.entity_key")
+        # only the tables of the kinds touched (a key's kind never changes: it is in the key)
+        kinds = {row[0] for row in sql("SELECT DISTINCT kind FROM touched").fetchall()}
         for spec in schema.TABLES:
+            if spec.kind not in kinds:
+                continue
             if len(spec.key_columns) == 1:
                 sql(f"DELETE FROM {spec.table} WHERE {spec.key_columns[0]} IN "
                     f"(SELECT entity_key FROM touched)")
