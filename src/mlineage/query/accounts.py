@@ -107,11 +107,23 @@ def _select(table: str, where: str) -> str:
 def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
                  ) -> LineageStore:
     """A :class:`LineageStore` holding exactly what ``account`` may see."""
-    from mlineage.query.store import LineageStore  # noqa: PLC0415 - circular at import time
 
     if not _ACCOUNT_RE.match(account):
         raise ConfigurationError(f"an account id is 12 digits, got {account!r}")
     src = store.con
+    # one read transaction: every table copied from the same committed state, even while a
+    # writer in this process commits meanwhile (mlineage serve)
+    src.execute("BEGIN TRANSACTION")
+    try:
+        return _account_view(store, src, account, memory_limit)
+    finally:
+        src.execute("COMMIT")
+
+
+def _account_view(store: LineageStore, src: duckdb.DuckDBPyConnection, account: str,
+                  memory_limit: str) -> LineageStore:
+    from mlineage.query.store import LineageStore  # noqa: PLC0415 - circular at import time
+
     visible = visible_accounts(src, account)
     params: dict[str, object] = {"v": visible, "a": account}
     tmpdir = Path(tempfile.mkdtemp(prefix="mlineage-account-"))

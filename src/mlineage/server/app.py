@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -50,23 +52,58 @@ def _error(code: str, message: str, status: int) -> Response:
                                  "x-amzn-ErrorType": code})
 
 
+MAX_BODY = 16 * 1024 * 1024  # far above any lineage request; refused before it is read
+_SIGNED = re.compile(r"SignedHeaders=([^,\s]+)")
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it is larger than :data:`MAX_BODY` (checked while reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _headers(request: Request) -> dict[str, str]:
+    """Header names lower-cased, repeated headers joined with ``,`` (as SigV4 signs them), so
+    what is verified and what is acted on are the same values."""
+    joined: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        joined.setdefault(name.lower(), []).append(value)
+    return {name: ",".join(values) for name, values in joined.items()}
+
+
 def create_app(backend: Backend, config: ServerConfig) -> Starlette:
-    stats: dict[str, list[float]] = {}
+    stats: dict[str, deque[float]] = {}
 
     async def handle(request: Request) -> Response:
-        body = await request.body()
-        headers = dict(request.headers.items())
+        body = await _read_body(request)
+        if body is None:
+            return _error("RequestEntityTooLarge",
+                          f"the request body is larger than {MAX_BODY} bytes", 413)
+        headers = _headers(request)
         if config.credentials is not None:
             try:
                 credential = verify(request.method, request.url.path, request.url.query,
                                     headers, body, config.credentials)
             except AuthError as exc:
                 return _error(exc.code, str(exc), exc.status)
+            signed = _SIGNED.search(headers.get("authorization", ""))
+            if signed is None or "x-amz-target" not in signed.group(1).split(";"):
+                return _error("IncompleteSignatureException",
+                              "X-Amz-Target must be among the signed headers", 400)
             caller = Caller(credential.account_id, credential.account_id,
                             config.extended_limits)
         else:
             caller = Caller(config.default_account, None, config.extended_limits)
-        target = request.headers.get("x-amz-target", "")
+        target = headers.get("x-amz-target", "")  # a repeated header joins: unknown below
         name = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
         handler = OPERATIONS.get(name)
         op = shapes.operation(name) if handler is not None else None
@@ -76,22 +113,24 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
                           "serves SageMaker's lineage operations (see docs/serve.md)", 400)
         try:
             payload = json.loads(body) if body.strip() else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return _error("SerializationException", f"the body is not JSON: {exc}", 400)
         try:
             parsed = shapes.parse(op, payload, extended_limits=config.extended_limits)
         except shapes.RequestValidationError as exc:
             return _error("ValidationException", str(exc), 400)
+        except RecursionError:
+            return _error("ValidationException", "the request is nested too deeply", 400)
         started = time.perf_counter()
         try:
             result = await run_in_threadpool(handler, backend, caller, parsed)
         except ApiError as exc:
             return _error(exc.code, exc.message, exc.status)
-        except Exception as exc:
-            log.exception("%s failed", name)
-            return _error("InternalFailure", f"{name} failed: {exc!r}", 500)
+        except Exception:
+            log.exception("%s failed", name)  # the details stay in the server's log
+            return _error("InternalFailure", f"{name} failed on the server; see its log", 500)
         finally:
-            stats.setdefault(name, []).append(time.perf_counter() - started)
+            stats.setdefault(name, deque(maxlen=10_000)).append(time.perf_counter() - started)
         return Response(json.dumps(shapes.to_json(result)), media_type=CONTENT_TYPE,
                         headers={"x-amzn-RequestId": str(uuid.uuid4())})
 

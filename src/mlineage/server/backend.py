@@ -93,9 +93,15 @@ class Backend:
             if staged:
                 try:
                     self.log.append(staged)
-                    self.catch_up()
                 except BaseException as exc:
-                    failure = exc
+                    failure = exc  # nothing was written: every writer of the batch hears it
+                else:
+                    try:
+                        self.catch_up()
+                    except Exception as exc:
+                        # written to the log, so it is done: failing it would make a client
+                        # retry into "already exists"; the follow loop projects it shortly
+                        log.warning("projecting a write batch failed (retried): %r", exc)
         for done, result, own_error in outcomes:
             error = own_error or failure
             if error is not None:
@@ -155,8 +161,9 @@ class Backend:
             return cached[1]
         if cached is not None:
             cached[1].close()
+        version = self.version  # before the copy: a write landing meanwhile makes it stale
         view = account_view(operator, account)
-        self._views[account] = (self.version, view)
+        self._views[account] = (version, view)
         return view
 
     def _sole_owner(self, account: str) -> bool:

@@ -452,6 +452,9 @@ def get_lineage_group_policy(backend: Backend, caller: Caller, body: dict[str, A
     arn = _group_arn(backend, caller, body["LineageGroupName"])
     _describe(backend, caller, arn, "lineage_group")  # ResourceNotFound when it is not
     owner = arn.split(":")[4]
+    if caller.view is not None and owner != caller.account:
+        # a grantee may use the group, not read whom else its owner shares with
+        raise not_found(f"{arn}: only its owner may read its policy")
 
     def grantees(store: LineageStore) -> list[str]:
         rows = store.con.execute(

@@ -199,7 +199,10 @@ def _timestamp(value: Any) -> datetime | None:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             return None
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
