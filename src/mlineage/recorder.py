@@ -133,7 +133,7 @@ class Recorder:
             url = self.settings.log_url
             if url.startswith("kafka://"):
                 self._log = SpooledLog(lambda: open_log(url), self.settings.spool_dir,
-                                       describe=f"Kafka ({url})")
+                                       describe=f"Kafka ({url})", target_url=url)
             else:
                 self._log = open_log(url)
         return self._log

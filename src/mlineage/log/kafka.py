@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -170,8 +171,13 @@ class KafkaEventLog(EventLog):
         self._admin: KafkaAdminClient | None = None
         self._known_topics: set[str] = set()
         self._pid = os.getpid()
+        _OPEN_LOGS.add(self)
 
     # -- clients ------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()  # a parent's thread may have held it at the fork
+        self._fork_check()
 
     def _fork_check(self) -> None:
         """kafka-python clients do not survive fork (their threads stay in the parent):
@@ -223,7 +229,9 @@ class KafkaEventLog(EventLog):
         self._fork_check()
         if self._meta is None:
             self.ensure_topics()
-            self._meta = self._new_consumer(group_id=None, client_id="mlineage-meta")
+            # partitions added to a topic show within seconds, not kafka-python's 5 minutes
+            self._meta = self._new_consumer(group_id=None, client_id="mlineage-meta",
+                                            metadata_max_age_ms=5_000)
         return self._meta
 
     def _new_consumer(self, **fixed: Any) -> KafkaConsumer:
@@ -260,12 +268,16 @@ class KafkaEventLog(EventLog):
         settings.update(fixed)
         try:
             producer = KafkaProducer(**self.config.for_client(KafkaProducer, **settings))
-            # kafka-python closes producers at exit with no time limit, which hangs an
-            # exiting process while the broker is down; every batch here is committed
-            # synchronously, so there is nothing to flush at exit: drop that hook
-            producer._unregister_cleanup()
+        except kerrors.KafkaError as exc:
+            raise _unreachable(self.config, exc) from exc
+        # kafka-python closes producers at exit with no time limit, which hangs an exiting
+        # process while the broker is down; every batch here is committed synchronously, so
+        # there is nothing to flush at exit: drop that hook
+        producer._unregister_cleanup()
+        try:
             producer.init_transactions()
         except kerrors.KafkaError as exc:
+            _close_quietly(producer, timeout=0)
             raise _unreachable(self.config, exc) from exc
         return producer
 
@@ -309,6 +321,15 @@ class KafkaEventLog(EventLog):
         with self._lock:
             self.ensure_topics({r.topic for r in produce} | set(TOPICS))
             self._transactions().run(produce, consumed, self.config.name(group), visible=True)
+        # the group's offsets, like the records, show once the commit markers are written
+        deadline = time.monotonic() + 30
+        for topic in {t for t, _ in consumed}:
+            want = {p: o for (t, p), o in consumed.items() if t == topic}
+            while any(self.committed(group, topic).get(p) != o for p, o in want.items()):
+                if time.monotonic() > deadline:
+                    log.warning("committed offsets of %s not visible after 30 s", group)
+                    return
+                time.sleep(0.005)
 
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
         if max_records <= 0:
@@ -406,6 +427,17 @@ class KafkaEventLog(EventLog):
             self._txn = None
             self._meta = self._reader = None
             self._admin = None
+
+
+_OPEN_LOGS: weakref.WeakSet[KafkaEventLog] = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    for kafka_log in list(_OPEN_LOGS):
+        kafka_log._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def _default_instance() -> str:
@@ -581,6 +613,7 @@ def _advanced(consumer: KafkaConsumer, config: KafkaConfig, reported: dict[Kafka
         position = consumer.position(tp)
         if position is not None and position > reported[tp]:
             out[(config.logical(tp.topic), tp.partition)] = int(position)
+            reported[tp] = int(position)  # reported once: the caller commits it
     return out
 
 
@@ -607,7 +640,11 @@ class KafkaGroupConsumer(Consumer):
         )
         self._consumer.subscribe([self.config.name(t) for t in self.topics])
         self.transactional_id = f"{group}-{instance}"
-        self._txn = Transactions(owner, self.transactional_id, eager=True)
+        try:
+            self._txn = Transactions(owner, self.transactional_id, eager=True)
+        except BaseException:
+            self._consumer.close()
+            raise
         self._reported: dict[KafkaPartition, int] = {}
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:

@@ -42,6 +42,7 @@ log = logging.getLogger("mlineage.spool")
 
 CHUNK = 2000
 FLUSH_AT_EXIT_S = 10.0
+MAX_RECORD_BYTES = 1_000_000  # under Kafka's default message.max.bytes (1,048,588)
 
 
 def _headers_json(record: OutRecord) -> str | None:
@@ -60,48 +61,67 @@ class SpoolFile:
     """One spool: a SQLite file of records waiting to be forwarded, and a lock file whose
     ``flock`` says that a live process owns it."""
 
-    def __init__(self, path: Path, lock: IO[str]) -> None:
+    def __init__(self, path: Path, lock: IO[str], target: str | None = None) -> None:
         self.path = path
         self._lock = lock
         self._conn = sqlite3.connect(path, timeout=60, isolation_level=None,
                                      check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
+        # batch: one append (one publish_many), forwarded in one Kafka transaction
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, headers TEXT)")
+            "batch INTEGER NOT NULL, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, "
+            "headers TEXT)")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+        if target is not None:
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('target', ?)", (target,))
         self._mutex = threading.Lock()
 
+    @property
+    def target(self) -> str | None:
+        """The log this spool's records are for (its owner's URL)."""
+        with self._mutex:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = 'target'").fetchone()
+        return None if row is None else str(row[0])
+
     @classmethod
-    def create(cls, directory: Path) -> SpoolFile:
+    def create(cls, directory: Path, target: str) -> SpoolFile:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"spool-{os.getpid()}-{uuid.uuid4().hex[:8]}.sqlite"
         lock = _lock_file(path)
         if lock is None:  # pragma: no cover - a fresh uuid cannot be locked already
             raise EventLogError(f"could not lock the new spool {path}")
-        return cls(path, lock)
+        return cls(path, lock, target)
 
     @classmethod
-    def adopt(cls, path: Path) -> SpoolFile | None:
-        """Take over a spool whose owner is gone (None when a live process holds it)."""
+    def adopt(cls, path: Path, target: str) -> SpoolFile | None:
+        """Take over a spool for ``target`` whose owner is gone (None when a live process
+        holds it, or it is for another log)."""
         lock = _lock_file(path)
         if lock is None:
             return None
         if not path.exists():  # forwarded and removed by its owner just now
             _release(lock, path)
             return None
-        return cls(path, lock)
+        spool = cls(path, lock)
+        if spool.target != target:
+            spool.release()
+            return None
+        return spool
 
     def add(self, records: Sequence[OutRecord]) -> None:
-        rows = [(r.topic, r.key, r.value, _headers_json(r)) for r in records]
         with self._mutex:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                batch = int(self._conn.execute(
+                    "SELECT coalesce(max(batch), 0) + 1 FROM spool").fetchone()[0])
+                rows = [(batch, r.topic, r.key, r.value, _headers_json(r)) for r in records]
                 for start in range(0, len(rows), 200):
                     chunk = rows[start:start + 200]
                     self._conn.execute(
-                        "INSERT INTO spool (topic, key, value, headers) VALUES "
-                        + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                        "INSERT INTO spool (batch, topic, key, value, headers) VALUES "
+                        + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
                         [v for row in chunk for v in row])
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -109,13 +129,19 @@ class SpoolFile:
                 raise
 
     def head(self, n: int) -> tuple[int, list[OutRecord]]:
-        """The oldest ``n`` records and the sequence number of the last one (0: none)."""
+        """The oldest whole batches, about ``n`` records (at least one batch, never part of
+        one: an append stays one transaction), and the sequence number of the last record
+        (0: none)."""
         with self._mutex:
+            first = self._conn.execute("SELECT min(batch) FROM spool").fetchone()[0]
+            if first is None:
+                return 0, []
+            last_batch = self._conn.execute(
+                "SELECT max(batch) FROM (SELECT batch FROM spool ORDER BY seq LIMIT ?)",
+                (n,)).fetchone()[0]
             rows = self._conn.execute(
-                "SELECT seq, topic, key, value, headers FROM spool ORDER BY seq LIMIT ?",
-                (n,)).fetchall()
-        if not rows:
-            return 0, []
+                "SELECT seq, topic, key, value, headers FROM spool WHERE batch <= ? "
+                "ORDER BY seq", (last_batch - 1 if last_batch > first else first,)).fetchall()
         return rows[-1][0], [OutRecord(t, k, v, _headers(h)) for _, t, k, v, h in rows]
 
     def drop_through(self, seq: int) -> None:
@@ -134,6 +160,12 @@ class SpoolFile:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         _release(self._lock, self.path if remove_if_empty and empty else None)
+
+    def release(self) -> None:
+        """Let go of a spool without touching it (for another log)."""
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        _release(self._lock, None)
 
     def abandon(self) -> None:
         """In a forked child: let go of the parent's spool without touching its contents."""
@@ -182,15 +214,16 @@ class SpooledLog(EventLog):
     _live: ClassVar[weakref.WeakSet[SpooledLog]] = weakref.WeakSet()
 
     def __init__(self, open_target: Callable[[], EventLog], directory: Path, *,
-                 describe: str = "the event log") -> None:
+                 describe: str = "the event log", target_url: str | None = None) -> None:
         self._open_target = open_target
         self.directory = Path(directory)
         self.describe = describe
+        self.target_url = target_url or describe
         self._target: EventLog | None = None
         self._spool: SpoolFile | None = None
         self._thread: threading.Thread | None = None
-        self._cond = threading.Condition()
-        self._stopping = False
+        self._wake = threading.Event()   # new records to forward
+        self._stop = threading.Event()   # close(): the forwarder ends
         self._failing_since: float | None = None
         self._forwarded = 0
         self._pid = os.getpid()
@@ -202,7 +235,7 @@ class SpooledLog(EventLog):
         if os.getpid() != self._pid:
             self._after_fork()
         if self._spool is None:
-            self._spool = SpoolFile.create(self.directory)
+            self._spool = SpoolFile.create(self.directory, self.target_url)
         if self._thread is None:
             self._thread = threading.Thread(target=self._forward_loop, daemon=True,
                                             name="mlineage-spool-forwarder")
@@ -215,8 +248,8 @@ class SpooledLog(EventLog):
         self._spool = None
         self._thread = None
         self._target = None  # its clients belong to the parent
-        self._cond = threading.Condition()
-        self._stopping = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
         self._pid = os.getpid()
 
     def target(self) -> EventLog:
@@ -232,9 +265,14 @@ class SpooledLog(EventLog):
         check_records(records)
         if not records:
             return
+        for r in records:  # Kafka refuses bigger ones for ever: refuse them here, now
+            size = len(r.value) + len(r.key or b"") + sum(len(k) + len(v) for k, v in r.headers)
+            if size > MAX_RECORD_BYTES:
+                raise EventLogError(
+                    f"a record for {r.topic} is {size:,} bytes; Kafka takes at most "
+                    f"{MAX_RECORD_BYTES:,} (message.max.bytes): make the event smaller")
         self._own().add(records)
-        with self._cond:
-            self._cond.notify_all()
+        self._wake.set()
 
     def pending(self) -> int:
         """Records this process has spooled that are not in the log yet."""
@@ -242,25 +280,22 @@ class SpooledLog(EventLog):
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything appended so far is in the log; False on timeout (the rest
-        stays spooled, and is forwarded later)."""
+        stays spooled, and is forwarded later). It only watches: the forwarder keeps its own
+        pace (and its back-off while the log is away)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self.pending():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._cond.notify_all()
-                self._cond.wait(0.05 if left is None else min(0.05, left))
+        while self.pending():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            time.sleep(0.02 if left is None else min(0.02, left))
         return True
 
     def _forward_loop(self) -> None:
         pid = os.getpid()
         backoff = 0.2
         last_orphan_scan = 0.0
-        while os.getpid() == pid:
-            with self._cond:
-                if self._stopping:
-                    return
+        while os.getpid() == pid and not self._stop.is_set():
+            self._wake.clear()
             try:
                 moved = self._forward(self._spool)
                 if time.monotonic() - last_orphan_scan > 30:
@@ -268,8 +303,7 @@ class SpooledLog(EventLog):
                     moved += self._adopt_orphans()
             except Exception as exc:
                 self._failed(exc)
-                with self._cond:
-                    self._cond.wait(backoff)
+                self._stop.wait(backoff)  # only close() cuts a back-off short
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.2
@@ -277,10 +311,8 @@ class SpooledLog(EventLog):
                 log.warning("mlineage: %s answers again; forwarded the spooled events",
                             self.describe)
                 self._failing_since = None
-            with self._cond:
-                self._cond.notify_all()
-                if not moved and not self._stopping:
-                    self._cond.wait(1.0)
+            if not moved:
+                self._wake.wait(1.0)
 
     def _forward(self, spool: SpoolFile | None) -> int:
         if spool is None:
@@ -301,7 +333,7 @@ class SpooledLog(EventLog):
         for path in sorted(self.directory.glob("spool-*.sqlite")):
             if path == own:
                 continue
-            orphan = SpoolFile.adopt(path)
+            orphan = SpoolFile.adopt(path, self.target_url)
             if orphan is None:
                 continue
             try:
@@ -333,7 +365,9 @@ class SpooledLog(EventLog):
 
     def close(self, timeout: float = FLUSH_AT_EXIT_S) -> None:
         """Flush (up to ``timeout``), stop the forwarder and close the target. Whatever is
-        still spooled stays on disk and is forwarded by a later process."""
+        still spooled stays on disk and is forwarded by a later process. A forwarder stuck
+        in a call to the log is left to die with the process: closing the spool or the log
+        under it could lose track of a chunk the log already took."""
         if os.getpid() != self._pid:
             self._after_fork()
             return
@@ -341,12 +375,15 @@ class SpooledLog(EventLog):
             log.warning("mlineage: %d events could not reach %s within %.0f s; they stay in "
                         "%s and the next mlineage process forwards them",
                         self.pending(), self.describe, timeout, self._spool.path)
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
+        self._stop.set()
+        self._wake.set()
+        stuck = False
         if self._thread is not None:
             self._thread.join(timeout=1.0)
+            stuck = self._thread.is_alive()
             self._thread = None
+        if stuck:
+            return
         if self._spool is not None:
             self._spool.close(remove_if_empty=True)
             self._spool = None
