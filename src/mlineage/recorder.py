@@ -31,7 +31,7 @@ from mlineage.events.models import (
     canonical_time,
 )
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, open_log
-from mlineage.log.spool import SpooledLog
+from mlineage.log.spool import SpooledLog, tcp_reachable
 from mlineage.projection.project import entity_key
 from mlineage.settings import Settings
 
@@ -132,8 +132,10 @@ class Recorder:
         if self._log is None:
             url = self.settings.log_url
             if url.startswith("kafka://"):
+                hosts = url.removeprefix("kafka://").split("?", 1)[0].split(",")
                 self._log = SpooledLog(lambda: open_log(url), self.settings.spool_dir,
-                                       describe=f"Kafka ({url})", target_url=url)
+                                       describe=f"Kafka ({url})", target_url=url,
+                                       reachable=tcp_reachable(hosts))
             else:
                 self._log = open_log(url)
         return self._log

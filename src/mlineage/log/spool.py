@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -214,8 +215,12 @@ class SpooledLog(EventLog):
     _live: ClassVar[weakref.WeakSet[SpooledLog]] = weakref.WeakSet()
 
     def __init__(self, open_target: Callable[[], EventLog], directory: Path, *,
-                 describe: str = "the event log", target_url: str | None = None) -> None:
+                 describe: str = "the event log", target_url: str | None = None,
+                 reachable: Callable[[], bool] | None = None) -> None:
         self._open_target = open_target
+        # a cheap check before each attempt: opening clients against a log that is down can
+        # cost half a minute and leak their threads (kafka-python's), attempt after attempt
+        self._reachable = reachable
         self.directory = Path(directory)
         self.describe = describe
         self.target_url = target_url or describe
@@ -322,6 +327,8 @@ class SpooledLog(EventLog):
             seq, records = spool.head(CHUNK)
             if not records:
                 return moved
+            if self._target is None and self._reachable is not None and not self._reachable():
+                raise EventLogError("nothing answers at its address")
             self.target().append(records)
             spool.drop_through(seq)
             moved += len(records)
@@ -416,3 +423,17 @@ def _flush_at_exit() -> None:
     for spooled in list(SpooledLog._live):
         if spooled._pid == os.getpid():
             spooled.close(FLUSH_AT_EXIT_S)
+
+
+def tcp_reachable(addresses: Sequence[str], timeout: float = 2.0) -> Callable[[], bool]:
+    """A check that one of ``host:port`` accepts a TCP connection."""
+    def check() -> bool:
+        for address in addresses:
+            host, _, port = address.rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                    return True
+            except (OSError, ValueError):
+                continue
+        return False
+    return check
