@@ -4,6 +4,7 @@ records in a chosen order and batching into a store."""
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -70,3 +71,23 @@ def arn(resource: str, name: str, account: str = ACCOUNT) -> str:
 
 __all__ = ["ACCOUNT", "REGION", "TOPIC_ENTITIES", "TOPIC_JOBS", "apply_batches", "arn",
            "delete", "event", "raw", "records", "upsert"]
+
+
+def training_job_drafts(first: int, count: int, pool: int, rng: random.Random
+                        ) -> list[dict[str, Any]]:
+    """``JobCreated`` + ``JobStatusChanged`` drafts for jobs ``first..first+count-1``: two
+    datasets drawn from ``pool``, one of 5 images, a model, a metric (the fault tests' load)."""
+    drafts: list[dict[str, Any]] = []
+    for i in range(first, first + count):
+        name = f"job-{i}"
+        drafts.append({"event_type": "JobCreated", "payload": {
+            "job_type": "TrainingJob", "job_name": name,
+            "image_uri": f"registry/image:{rng.randrange(5)}",
+            "inputs": [{"name": "train", "uri": f"s3://d/ds-{rng.randrange(pool)}"},
+                       {"name": "test", "uri": f"s3://d/ds-{rng.randrange(pool)}"}],
+            "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}],
+        }})
+        drafts.append({"event_type": "JobStatusChanged", "payload": {
+            "job_type": "TrainingJob", "job_name": name, "status": "Completed",
+            "metrics": {"auc": rng.random()}}})
+    return drafts

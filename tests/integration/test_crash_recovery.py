@@ -20,26 +20,14 @@ from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, open_log
 from mlineage.projection.service import replay
 from mlineage.projection.store import DuckDBStore
 from mlineage.tracker.derive import derive
+from tests.helpers import training_job_drafts
 
 pytestmark = pytest.mark.slow
 JOBS = 8_000
 
 
 def _publish(settings: Settings, jobs: int, seed: int) -> None:
-    rng = random.Random(seed)
-    drafts = []
-    for i in range(jobs):
-        name = f"job-{i}"
-        drafts.append({"event_type": "JobCreated", "payload": {
-            "job_type": "TrainingJob", "job_name": name,
-            "image_uri": f"registry/image:{rng.randrange(5)}",
-            "inputs": [{"name": "train", "uri": f"s3://d/ds-{rng.randrange(jobs // 5)}"},
-                       {"name": "test", "uri": f"s3://d/ds-{rng.randrange(jobs // 5)}"}],
-            "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}],
-        }})
-        drafts.append({"event_type": "JobStatusChanged", "payload": {
-            "job_type": "TrainingJob", "job_name": name, "status": "Completed",
-            "metrics": {"auc": rng.random()}}})
+    drafts = training_job_drafts(0, jobs, jobs // 5, random.Random(seed))
     with Recorder(settings) as rec:
         for start in range(0, len(drafts), 2000):
             rec.publish_many(drafts[start:start + 2000])

@@ -24,6 +24,7 @@ from mlineage.projection.store import DuckDBStore
 from mlineage.tracker.derive import derive
 from mlineage.tracker.service import GROUP
 from tests.conftest import kafka_url_on
+from tests.helpers import training_job_drafts
 from tests.kafka_broker import Broker, BrokerUnavailable, skip_or_fail, start_own_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -32,21 +33,7 @@ KILLS = 5
 
 
 def job_events(first: int, count: int, seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed + first)
-    drafts: list[dict[str, Any]] = []
-    for i in range(first, first + count):
-        name = f"job-{i}"
-        drafts.append({"event_type": "JobCreated", "payload": {
-            "job_type": "TrainingJob", "job_name": name,
-            "image_uri": f"registry/image:{rng.randrange(5)}",
-            "inputs": [{"name": "train", "uri": f"s3://d/ds-{rng.randrange(JOBS // 5)}"},
-                       {"name": "test", "uri": f"s3://d/ds-{rng.randrange(JOBS // 5)}"}],
-            "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}],
-        }})
-        drafts.append({"event_type": "JobStatusChanged", "payload": {
-            "job_type": "TrainingJob", "job_name": name, "status": "Completed",
-            "metrics": {"auc": rng.random()}}})
-    return drafts
+    return training_job_drafts(first, count, JOBS // 5, random.Random(seed + first))
 
 
 def read_all(log: EventLog, topic: str) -> list[Record]:

@@ -84,8 +84,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
     kind = shape.type_name
     if kind == "structure":
         if not isinstance(value, dict):
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be a structure")
+            _mismatch(problems, value, where, "a structure")
             return value
         members = shape.members
         out: dict[str, Any] = {}
@@ -105,8 +104,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         return out
     if kind == "list":
         if not isinstance(value, list):
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be a list")
+            _mismatch(problems, value, where, "a list")
             return value
         _length(len(value), meta, value, where, problems, "have length", extended)
         member = shape.member
@@ -114,8 +112,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
                 for i, v in enumerate(value)]
     if kind == "map":
         if not isinstance(value, dict):
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be a map")
+            _mismatch(problems, value, where, "a map")
             return value
         _length(len(value), meta, value, where, problems, "have length", extended)
         key_shape, value_shape = shape.key, shape.value
@@ -124,8 +121,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
                 for k, v in value.items()}
     if kind == "string":
         if not isinstance(value, str):
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be a string")
+            _mismatch(problems, value, where, "a string")
             return value
         _length(len(value), meta, value, where, problems, "have length", extended)
         enum = shape.enum
@@ -140,31 +136,32 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         return value
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be an integer")
+            _mismatch(problems, value, where, "an integer")
             return value
         _range(value, meta, where, problems, extended)
         return value
     if kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, int | float) or (
                 isinstance(value, float) and not math.isfinite(value)):
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be a finite number")
+            _mismatch(problems, value, where, "a finite number")
             return value
         _range(value, meta, where, problems, extended)
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be a boolean")
+            _mismatch(problems, value, where, "a boolean")
         return value
     if kind == "timestamp":
         parsed = _timestamp(value)
         if parsed is None:
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            "Member must be a timestamp (epoch seconds or ISO 8601)")
+            _mismatch(problems, value, where, "a timestamp (epoch seconds or ISO 8601)")
         return parsed
     return value
+
+
+def _mismatch(problems: list[str], value: Any, where: str, what: str) -> None:
+    problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                    f"Member must be {what}")
 
 
 def _join(path: str, name: str) -> str:
