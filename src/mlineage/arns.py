@@ -5,6 +5,7 @@ Changing anything here changes identities already in logs: it is a breaking chan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -52,8 +53,10 @@ class ParsedArn:
     name: str
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_arn(arn: str) -> ParsedArn | None:
-    """Split a SageMaker ARN, or return None when it is not one."""
+    """Split a SageMaker ARN, or return None when it is not one. Cached: validating an
+    association parses both ends, and shared ends (an image, a dataset) recur in every job."""
     match = ARN_RE.match(arn)
     if match is None:
         return None

@@ -200,21 +200,29 @@ def visible_edges_select(affected: str) -> str:
     both ends live vertices, and written after the newest delete of either end."""
     kinds = ", ".join(f"'{k}'" for k in VERTEX_KINDS)
     live = "coalesce({0}.modified_v, '') > coalesce({0}.deleted_v, '')"
+    # keys are split instead of joined: concatenating both ARNs of every association row
+    # (a full scan) made this the costliest statement of a small batch
+    # (and entity_state is read once, for the association and both ends)
     return (
-        "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id "
-        f"FROM associations a SEMI JOIN {affected} f "
-        "ON f.entity_key = a.source_arn || ' ' || a.destination_arn "
-        "JOIN entity_state e ON e.entity_key = a.source_arn || ' ' || a.destination_arn "
-        f"JOIN entity_state s ON s.entity_key = a.source_arn AND s.kind IN ({kinds}) "
-        f"JOIN entity_state d ON d.entity_key = a.destination_arn AND d.kind IN ({kinds}) "
+        "WITH f AS MATERIALIZED (SELECT DISTINCT entity_key, split_part(entity_key, ' ', 1) "
+        f"AS src, split_part(entity_key, ' ', 2) AS dst FROM {affected}), "
+        "st AS MATERIALIZED (SELECT entity_key, kind, modified_v, deleted_v FROM entity_state "
+        "SEMI JOIN (SELECT entity_key FROM f UNION SELECT src FROM f UNION SELECT dst FROM f) k "
+        "ON k.entity_key = entity_state.entity_key) "
+        "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id FROM f "
+        "JOIN associations a ON a.source_arn = f.src AND a.destination_arn = f.dst "
+        "JOIN st e ON e.entity_key = f.entity_key "
+        f"JOIN st s ON s.entity_key = f.src AND s.kind IN ({kinds}) "
+        f"JOIN st d ON d.entity_key = f.dst AND d.kind IN ({kinds}) "
         f"WHERE {live.format('e')} AND {live.format('s')} AND {live.format('d')} "
         "AND e.modified_v > coalesce(s.deleted_v, '') AND e.modified_v > coalesce(d.deleted_v, '')"
     )
 
 
-def pivot_select(spec: TableSpec, touched: str) -> str:
-    """SELECT that rebuilds ``spec.table``'s rows for the keys in table ``touched``, from
-    ``entity_state`` and the facts in ``touched_fields`` newer than the entity's last delete."""
+def pivot_select(spec: TableSpec, state: str) -> str:
+    """SELECT that rebuilds ``spec.table``'s rows for the entities in table ``state`` (rows
+    of ``entity_state``: those the batch touched), from their state and the facts in
+    ``touched_fields`` newer than the entity's last delete."""
     if len(spec.key_columns) == 1:
         keys = [f"s.entity_key AS {spec.key_columns[0]}"]
     else:
@@ -238,7 +246,7 @@ def pivot_select(spec: TableSpec, touched: str) -> str:
             f"CAST(coalesce('{{' || string_agg(to_json(f.item) || ':' || f.value, ',' "
             f"ORDER BY f.item) {flt} || '}}', '{{}}') AS JSON) AS {m}"
         )
-    state = [
+    state_cols = [
         "s.account_id", "s.region",
         "coalesce(s.modified_v, '') > coalesce(s.deleted_v, '') AS live",
         "CAST(left(s.created_v, 27) AS TIMESTAMPTZ) AS created_at",
@@ -246,8 +254,7 @@ def pivot_select(spec: TableSpec, touched: str) -> str:
         "CAST(left(s.deleted_v, 27) AS TIMESTAMPTZ) AS deleted_at",
     ]
     return (
-        f"SELECT {', '.join(keys + cols + state)} FROM entity_state s "
-        f"SEMI JOIN {touched} t ON t.entity_key = s.entity_key "
+        f"SELECT {', '.join(keys + cols + state_cols)} FROM {state} s "
         "LEFT JOIN touched_fields f ON f.entity_key = s.entity_key "
         "AND f.version > coalesce(s.deleted_v, '') "
         f"WHERE s.kind = '{spec.kind}' GROUP BY ALL"

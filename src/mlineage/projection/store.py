@@ -166,16 +166,8 @@ class DuckDBStore:
             "CAST(occurred_at AS TIMESTAMPTZ), account_id, region, producer, caused_by, "
             "entity_kind, entity_key, version, topic, partition, \"offset\", CAST(body AS JSON), "
             "now() FROM new_events")
-        # 2. facts: greatest version per (entity, field, item) wins
-        sql("CREATE OR REPLACE TEMP TABLE new_facts AS SELECT entity_key, field, item, value, "
-            "removed, version FROM b_facts f SEMI JOIN new_events n ON n.event_id = f.event_id "
-            "QUALIFY row_number() OVER (PARTITION BY entity_key, field, item ORDER BY version "
-            "DESC, removed DESC, value DESC NULLS FIRST) = 1")
-        sql("DELETE FROM entity_fields t USING new_facts n WHERE t.entity_key = n.entity_key "
-            "AND t.field = n.field AND t.item = n.item AND t.version < n.version")
-        sql("INSERT INTO entity_fields SELECT n.* FROM new_facts n ANTI JOIN entity_fields t "
-            "ON t.entity_key = n.entity_key AND t.field = n.field AND t.item = n.item")
-        # 3. entity state
+        # 2. entities touched, and their stored facts (one scan of entity_fields: the table
+        #    grows with the projection, and each scan of it is paid on every batch)
         sql("CREATE OR REPLACE TEMP TABLE new_marks AS SELECT m.* FROM b_marks m "
             "SEMI JOIN new_events n ON n.event_id = m.event_id")
         sql("CREATE OR REPLACE TEMP TABLE touched AS SELECT entity_key, "
@@ -184,6 +176,27 @@ class DuckDBStore:
             "max(version) FILTER (WHERE op = 'upsert') AS up_max, "
             "max(version) FILTER (WHERE op = 'delete') AS del_max "
             "FROM new_marks GROUP BY entity_key")
+        sql("CREATE OR REPLACE TEMP TABLE old_fields AS SELECT f.rowid AS rid, f.* "
+            "FROM entity_fields f SEMI JOIN touched t ON t.entity_key = f.entity_key")
+        # 3. facts: greatest version per (entity, field, item) wins
+        sql("CREATE OR REPLACE TEMP TABLE new_facts AS SELECT entity_key, field, item, value, "
+            "removed, version FROM b_facts f SEMI JOIN new_events n ON n.event_id = f.event_id "
+            "QUALIFY row_number() OVER (PARTITION BY entity_key, field, item ORDER BY version "
+            "DESC, removed DESC, value DESC NULLS FIRST) = 1")
+        sql("CREATE OR REPLACE TEMP TABLE replaced AS SELECT o.rid FROM old_fields o "
+            "JOIN new_facts n ON o.entity_key = n.entity_key AND o.field = n.field "
+            "AND o.item = n.item WHERE o.version < n.version")
+        sql("DELETE FROM entity_fields WHERE rowid IN (SELECT rid FROM replaced)")
+        sql("CREATE OR REPLACE TEMP TABLE kept_fields AS SELECT o.* EXCLUDE (rid) "
+            "FROM old_fields o ANTI JOIN replaced r ON r.rid = o.rid")
+        sql("CREATE OR REPLACE TEMP TABLE added_fields AS SELECT n.* FROM new_facts n "
+            "ANTI JOIN kept_fields k ON k.entity_key = n.entity_key AND k.field = n.field "
+            "AND k.item = n.item")
+        sql("INSERT INTO entity_fields SELECT * FROM added_fields")
+        # the stored facts of the touched entities, as they are now
+        sql("CREATE OR REPLACE TEMP TABLE touched_fields AS SELECT * FROM kept_fields "
+            "UNION ALL SELECT * FROM added_fields")
+        # 4. entity state
         sql("CREATE OR REPLACE TEMP TABLE merged AS SELECT t.entity_key, "
             "CASE WHEN s.last_v IS NULL OR t.last_v > s.last_v THEN t.kind ELSE s.kind END "
             "AS kind, "
@@ -194,8 +207,15 @@ class DuckDBStore:
             "s.created_v AS old_created, s.deleted_v AS old_deleted, "
             "greatest(s.modified_v, t.up_max) AS modified_v, "
             "greatest(s.deleted_v, t.del_max) AS deleted_v, "
-            "greatest(s.last_v, t.last_v) AS last_v "
-            "FROM touched t LEFT JOIN entity_state s ON s.entity_key = t.entity_key")
+            "greatest(s.last_v, t.last_v) AS last_v, "
+            # can the visibility of edges at this entity change? (it is new, a delete
+            # arrived, or it came back to life); a mere update to a live entity cannot
+            "s.entity_key IS NULL OR greatest(s.deleted_v, t.del_max) IS DISTINCT FROM "
+            "s.deleted_v OR (coalesce(greatest(s.modified_v, t.up_max), '') > "
+            "coalesce(greatest(s.deleted_v, t.del_max), '')) <> (coalesce(s.modified_v, '') > "
+            "coalesce(s.deleted_v, '')) AS ends_changed, "
+            "s.rowid AS rid FROM touched t LEFT JOIN entity_state s "
+            "ON s.entity_key = t.entity_key")
         # first upsert after the newest delete: incremental unless a newer delete arrived,
         # then recomputed from the events of that entity
         sql("CREATE OR REPLACE TEMP TABLE batch_created AS SELECT m.entity_key, "
@@ -205,15 +225,15 @@ class DuckDBStore:
             "FROM merged m JOIN events e ON e.entity_key = m.entity_key "
             "AND e.event_type <> 'EntityDeleted' AND e.version > m.deleted_v "
             "WHERE m.deleted_v IS DISTINCT FROM m.old_deleted GROUP BY m.entity_key")
-        sql("DELETE FROM entity_state s USING touched t WHERE s.entity_key = t.entity_key")
-        sql("INSERT INTO entity_state SELECT m.entity_key, m.kind, m.account_id, m.region, "
-            "CASE WHEN m.deleted_v IS DISTINCT FROM m.old_deleted THEN r.v "
-            "ELSE least(m.old_created, b.v) END, m.modified_v, m.deleted_v, m.last_v "
+        sql("CREATE OR REPLACE TEMP TABLE touched_state AS SELECT m.entity_key, m.kind, "
+            "m.account_id, m.region, CASE WHEN m.deleted_v IS DISTINCT FROM m.old_deleted "
+            "THEN r.v ELSE least(m.old_created, b.v) END AS created_v, m.modified_v, "
+            "m.deleted_v, m.last_v "
             "FROM merged m LEFT JOIN batch_created b ON b.entity_key = m.entity_key "
             "LEFT JOIN recomputed r ON r.entity_key = m.entity_key")
-        # 4. rebuild the touched rows of the fixed tables
-        sql("CREATE OR REPLACE TEMP TABLE touched_fields AS SELECT f.* FROM entity_fields f "
-            "SEMI JOIN touched t ON t.entity_key = f.entity_key")
+        sql("DELETE FROM entity_state WHERE rowid IN (SELECT rid FROM merged)")
+        sql("INSERT INTO entity_state SELECT * FROM touched_state")
+        # 5. rebuild the touched rows of the fixed tables
         # only the tables of the kinds touched (a key's kind never changes: it is in the key)
         kinds = {row[0] for row in sql("SELECT DISTINCT kind FROM touched").fetchall()}
         for spec in schema.TABLES:
@@ -224,18 +244,24 @@ class DuckDBStore:
                     f"(SELECT entity_key FROM touched)")
             else:
                 a, b = spec.key_columns
-                sql(f"DELETE FROM {spec.table} WHERE {a} || ' ' || {b} IN "
-                    f"(SELECT entity_key FROM touched)")
-            sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched')}")
-        # visible edges: recompute the associations touched, or whose ends were touched
+                sql(f"DELETE FROM {spec.table} t USING (SELECT split_part(entity_key, ' ', 1) "
+                    f"AS a, split_part(entity_key, ' ', 2) AS b FROM touched WHERE kind = "
+                    f"'{spec.kind}') k WHERE t.{a} = k.a AND t.{b} = k.b")
+            sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched_state')}")
+        # visible edges: recompute the associations touched, and those at an end whose
+        # liveness or newest delete changed (updating a shared artifact, such as an image
+        # every job uses, must not recompute all of its edges)
+        sql("CREATE OR REPLACE TEMP TABLE ends_changed AS SELECT entity_key FROM merged "
+            "WHERE ends_changed AND kind <> 'association'")
         sql("CREATE OR REPLACE TEMP TABLE affected_edges AS "
             "SELECT entity_key FROM touched WHERE kind = 'association' UNION "
             "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
-            "SEMI JOIN touched t ON t.entity_key = a.source_arn UNION "
+            "SEMI JOIN ends_changed t ON t.entity_key = a.source_arn UNION "
             "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
-            "SEMI JOIN touched t ON t.entity_key = a.destination_arn")
-        sql("DELETE FROM visible_edges v USING affected_edges f "
-            "WHERE f.entity_key = v.source_arn || ' ' || v.destination_arn")
+            "SEMI JOIN ends_changed t ON t.entity_key = a.destination_arn")
+        sql("DELETE FROM visible_edges v USING (SELECT split_part(entity_key, ' ', 1) AS src, "
+            "split_part(entity_key, ' ', 2) AS dst FROM affected_edges) f "
+            "WHERE v.source_arn = f.src AND v.destination_arn = f.dst")
         sql(f"INSERT INTO visible_edges {schema.visible_edges_select('affected_edges')}")
         # lineage groups: one per (account, region) seen, created at its first event
         sql("CREATE OR REPLACE TEMP TABLE new_groups AS SELECT account_id, region, "
