@@ -12,7 +12,11 @@ Merge (ARCHITECTURE.md, "Merge semantics"), all set-based:
 3. marks of new events update ``entity_state``: newest upsert, newest delete, and the first
    upsert after the newest delete (recomputed from ``events`` when a newer delete arrives);
 4. the fixed tables are rebuilt for the touched keys only, from state and the facts newer
-   than the entity's newest delete.
+   than the entity's newest delete; ``visible_edges`` for the associations touched and those
+   at an end whose visibility can have changed (new, deleted, or back after a delete).
+
+Large tables (``entity_fields``, ``entity_state``) are read once per batch: their cost grows
+with the projection and is paid by every batch, which bounds the latency of small ones.
 
 Every step is "greatest version wins" over a set, so any order of the same records, with any
 record applied twice, gives the same tables.

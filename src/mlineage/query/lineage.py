@@ -28,11 +28,12 @@ import json
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import duckdb
 
+from mlineage._gc import gc_paused
 from mlineage.query.errors import QueryError  # re-exported: raised by query_lineage
 from mlineage.query.paging import decode_token, encode_token
 
@@ -129,8 +130,10 @@ class LineageGraph:
         self.arns: list[str] = []
         self.lineage_type: list[str | None] = []
         self.type: list[str | None] = []
-        self.created: list[datetime | None] = []
-        self.modified: list[datetime | None] = []
+        # microseconds since the epoch (UTC): comparing ints, and not building a datetime
+        # per vertex, makes loading the index ~2x faster at 100k jobs
+        self.created: list[int | None] = []
+        self.modified: list[int | None] = []
         self.account: list[str | None] = []
         self.out: list[list[int]] = []   # vertex -> edge ids leaving it
         self.inc: list[list[int]] = []   # vertex -> edge ids entering it
@@ -156,26 +159,54 @@ class LineageGraph:
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, *, vertices_sql: str = "lineage_vertices",
              edges_sql: str = "lineage_edges") -> LineageGraph:
+        # the index is a few million small lists and ints with no cycles: with the cyclic
+        # GC running, its collections (re-scanning the growing index) were half the time
+        with gc_paused():
+            return cls._load(con, vertices_sql, edges_sql)
+
+    @classmethod
+    def _load(cls, con: duckdb.DuckDBPyConnection, vertices_sql: str,
+              edges_sql: str) -> LineageGraph:
         g = cls()
-        cur = con.execute(f"SELECT arn, lineage_type, type, created_at, modified_at, account_id "
-                          f"FROM {vertices_sql}")
-        for arn, lineage_type, typ, created, modified, account in cur.fetchall():
-            vid = g._vid(arn)
-            g.lineage_type[vid] = lineage_type
-            g.type[vid] = typ
-            g.created[vid] = created
-            g.modified[vid] = modified
-            g.account[vid] = account
+        rows = con.execute(f"SELECT arn, lineage_type, type, epoch_us(created_at), "
+                           f"epoch_us(modified_at), account_id FROM {vertices_sql}").fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+        arns = list(columns[0])
+        g.ids = {arn: vid for vid, arn in enumerate(arns)}
+        if len(g.ids) == len(arns):  # one row per vertex: whole columns at once
+            g.arns = arns
+            g.lineage_type, g.type = list(columns[1]), list(columns[2])
+            g.created, g.modified, g.account = (list(columns[3]), list(columns[4]),
+                                                list(columns[5]))
+            g.out = [[] for _ in arns]
+            g.inc = [[] for _ in arns]
+        else:
+            g.ids = {}
+            for arn, lineage_type, typ, created, modified, account in rows:
+                vid = g._vid(arn)
+                g.lineage_type[vid] = lineage_type
+                g.type[vid] = typ
+                g.created[vid] = created
+                g.modified[vid] = modified
+                g.account[vid] = account
         cur = con.execute(f"SELECT source_arn, destination_arn, association_type FROM {edges_sql}"
                           " ORDER BY source_arn, destination_arn")
-        for src, dst, assoc in cur.fetchall():
-            s, d = g._vid(src), g._vid(dst)
-            eid = len(g.edge_src)
-            g.edge_src.append(s)
-            g.edge_dst.append(d)
-            g.edge_type.append(assoc)
-            g.out[s].append(eid)
-            g.inc[d].append(eid)
+        edges = cur.fetchall()
+        sources, destinations, types = (
+            list(zip(*edges, strict=True)) if edges else [(), (), ()])
+        ids, vid_of = g.ids, g._vid
+        try:  # every end is a vertex (the usual case): map whole columns at once
+            g.edge_src = list(map(ids.__getitem__, sources))
+            g.edge_dst = list(map(ids.__getitem__, destinations))
+        except KeyError:
+            g.edge_src = [vid_of(arn) for arn in sources]
+            g.edge_dst = [vid_of(arn) for arn in destinations]
+        g.edge_type = list(types)
+        out, inc = g.out, g.inc
+        for eid, s in enumerate(g.edge_src):
+            out[s].append(eid)
+        for eid, d in enumerate(g.edge_dst):
+            inc[d].append(eid)
         return g
 
     def is_vertex(self, vid: int) -> bool:
@@ -293,6 +324,14 @@ def query_lineage(
     return result
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(value: datetime | None) -> int | None:
+    """Microseconds since the epoch, exactly (the filter's times are UTC-aware)."""
+    return None if value is None else (value - _EPOCH) // timedelta(microseconds=1)
+
+
 def _matching(graph: LineageGraph, reached: list[int], f: LineageFilter,
               properties_of: Any) -> list[int]:
     if f.is_empty():
@@ -300,19 +339,21 @@ def _matching(graph: LineageGraph, reached: list[int], f: LineageFilter,
     out = []
     types = set(f.types or [])
     lineage_types = set(f.lineage_types or [])
+    created_before, created_after = _epoch_us(f.created_before), _epoch_us(f.created_after)
+    modified_before, modified_after = _epoch_us(f.modified_before), _epoch_us(f.modified_after)
     for v in reached:
         if types and graph.type[v] not in types:
             continue
         if lineage_types and graph.lineage_type[v] not in lineage_types:
             continue
         c, m = graph.created[v], graph.modified[v]
-        if f.created_before is not None and not (c is not None and c < f.created_before):
+        if created_before is not None and not (c is not None and c < created_before):
             continue
-        if f.created_after is not None and not (c is not None and c > f.created_after):
+        if created_after is not None and not (c is not None and c > created_after):
             continue
-        if f.modified_before is not None and not (m is not None and m < f.modified_before):
+        if modified_before is not None and not (m is not None and m < modified_before):
             continue
-        if f.modified_after is not None and not (m is not None and m > f.modified_after):
+        if modified_after is not None and not (m is not None and m > modified_after):
             continue
         out.append(v)
     if f.properties:
