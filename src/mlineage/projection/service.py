@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +20,8 @@ import duckdb
 
 from mlineage._gc import gc_paused
 from mlineage.errors import ProjectionBusyError, ProjectionError
-from mlineage.events.codec import decode_many
-from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
+from mlineage.events.codec import Rejected, decode_many
+from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES, AnyEvent
 from mlineage.log.base import (
     TOPIC_ENTITIES,
     TOPIC_JOBS,
@@ -166,8 +166,7 @@ class ProjectorService:
                 return _Prepared(records, moved, project([], ALLOWED))
             return _Prepared(records, {}, None)
         with gc_paused():
-            changes = project(zip(records, decode_many([r.value for r in records]),
-                                  strict=True), ALLOWED)
+            changes = project(_decoded(records), ALLOWED)
         return _Prepared(records, consumer.consumed(records), changes)
 
     def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
@@ -255,6 +254,18 @@ class ProjectorService:
                 with contextlib.suppress(Exception):
                     pending.result()  # let the worker finish before the consumer closes
         return total
+
+
+DECODE_CHUNK = 5000
+
+
+def _decoded(records: list[Record]) -> Iterator[tuple[Record, AnyEvent | Rejected]]:
+    """Records with their decoded events, decoded a chunk at a time: the validated models of
+    a whole batch held at once were most of the projector's memory (they are dropped as soon
+    as their chunk is projected)."""
+    for start in range(0, len(records), DECODE_CHUNK):
+        chunk = records[start:start + DECODE_CHUNK]
+        yield from zip(chunk, decode_many([r.value for r in chunk]), strict=True)
 
 
 @dataclass
