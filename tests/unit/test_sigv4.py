@@ -26,11 +26,11 @@ from botocore.parsers import create_parser
 
 from mlineage.errors import ConfigurationError
 from mlineage.server.sigv4 import (
+    Authenticated,
     AuthError,
     Credential,
     Credentials,
     authenticate,
-    verify,
 )
 
 AKID = "AKIAMLINEAGETEST0001"
@@ -58,10 +58,10 @@ class Captured:
         stamp = next(v for k, v in self.headers.items() if k.lower() == "x-amz-date")
         return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
-    def verify(self, **kwargs: object) -> Credential:
+    def authenticate(self, **kwargs: object) -> Authenticated:
         if "now" not in kwargs:
             kwargs["now"] = self.signed_at + timedelta(seconds=2)
-        return verify(
+        return authenticate(
             self.method,
             self.path,
             self.query,
@@ -70,6 +70,9 @@ class Captured:
             CREDENTIALS,
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def verify(self, **kwargs: object) -> Credential:
+        return self.authenticate(**kwargs).credential
 
     def with_header(self, name: str, value: str | None) -> Captured:
         headers = {k: v for k, v in self.headers.items() if k.lower() != name.lower()}
@@ -167,15 +170,7 @@ def test_session_token_signed_still_validates() -> None:
     request = signed(token="FQoGZXIvYXdzEXAMPLETOKEN//==")
     assert "x-amz-security-token" in auth_params(request)["SignedHeaders"].split(";")
     assert request.verify().access_key_id == AKID
-    result = authenticate(
-        request.method,
-        request.path,
-        request.query,
-        request.headers,
-        request.body,
-        CREDENTIALS,
-        now=request.signed_at,
-    )
+    result = request.authenticate(now=request.signed_at)
     assert result.session_token == "FQoGZXIvYXdzEXAMPLETOKEN//=="
     # the token is signed: changing it breaks the signature
     assert error_of(request.with_header("X-Amz-Security-Token", "other")).code == (
@@ -185,15 +180,7 @@ def test_session_token_signed_still_validates() -> None:
 
 def test_any_region_is_accepted_and_recorded() -> None:
     request = signed(region="eu-west-1")
-    result = authenticate(
-        request.method,
-        request.path,
-        request.query,
-        request.headers,
-        request.body,
-        CREDENTIALS,
-        now=request.signed_at,
-    )
+    result = request.authenticate(now=request.signed_at)
     assert result.region == "eu-west-1"
     assert result.credential.access_key_id == AKID
     assert result.signed_at == request.signed_at
@@ -519,7 +506,7 @@ def test_credentials_file_loads(tmp_path: Path) -> None:
     assert SECRET not in repr(loaded.get(AKID))
     request = signed()
     assert (
-        verify(
+        authenticate(
             request.method,
             request.path,
             request.query,
@@ -527,7 +514,7 @@ def test_credentials_file_loads(tmp_path: Path) -> None:
             request.body,
             loaded,
             now=request.signed_at,
-        ).account_id
+        ).credential.account_id
         == ACCOUNT
     )
 

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from mlineage.server import shapes
 from mlineage.server.backend import Backend
 from mlineage.server.operations import OPERATIONS, ApiError, Caller
-from mlineage.server.sigv4 import AuthError, Credentials, verify
+from mlineage.server.sigv4 import AuthError, Credentials, authenticate
 
 log = logging.getLogger("mlineage.serve")
 TARGET_PREFIX = "SageMaker."
@@ -91,8 +91,8 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
         headers = _headers(request)
         if config.credentials is not None:
             try:
-                credential = verify(request.method, request.url.path, request.url.query,
-                                    headers, body, config.credentials)
+                credential = authenticate(request.method, request.url.path, request.url.query,
+                                          headers, body, config.credentials).credential
             except AuthError as exc:
                 return _error(exc.code, str(exc), exc.status)
             signed = _SIGNED.search(headers.get("authorization", ""))

@@ -3,7 +3,7 @@
 The client (AWS JSON 1.1) sends ``POST /`` with ``X-Amz-Target: SageMaker.<Op>``,
 ``X-Amz-Date`` and ``Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/REGION/sagemaker/
 aws4_request, SignedHeaders=..., Signature=...`` (plus ``X-Amz-Security-Token`` with temporary
-credentials). :func:`verify` rebuilds the canonical request the way ``botocore.auth.SigV4Auth``
+credentials). :func:`authenticate` rebuilds the canonical request the way ``botocore.auth.SigV4Auth``
 does (botocore 1.44): only the headers the request lists in ``SignedHeaders``, values trimmed with
 inner runs of white space collapsed; the path with dot segments and empty segments removed, then
 percent-encoded once more (non-S3 rule: a path that arrives as ``/a%20b`` is signed as
@@ -232,35 +232,6 @@ class Authenticated:
     region: str
     signed_at: datetime
     session_token: str | None = field(default=None, repr=False)
-
-
-def verify(
-    method: str,
-    path: str,
-    query: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    credentials: Credentials,
-    *,
-    now: datetime | None = None,
-    max_skew: timedelta = timedelta(minutes=15),
-    service: str = "sagemaker",
-) -> Credential:
-    """Verify a request's SigV4 signature; return the credential that signed it.
-
-    See :func:`authenticate` for the arguments; this returns only its ``credential``.
-    """
-    return authenticate(
-        method,
-        path,
-        query,
-        headers,
-        body,
-        credentials,
-        now=now,
-        max_skew=max_skew,
-        service=service,
-    ).credential
 
 
 def authenticate(
