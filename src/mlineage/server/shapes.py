@@ -106,7 +106,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         if not isinstance(value, list):
             _mismatch(problems, value, where, "a list")
             return value
-        _length(len(value), meta, value, where, problems, "have length", extended)
+        _bounds(len(value), _show(value), meta, where, problems, "have length", extended)
         member = shape.member
         return [_value(member, v, f"{where}.{i + 1}.member", problems, extended)
                 for i, v in enumerate(value)]
@@ -114,7 +114,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         if not isinstance(value, dict):
             _mismatch(problems, value, where, "a map")
             return value
-        _length(len(value), meta, value, where, problems, "have length", extended)
+        _bounds(len(value), _show(value), meta, where, problems, "have length", extended)
         key_shape, value_shape = shape.key, shape.value
         return {_value(key_shape, k, f"{where}.key", problems, extended):
                 _value(value_shape, v, f"{where}.value", problems, extended)
@@ -123,7 +123,7 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         if not isinstance(value, str):
             _mismatch(problems, value, where, "a string")
             return value
-        _length(len(value), meta, value, where, problems, "have length", extended)
+        _bounds(len(value), _show(value), meta, where, problems, "have length", extended)
         enum = shape.enum
         if enum and value not in enum:
             problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
@@ -138,14 +138,14 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         if isinstance(value, bool) or not isinstance(value, int):
             _mismatch(problems, value, where, "an integer")
             return value
-        _range(value, meta, where, problems, extended)
+        _bounds(value, f"'{value}'", meta, where, problems, "have value", extended)
         return value
     if kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, int | float) or (
                 isinstance(value, float) and not math.isfinite(value)):
             _mismatch(problems, value, where, "a finite number")
             return value
-        _range(value, meta, where, problems, extended)
+        _bounds(value, f"'{value}'", meta, where, problems, "have value", extended)
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -168,26 +168,17 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{_camel(name)}" if path else _camel(name)
 
 
-def _length(n: int, meta: dict[str, Any], value: Any, where: str, problems: list[str],
-            verb: str, extended: bool) -> None:
+def _bounds(n: float, shown: str, meta: dict[str, Any], where: str, problems: list[str],
+            what: str, extended: bool) -> None:
+    """Check ``n`` (a length or a number, shown to the caller as ``shown``) against the
+    shape's min and max; ``extended`` lifts the max."""
     low, high = meta.get("min"), meta.get("max")
     if low is not None and n < low:
-        problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                        f"Member must {verb} greater than or equal to {low}")
+        problems.append(f"Value {shown} at '{where}' failed to satisfy constraint: "
+                        f"Member must {what} greater than or equal to {low}")
     if high is not None and n > high and not extended:
-        problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                        f"Member must {verb} less than or equal to {high}")
-
-
-def _range(value: float, meta: dict[str, Any], where: str, problems: list[str],
-           extended: bool) -> None:
-    low, high = meta.get("min"), meta.get("max")
-    if low is not None and value < low:
-        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
-                        f"Member must have value greater than or equal to {low}")
-    if high is not None and value > high and not extended:
-        problems.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
-                        f"Member must have value less than or equal to {high}")
+        problems.append(f"Value {shown} at '{where}' failed to satisfy constraint: "
+                        f"Member must {what} less than or equal to {high}")
 
 
 def _timestamp(value: Any) -> datetime | None:

@@ -3,13 +3,14 @@
 The client (AWS JSON 1.1) sends ``POST /`` with ``X-Amz-Target: SageMaker.<Op>``,
 ``X-Amz-Date`` and ``Authorization: AWS4-HMAC-SHA256 Credential=AKID/YYYYMMDD/REGION/sagemaker/
 aws4_request, SignedHeaders=..., Signature=...`` (plus ``X-Amz-Security-Token`` with temporary
-credentials). :func:`authenticate` rebuilds the canonical request the way ``botocore.auth.SigV4Auth``
-does (botocore 1.44): only the headers the request lists in ``SignedHeaders``, values trimmed with
-inner runs of white space collapsed; the path with dot segments and empty segments removed, then
-percent-encoded once more (non-S3 rule: a path that arrives as ``/a%20b`` is signed as
-``/a%2520b``); the query string split on ``&``, each name and value re-encoded (RFC 3986
-unreserved characters kept) and sorted; the payload hash is the SHA-256 of the body. It derives
-the signing key from the secret in the credentials file and compares signatures in constant time.
+credentials). :func:`authenticate` rebuilds the canonical request the way
+``botocore.auth.SigV4Auth`` does (botocore 1.44): only the headers the request lists in
+``SignedHeaders``, values trimmed with inner runs of white space collapsed; the path with dot
+segments and empty segments removed, then percent-encoded once more (non-S3 rule: a path that
+arrives as ``/a%20b`` is signed as ``/a%2520b``); the query string split on ``&``, each name and
+value re-encoded (RFC 3986 unreserved characters kept) and sorted; the payload hash is the
+SHA-256 of the body. It derives the signing key from the secret in the credentials file and
+compares signatures in constant time.
 
 Errors
 ------
