@@ -287,6 +287,20 @@ def dir_mib(path: Path) -> float:
 # -- the MLMD side -------------------------------------------------------------------------------
 
 
+def query_results(workdir: Path, first_ms: float, desc: dict[str, float],
+                  asc: dict[str, float], desc_answers: Sequence[set[str]],
+                  asc_answers: Sequence[set[str]], peaks: dict[str, float]) -> dict[str, Any]:
+    """The part of a side's result both sides report the same way."""
+    return {
+        "open_first_query_ms": first_ms,
+        "descendants": desc, "ascendants": asc,
+        "disk_mib": dir_mib(workdir),
+        "peak_rss_mib": peak_rss_mib(), "peak_rss_after_mib": peaks,
+        "answers": {"descendants": [sorted(a) for a in desc_answers],
+                    "ascendants": [sorted(a) for a in asc_answers]},
+    }
+
+
 def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
     import google.protobuf
     import ml_metadata
@@ -473,12 +487,7 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
                            "calls": -(-w.n_jobs // MLMD_BATCH)},
         "store_rows": dict(zip(("artifacts", "executions", "events"), rows[path], strict=True)),
         "replay": None,
-        "open_first_query_ms": first_ms,
-        "descendants": desc, "ascendants": asc,
-        "disk_mib": dir_mib(workdir),
-        "peak_rss_mib": peak_rss_mib(), "peak_rss_after_mib": peaks,
-        "answers": {"descendants": [sorted(a) for a in desc_answers],
-                    "ascendants": [sorted(a) for a in asc_answers]},
+        **query_results(workdir, first_ms, desc, asc, desc_answers, asc_answers, peaks),
     }
 
 
@@ -668,12 +677,7 @@ def run_mlineage(w: Workload, workdir: Path) -> dict[str, Any]:
         "ingest_per_job": per_job, "ingest_batched": batched,
         "replay": {"s": replay_s, "events_per_s": rstats.consumed / replay_s,
                    "records": rstats.consumed},
-        "open_first_query_ms": first_ms,
-        "descendants": desc, "ascendants": asc,
-        "disk_mib": dir_mib(workdir),
-        "peak_rss_mib": peak_rss_mib(), "peak_rss_after_mib": peaks,
-        "answers": {"descendants": [sorted(a) for a in desc_answers],
-                    "ascendants": [sorted(a) for a in asc_answers]},
+        **query_results(workdir, first_ms, desc, asc, desc_answers, asc_answers, peaks),
     }
 
 

@@ -80,26 +80,34 @@ def _tp(topic: str, partition: int) -> str:
     return f"{topic}[{partition}]"
 
 
-def _read_projection(db_path: Path) -> tuple[dict[tuple[str, int], int] | None, int | None, str]:
-    """Positions and dead-letter count of the projection: the file itself when nobody holds
-    it, else the snapshot a follower keeps."""
+def _open_projection(db_path: Path) -> tuple[duckdb.DuckDBPyConnection, Path, str] | None:
+    """A read-only connection to the projection: the file itself when nobody holds it, else
+    the snapshot a follower keeps (with the path opened and a label for it)."""
     for path, label in ((db_path, str(db_path)), (snapshot_path(db_path), "snapshot")):
         if not path.exists():
             continue
         try:
-            con = duckdb.connect(str(path), read_only=True)
+            return duckdb.connect(str(path), read_only=True), path, label
         except duckdb.Error:
             continue
-        try:
-            rows = con.execute("SELECT topic, partition, next_offset FROM positions WHERE "
-                               "consumer = ?", [PROJECTOR]).fetchall()
-            count = con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
-        except duckdb.Error:
-            return None, None, f"{path} is not an mlineage projection"
-        finally:
-            con.close()
-        return {(t, p): o for t, p, o in rows}, int(count), label
-    return None, None, f"no projection at {db_path} yet"
+    return None
+
+
+def _read_projection(db_path: Path) -> tuple[dict[tuple[str, int], int] | None, int | None, str]:
+    """Positions and dead-letter count of the projection."""
+    opened = _open_projection(db_path)
+    if opened is None:
+        return None, None, f"no projection at {db_path} yet"
+    con, path, label = opened
+    try:
+        rows = con.execute("SELECT topic, partition, next_offset FROM positions WHERE "
+                           "consumer = ?", [PROJECTOR]).fetchall()
+        count = con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
+    except duckdb.Error:
+        return None, None, f"{path} is not an mlineage projection"
+    finally:
+        con.close()
+    return {(t, p): o for t, p, o in rows}, int(count), label
 
 
 def status(log: EventLog, settings: Settings) -> Status:
@@ -194,23 +202,19 @@ def dead_letters(log: EventLog, *, pending_only: bool = True,
 
 
 def projector_dead_letters(db_path: Path, limit: int = 100) -> list[dict[str, Any]]:
-    for path in (db_path, snapshot_path(db_path)):
-        if not path.exists():
-            continue
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error:
-            continue
-        try:
-            rows = con.execute(
-                "SELECT topic, partition, \"offset\", error, dead_lettered_at FROM dead_letters "
-                "ORDER BY dead_lettered_at, topic, partition, \"offset\" LIMIT ?",
-                [limit]).fetchall()
-        finally:
-            con.close()
-        return [{"topic": t, "partition": p, "offset": o, "error": e, "at": str(a)}
-                for t, p, o, e, a in rows]
-    return []
+    opened = _open_projection(db_path)
+    if opened is None:
+        return []
+    con = opened[0]
+    try:
+        rows = con.execute(
+            "SELECT topic, partition, \"offset\", error, dead_lettered_at FROM dead_letters "
+            "ORDER BY dead_lettered_at, topic, partition, \"offset\" LIMIT ?",
+            [limit]).fetchall()
+    finally:
+        con.close()
+    return [{"topic": t, "partition": p, "offset": o, "error": e, "at": str(a)}
+            for t, p, o, e, a in rows]
 
 
 @dataclass
