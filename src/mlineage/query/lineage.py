@@ -168,45 +168,25 @@ class LineageGraph:
     def _load(cls, con: duckdb.DuckDBPyConnection, vertices_sql: str,
               edges_sql: str) -> LineageGraph:
         g = cls()
-        rows = con.execute(f"SELECT arn, lineage_type, type, epoch_us(created_at), "
-                           f"epoch_us(modified_at), account_id FROM {vertices_sql}").fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 6
-        arns = list(columns[0])
-        g.ids = {arn: vid for vid, arn in enumerate(arns)}
-        if len(g.ids) == len(arns):  # one row per vertex: whole columns at once
-            g.arns = arns
-            g.lineage_type, g.type = list(columns[1]), list(columns[2])
-            g.created, g.modified, g.account = (list(columns[3]), list(columns[4]),
-                                                list(columns[5]))
-            g.out = [[] for _ in arns]
-            g.inc = [[] for _ in arns]
-        else:
-            g.ids = {}
-            for arn, lineage_type, typ, created, modified, account in rows:
-                vid = g._vid(arn)
-                g.lineage_type[vid] = lineage_type
-                g.type[vid] = typ
-                g.created[vid] = created
-                g.modified[vid] = modified
-                g.account[vid] = account
+        cur = con.execute(f"SELECT arn, lineage_type, type, epoch_us(created_at), "
+                          f"epoch_us(modified_at), account_id FROM {vertices_sql}")
+        for arn, lineage_type, typ, created, modified, account in cur.fetchall():
+            vid = g._vid(arn)
+            g.lineage_type[vid] = lineage_type
+            g.type[vid] = typ
+            g.created[vid] = created
+            g.modified[vid] = modified
+            g.account[vid] = account
         cur = con.execute(f"SELECT source_arn, destination_arn, association_type FROM {edges_sql}"
                           " ORDER BY source_arn, destination_arn")
-        edges = cur.fetchall()
-        sources, destinations, types = (
-            list(zip(*edges, strict=True)) if edges else [(), (), ()])
-        ids, vid_of = g.ids, g._vid
-        try:  # every end is a vertex (the usual case): map whole columns at once
-            g.edge_src = list(map(ids.__getitem__, sources))
-            g.edge_dst = list(map(ids.__getitem__, destinations))
-        except KeyError:
-            g.edge_src = [vid_of(arn) for arn in sources]
-            g.edge_dst = [vid_of(arn) for arn in destinations]
-        g.edge_type = list(types)
-        out, inc = g.out, g.inc
-        for eid, s in enumerate(g.edge_src):
-            out[s].append(eid)
-        for eid, d in enumerate(g.edge_dst):
-            inc[d].append(eid)
+        for src, dst, assoc in cur.fetchall():
+            s, d = g._vid(src), g._vid(dst)
+            eid = len(g.edge_src)
+            g.edge_src.append(s)
+            g.edge_dst.append(d)
+            g.edge_type.append(assoc)
+            g.out[s].append(eid)
+            g.inc[d].append(eid)
         return g
 
     def is_vertex(self, vid: int) -> bool:
