@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import shutil
 import signal
 import sys
@@ -30,10 +31,10 @@ from mlineage.events.schemas import export
 from mlineage.log.base import TOPIC_DLQ, open_log
 from mlineage.pipeline import sync
 from mlineage.projection.service import PROJECTED_TOPICS, ProjectorService, WriterLock, replay
-from mlineage.projection.store import DuckDBStore
+from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.query import catalog
 from mlineage.query.lineage import DIRECTIONS, LINEAGE_TYPES, LineageFilter, LineageResult
-from mlineage.query.store import LineageStore, snapshot_path
+from mlineage.query.store import LineageStore
 from mlineage.recorder import Recorder, complete, route
 from mlineage.settings import Settings
 from mlineage.tracker.service import TrackerService
@@ -229,6 +230,13 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
 
 # -- consumers --------------------------------------------------------------------------------
 
+def _service_logging() -> None:
+    """Long-running services log warnings (outages, recoveries, leftovers removed) with a
+    time stamp on stderr."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
 def _stop_on_sigterm() -> Callable[[], bool]:
     """SIGTERM (``docker stop``) ends a service after its current batch, cleanly."""
     stopping = threading.Event()
@@ -257,6 +265,7 @@ def track(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
     with open_log(ctx.settings.log_url) as log:
         service = TrackerService(log, batch_size=batch_size, instance=instance)
         if follow:
+            _service_logging()
             err.print(f"tracking {ctx.settings.log_url} (Ctrl-C to stop)")
         try:
             stats = service.run(follow=follow, timeout=timeout, stop=_stop_on_sigterm())
@@ -284,6 +293,7 @@ def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
     settings = ctx.settings
     lock = WriterLock(settings.db_path)
     if follow:
+        _service_logging()
         lock.acquire("project --follow")
     try:
         with open_log(settings.log_url) as log, DuckDBStore(settings.db_path) as store:

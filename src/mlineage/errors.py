@@ -23,7 +23,10 @@ class EventValidationError(MlineageError):
 
 
 class EventLogError(MlineageError):
-    """The event log could not be read or written (after retries)."""
+    """The event log could not be read or written (after retries). ``transient``: a
+    long-running service waits for the log to answer again and goes on."""
+
+    transient: bool = True
 
 
 class ProjectionError(MlineageError):

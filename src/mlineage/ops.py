@@ -39,7 +39,7 @@ from mlineage.log.base import (
 from mlineage.log.spool import spooled_counts
 from mlineage.projection.service import CONSUMER as PROJECTOR
 from mlineage.projection.service import PROJECTED_TOPICS
-from mlineage.query.store import snapshot_path
+from mlineage.projection.store import snapshot_path
 from mlineage.settings import Settings
 from mlineage.tracker.service import GROUP as TRACKER
 

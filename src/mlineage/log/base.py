@@ -134,6 +134,12 @@ class Consumer(ABC):
     def rewind(self) -> None:
         """Forget read-but-uncommitted records: back to the committed / stored positions."""
 
+    def recover(self) -> None:
+        """After a failed :meth:`transact` (the log did not answer, or the outcome is in
+        doubt): settle what the log knows, then :meth:`rewind` to it. Raises
+        :class:`EventLogError` while the log still does not answer."""
+        self.rewind()
+
     def transact(self, consumed: Positions, produce: Sequence[OutRecord]) -> bool:
         """Group consumers: append ``produce`` and commit ``consumed`` atomically. False when
         the group moved on (a rebalance): nothing was written and the consumer rewound."""

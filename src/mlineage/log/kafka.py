@@ -24,13 +24,14 @@ with kafka-python.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -41,6 +42,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaPartition
 
+from mlineage import failpoints
 from mlineage.errors import ConfigurationError, EventLogError
 from mlineage.log.base import (
     TOPICS,
@@ -154,6 +156,15 @@ def _unreachable(config: KafkaConfig, exc: BaseException) -> EventLogError:
     return EventLogError(
         f"cannot reach Kafka at {','.join(config.bootstrap)}: {exc}. Is the broker running? "
         "(MLINEAGE_LOG names it; `docker compose up -d kafka` starts one)")
+
+
+@contextlib.contextmanager
+def _answering(config: KafkaConfig) -> Iterator[None]:
+    """kafka-python's errors from a client call, as the EventLogError they mean here."""
+    try:
+        yield
+    except kerrors.KafkaError as exc:
+        raise _unreachable(config, exc) from exc
 
 
 class KafkaEventLog(EventLog):
@@ -456,6 +467,13 @@ class RebalancedError(EventLogError):
     """The group moved on while a batch was in flight: the transaction was aborted."""
 
 
+class FencedError(EventLogError):
+    """A newer producer with the same transactional id took over: this instance must stop
+    (two instances share an ``MLINEAGE_INSTANCE_ID``). Not transient: never retried."""
+
+    transient = False
+
+
 class _StuckError(Exception):
     """A kafka-python call that waits without a time limit did not return in time."""
 
@@ -481,6 +499,10 @@ class Transactions:
         if self.producer is None:
             self.producer = self.owner.new_producer(self.transactional_id)
         return self.producer
+
+    def ensure(self) -> None:
+        """Have an initialised producer (this fences any older one with the same id)."""
+        self._producer()
 
     def _bounded(self, call: Callable[[], object], what: str) -> None:
         failure: list[BaseException] = []
@@ -522,10 +544,11 @@ class Transactions:
                            for (t, p), o in consumed.items()}
                 self._bounded(lambda: producer.send_offsets_to_transaction(offsets, group),
                               "send-offsets")
+            failpoints.hit("kafka.before_commit")
             self._bounded(producer.commit_transaction, "commit")
         except _FENCED as exc:
             self._discard()
-            raise EventLogError(
+            raise FencedError(
                 f"this producer was fenced by a newer one with the same transactional id "
                 f"({self.transactional_id}): is a second instance running with the same "
                 f"MLINEAGE_INSTANCE_ID? ({exc})") from exc
@@ -648,7 +671,8 @@ class KafkaGroupConsumer(Consumer):
         self._reported: dict[KafkaPartition, int] = {}
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
-        got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        with _answering(self.config):
+            got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
 
     def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
@@ -657,7 +681,8 @@ class KafkaGroupConsumer(Consumer):
     def advanced(self) -> dict[TopicPartition, int]:
         def committed(tp: KafkaPartition) -> int:
             return int(self._consumer.committed(tp) or 0)
-        return _advanced(self._consumer, self.config, self._reported, committed)
+        with _answering(self.config):
+            return _advanced(self._consumer, self.config, self._reported, committed)
 
     def assignment(self) -> set[TopicPartition]:
         return {(self.config.logical(tp.topic), tp.partition)
@@ -665,7 +690,9 @@ class KafkaGroupConsumer(Consumer):
 
     def _ends(self) -> dict[KafkaPartition, int]:
         tps = list(self._consumer.assignment())
-        return {tp: int(o) for tp, o in self._consumer.end_offsets(tps).items()} if tps else {}
+        with _answering(self.config):
+            ends = self._consumer.end_offsets(tps) if tps else {}
+        return {tp: int(o) for tp, o in ends.items()}
 
     def lag(self) -> int:
         return sum(max(0, end - self._consumer.position(tp)) for tp, end in self._ends().items())
@@ -676,12 +703,21 @@ class KafkaGroupConsumer(Consumer):
 
     def rewind(self) -> None:
         self._reported.clear()
-        for tp in self._consumer.assignment():
-            committed = self._consumer.committed(tp)
-            if committed is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+        with _answering(self.config):
+            for tp in self._consumer.assignment():
+                committed = self._consumer.committed(tp)
+                if committed is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+
+    def recover(self) -> None:
+        """After a failed transaction: a producer with this instance's transactional id
+        first (initialising it settles a transaction left in doubt: the coordinator
+        completes or aborts it before the new epoch starts), then back to the committed
+        offsets, which are now the truth."""
+        self._txn.ensure()
+        self.rewind()
 
     def transact(self, consumed: Positions, produce: Sequence[OutRecord]) -> bool:
         try:

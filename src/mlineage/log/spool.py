@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, ClassVar
 
+from mlineage import failpoints
 from mlineage.errors import EventLogError
 from mlineage.log.base import EventLog, OutRecord, Record, check_records
 
@@ -330,6 +331,7 @@ class SpooledLog(EventLog):
             if self._target is None and self._reachable is not None and not self._reachable():
                 raise EventLogError("nothing answers at its address")
             self.target().append(records)
+            failpoints.hit("spool.after_forward")
             spool.drop_through(seq)
             moved += len(records)
             self._forwarded += len(records)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ from typing import IO
 
 import duckdb
 
+from mlineage import failpoints
 from mlineage._gc import gc_paused
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.events.codec import Rejected, decode_many
@@ -31,10 +34,11 @@ from mlineage.log.base import (
     TopicPartition,
 )
 from mlineage.projection.project import Changes, project
-from mlineage.projection.store import DuckDBStore
+from mlineage.projection.store import DuckDBStore, snapshot_path
 
 CONSUMER = "mlineage-projector"
 PROJECTED_TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES)
+log = logging.getLogger("mlineage.projector")
 ALLOWED = {TOPIC_JOBS: SOURCE_EVENT_TYPES, TOPIC_ENTITIES: ENTITY_EVENT_TYPES}
 
 
@@ -51,6 +55,7 @@ class WriterLock:
     (``project --follow``, ``replay``), so replay can refuse while a follower runs."""
 
     def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
         self.path = Path(f"{db_path}.lock")
         self._fh: IO[str] | None = None
 
@@ -71,6 +76,7 @@ class WriterLock:
         fh.write(f"pid {os.getpid()}")
         fh.flush()
         self._fh = fh
+        remove_leftovers(self.db_path)
         return self
 
     def release(self) -> None:
@@ -112,17 +118,24 @@ class ProjectorService:
             return
         started = time.monotonic()
         self.store.checkpoint()
-        tmp = self.snapshot.with_name(f"{self.snapshot.name}.tmp-{os.getpid()}")
+        tmp = self.snapshot.with_name(f"{self.snapshot.name}{TMP_SUFFIX}{os.getpid()}")
         # Copy in a child process: closing any descriptor of the DuckDB file in *this*
         # process would release every POSIX lock it holds on it, DuckDB's write lock
         # included (fcntl lock semantics), letting other processes open the live file.
         cp = shutil.which("cp") or "/bin/cp"
+        problem = None
         try:
-            subprocess.run([cp, str(self.store.path), str(tmp)], check=True,  # noqa: S603
-                           capture_output=True)
-        except (OSError, subprocess.CalledProcessError) as exc:
+            copy = subprocess.Popen([cp, str(self.store.path), str(tmp)],  # noqa: S603
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            failpoints.hit("snapshot.mid_copy")
+            _, errors = copy.communicate()
+            if copy.returncode != 0:
+                problem = errors.decode(errors="replace").strip()
+        except OSError as exc:
+            problem = str(exc)
+        if problem is not None:
             tmp.unlink(missing_ok=True)
-            raise ProjectionError(f"could not write the snapshot {self.snapshot}: {exc}") from exc
+            raise ProjectionError(f"could not write the snapshot {self.snapshot}: {problem}")
         os.replace(tmp, self.snapshot)
         self._snapshot_at = time.monotonic()
         self._snapshot_cost = self._snapshot_at - started
@@ -285,19 +298,39 @@ def replay(log: EventLog, db_path: Path, *, batch_size: int = 50_000,
             raise ProjectionBusyError(
                 f"cannot replay: another process has {db_path} open for writing; stop it first"
             )
-        tmp = db_path.with_name(f"{db_path.name}.replay-{os.getpid()}")
-        for stale in (tmp, Path(f"{tmp}.wal")):
-            stale.unlink(missing_ok=True)
+        tmp = db_path.with_name(f"{db_path.name}{REPLAY_SUFFIX}{os.getpid()}")
         store = DuckDBStore(tmp)
         try:
             stats = ProjectorService(log, store, batch_size=batch_size).run(progress=progress)
             store.checkpoint()
         finally:
             store.close()
+        failpoints.hit("replay.before_swap")
         Path(f"{db_path}.wal").unlink(missing_ok=True)
         os.replace(tmp, db_path)
+        failpoints.hit("replay.after_swap")
         Path(f"{tmp}.wal").unlink(missing_ok=True)
         return stats
+
+
+REPLAY_SUFFIX = ".replay-"
+TMP_SUFFIX = ".tmp-"
+
+
+def leftovers(db_path: Path) -> list[Path]:
+    """Files a crashed replay or snapshot writer left beside ``db_path``: replays' new
+    files (and their WALs) and snapshots' temporary copies. Only the holder of the
+    :class:`WriterLock` writes them, so while it is held none of them is in use."""
+    db_path = Path(db_path)
+    return sorted(p for p in db_path.parent.glob(f"{glob.escape(db_path.name)}.*")
+                  if p.name.startswith((f"{db_path.name}{REPLAY_SUFFIX}",
+                                        f"{snapshot_path(db_path).name}{TMP_SUFFIX}")))
+
+
+def remove_leftovers(db_path: Path) -> None:
+    for path in leftovers(db_path):
+        log.warning("removing %s, left by a process that crashed", path)
+        path.unlink(missing_ok=True)
 
 
 def _is_held(db_path: Path) -> bool:

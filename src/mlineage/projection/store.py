@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from mlineage import failpoints
 from mlineage.arns import LINEAGE_GROUP_NAME
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.projection import schema
@@ -85,6 +86,11 @@ def open_error(path: Path, exc: Exception) -> ProjectionError:
             "wait for it to finish, then retry"
         )
     return ProjectionError(f"cannot open the projection {path}: {text}")
+
+
+def snapshot_path(db_path: Path) -> Path:
+    """Where a follower keeps its read snapshot of ``db_path`` fresh."""
+    return Path(f"{db_path}.snapshot")
 
 
 class DuckDBStore:
@@ -152,6 +158,7 @@ class DuckDBStore:
         try:
             con.execute("BEGIN")
             self._merge(consumer)
+            failpoints.hit("projector.before_commit")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -159,6 +166,7 @@ class DuckDBStore:
         finally:
             for name in ("b_events", "b_marks", "b_facts", "b_dead", "b_positions"):
                 con.unregister(name)
+        failpoints.hit("projector.after_commit")
 
     def _merge(self, consumer: str) -> None:
         sql = self.con.execute

@@ -18,15 +18,12 @@ from typing import Any
 import duckdb
 
 from mlineage.errors import ProjectionError
+from mlineage.projection.store import snapshot_path
 from mlineage.query import catalog
 from mlineage.query.accounts import account_view
 from mlineage.query.lineage import LineageFilter, LineageGraph, LineageResult, query_lineage
 from mlineage.query.sql import Rows, run_sql
 from mlineage.settings import Settings
-
-
-def snapshot_path(db_path: Path) -> Path:
-    return Path(f"{db_path}.snapshot")
 
 
 def _connect(path: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:

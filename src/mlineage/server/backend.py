@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from mlineage import failpoints
 from mlineage.events.codec import validate_record
 from mlineage.events.models import AnyEvent
 from mlineage.log.base import EventLog, OutRecord, open_log
@@ -96,6 +97,7 @@ class Backend:
                 except BaseException as exc:
                     failure = exc  # nothing was written: every writer of the batch hears it
                 else:
+                    failpoints.hit("serve.after_append")
                     try:
                         self.catch_up()
                     except Exception as exc:

@@ -5,11 +5,14 @@ fail, go to ``mlineage.dlq.v1`` with headers naming the error and the original p
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mlineage import failpoints
 from mlineage._gc import gc_paused
+from mlineage.errors import EventLogError
 from mlineage.events.codec import Rejected, decode_many, dumps
 from mlineage.events.models import SOURCE_EVENT_TYPES
 from mlineage.log.base import (
@@ -24,6 +27,7 @@ from mlineage.log.base import (
 from mlineage.tracker.derive import derive_records
 
 GROUP = "mlineage-tracker"
+log = logging.getLogger("mlineage.tracker")
 
 
 @dataclass
@@ -117,28 +121,88 @@ class TrackerService:
         stats = TrackerStats()
         deadline = None if timeout is None else time.monotonic() + timeout
         misses = 0  # empty polls in a row: wait only once the log looked drained
+        outage = Outage(f"tracker: the event log {self.log.kind}")
+
+        def should_stop() -> bool:
+            return stop() or (deadline is not None and time.monotonic() >= deadline)
+
         while True:
             limit = self.batch_size
             if max_events is not None:
                 limit = min(limit, max_events - stats.consumed)
             if limit <= 0:
                 return stats
-            records = consumer.poll(limit, timeout=poll_interval if follow or misses else 0.0)
-            misses = 0 if records else misses + 1
-            if records:
-                with gc_paused():
-                    out, dead = transform(records)
-                if consumer.transact(consumer.consumed(records), out):
-                    stats.consumed += len(records)
-                    stats.dead_lettered += dead
-                    stats.derived += len(out) - dead
-                    if progress is not None:
-                        progress(stats.consumed, consumer.lag())
-            else:
-                moved = consumer.advanced()  # past commit markers only: commit that too
-                if moved:
-                    consumer.transact(moved, [])
-                if not follow and consumer.at_end():
+            try:
+                records = consumer.poll(limit,
+                                        timeout=poll_interval if follow or misses else 0.0)
+                misses = 0 if records else misses + 1
+                if records:
+                    with gc_paused():
+                        out, dead = transform(records)
+                    failpoints.hit("tracker.before_transact")
+                    committed = consumer.transact(consumer.consumed(records), out)
+                    failpoints.hit("tracker.after_transact")
+                    if committed:
+                        stats.consumed += len(records)
+                        stats.dead_lettered += dead
+                        stats.derived += len(out) - dead
+                        if progress is not None:
+                            progress(stats.consumed, consumer.lag())
+                else:
+                    moved = consumer.advanced()  # past commit markers only: commit that too
+                    if moved:
+                        consumer.transact(moved, [])
+                    if not follow and consumer.at_end():
+                        return stats
+            except EventLogError as exc:
+                # a service rides out an outage of any length; a one-shot run reports it
+                if not follow or not exc.transient:
+                    raise
+                outage.wait(exc, should_stop)
+                try:
+                    consumer.recover()  # settles a commit in doubt, back to committed offsets
+                except EventLogError as again:
+                    log.debug("recovering: %s", again)  # still down: the next round waits
+                else:
+                    outage.over(stats.consumed)
+                if should_stop():
                     return stats
-            if stop() or (deadline is not None and time.monotonic() >= deadline):
+                continue
+            if should_stop():
                 return stats
+
+
+class Outage:
+    """A long-running service's view of a dependency that stopped answering: warns once
+    when it starts (and what happens meanwhile), waits with a growing back-off between
+    tries, and says when it answers again."""
+
+    def __init__(self, what: str, *, first_wait: float = 0.5, longest_wait: float = 5.0
+                 ) -> None:
+        self.what = what
+        self.first_wait = first_wait
+        self.longest_wait = longest_wait
+        self.since: float | None = None
+        self.tries = 0
+
+    def wait(self, exc: BaseException, stop: Callable[[], bool]) -> None:
+        """Note a failure and wait before the next try (returns early when ``stop()``)."""
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("%s is not answering (%s); retrying until it does: nothing is lost "
+                        "and nothing is applied twice", self.what, exc)
+        else:
+            log.debug("%s still not answering: %s", self.what, exc)
+        pause = min(self.longest_wait, self.first_wait * 2 ** min(self.tries, 10))
+        self.tries += 1
+        end = time.monotonic() + pause
+        while not stop() and time.monotonic() < end:
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+    def over(self, done: int) -> None:
+        """The dependency answered: report the end of an outage, if one was under way."""
+        if self.since is not None:
+            log.warning("%s answers again after %.0f s; resumed (%d events so far)",
+                        self.what, time.monotonic() - self.since, done)
+            self.since = None
+            self.tries = 0

@@ -1,0 +1,161 @@
+"""What the crash tests share: a deployment (a home and a log, SQLite or Kafka) whose commands
+run as real subprocesses, crashed at named failpoints, and the checks that recovery was exact:
+nothing derived twice or lost, the projection equal to a clean replay, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlineage import Recorder, Settings
+from mlineage.events.codec import decode
+from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record, open_log
+from mlineage.projection.service import PROJECTED_TOPICS, WriterLock, leftovers, replay
+from mlineage.projection.store import DuckDBStore
+from mlineage.tracker.derive import derive
+from tests.helpers import training_job_drafts
+
+CLI = [sys.executable, "-m", "mlineage.cli"]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0,
+               pause: float = 0.05) -> None:
+    """Wait for ``condition()`` to hold; fail naming ``what`` after a generous ``timeout``
+    (a hang guard, never a performance bound)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
+        time.sleep(pause)
+
+
+def read_all(log: EventLog, topic: str) -> list[Record]:
+    records: list[Record] = []
+    for p in log.partitions(topic):
+        offset = 0
+        while chunk := log.read(topic, p, offset, 20_000):
+            records.extend(chunk)
+            offset = chunk[-1].offset + 1
+    return records
+
+
+@dataclass
+class Deployment:
+    """One home (DuckDB file, spools) on one log; every command a subprocess."""
+
+    home: Path
+    log_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "MLINEAGE_HOME": str(self.home), "MLINEAGE_LOG": self.log_url,
+                    "MLINEAGE_INSTANCE_ID": "crash-test", **self.env}
+        self.env.pop("MLINEAGE_FAILPOINTS", None)
+        self.runs = 0
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.load(home=self.home, log_url=self.log_url, environ={})
+
+    @property
+    def db(self) -> Path:
+        return self.settings.db_path
+
+    def publish_jobs(self, jobs: int, seed: int = 7) -> None:
+        drafts = training_job_drafts(0, jobs, max(jobs // 5, 1), random.Random(seed))
+        with Recorder(self.settings) as rec:
+            for start in range(0, len(drafts), 200):
+                rec.publish_many(drafts[start:start + 200])
+            assert rec.flush(120), "the published jobs did not reach the log"
+
+    def _log_file(self, name: str) -> Path:
+        self.runs += 1
+        return self.home / f"run-{self.runs}-{name}.log"
+
+    def popen(self, *args: str, failpoints: str | None = None,
+              extra_env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+        env = {**self.env, **(extra_env or {})}
+        if failpoints:
+            env["MLINEAGE_FAILPOINTS"] = failpoints
+        out = self._log_file(args[0])
+        with out.open("wb") as fh:
+            proc = subprocess.Popen([*CLI, *args], env=env, stdout=fh, stderr=fh)
+        return proc, out
+
+    def run(self, *args: str) -> str:
+        """Run a command to its end; it must succeed. Returns what it printed."""
+        proc, out = self.popen(*args)
+        rc = proc.wait(600)
+        text = out.read_text(errors="replace")
+        assert rc == 0, f"`mlineage {' '.join(args)}` failed (rc {rc}):\n{text[-3000:]}"
+        return text
+
+    def crash(self, failpoint: str, *args: str) -> None:
+        """Run a command armed with ``failpoint`` (point=kill@N): it must die there."""
+        proc, out = self.popen(*args, failpoints=failpoint)
+        rc = proc.wait(600)
+        assert rc == -signal.SIGKILL, (
+            f"`mlineage {' '.join(args)}` with {failpoint} ended with rc {rc}, not at the "
+            f"failpoint (was it reached?):\n{out.read_text(errors='replace')[-3000:]}")
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def source_records(self) -> list[Record]:
+        with open_log(self.log_url) as log:
+            return read_all(log, TOPIC_JOBS)
+
+    def assert_derived_exactly_once(self) -> None:
+        """The entity topic holds exactly what derive() gives for the source events: no
+        derived event twice, none missing."""
+        with open_log(self.log_url) as log:
+            sources = [decode(r.value) for r in read_all(log, TOPIC_JOBS)]
+            expected = sorted(str(d.event_id) for s in sources for d in derive(s))
+            derived = [str(decode(r.value).event_id) for r in read_all(log, TOPIC_ENTITIES)]
+        assert len(derived) == len(set(derived)), "a derived event was committed twice"
+        assert sorted(derived) == expected, "derived events are missing or unexpected"
+
+    def distinct_events(self) -> int:
+        with open_log(self.log_url) as log:
+            return len({decode(r.value).event_id for t in PROJECTED_TOPICS
+                        for r in read_all(log, t)})
+
+    def checksum(self) -> str:
+        with DuckDBStore(self.db, read_only=True) as store:
+            return store.checksum()
+
+    def assert_projection_exact(self) -> str:
+        """The projection is at the end of the log, holds every event once, and equals a
+        clean replay into another file. Returns its checksum."""
+        with open_log(self.log_url) as log:
+            ends = {(t, p): e for t in PROJECTED_TOPICS for p, e in log.end_offsets(t).items()}
+            clean = self.home.parent / f"{self.home.name}-clean.duckdb"
+            clean.unlink(missing_ok=True)
+            replay(log, clean)
+        with DuckDBStore(self.db, read_only=True) as store:
+            positions = store.positions("mlineage-projector")
+            live = store.checksum()
+            events = store.counts()["events"]
+        assert {tp: o for tp, o in positions.items() if o} == {
+            tp: e for tp, e in ends.items() if e}, "the projection is not at the end of the log"
+        assert events == self.distinct_events(), "an event was lost or applied twice"
+        with DuckDBStore(clean, read_only=True) as store:
+            assert store.checksum() == live, "the projection differs from a clean replay"
+        return live
+
+    def assert_nothing_left_behind(self) -> None:
+        """No temporary file of a replay or snapshot, no WAL beside a closed file, no spool
+        with records in it, and the writer lock free."""
+        left = leftovers(self.db)
+        assert not left, f"left behind: {left}"
+        assert not Path(f"{self.db}.wal").exists(), "a WAL was left beside the projection"
+        spools = sorted((self.home / "spool").glob("spool-*.sqlite"))
+        assert not spools, f"spool files left behind: {spools}"
+        WriterLock(self.db).acquire("check the lock is free").release()
