@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schemas bench compare clean
+.PHONY: demo test test-fast flake-check lint typecheck schemas bench compare clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(STAMP) $(SDK_STAMP)  ## the whole test suite, plus lint, types and schem
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the quick loop (under a minute): unit, the contract suite on SQLite, golden files
+	$(BIN)/python -m pytest -q -m "not slow and not kafka" tests/unit tests/contract \
+		tests/integration/test_query_golden.py
+
+flake-check:  ## the whole CI run 5 times on a fresh clone, one core kept busy (RUNS=5)
+	scripts/flake-check.sh $(or $(RUNS),5)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -9,8 +9,7 @@ import random
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,15 +24,13 @@ from tests.helpers import training_job_drafts
 CLI = [sys.executable, "-m", "mlineage.cli"]
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0,
-               pause: float = 0.05) -> None:
-    """Wait for ``condition()`` to hold; fail naming ``what`` after a generous ``timeout``
-    (a hang guard, never a performance bound)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
-        time.sleep(pause)
+def stopped(pid: int) -> bool:
+    """True when the process is frozen (SIGSTOP) or gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in {"T", "t", "Z"}
 
 
 def read_all(log: EventLog, topic: str) -> list[Record]:

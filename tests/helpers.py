@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlineage.events.codec import decode_many
@@ -70,7 +71,7 @@ def arn(resource: str, name: str, account: str = ACCOUNT) -> str:
 
 
 __all__ = ["ACCOUNT", "REGION", "TOPIC_ENTITIES", "TOPIC_JOBS", "apply_batches", "arn",
-           "delete", "event", "raw", "records", "upsert"]
+           "delete", "event", "raw", "records", "upsert", "wait_until"]
 
 
 def training_job_drafts(first: int, count: int, pool: int, rng: random.Random
@@ -91,3 +92,14 @@ def training_job_drafts(first: int, count: int, pool: int, rng: random.Random
             "job_type": "TrainingJob", "job_name": name, "status": "Completed",
             "metrics": {"auc": rng.random()}}})
     return drafts
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0,
+               pause: float = 0.05) -> None:
+    """Wait for ``condition()`` to hold; fail naming ``what`` after a generous ``timeout``
+    (a hang guard, never a performance bound)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
+        time.sleep(pause)

@@ -204,6 +204,7 @@ def group(account: str) -> str:
     return arns.lineage_group_arn(REGION, account)
 
 
+@pytest.mark.slow
 def test_three_accounts_share_and_revoke(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Recorder(settings_for(home, A)) as rec:
@@ -1090,6 +1091,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, World
         world.op.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_views_show_exactly_what_the_shares_allow(worlds: dict[int, World],
                                                          seed: int) -> None:

@@ -6,10 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import wait_until
 
 CLI = [sys.executable, "-m", "mlineage.cli"]
 
@@ -82,10 +83,9 @@ def test_replay_refuses_while_a_projector_follows(tmp_path: Path) -> None:
     follower = subprocess.Popen([*CLI, "--home", str(tmp_path), "project", "--follow"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
         lock = tmp_path / "lineage.duckdb.lock"
-        while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
-            time.sleep(0.1)
+        wait_until(lambda: lock.exists() and bool(lock.read_text()),
+                   "the follower took the writer lock")
         proc = run(tmp_path, "replay", check=False)
         assert proc.returncode == 1
         assert "project --follow" in proc.stderr or "held by" in proc.stderr

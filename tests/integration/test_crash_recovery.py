@@ -1,115 +1,107 @@
-"""A crash at any point loses no event and applies none twice: the tracker and the
-projector run as real subprocesses, are SIGKILLed at random moments and restarted."""
+"""A crash at a random point loses no event and applies none twice: the tracker and the
+projector run as real subprocesses, are SIGKILLed at random moments of their progress and
+restarted. Every kill lands mid-run by construction (nothing here depends on how fast the
+machine is): the run freezes itself (a ``stop`` failpoint) at the latest before its last
+batch, so it cannot end before the kill; the kill itself is aimed from progress."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mlineage import Recorder, Settings
-from mlineage.events.codec import decode
-from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, open_log
-from mlineage.projection.service import replay
+from mlineage import Settings
+from mlineage.log.base import TOPIC_JOBS, open_log
+from mlineage.projection.service import PROJECTED_TOPICS
 from mlineage.projection.store import DuckDBStore
-from mlineage.tracker.derive import derive
-from tests.helpers import training_job_drafts
+from tests.crash import Deployment, stopped
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
-JOBS = 8_000
+JOBS = 2_000
+KILLS = 6
+TRACK_BATCH = 100
+PROJECT_BATCH = 1_000
 
 
-def _publish(settings: Settings, jobs: int, seed: int) -> None:
-    drafts = training_job_drafts(0, jobs, jobs // 5, random.Random(seed))
-    with Recorder(settings) as rec:
-        for start in range(0, len(drafts), 2000):
-            rec.publish_many(drafts[start:start + 2000])
-
-
-def _run_killed(args: list[str], env: dict[str, str], rng: random.Random, kills: int,
-                progress: Callable[[], tuple[int, int]]) -> int:
-    """Start the command and SIGKILL it at a random moment, ``kills`` times, aiming each kill
-    at a random point of the estimated rest of the run (from the progress measured so far,
-    so the test stays meaningful however fast the machine is); then run it to completion.
-    Returns how many kills landed while the run was unfinished."""
-    hits = 0
-    startup, rate = 0.7, 20_000.0  # first guesses: seconds to start, records per second
+def kill_mid_run(d: Deployment, args: list[str], guard: str, kills: int,
+                 progress: Callable[[], tuple[int, int]],
+                 aim: Callable[[int, int, int], Callable[[], bool] | None],
+                 rng: random.Random) -> int:
+    """Run ``args`` ``kills`` times, each killed mid-run, then once to completion. ``guard``
+    is the point where the run freezes itself: at the hit given by ``aim`` (or, when it
+    returns a condition, at the last batch, the kill then landing once the condition holds).
+    Returns the kills made."""
+    made = 0
     for _ in range(kills):
         done, total = progress()
         if done >= total:
             break
-        delay = startup + rng.uniform(0.05, 0.35) * (total - done) / rate
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        time.sleep(delay)
-        alive = proc.poll() is None
-        if alive:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        remaining = math.ceil((total - done) / int(args[args.index("--batch-size") + 1]))
+        if remaining < 2:
+            break
+        # aim within the first third of what is left, so every kill leaves room for more
+        hit = rng.randint(1, max(1, remaining // 3))
+        condition = aim(done, total, hit)
+        at = remaining if condition is not None else hit
+        proc, out = d.popen(*args, failpoints=f"{guard}=stop@{at}")
+
+        def reached(pid: int = proc.pid, condition: Callable[[], bool] | None = condition
+                    ) -> bool:
+            return stopped(pid) or (condition is not None and condition())
+
+        wait_until(reached, "the run reached the aimed point", timeout=300, pause=0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(60) == -signal.SIGKILL, out.read_text()[-2000:]
         after, _ = progress()
-        if alive and after < total:
-            hits += 1
-        if after > done and delay > startup:
-            rate = (after - done) / (delay - startup)
-    done_proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600,
-                               check=False)
-    assert done_proc.returncode == 0, done_proc.stderr
-    return hits
+        assert after < total, "a kill landed after the run had ended"
+        made += 1
+    d.run(*args)
+    return made
 
 
 def test_sigkill_tracker_and_projector_then_same_checksum_as_clean_replay(tmp_path: Path
                                                                           ) -> None:
     home = tmp_path / "home"
-    settings = Settings.load(home=home, environ={})
-    _publish(settings, JOBS, seed=7)
-    env = {**os.environ, "MLINEAGE_HOME": str(home)}
-    cli = [sys.executable, "-m", "mlineage.cli"]
+    d = Deployment(home, Settings.load(home=home, environ={}).log_url)
+    d.publish_jobs(JOBS)
     rng = random.Random(11)
 
     def tracked() -> tuple[int, int]:
-        with open_log(settings.log_url) as log:
+        with open_log(d.log_url) as log:
             return (sum(log.committed("mlineage-tracker", TOPIC_JOBS).values()),
                     sum(log.end_offsets(TOPIC_JOBS).values()))
 
-    hits = _run_killed([*cli, "track", "--batch-size", "500"], env, rng, kills=6,
-                       progress=tracked)
-    assert hits >= 3, "the tracker finished before it could be killed: use more jobs"
+    def aim_tracker(done: int, total: int, hit: int) -> Callable[[], bool]:
+        # the committed position is polled: kill once it passes a random offset inside
+        # the run (the run freezes before its last batch, so it cannot end first)
+        target = rng.randint(done + 1, done + max(1, (total - done) // 3))
+        return lambda: tracked()[0] >= target
 
-    with open_log(settings.log_url) as log:
-        # nothing derived twice, nothing skipped: exactly what derive() gives for the log
-        sources = log.read(TOPIC_JOBS, 0, 0, 10**9)
-        expected = [str(d.event_id) for r in sources for d in derive(decode(r.value))]
-        derived = [decode(r.value) for r in log.read(TOPIC_ENTITIES, 0, 0, 10**9)]
-        ids = [str(e.event_id) for e in derived]
-        assert len(ids) == len(set(ids)), "a derived event was appended twice"
-        assert sorted(ids) == sorted(expected)
+    kills = kill_mid_run(d, ["track", "--batch-size", str(TRACK_BATCH)],
+                         "tracker.before_transact", KILLS, tracked, aim_tracker, rng)
+    assert kills == KILLS
+    d.assert_derived_exactly_once()
 
     def projected() -> tuple[int, int]:
-        with open_log(settings.log_url) as log:
-            total = sum(sum(log.end_offsets(t).values()) for t in (TOPIC_JOBS, TOPIC_ENTITIES))
-        if not settings.db_path.exists():
+        with open_log(d.log_url) as log:
+            total = sum(sum(log.end_offsets(t).values()) for t in PROJECTED_TOPICS)
+        if not d.db.exists():
             return 0, total
-        with DuckDBStore(settings.db_path, read_only=True) as store:
+        with DuckDBStore(d.db, read_only=True) as store:
             return sum(store.positions("mlineage-projector").values()), total
 
-    hits = _run_killed([*cli, "project", "--batch-size", "5000"], env, rng, kills=6,
-                       progress=projected)
-    assert hits >= 3, "the projector finished before it could be killed: use more jobs"
+    def aim_projector(done: int, total: int, hit: int) -> None:
+        # DuckDB admits no reader beside the writing projector, so its position cannot be
+        # polled: the run freezes at a random batch before its last one instead
+        return None
 
-    with DuckDBStore(settings.db_path, read_only=True) as store:
-        live = store.checksum()
-        n_events = store.counts()["events"]
-    with open_log(settings.log_url) as log:
-        total = sum(sum(log.end_offsets(t).values()) for t in (TOPIC_JOBS, TOPIC_ENTITIES))
-        clean = tmp_path / "clean.duckdb"
-        replay(log, clean)
-    with DuckDBStore(clean, read_only=True) as store:
-        assert store.checksum() == live
-    assert n_events == total  # every record applied exactly once (no duplicates published)
+    kills = kill_mid_run(d, ["project", "--batch-size", str(PROJECT_BATCH)],
+                         "projector.before_commit", KILLS, projected, aim_projector, rng)
+    assert kills == KILLS
+    d.assert_projection_exact()

@@ -23,7 +23,8 @@ from mlineage.events.codec import decode
 from mlineage.log.base import TOPIC_ENTITIES, open_log
 from mlineage.projection.store import DuckDBStore, snapshot_path
 from tests.conftest import kafka_url_on
-from tests.crash import Deployment, read_all, wait_until
+from tests.crash import Deployment, read_all
+from tests.helpers import wait_until
 from tests.serve.conftest import KEYS, start_server, stop_server
 
 JOBS = 300  # 600 source events; about 3,600 records once derived

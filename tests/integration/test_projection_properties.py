@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -123,6 +124,7 @@ def _project(values: list[bytes], batches: list[int]) -> DuckDBStore:
     return store
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=event_sets(), data=st.data())
 def test_any_order_any_batches_with_duplicates_same_checksum(

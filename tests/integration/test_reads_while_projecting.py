@@ -7,16 +7,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mlineage import Recorder, Settings
 from mlineage.pipeline import sync
+from tests.helpers import wait_until
 
 CLI = [sys.executable, "-m", "mlineage.cli"]
-BOUND = 2.0 + 10.0  # snapshot interval + generous slack for a loaded 2-core CI machine
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,35 +41,36 @@ def test_sql_query_lineage_while_a_projector_follows(tmp_path: Path) -> None:
     tracker = subprocess.Popen([*CLI, "--home", str(tmp_path), "track", "--follow"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
         snapshot = tmp_path / "lineage.duckdb.snapshot"
-        while not snapshot.exists():
-            assert time.monotonic() < deadline, "the follower wrote no snapshot"
+
+        def snapshot_written() -> bool:
             assert follower.poll() is None, follower.communicate()[1]
-            time.sleep(0.1)
+            return snapshot.exists()
+
+        wait_until(snapshot_written, "the follower wrote a snapshot")
         proc = _cli(tmp_path, "sql", "SELECT count(*) AS n FROM jobs", "--format", "json")
         assert proc.returncode == 0, proc.stderr
         assert "reading its snapshot" in proc.stderr
         assert json.loads(proc.stdout) == [{"n": 1}]
 
-        # a new job published now becomes visible within the bound
+        # a new job published now becomes visible (how soon is measured by the benchmarks,
+        # bench/kafka_pipeline.py; here a generous time-out only guards against a hang)
         rec.job_created("TrainingJob", "during-follow", inputs={"train": "s3://d/b"})
-        published = time.monotonic()
-        while "during-follow" not in _jobs(tmp_path):
-            assert time.monotonic() - published < BOUND, "not visible within the bound"
-            time.sleep(0.2)
+        wait_until(lambda: "during-follow" in _jobs(tmp_path), "the new job is visible",
+                   pause=0.2)
         # ... and QueryLineage sees what the tracker derived from it
         tc = ("arn:aws:sagemaker:us-east-1:000000000000:experiment-trial-component/"
               "during-follow-aws-training-job")
-        while True:
+        vertices: list[dict[str, str]] = []
+
+        def derived_visible() -> bool:
             proc = _cli(tmp_path, "query-lineage", tc, "--direction", "Ascendants",
                         "--format", "json")
             assert proc.returncode == 0, proc.stderr
-            vertices = json.loads(proc.stdout)["Vertices"]
-            if vertices:
-                break
-            assert time.monotonic() - published < 2 * BOUND
-            time.sleep(0.2)
+            vertices[:] = json.loads(proc.stdout)["Vertices"]
+            return bool(vertices)
+
+        wait_until(derived_visible, "QueryLineage shows what the tracker derived", pause=0.2)
         assert [v["Type"] for v in vertices] == ["DataSet"]
         # the live file stays held: a second writer is refused with a clear message
         proc = _cli(tmp_path, "replay")

@@ -5,7 +5,6 @@ twice, and a replay from the earliest offsets matches the live projection."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from mlineage.projection.service import ProjectorService, replay
 from mlineage.projection.store import DuckDBStore
 from mlineage.recorder import complete
 from mlineage.tracker.service import GROUP, TrackerService
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -120,19 +120,14 @@ def test_two_tracker_instances_share_the_partitions_and_derive_once(
     with open_log(kafka_url) as log:
         assert isinstance(log, KafkaEventLog)
         group = log.config.name(GROUP)
-        deadline = time.monotonic() + 60
-        while _members(",".join(log.config.bootstrap), group) < 2:
-            assert time.monotonic() < deadline, "the two trackers never formed a group"
-            time.sleep(0.2)
+        wait_until(lambda: _members(",".join(log.config.bootstrap), group) >= 2,
+                   "the two trackers formed a group")
         settings = Settings.load(home=tmp_path, log_url=kafka_url, environ={})
         with Recorder(settings) as rec:
             rec.publish_many(workload(300, seed=11))
             assert rec.flush(60)
         ends = log.end_offsets(TOPIC_JOBS)
-        deadline = time.monotonic() + 120
-        while log.committed(GROUP, TOPIC_JOBS) != ends:
-            assert time.monotonic() < deadline, "the trackers did not catch up"
-            time.sleep(0.2)
+        wait_until(lambda: log.committed(GROUP, TOPIC_JOBS) == ends, "the trackers caught up")
         stop.set()
         for t in threads:
             t.join(60)

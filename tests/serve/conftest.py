@@ -18,6 +18,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.helpers import wait_until
+
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"
 KEYS = {
@@ -56,17 +58,22 @@ def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> S
         [sys.executable, "-m", "mlineage.cli", "--home", str(home), "serve", "--port",
          str(port), *args], stdout=log, stderr=log, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError("serve did not start: "
+                               + (home / "serve.log").read_text()[-3000:])
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1):  # noqa: S310 - loopback
-                break
+                return True
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("serve did not start: "
-                                   + (home / "serve.log").read_text()[-3000:]) from None
-            time.sleep(0.1)
+            return False
+
+    try:
+        wait_until(healthy, "serve answered /healthz", timeout=60, pause=0.1)
+    except BaseException:
+        proc.kill()
+        raise
     return Server(url, proc, home)
 
 

@@ -187,6 +187,7 @@ def test_associations_and_query_lineage(sm: Any, unique: Unique) -> None:
     assert code(exc) == "ResourceNotFound"
 
 
+@pytest.mark.slow
 def test_lists_and_query_lineage_page_through_large_results(sm: Any, unique: Unique) -> None:
     run = unique("page")
     hub = artifact(sm, f"s3://hub/{run}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from botocore import UNSIGNED
 from botocore.exceptions import ClientError
 
 from mlineage import Recorder, Settings
+from tests.helpers import wait_until
 from tests.serve.conftest import ACCOUNT_A, ACCOUNT_B, Server, start_server, stop_server
 
 Unique = Callable[[str], str]
@@ -39,11 +39,8 @@ def test_an_unknown_key_and_a_missing_signature_are_refused(server: Server) -> N
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def _wait_until(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "the server did not catch up with the log"
-        time.sleep(0.1)
+def _wait_until(check: Callable[[], bool], seconds: float = 60.0) -> None:
+    wait_until(check, "the server caught up with the log", timeout=seconds)
 
 
 def test_account_b_sees_account_a_only_once_a_shares(server: Server, unique: Unique) -> None:

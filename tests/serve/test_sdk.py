@@ -16,6 +16,7 @@ import pytest
 
 from mlineage import Recorder, Settings, arns
 from mlineage import demo as wf
+from tests.helpers import wait_until
 from tests.kafka_broker import skip_or_fail
 from tests.serve.conftest import ACCOUNT_A, KEYS, Server
 
@@ -35,10 +36,9 @@ def test_the_sagemaker_sdk_works_unchanged(server: Server, sm: Any) -> None:
     datasets = {arns.artifact_arn(region, ACCOUNT_A, u) for u in (wf.RAW, wf.TRAIN,
                                                                    wf.VALIDATION)}
     training_job = arns.job_arn(region, ACCOUNT_A, "TrainingJob", "churn-xgb-2026-01-15")
-    deadline = time.monotonic() + 20
-    while endpoint not in json.dumps(sm.list_contexts(ContextType="Endpoint"), default=str):
-        assert time.monotonic() < deadline, "the server did not pick up the published job"
-        time.sleep(0.2)
+    wait_until(lambda: endpoint in json.dumps(sm.list_contexts(ContextType="Endpoint"),
+                                              default=str),
+               "the server picked up the published job")
 
     key = "AKIDACCOUNTA0000001"
     given = {"run": str(time.monotonic_ns())[-8:], "endpoint_context": endpoint,
