@@ -57,6 +57,17 @@ class Deployment:
                     "MLINEAGE_INSTANCE_ID": "crash-test", **self.env}
         self.env.pop("MLINEAGE_FAILPOINTS", None)
         self.runs = 0
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Kill whatever the test left running (a failed test must not leave services)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
 
     @property
     def settings(self) -> Settings:
@@ -66,12 +77,19 @@ class Deployment:
     def db(self) -> Path:
         return self.settings.db_path
 
-    def publish_jobs(self, jobs: int, seed: int = 7) -> None:
-        drafts = training_job_drafts(0, jobs, max(jobs // 5, 1), random.Random(seed))
-        with Recorder(self.settings) as rec:
-            for start in range(0, len(drafts), 200):
-                rec.publish_many(drafts[start:start + 200])
+    def publish_jobs(self, jobs: int, seed: int = 7, *, first: int = 0, wait: bool = True
+                     ) -> None:
+        """Publish ``jobs`` training jobs (numbered from ``first``); ``wait``: until they are
+        in the log (else a Kafka outage leaves them in the spool, forwarded later)."""
+        drafts = training_job_drafts(first, jobs, max(jobs // 5, 1), random.Random(seed))
+        rec = Recorder(self.settings)
+        for start in range(0, len(drafts), 200):
+            rec.publish_many(drafts[start:start + 200])
+        if wait:
             assert rec.flush(120), "the published jobs did not reach the log"
+            rec.close()
+        else:
+            rec.log.close(timeout=0)  # the spool keeps the rest
 
     def _log_file(self, name: str) -> Path:
         self.runs += 1
@@ -85,6 +103,7 @@ class Deployment:
         out = self._log_file(args[0])
         with out.open("wb") as fh:
             proc = subprocess.Popen([*CLI, *args], env=env, stdout=fh, stderr=fh)
+        self.procs.append(proc)
         return proc, out
 
     def run(self, *args: str) -> str:

@@ -235,6 +235,9 @@ def _service_logging() -> None:
     time stamp on stderr."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # kafka-python logs every refused connection and metadata retry of an outage; the
+    # services say once that the log is not answering, and when it answers again
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def _stop_on_sigterm() -> Callable[[], bool]:

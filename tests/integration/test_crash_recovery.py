@@ -68,7 +68,11 @@ def kill_mid_run(d: Deployment, args: list[str], guard: str, kills: int,
 def test_sigkill_tracker_and_projector_then_same_checksum_as_clean_replay(tmp_path: Path
                                                                           ) -> None:
     home = tmp_path / "home"
-    d = Deployment(home, Settings.load(home=home, environ={}).log_url)
+    with Deployment(home, Settings.load(home=home, environ={}).log_url) as d:
+        _kill_tracker_then_projector(d)
+
+
+def _kill_tracker_then_projector(d: Deployment) -> None:
     d.publish_jobs(JOBS)
     rng = random.Random(11)
 

@@ -204,7 +204,8 @@ def test_crash_at_failpoint_then_recover_exactly(log: str, point: str, tmp_path:
         url = kafka_url_on(request.getfixturevalue("kafka_broker"))
     else:
         url = Settings.load(home=home, environ={}).log_url
-    SCENARIOS[point](Deployment(home, url), point)
+    with Deployment(home, url) as d:
+        SCENARIOS[point](d, point)
 
 
 def test_every_failpoint_in_the_code_is_listed_and_crash_tested() -> None:

@@ -62,6 +62,12 @@ class Service:
         self.proc.wait()
         self.kills += 1
 
+    def close(self) -> None:
+        """Kill it if it still runs (a failed test must not leave services behind)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
     def stop(self) -> None:
         assert self.proc is not None
         assert self.proc.poll() is None, f"{self.name} died by itself: see {self.logs}"
@@ -91,43 +97,47 @@ def test_sigkill_tracker_and_projector_during_a_run_loses_and_doubles_nothing(
     victims = [tracker, projector] * KILLS
     rng.shuffle(victims)
 
-    tracker.start()
-    projector.start()
-    with Recorder(settings) as rec, open_log(url) as log:
-        for chunk in range(chunks):
-            rec.publish_many(job_events(chunk * CHUNK, CHUNK, seed=3))
-            if chunk in kill_after:
-                # wait until the victim has work in hand (the tracker: this chunk reached
-                # the log; both: the run is under way), then kill it there
-                assert rec.flush(120)
-                victim = victims[kill_after.index(chunk)]
-                victim.kill()
-                victim.start()
-        assert rec.flush(120), "the publisher did not finish"
+    try:
+        tracker.start()
+        projector.start()
+        with Recorder(settings) as rec, open_log(url) as log:
+            for chunk in range(chunks):
+                rec.publish_many(job_events(chunk * CHUNK, CHUNK, seed=3))
+                if chunk in kill_after:
+                    # wait until the victim has work in hand (the tracker: this chunk reached
+                    # the log; both: the run is under way), then kill it there
+                    assert rec.flush(120)
+                    victim = victims[kill_after.index(chunk)]
+                    victim.kill()
+                    victim.start()
+            assert rec.flush(120), "the publisher did not finish"
 
-        wait_until(lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS),
-                   "the tracker caught up", timeout=300)
-        tracker.stop()
-        ends = {(t, p): e for t in PROJECTED_TOPICS for p, e in log.end_offsets(t).items()}
-        projector.stop()  # then catch up the rest in-process and compare with a clean replay
-        with DuckDBStore(settings.db_path) as store:
-            ProjectorService(log, store).run(timeout=240)
-            assert store.positions("mlineage-projector") == ends
-            live = store.checksum()
-            jobs = store.con.execute("SELECT count(*) FROM jobs").fetchall()[0][0]
-        replay(log, tmp_path / "clean.duckdb")
-        with DuckDBStore(tmp_path / "clean.duckdb", read_only=True) as clean:
-            assert clean.checksum() == live
-        assert jobs == JOBS
+            wait_until(lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS),
+                       "the tracker caught up", timeout=300)
+            tracker.stop()
+            ends = {(t, p): e for t in PROJECTED_TOPICS for p, e in log.end_offsets(t).items()}
+            projector.stop()  # then catch up the rest in-process and compare with a clean replay
+            with DuckDBStore(settings.db_path) as store:
+                ProjectorService(log, store).run(timeout=240)
+                assert store.positions("mlineage-projector") == ends
+                live = store.checksum()
+                jobs = store.con.execute("SELECT count(*) FROM jobs").fetchall()[0][0]
+            replay(log, tmp_path / "clean.duckdb")
+            with DuckDBStore(tmp_path / "clean.duckdb", read_only=True) as clean:
+                assert clean.checksum() == live
+            assert jobs == JOBS
 
-        # no derived event twice among the committed records, none missing
-        sources = [decode(r.value) for r in read_all(log, TOPIC_JOBS)]
-        assert len(sources) == 2 * JOBS
-        assert len({s.event_id for s in sources}) == 2 * JOBS
-        derived = [str(decode(r.value).event_id) for r in read_all(log, TOPIC_ENTITIES)]
-        assert len(derived) == len(set(derived)), "a derived event was committed twice"
-        expected = {str(d.event_id) for s in sources for d in derive(s)}
-        assert set(derived) == expected
+            # no derived event twice among the committed records, none missing
+            sources = [decode(r.value) for r in read_all(log, TOPIC_JOBS)]
+            assert len(sources) == 2 * JOBS
+            assert len({s.event_id for s in sources}) == 2 * JOBS
+            derived = [str(decode(r.value).event_id) for r in read_all(log, TOPIC_ENTITIES)]
+            assert len(derived) == len(set(derived)), "a derived event was committed twice"
+            expected = {str(d.event_id) for s in sources for d in derive(s)}
+            assert set(derived) == expected
+    finally:
+        for service in (tracker, projector):
+            service.close()
     assert tracker.kills == KILLS
     assert projector.kills == KILLS
 
@@ -144,40 +154,44 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
         skip_or_fail(str(exc))
     with broker:
         url = kafka_url_on(broker)
-        d = Deployment(tmp_path / "home", url)
-        d.publish_jobs(300)
-        tracker_proc, tracker_log = d.popen("track", "--follow", "--batch-size", "50",
-                                            failpoints="kafka.before_commit=stop@3")
-        projector_proc, projector_log = d.popen("project", "--follow")
-        wait_until(lambda: stopped(tracker_proc.pid), "the tracker froze before a commit")
-        broker.kill()
-        os.kill(tracker_proc.pid, signal.SIGCONT)
+        with Deployment(tmp_path / "home", url) as d:
+            d.publish_jobs(300)
+            tracker_proc, tracker_log = d.popen("track", "--follow", "--batch-size", "50",
+                                                failpoints="kafka.before_commit=stop@3")
+            projector_proc, projector_log = d.popen("project", "--follow")
+            wait_until(lambda: stopped(tracker_proc.pid), "the tracker froze before a commit")
+            broker.kill()
+            os.kill(tracker_proc.pid, signal.SIGCONT)
 
-        def says(proc: subprocess.Popen[bytes], log: Path, words: str) -> Callable[[], bool]:
-            def check() -> bool:
-                assert proc.poll() is None, f"it died: {log.read_text()[-3000:]}"
-                return words in log.read_text(errors="replace")
-            return check
+            def says(proc: subprocess.Popen[bytes], log: Path, words: str) -> Callable[[], bool]:
+                def check() -> bool:
+                    assert proc.poll() is None, f"it died: {log.read_text()[-3000:]}"
+                    return words in log.read_text(errors="replace")
+                return check
 
-        wait_until(says(tracker_proc, tracker_log, "is not answering"),
-                   "the tracker reported the outage", timeout=180)
-        d.publish_jobs(100, seed=9)  # more jobs while the broker is down: spooled
-        broker.start()
-        wait_until(says(tracker_proc, tracker_log, "answers again"),
-                   "the tracker reported the log is back", timeout=180)
+            wait_until(says(tracker_proc, tracker_log, "is not answering"),
+                       "the tracker reported the outage", timeout=180)
+            # more jobs while the broker is down: they wait in the spool, adopted and forwarded
+            # by the next producer on this home once the broker is back
+            d.publish_jobs(100, seed=9, first=300, wait=False)
+            broker.start()
+            wait_until(says(tracker_proc, tracker_log, "answers again"),
+                       "the tracker reported the log is back", timeout=180)
 
-        with open_log(url) as log:
-            wait_until(lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS)
-                       and sum(log.end_offsets(TOPIC_JOBS).values()) > 0,
-                       "the tracker caught up", timeout=300)
-        for proc, log_path in ((tracker_proc, tracker_log), (projector_proc, projector_log)):
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(60) == 0, log_path.read_text()[-3000:]
-        d.assert_derived_exactly_once()
-        d.run("project")
-        d.assert_projection_exact()
-        assert len(d.source_records()) >= 2 * 300
+            d.publish_jobs(10, first=400)  # a producer on this home: adopts the spool too
+            with open_log(url) as log:
+                wait_until(lambda: len(read_all(log, TOPIC_JOBS)) == 2 * 410,
+                           "the spooled jobs reached Kafka", timeout=300)
+                wait_until(lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS),
+                           "the tracker caught up", timeout=300)
+            for proc, log_path in ((tracker_proc, tracker_log), (projector_proc, projector_log)):
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(60) == 0, log_path.read_text()[-3000:]
+            d.assert_derived_exactly_once()
+            d.run("project")
+            d.assert_projection_exact()
+            assert len(d.source_records()) == 2 * 410
 
 
 def test_producers_spool_while_the_broker_is_down_and_lose_nothing(tmp_path: Path) -> None:

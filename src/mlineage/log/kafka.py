@@ -760,12 +760,13 @@ class KafkaAssignedConsumer(Consumer):
         if not force and time.monotonic() - self._refreshed < self.REFRESH_S:
             return
         self._refreshed = time.monotonic()
-        wanted = {KafkaPartition(self.config.name(t), p) for t in self.topics
-                  for p in self.owner.partitions(t)}
-        if wanted - self._assigned or force:
-            self._consumer.assign(sorted(wanted))
-            self._assigned = wanted
-            self._seek(sorted(wanted))
+        with _answering(self.config):
+            wanted = {KafkaPartition(self.config.name(t), p) for t in self.topics
+                      for p in self.owner.partitions(t)}
+            if wanted - self._assigned or force:
+                self._consumer.assign(sorted(wanted))
+                self._assigned = wanted
+                self._seek(sorted(wanted))
 
     def _seek(self, tps: Sequence[KafkaPartition]) -> None:
         logical = [(self.config.logical(tp.topic), tp.partition) for tp in tps]
@@ -776,7 +777,8 @@ class KafkaAssignedConsumer(Consumer):
 
     def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
         self._refresh()
-        got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        with _answering(self.config):
+            got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
 
     def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
@@ -788,7 +790,9 @@ class KafkaAssignedConsumer(Consumer):
     def _ends(self) -> dict[KafkaPartition, int]:
         self._refresh()
         tps = sorted(self._assigned)
-        return {tp: int(o) for tp, o in self._consumer.end_offsets(tps).items()} if tps else {}
+        with _answering(self.config):
+            ends = self._consumer.end_offsets(tps) if tps else {}
+        return {tp: int(o) for tp, o in ends.items()}
 
     def lag(self) -> int:
         return sum(max(0, end - self._consumer.position(tp)) for tp, end in self._ends().items())

@@ -22,7 +22,7 @@ import duckdb
 
 from mlineage import failpoints
 from mlineage._gc import gc_paused
-from mlineage.errors import ProjectionBusyError, ProjectionError
+from mlineage.errors import EventLogError, ProjectionBusyError, ProjectionError
 from mlineage.events.codec import Rejected, decode_many
 from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES, AnyEvent
 from mlineage.log.base import (
@@ -33,6 +33,7 @@ from mlineage.log.base import (
     Record,
     TopicPartition,
 )
+from mlineage.log.outage import Outage
 from mlineage.projection.project import Changes, project
 from mlineage.projection.store import DuckDBStore, snapshot_path
 
@@ -224,6 +225,10 @@ class ProjectorService:
              stop: Callable[[], bool]) -> ProjectorStats:
         total = ProjectorStats()
         deadline = None if timeout is None else time.monotonic() + timeout
+        outage = Outage(f"projector: the event log {self.log.kind}")
+
+        def should_stop() -> bool:
+            return stop() or (deadline is not None and time.monotonic() >= deadline)
 
         def limit_for(planned: int) -> int:
             if max_events is None:
@@ -236,7 +241,24 @@ class ProjectorService:
             pending: Future[_Prepared] | None = (
                 pool.submit(self._prepare, consumer, limit, 0.0) if limit else None)
             while pending is not None:
-                prepared = pending.result()
+                try:
+                    prepared = pending.result()
+                except EventLogError as exc:
+                    # a follower rides out an outage of any length; a one-shot run reports it
+                    if not follow or not exc.transient:
+                        raise
+                    outage.wait(exc, should_stop)
+                    pending = None
+                    if should_stop():
+                        break
+                    try:
+                        consumer.rewind()  # back to the positions stored with the rows
+                    except EventLogError as again:
+                        log.debug("rewinding: %s", again)  # still down: the next try waits
+                    pending = pool.submit(self._prepare, consumer, limit, poll_interval)
+                    continue
+                if prepared.changes is not None:
+                    outage.over(total.consumed)  # the log answered
                 got = len(prepared.records)
                 planned += got
                 limit = limit_for(planned)
@@ -254,7 +276,7 @@ class ProjectorService:
                     self._dirty = True
                 if follow:
                     self._maybe_snapshot()
-                if stop() or (deadline is not None and time.monotonic() >= deadline):
+                if should_stop():
                     break
                 if pending is None and limit:
                     # nothing in hand: stop at the end unless following, else wait for more

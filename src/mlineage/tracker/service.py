@@ -24,6 +24,7 @@ from mlineage.log.base import (
     OutRecord,
     Record,
 )
+from mlineage.log.outage import Outage
 from mlineage.tracker.derive import derive_records
 
 GROUP = "mlineage-tracker"
@@ -171,38 +172,3 @@ class TrackerService:
             if should_stop():
                 return stats
 
-
-class Outage:
-    """A long-running service's view of a dependency that stopped answering: warns once
-    when it starts (and what happens meanwhile), waits with a growing back-off between
-    tries, and says when it answers again."""
-
-    def __init__(self, what: str, *, first_wait: float = 0.5, longest_wait: float = 5.0
-                 ) -> None:
-        self.what = what
-        self.first_wait = first_wait
-        self.longest_wait = longest_wait
-        self.since: float | None = None
-        self.tries = 0
-
-    def wait(self, exc: BaseException, stop: Callable[[], bool]) -> None:
-        """Note a failure and wait before the next try (returns early when ``stop()``)."""
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning("%s is not answering (%s); retrying until it does: nothing is lost "
-                        "and nothing is applied twice", self.what, exc)
-        else:
-            log.debug("%s still not answering: %s", self.what, exc)
-        pause = min(self.longest_wait, self.first_wait * 2 ** min(self.tries, 10))
-        self.tries += 1
-        end = time.monotonic() + pause
-        while not stop() and time.monotonic() < end:
-            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
-
-    def over(self, done: int) -> None:
-        """The dependency answered: report the end of an outage, if one was under way."""
-        if self.since is not None:
-            log.warning("%s answers again after %.0f s; resumed (%d events so far)",
-                        self.what, time.monotonic() - self.since, done)
-            self.since = None
-            self.tries = 0
