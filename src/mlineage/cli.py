@@ -847,6 +847,7 @@ def serve(ctx: Ctx, host: str, port: int, credentials: Path | None, no_auth: boo
     if no_auth:
         err.print("[yellow]warning:[/] serving WITHOUT authentication: every caller is the "
                   f"operator (sees every account, writes as {settings.account_id})")
+    _service_logging()
     lock = WriterLock(settings.db_path).acquire("serve")
     backend = Backend(settings)
     stop = backend.follow()

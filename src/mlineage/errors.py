@@ -29,6 +29,11 @@ class EventLogError(MlineageError):
     transient: bool = True
 
 
+class InDoubtError(EventLogError):
+    """A write was sent but the log did not confirm it in time: it may or may not be there.
+    (A retry is safe where writes are keyed by event id: the projection applies an id once.)"""
+
+
 class ProjectionError(MlineageError):
     """The DuckDB projection could not be opened or written."""
 

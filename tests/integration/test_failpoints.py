@@ -246,3 +246,37 @@ def test_failpoint_plans_count_hits() -> None:
     finally:
         failpoints._ARMED.clear()
         failpoints._ARMED.update(saved)
+
+
+@pytest.mark.parametrize(("log", "point"), [
+    pytest.param("sqlite", "tracker.before_transact", id="sqlite", marks=pytest.mark.slow),
+    pytest.param("kafka", "kafka.before_commit", id="kafka",
+                 marks=[pytest.mark.slow, pytest.mark.kafka]),
+])
+def test_a_following_tracker_rides_out_a_failing_log(log: str, point: str, tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:
+    """The log fails the tracker's 3rd and 4th transactions (a ``raise`` failpoint): the
+    tracker says the log is not answering, rewinds, goes on when it answers, and derives
+    every record exactly once."""
+    home = tmp_path / "home"
+    if log == "kafka":
+        url = kafka_url_on(request.getfixturevalue("kafka_broker"))
+    else:
+        url = Settings.load(home=home, environ={}).log_url
+    with Deployment(home, url) as d:
+        d.publish_jobs(JOBS)
+        proc, out = d.popen(*TRACK, "--follow", failpoints=f"{point}=raise@3")
+
+        def caught_up() -> bool:
+            assert proc.poll() is None, out.read_text()[-3000:]
+            with open_log(url) as opened:
+                return (opened.committed("mlineage-tracker", "mlineage.jobs.v1")
+                        == opened.end_offsets("mlineage.jobs.v1"))
+
+        wait_until(caught_up, "the tracker caught up after the fault")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, out.read_text()[-3000:]
+        text = out.read_text()
+        assert "is not answering" in text, text[-3000:]
+        assert "answers again" in text, text[-3000:]
+        d.assert_derived_exactly_once()

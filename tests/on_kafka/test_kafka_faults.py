@@ -5,6 +5,7 @@ stops while producers publish: they spool, and forward once it is back."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from mlineage import Recorder, Settings
 from mlineage.events.codec import decode
@@ -27,6 +29,7 @@ from tests.conftest import kafka_url_on
 from tests.crash import Deployment, read_all, stopped
 from tests.helpers import training_job_drafts, wait_until
 from tests.kafka_broker import Broker, BrokerUnavailable, skip_or_fail, start_own_broker
+from tests.serve.conftest import KEYS, start_server, stop_server
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 JOBS = 20_000
@@ -147,7 +150,9 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
     """The tracker is frozen (a failpoint) between sending a batch's offsets and committing
     it; the broker is SIGKILLed, the tracker thawed: its commit fails or stays in doubt. It
     must say so, keep retrying while the broker is down, resume by itself once it is back,
-    and derive every record exactly once. The projector follows throughout."""
+    and derive every record exactly once. The projector follows throughout, and a server on
+    the same log answers writes 503 while the broker is away and serves them once it is
+    back."""
     try:
         broker = start_own_broker(tmp_path / "broker")
     except BrokerUnavailable as exc:
@@ -159,6 +164,13 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
             tracker_proc, tracker_log = d.popen("track", "--follow", "--batch-size", "50",
                                                 failpoints="kafka.before_commit=stop@3")
             projector_proc, projector_log = d.popen("project", "--follow")
+            creds = tmp_path / "credentials.json"
+            creds.write_text(json.dumps(KEYS))
+            server = start_server(d.home, "--credentials", str(creds), env={
+                **{k: v for k, v in d.env.items() if k != "MLINEAGE_HOME"},
+                "MLINEAGE_DB": str(tmp_path / "serve.duckdb")})
+            d.procs.append(server.proc)
+            sm = server.client()
             wait_until(lambda: stopped(tracker_proc.pid), "the tracker froze before a commit")
             broker.kill()
             os.kill(tracker_proc.pid, signal.SIGCONT)
@@ -171,12 +183,35 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
 
             wait_until(says(tracker_proc, tracker_log, "is not answering"),
                        "the tracker reported the outage", timeout=180)
+            with pytest.raises(ClientError) as refused:
+                sm.create_action(ActionName="in-the-outage", ActionType="Step",
+                                 Source={"SourceUri": "s3://steps/outage"})
+            assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+            serve_log = d.home / "serve.log"
+            wait_until(says(server.proc, serve_log, "is not answering"),
+                       "the server reported the outage", timeout=180)
             # more jobs while the broker is down: they wait in the spool, adopted and forwarded
             # by the next producer on this home once the broker is back
             d.publish_jobs(100, seed=9, first=300, wait=False)
             broker.start()
             wait_until(says(tracker_proc, tracker_log, "answers again"),
                        "the tracker reported the log is back", timeout=180)
+            wait_until(says(server.proc, serve_log, "answers again"),
+                       "the server reported the log is back", timeout=180)
+
+            def written() -> bool:
+                try:
+                    sm.create_action(ActionName="after-the-outage", ActionType="Step",
+                                     Source={"SourceUri": "s3://steps/after"})
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "ServiceUnavailable":
+                        raise
+                    return False
+                return True
+
+            wait_until(written, "the server took a write again", timeout=180)
+            assert sm.describe_action(ActionName="after-the-outage")["ActionName"]
+            stop_server(server)
 
             d.publish_jobs(10, first=400)  # a producer on this home: adopts the spool too
             with open_log(url) as log:

@@ -43,7 +43,7 @@ from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaPartition
 
 from mlineage import failpoints
-from mlineage.errors import ConfigurationError, EventLogError
+from mlineage.errors import ConfigurationError, EventLogError, InDoubtError
 from mlineage.log.base import (
     TOPICS,
     Consumer,
@@ -554,8 +554,8 @@ class Transactions:
                 f"MLINEAGE_INSTANCE_ID? ({exc})") from exc
         except _StuckError as exc:
             self._discard()
-            raise EventLogError(f"Kafka transaction in doubt: {exc}; the next transaction "
-                                "fences this producer") from exc
+            raise InDoubtError(f"Kafka transaction in doubt: {exc}; the next transaction "
+                               "fences this producer") from exc
         except Exception as exc:
             self._abort_or_discard()
             if _caused_by_rebalance(exc):

@@ -8,6 +8,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from mlineage.errors import EventLogError
+
 log = logging.getLogger("mlineage.outage")
 class Outage:
     """A long-running service's view of a dependency that stopped answering: warns once
@@ -22,24 +24,47 @@ class Outage:
         self.since: float | None = None
         self.tries = 0
 
-    def wait(self, exc: BaseException, stop: Callable[[], bool]) -> None:
-        """Note a failure and wait before the next try (returns early when ``stop()``)."""
+    def failed(self, exc: BaseException) -> None:
+        """Note a failure: a warning when it starts an outage."""
         if self.since is None:
             self.since = time.monotonic()
             log.warning("%s is not answering (%s); retrying until it does: nothing is lost "
                         "and nothing is applied twice", self.what, exc)
         else:
             log.debug("%s still not answering: %s", self.what, exc)
+
+    def wait(self, exc: BaseException, stop: Callable[[], bool]) -> None:
+        """Note a failure and wait before the next try (returns early when ``stop()``)."""
+        self.failed(exc)
         pause = min(self.longest_wait, self.first_wait * 2 ** min(self.tries, 10))
         self.tries += 1
         end = time.monotonic() + pause
         while not stop() and time.monotonic() < end:
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
-    def over(self, done: int) -> None:
+    def recover(self, exc: BaseException, step: Callable[[], None],
+                stop: Callable[[], bool]) -> bool:
+        """After ``exc``: wait, then try ``step`` (the caller's way back to what the log has
+        committed) until it succeeds; False when ``stop()`` ended the wait first. Raises
+        what ``step`` raises unless it is a transient :class:`EventLogError`."""
+        while True:
+            self.wait(exc, stop)
+            if stop():
+                return False
+            try:
+                step()
+            except EventLogError as again:
+                if not again.transient:
+                    raise
+                exc = again
+            else:
+                return True
+
+    def over(self, done: int | None = None) -> None:
         """The dependency answered: report the end of an outage, if one was under way."""
         if self.since is not None:
-            log.warning("%s answers again after %.0f s; resumed (%d events so far)",
-                        self.what, time.monotonic() - self.since, done)
+            so_far = "" if done is None else f" ({done} events so far)"
+            log.warning("%s answers again after %.0f s; resumed%s",
+                        self.what, time.monotonic() - self.since, so_far)
             self.since = None
             self.tries = 0

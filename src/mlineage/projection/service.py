@@ -247,14 +247,10 @@ class ProjectorService:
                     # a follower rides out an outage of any length; a one-shot run reports it
                     if not follow or not exc.transient:
                         raise
-                    outage.wait(exc, should_stop)
+                    # back to the positions stored with the rows before reading on
                     pending = None
-                    if should_stop():
+                    if not outage.recover(exc, consumer.rewind, should_stop):
                         break
-                    try:
-                        consumer.rewind()  # back to the positions stored with the rows
-                    except EventLogError as again:
-                        log.debug("rewinding: %s", again)  # still down: the next try waits
                     pending = pool.submit(self._prepare, consumer, limit, poll_interval)
                     continue
                 if prepared.changes is not None:

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mlineage.errors import EventLogError, InDoubtError
 from mlineage.server import shapes
 from mlineage.server.backend import Backend
 from mlineage.server.operations import OPERATIONS, ApiError, Caller
@@ -126,6 +127,19 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
             result = await run_in_threadpool(handler, backend, caller, parsed)
         except ApiError as exc:
             return _error(exc.code, exc.message, exc.status)
+        except EventLogError as exc:
+            if not exc.transient:
+                log.exception("%s failed", name)
+                return _error("InternalFailure", f"{name} failed on the server; see its log",
+                              500)
+            # the log is away (a Kafka outage); AWS SDKs retry a 503 by themselves
+            log.warning("%s: the event log is not answering: %s", name, exc)
+            if isinstance(exc, InDoubtError):
+                return _error("ServiceUnavailable", "the event log did not confirm the write "
+                              "in time: it may have been written; describe it before retrying",
+                              503)
+            return _error("ServiceUnavailable", "the event log is not answering; nothing was "
+                          "written: retry later", 503)
         except Exception:
             log.exception("%s failed", name)  # the details stay in the server's log
             return _error("InternalFailure", f"{name} failed on the server; see its log", 500)

@@ -24,9 +24,11 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from mlineage import failpoints
+from mlineage.errors import EventLogError
 from mlineage.events.codec import validate_record
 from mlineage.events.models import AnyEvent
 from mlineage.log.base import EventLog, OutRecord, open_log
+from mlineage.log.outage import Outage
 from mlineage.pipeline import sync
 from mlineage.projection.store import DuckDBStore
 from mlineage.query.accounts import account_view
@@ -124,13 +126,20 @@ class Backend:
         """Catch up with the log every ``interval`` seconds in a background thread (others
         publish too: training jobs, the tracker); set the returned event to stop it."""
         stop = threading.Event()
+        outage = Outage(f"serve: the event log {self.log.kind}")
 
         def loop() -> None:
             while not stop.wait(interval):
                 try:
                     self.catch_up()
+                except EventLogError as exc:
+                    if not exc.transient:
+                        log.warning("catching up with the log failed: %r", exc)
+                    outage.failed(exc)  # said once; writes answer 503 meanwhile
                 except Exception as exc:
                     log.warning("catching up with the log failed: %r", exc)
+                else:
+                    outage.over()
 
         threading.Thread(target=loop, daemon=True, name="mlineage-serve-follow").start()
         return stop

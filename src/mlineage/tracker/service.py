@@ -5,7 +5,6 @@ fail, go to ``mlineage.dlq.v1`` with headers naming the error and the original p
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from mlineage.log.outage import Outage
 from mlineage.tracker.derive import derive_records
 
 GROUP = "mlineage-tracker"
-log = logging.getLogger("mlineage.tracker")
 
 
 @dataclass
@@ -159,15 +157,11 @@ class TrackerService:
                 # a service rides out an outage of any length; a one-shot run reports it
                 if not follow or not exc.transient:
                     raise
-                outage.wait(exc, should_stop)
-                try:
-                    consumer.recover()  # settles a commit in doubt, back to committed offsets
-                except EventLogError as again:
-                    log.debug("recovering: %s", again)  # still down: the next round waits
-                else:
-                    outage.over(stats.consumed)
-                if should_stop():
+                # settle a commit in doubt and go back to the committed offsets before
+                # reading on: the failed batch's records must be read again
+                if not outage.recover(exc, consumer.recover, should_stop):
                     return stats
+                outage.over(stats.consumed)
                 continue
             if should_stop():
                 return stats
