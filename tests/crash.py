@@ -15,11 +15,11 @@ from pathlib import Path
 
 from mlineage import Recorder, Settings
 from mlineage.events.codec import decode
-from mlineage.log.base import TOPIC_DLQ, TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record, open_log
+from mlineage.log.base import TOPIC_DLQ, TOPIC_ENTITIES, TOPIC_JOBS, Record, open_log
 from mlineage.projection.service import PROJECTED_TOPICS, WriterLock, leftovers, replay
 from mlineage.projection.store import DuckDBStore
 from mlineage.tracker.derive import derive
-from tests.helpers import training_job_drafts
+from tests.helpers import read_all, training_job_drafts
 
 CLI = [sys.executable, "-m", "mlineage.cli"]
 
@@ -31,16 +31,6 @@ def stopped(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state in {"T", "t", "Z"}
-
-
-def read_all(log: EventLog, topic: str) -> list[Record]:
-    records: list[Record] = []
-    for p in log.partitions(topic):
-        offset = 0
-        while chunk := log.read(topic, p, offset, 20_000):
-            records.extend(chunk)
-            offset = chunk[-1].offset + 1
-    return records
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlineage.events.codec import decode_many
-from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, Record
+from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record
 from mlineage.projection.project import project
 from mlineage.projection.service import ALLOWED
 from mlineage.projection.store import DuckDBStore
@@ -71,7 +71,7 @@ def arn(resource: str, name: str, account: str = ACCOUNT) -> str:
 
 
 __all__ = ["ACCOUNT", "REGION", "TOPIC_ENTITIES", "TOPIC_JOBS", "apply_batches", "arn",
-           "delete", "event", "raw", "records", "upsert", "wait_until"]
+           "delete", "event", "raw", "read_all", "records", "upsert", "wait_until"]
 
 
 def training_job_drafts(first: int, count: int, pool: int, rng: random.Random
@@ -103,3 +103,14 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
         time.sleep(pause)
+
+
+def read_all(log: EventLog, topic: str) -> list[Record]:
+    """Every record of ``topic``, partition by partition."""
+    records: list[Record] = []
+    for p in log.partitions(topic):
+        offset = 0
+        while chunk := log.read(topic, p, offset, 20_000):
+            records.extend(chunk)
+            offset = chunk[-1].offset + 1
+    return records

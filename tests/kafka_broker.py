@@ -337,3 +337,11 @@ def start_own_broker(tmp_dir: Path) -> Broker:
             return start_container_broker()
         except BrokerUnavailable as container_exc:
             raise BrokerUnavailable(f"{local_exc}; and {container_exc}") from container_exc
+
+
+def own_broker_or_skip(tmp_dir: Path) -> Broker:
+    """:func:`start_own_broker`, or the test is skipped (failed under CI) with the reason."""
+    try:
+        return start_own_broker(tmp_dir)
+    except BrokerUnavailable as exc:
+        skip_or_fail(str(exc))

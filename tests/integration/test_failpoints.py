@@ -23,8 +23,8 @@ from mlineage.events.codec import decode
 from mlineage.log.base import TOPIC_ENTITIES, open_log
 from mlineage.projection.store import DuckDBStore, snapshot_path
 from tests.conftest import kafka_url_on
-from tests.crash import Deployment, read_all
-from tests.helpers import wait_until
+from tests.crash import Deployment
+from tests.helpers import read_all, wait_until
 from tests.serve.conftest import KEYS, start_server, stop_server
 
 JOBS = 300  # 600 source events; about 3,600 records once derived
@@ -196,15 +196,18 @@ CASES = [pytest.param("sqlite", p, id=f"sqlite-{p}", marks=pytest.mark.slow)
     for p in SCENARIOS]
 
 
+def deployment(log: str, tmp_path: Path, request: pytest.FixtureRequest) -> Deployment:
+    """A deployment on the embedded log, or on the session's broker (a namespace of its own)."""
+    home = tmp_path / "home"
+    if log == "kafka":
+        return Deployment(home, kafka_url_on(request.getfixturevalue("kafka_broker")))
+    return Deployment(home, Settings.load(home=home, environ={}).log_url)
+
+
 @pytest.mark.parametrize(("log", "point"), CASES)
 def test_crash_at_failpoint_then_recover_exactly(log: str, point: str, tmp_path: Path,
                                                  request: pytest.FixtureRequest) -> None:
-    home = tmp_path / "home"
-    if log == "kafka":
-        url = kafka_url_on(request.getfixturevalue("kafka_broker"))
-    else:
-        url = Settings.load(home=home, environ={}).log_url
-    with Deployment(home, url) as d:
+    with deployment(log, tmp_path, request) as d:
         SCENARIOS[point](d, point)
 
 
@@ -258,12 +261,8 @@ def test_a_following_tracker_rides_out_a_failing_log(log: str, point: str, tmp_p
     """The log fails the tracker's 3rd and 4th transactions (a ``raise`` failpoint): the
     tracker says the log is not answering, rewinds, goes on when it answers, and derives
     every record exactly once."""
-    home = tmp_path / "home"
-    if log == "kafka":
-        url = kafka_url_on(request.getfixturevalue("kafka_broker"))
-    else:
-        url = Settings.load(home=home, environ={}).log_url
-    with Deployment(home, url) as d:
+    with deployment(log, tmp_path, request) as d:
+        url = d.log_url
         d.publish_jobs(JOBS)
         proc, out = d.popen(*TRACK, "--follow", failpoints=f"{point}=raise@3")
 

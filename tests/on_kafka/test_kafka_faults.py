@@ -26,9 +26,9 @@ from mlineage.projection.store import DuckDBStore
 from mlineage.tracker.derive import derive
 from mlineage.tracker.service import GROUP
 from tests.conftest import kafka_url_on
-from tests.crash import Deployment, read_all, stopped
-from tests.helpers import training_job_drafts, wait_until
-from tests.kafka_broker import Broker, BrokerUnavailable, skip_or_fail, start_own_broker
+from tests.crash import Deployment, stopped
+from tests.helpers import read_all, training_job_drafts, wait_until
+from tests.kafka_broker import Broker, own_broker_or_skip
 from tests.serve.conftest import KEYS, start_server, stop_server
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -153,11 +153,7 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
     and derive every record exactly once. The projector follows throughout, and a server on
     the same log answers writes 503 while the broker is away and serves them once it is
     back."""
-    try:
-        broker = start_own_broker(tmp_path / "broker")
-    except BrokerUnavailable as exc:
-        skip_or_fail(str(exc))
-    with broker:
+    with own_broker_or_skip(tmp_path / "broker") as broker:
         url = kafka_url_on(broker)
         with Deployment(tmp_path / "home", url) as d:
             d.publish_jobs(300)
@@ -230,11 +226,7 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
 
 
 def test_producers_spool_while_the_broker_is_down_and_lose_nothing(tmp_path: Path) -> None:
-    try:
-        broker = start_own_broker(tmp_path / "broker")
-    except BrokerUnavailable as exc:
-        skip_or_fail(str(exc))
-    with broker:
+    with own_broker_or_skip(tmp_path / "broker") as broker:
         url = kafka_url_on(broker)
         settings = Settings.load(home=tmp_path / "home", log_url=url, environ={})
         rec = Recorder(settings)

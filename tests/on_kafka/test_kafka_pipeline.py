@@ -15,14 +15,14 @@ from kafka.errors import KafkaError
 
 from mlineage import Recorder, Settings
 from mlineage.events.codec import decode
-from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record, open_log
+from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, open_log
 from mlineage.log.kafka import KafkaEventLog
 from mlineage.pipeline import sync
 from mlineage.projection.service import ProjectorService, replay
 from mlineage.projection.store import DuckDBStore
 from mlineage.recorder import complete
 from mlineage.tracker.service import GROUP, TrackerService
-from tests.helpers import wait_until
+from tests.helpers import read_all, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -52,16 +52,6 @@ def workload(jobs: int, seed: int = 7) -> list[dict[str, Any]]:
                                 f"{n % 10:03d}000Z"}
         out.append(complete(draft, settings))
     return out
-
-
-def read_all(log: EventLog, topic: str) -> list[Record]:
-    records: list[Record] = []
-    for p in log.partitions(topic):
-        offset = 0
-        while chunk := log.read(topic, p, offset, 5000):
-            records.extend(chunk)
-            offset = chunk[-1].offset + 1
-    return records
 
 
 def test_same_events_give_the_same_projection_as_the_embedded_log(
