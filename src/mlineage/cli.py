@@ -851,7 +851,8 @@ def serve(ctx: Ctx, host: str, port: int, credentials: Path | None, no_auth: boo
     lock = WriterLock(settings.db_path).acquire("serve")
     backend = Backend(settings)
     stop = backend.follow()
-    app = create_app(backend, ServerConfig(keys, settings.account_id, extended_limits))
+    app = create_app(backend, ServerConfig(keys, settings.account_id, extended_limits,
+                                           settings.region))
     err.print(f"serving SageMaker's lineage API on http://{host}:{port} (log "
               f"{settings.log_url}, projection {settings.db_path}); Ctrl-C to stop")
     try:

@@ -44,9 +44,12 @@ class ServerConfig:
     credentials: Credentials | None  # None: no authentication (loopback only)
     default_account: str
     extended_limits: bool = False
+    region: str = "us-east-1"  # requests must be signed for it (MLINEAGE_REGION)
 
 
 def _error(code: str, message: str, status: int) -> Response:
+    # a message may quote the request, which may hold text with no UTF-8 form
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"__type": code, "message": message}, status_code=status,
                         media_type=CONTENT_TYPE,
                         headers={"x-amzn-RequestId": str(uuid.uuid4()),
@@ -92,10 +95,16 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
         headers = _headers(request)
         if config.credentials is not None:
             try:
-                credential = authenticate(request.method, request.url.path, request.url.query,
-                                          headers, body, config.credentials).credential
+                verified = authenticate(request.method, request.url.path, request.url.query,
+                                        headers, body, config.credentials)
             except AuthError as exc:
                 return _error(exc.code, str(exc), exc.status)
+            if verified.region != config.region:
+                # AWS refuses a scope for another region: the request was meant elsewhere
+                return _error("InvalidSignatureException", "Credential should be scoped to a "
+                              f"valid region, not '{verified.region}'. This server serves "
+                              f"'{config.region}'.", 400)
+            credential = verified.credential
             signed = _SIGNED.search(headers.get("authorization", ""))
             if signed is None or "x-amz-target" not in signed.group(1).split(";"):
                 return _error("IncompleteSignatureException",

@@ -168,6 +168,11 @@ def _named_arn(backend: Backend, caller: Caller, kind: str, name: str) -> str:
     return arns.named_arn(kind, backend.settings.region, caller.account, name)
 
 
+def _account_of(arn: str) -> str | None:
+    parsed = arns.parse_arn(arn)
+    return None if parsed is None else parsed.account
+
+
 def _own_live(tx: WriteTx, caller: Caller, key: str, label: str) -> None:
     if tx.owner(key) != caller.account:
         raise not_found(f"{label} does not exist")
@@ -254,7 +259,15 @@ def _describe_named(label: str) -> Handler:
     kind, name_member, _ = _NAMED[label]
 
     def describe(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-        return _describe(backend, caller, body[name_member], kind)
+        # a name means the caller's own entity first (as Update and Delete take it); only
+        # when it has none, a shared entity of that name, where the name is unique
+        name = body[name_member]
+        try:
+            return _describe(backend, caller, _named_arn(backend, caller, kind, name), kind)
+        except ApiError as exc:
+            if exc.code not in {"ResourceNotFound", "ValidationException"}:
+                raise
+        return _describe(backend, caller, name, kind)
     return describe
 
 
@@ -339,6 +352,11 @@ def add_association(backend: Backend, caller: Caller, body: dict[str, Any]) -> d
         for end in (source, destination):
             if not _visible(tx, backend, caller, end):
                 raise not_found(f"{end} does not exist")
+        if caller.account not in {_account_of(source), _account_of(destination)}:
+            # a share makes another account's lineage readable, never writable
+            raise ApiError("AccessDeniedException", f"{caller.account} may not associate two "
+                           "entities of another account: an association needs at least one "
+                           "end of your own")
         if tx.live(key):
             raise invalid(f"The association between {source} and {destination} already "
                           "exists")
@@ -458,8 +476,8 @@ def get_lineage_group_policy(backend: Backend, caller: Caller, body: dict[str, A
 
     def grantees(store: LineageStore) -> list[str]:
         rows = store.con.execute(
-            "SELECT DISTINCT s.grantee_account FROM lineage_shares s WHERE s.owner_account = ? "
-            "ORDER BY 1", [owner]).fetchall()
+            "SELECT DISTINCT s.grantee_account FROM lineage_shares s WHERE s.live "
+            "AND s.owner_account = ? ORDER BY 1", [owner]).fetchall()
         return [str(r[0]) for r in rows]
 
     accounts = _read(backend, Caller(caller.account, None), grantees)

@@ -123,6 +123,10 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         if not isinstance(value, str):
             _mismatch(problems, value, where, "a string")
             return value
+        if not value.isascii() and not _encodable(value):
+            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be "
+                            "valid Unicode (it holds a lone UTF-16 surrogate)")
+            return value
         _bounds(len(value), _show(value), meta, where, problems, "have length", extended)
         enum = shape.enum
         if enum and value not in enum:
@@ -196,8 +200,23 @@ def _timestamp(value: Any) -> datetime | None:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        try:  # at the edges of the calendar the UTC time may fall outside years 1-9999
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            return None
     return None
+
+
+def _encodable(text: str) -> bool:
+    """False for text with a lone surrogate (JSON's \\ud800 escapes decode to one): it has
+    no UTF-8 form, so it can be neither stored nor shown."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def to_json(value: Any) -> Any:
