@@ -171,7 +171,8 @@ def test_associations_and_query_lineage(sm: Any, unique: Unique) -> None:
         (model, "ContributedTo")]
 
     answer = sm.query_lineage(StartArns=[data], Direction="Descendants", IncludeEdges=True)
-    assert {v["Arn"] for v in answer["Vertices"]} == {model, endpoint}
+    assert {v["Arn"] for v in answer["Vertices"]} == {data, model, endpoint}  # start included
+    assert answer["Vertices"][0]["Arn"] == data  # depth 0 first
     assert {(e["SourceArn"], e["DestinationArn"]) for e in answer["Edges"]} == {
         (data, model), (model, endpoint)}
     types = sm.query_lineage(StartArns=[endpoint], Direction="Ascendants",
@@ -181,7 +182,7 @@ def test_associations_and_query_lineage(sm: Any, unique: Unique) -> None:
 
     sm.delete_association(SourceArn=data, DestinationArn=model)
     after = sm.query_lineage(StartArns=[data], Direction="Descendants")
-    assert after["Vertices"] == []
+    assert [v["Arn"] for v in after["Vertices"]] == [data]  # only the start is left
     with pytest.raises(ClientError) as exc:
         sm.delete_association(SourceArn=data, DestinationArn=model)
     assert code(exc) == "ResourceNotFound"
@@ -228,8 +229,8 @@ def test_lists_and_query_lineage_page_through_large_results(sm: Any, unique: Uni
         if not token:
             break
     assert pages == 3
-    assert len(vertices) == len(set(vertices)) == 130
-    assert sorted(vertices) == sorted(spokes)
+    assert len(vertices) == len(set(vertices)) == 131  # the spokes and the start
+    assert sorted(vertices) == sorted([hub, *spokes])
     assert len(edges) == len(set(edges)) == 130
 
 

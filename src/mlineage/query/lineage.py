@@ -9,14 +9,18 @@ Semantics (reference/sagemaker-lineage.md, plus the decisions written in docs/qu
   depth any start reaches it. The traversal follows every visible edge leaving a vertex
   reached at depth < ``max_depth``. ``truncated_by_depth`` says a vertex at ``max_depth`` had
   an edge leading on to a vertex not reached, so a deeper query would return more.
+- The start entities are vertices like any other (SageMaker returns them: the SDK's own
+  integration tests expect the start among the vertices, and its visualizer needs both
+  ends of every edge); filters apply to them as to any vertex.
 - Filters select the *matching* vertices (types, lineage types, created/modified
   before/after — strict comparisons — and properties, where any one pair matching is
-  enough). Start ARNs are never returned.
+  enough).
 - Without edges: the matching vertices. With edges and filters: also every vertex on a
-  shortest path from a start to a matching vertex, and the edges along those paths (each
-  edge once). With edges and no filters: everything reached and every edge traversed.
-- Paging: vertices are ordered by (depth, ARN); ``max_results`` counts vertices; an edge is
-  returned with the page of its later endpoint (start ARNs count as before every vertex).
+  shortest path from a start to a matching vertex (the start included), and the edges
+  along those paths (each edge once). With edges and no filters: everything reached and
+  every edge traversed.
+- Paging: vertices are ordered by (depth, ARN), so the starts (depth 0) come first;
+  ``max_results`` counts vertices; an edge is returned with the page of its later endpoint.
   Pages never repeat a vertex or an edge and together equal the unpaged answer. The token
   carries the offset and a digest of the query, so it cannot be used with another query.
 """
@@ -254,8 +258,7 @@ def query_lineage(
                 depth[v] = du + 1
                 queue.append(v)
 
-    start_set = set(starts)
-    reached = [v for v in depth if v not in start_set]
+    reached = list(depth)  # the starts too, at depth 0
     matching = _matching(graph, reached, filters, properties_of)
     if include_edges and not filters.is_empty():
         # vertices on a shortest path from a start to a matching vertex: walk back along the
@@ -272,7 +275,7 @@ def query_lineage(
                 if u not in relevant:
                     relevant.add(u)
                     stack.append(u)
-        chosen = {v for v in relevant if v not in start_set}
+        chosen = relevant
         edge_ids = {eid for eid, u, v in followed
                     if v in relevant and depth[v] == depth[u] + 1}
     else:

@@ -1,7 +1,8 @@
 """The SageMaker Python SDK's lineage conveniences (``sagemaker.lineage``), over a
 :class:`~mlineage.query.store.LineageStore`. Same names, same directions; each returns ARNs
 (or job ARNs), follows every page (the SDK silently stops at the first), and walks up to
-``max_depth`` associations (the SDK's default, 10).
+``max_depth`` associations (the SDK's default, 10). They leave out the entities they start
+from (QueryLineage itself returns them among the vertices).
 
     store = LineageStore.open()
     DatasetArtifact(store, dataset_arn).trained_models()
@@ -28,11 +29,13 @@ class _Entity:
     def _find(self, direction: str, *, types: list[str] | None = None,
               lineage_types: list[str] | None = None, start: list[str] | None = None,
               max_depth: int | None = None) -> list[str]:
+        starts = start or [self.arn]
         result = self.store.query_lineage(
-            start or [self.arn], direction=direction, include_edges=False,
+            starts, direction=direction, include_edges=False,
             filters=LineageFilter(types=types, lineage_types=lineage_types),
             max_depth=self.max_depth if max_depth is None else max_depth)
-        return [v.arn for v in result.vertices]
+        # QueryLineage returns the starts too; "the upstream datasets of X" leaves X out
+        return [v.arn for v in result.vertices if v.arn not in starts]
 
     def _job_arns(self, direction: str, job_type: str) -> list[str]:
         tcs = self._find(direction, types=[job_type], lineage_types=["TrialComponent"])
