@@ -68,10 +68,11 @@ def test_sql_query_lineage_while_a_projector_follows(tmp_path: Path) -> None:
                         "--format", "json")
             assert proc.returncode == 0, proc.stderr
             vertices[:] = json.loads(proc.stdout)["Vertices"]
-            return bool(vertices)
+            return len(vertices) > 1  # the start is returned too
 
         wait_until(derived_visible, "QueryLineage shows what the tracker derived", pause=0.2)
-        assert [v["Type"] for v in vertices] == ["DataSet"]
+        assert [(v["Arn"] == tc, v["Type"]) for v in vertices] == [
+            (True, "TrainingJob"), (False, "DataSet")]
         # the live file stays held: a second writer is refused with a clear message
         proc = _cli(tmp_path, "replay")
         assert proc.returncode == 1

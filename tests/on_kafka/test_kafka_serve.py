@@ -25,7 +25,8 @@ def test_serve_writes_events_to_kafka(kafka_url: str, tmp_path: Path) -> None:
                          Source={"SourceUri": "s3://kafka/step"})
         sm.add_association(SourceArn=arn, DestinationArn=sm.describe_action(
             ActionName="served-step")["ActionArn"])
-        assert len(sm.query_lineage(StartArns=[arn], Direction="Descendants")["Vertices"]) == 1
+        # the start and the action it leads to
+        assert len(sm.query_lineage(StartArns=[arn], Direction="Descendants")["Vertices"]) == 2
     finally:
         stop_server(server)
     with open_log(kafka_url) as log:
