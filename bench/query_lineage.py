@@ -41,15 +41,18 @@ import json
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
@@ -75,6 +78,10 @@ PUBLISH_CHUNK = 5_000
 TARGET_P50_MS = 1.0
 TARGET_P99_MS = 5.0
 TARGET_MAX_VERTICES = 100
+TARGET_WALK_MS = 30.0     # issue 15: a walk reaching 100k+ vertices
+TARGET_APPLY_MS = 10.0    # issue 15: an incremental update of 1,000 new edges
+TARGET_OPEN_MS = 100.0    # issue 15: open + first query at 100k jobs
+DEFAULT_ANCHOR = "2a18cf3"  # the dict-of-lists index this one replaced
 # bump when the workload changes, so an old projection in --workdir is not reused
 WORKLOAD_VERSION = 1
 MARKER = "query-bench.json"
@@ -305,6 +312,23 @@ class RunResult:
     peak_rss_mib: float = 0.0
     isolation_view_s: float = 0.0   # LineageStore.as_account: copy what the account sees
     isolation_index_s: float = 0.0
+    index_array_mib: float = 0.0    # numpy arrays of the index (ARN strings not counted)
+    open_first_query_ms: float = 0.0  # LineageStore.open + index + one query, cold
+    walks: list[Walk] = field(default_factory=list)
+    apply_1000_edges_ms: float = 0.0  # LineageGraph.apply: 1,000 new vertices and edges
+    compact_ms: float = 0.0
+    anchor: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Walk:
+    """A query reaching most of the graph (Both from an image: every job uses one)."""
+
+    label: str
+    queries: int
+    p50_ms: float
+    max_ms: float
+    reached: int
 
 
 @dataclass
@@ -360,7 +384,8 @@ def run_query_lineage(store: LineageStore, start: Start, depth: int,
         sizes.append(len(result.vertices))
         edges.append(len(result.edges))
         truncated += result.truncated_by_depth
-        answers.setdefault((arn, depth), {v.arn for v in result.vertices})
+        # the macros walk away from the start; QueryLineage returns the start too
+        answers.setdefault((arn, depth), {v.arn for v in result.vertices if v.arn != arn})
     case.finish(times, sizes)
     case.mean_edges = sum(edges) / len(edges)
     case.truncated_share = truncated / len(start.arns)
@@ -389,8 +414,116 @@ def run_macro(store: LineageStore, start: Start, depth: int, count: int, budget_
     return case
 
 
+def image_arns(settings: Settings, n_jobs: int, store: LineageStore) -> list[str]:
+    rows = store.sql("SELECT arn FROM lineage_vertices WHERE type = 'Image' ORDER BY arn")[1]
+    return [r[0] for r in rows]
+
+
+def run_walks(query: Any, images: list[str], label: str) -> list[Walk]:
+    """Both from every image at depth 10: the walk reaches (nearly) everything. Paged to 100
+    vertices (the walk, not building answer objects), then whole without edges."""
+    walks = []
+    for name, kwargs in ((f"{label}: Both from an image, first page of 100",
+                          {"include_edges": True, "max_results": 100}),
+                         (f"{label}: Both from an image, whole answer, no edges",
+                          {"include_edges": False})):
+        times, reached = [], 0
+        for arn in images:
+            t0 = time.perf_counter()
+            answer = query(arn, direction="Both", max_depth=10, **kwargs)
+            times.append(time.perf_counter() - t0)
+            reached = max(reached, len(answer.vertices))
+        ms = sorted(t * 1000 for t in times)
+        walks.append(Walk(name, len(ms), percentile(ms, 50), ms[-1], reached))
+    return walks
+
+
+def measure_apply(graph: LineageGraph, result: RunResult) -> None:
+    """1,000 new artifacts, each associated with an existing vertex: the index follows
+    (after a warm-up apply of 10, so first-call costs are not counted)."""
+
+    def change(first: int, count: int) -> tuple[pa.Table, pa.Table]:
+        olds = graph.arns[first:first + count]
+        new = [f"arn:aws:sagemaker:us-east-1:000000000000:artifact/bench-new-{first + i:06d}"
+               for i in range(count)]
+        vertices = pa.table({"arn": new, "lineage_type": ["Artifact"] * count,
+                             "type": ["DataSet"] * count, "c": [0] * count, "m": [0] * count,
+                             "account_id": ["000000000000"] * count})
+        edges = pa.table({"source_arn": new, "destination_arn": olds,
+                          "association_type": ["ContributedTo"] * count})
+        return vertices, edges
+
+    vertices, edges = change(0, 10)
+    graph.apply(vertices, [], edges, [])
+    vertices, edges = change(10, 1000)
+    t0 = time.perf_counter()
+    graph.apply(vertices, [], edges, [])
+    result.apply_1000_edges_ms = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    graph.compact()
+    result.compact_ms = (time.perf_counter() - t0) * 1000
+
+
+def measure_anchor(settings: Settings, rev: str, starts: list[Start], queries: int,
+                   images: list[str], result: RunResult) -> None:
+    """The same store read by the index of an earlier revision (its lineage.py, from git)."""
+    anchor = load_anchor(rev)
+    if anchor is None:
+        return
+    store = LineageStore.open(settings.db_path)
+    try:
+        t0 = time.perf_counter()
+        graph = anchor.LineageGraph.load(store.con)
+        load_s = time.perf_counter() - t0
+        size = deep_size_mib(graph)
+
+        def query(arn: str, **kwargs: Any) -> Any:
+            return anchor.query_lineage(graph, [arn], properties_of=store.properties_of,
+                                        **kwargs)
+
+        cases = []
+        for start in starts:
+            times = []
+            for arn in start.arns[:queries]:
+                t0 = time.perf_counter()
+                query(arn, direction=start.direction, include_edges=True, max_depth=10)
+                times.append(time.perf_counter() - t0)
+            ms = sorted(t * 1000 for t in times)
+            cases.append({"label": start.label, "depth": 10, "p50_ms": percentile(ms, 50),
+                          "p99_ms": percentile(ms, 99)})
+        walks = run_walks(query, images, f"anchor {rev}")
+        result.anchor = {"rev": rev, "index_s": load_s, "index_objects_mib": size,
+                         "cases": cases, "walks": [asdict(w) for w in walks]}
+    finally:
+        store.close()
+
+
+def load_anchor(rev: str) -> Any:
+    """``mlineage.query.lineage`` as of ``rev`` (None, with a note, outside a git checkout)."""
+    git = ["git", "show", f"{rev}:src/mlineage/query/lineage.py"]
+    proc = subprocess.run(git, cwd=Path(__file__).resolve().parent,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        ep.note(f"no anchor: cannot read {rev}'s lineage.py from git ({proc.stderr.strip()})")
+        return None
+    module = types.ModuleType(f"anchor_lineage_{rev}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(proc.stdout, f"{rev}:src/mlineage/query/lineage.py", "exec"),  # noqa: S102
+         module.__dict__)
+    return module
+
+
 def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_queries: int,
-            macro_budget_s: float, result: RunResult) -> None:
+            macro_budget_s: float, result: RunResult, anchor: str | None = None) -> None:
+    # cold: open, build the index, answer one query (what a one-shot CLI command pays)
+    t0 = time.perf_counter()
+    with LineageStore.open(settings.db_path) as cold:
+        images = image_arns(settings, n_jobs, cold)
+        t0 = time.perf_counter()
+        cold.query_lineage(images[0], direction="Ascendants", max_depth=1)
+        result.open_first_query_ms = (time.perf_counter() - t0) * 1000
+    del cold
+    gc.collect()
     t0 = time.perf_counter()
     store = LineageStore.open(settings.db_path)
     result.open_s = time.perf_counter() - t0
@@ -405,6 +538,7 @@ def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_quer
         result.rss_after_index_mib = rss_mib()
         result.index_rss_mib = result.rss_after_index_mib - result.rss_before_index_mib
         result.index_objects_mib = deep_size_mib(graph)
+        result.index_array_mib = graph.nbytes() / (1024 * 1024)
 
         # counted after the index, so the RSS difference above holds no DuckDB cache of these
         counts = store.sql("SELECT lineage_type || ' ' || coalesce(type, '?'), count(*) "
@@ -412,9 +546,8 @@ def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_quer
         result.vertices_by_type = dict(counts)
         result.vertices = sum(result.vertices_by_type.values())
         result.edges = store.sql("SELECT count(*) FROM lineage_edges")[1][0][0]
-        in_index = sum(1 for v in range(len(graph.arns)) if graph.is_vertex(v))
-        assert in_index == result.vertices, (in_index, result.vertices)
-        assert len(graph.edge_src) == result.edges, (len(graph.edge_src), result.edges)
+        assert graph.vertex_count == result.vertices, (graph.vertex_count, result.vertices)
+        assert graph.edge_count == result.edges, (graph.edge_count, result.edges)
 
         starts = pick_starts(store, settings, n_jobs, seed, queries)
         t0 = time.perf_counter()
@@ -426,6 +559,8 @@ def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_quer
             for depth in DEPTHS:
                 ep.note(f"  QueryLineage {start.label}, depth {depth}: {queries:,} queries")
                 result.cases.append(run_query_lineage(store, start, depth, answers))
+        ep.note(f"  large walks: Both from each of the {len(images)} images")
+        result.walks = run_walks(store.query_lineage, images, "QueryLineage")
         # isolation on: the same queries on behalf of the (only) account, which sees it all
         ep.note(f"  isolation: LineageStore.as_account({settings.account_id})")
         t0 = time.perf_counter()
@@ -450,9 +585,14 @@ def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_quer
                         "queries")
                 result.cases.append(run_macro(store, start, depth, macro_queries,
                                               macro_budget_s, answers))
+        ep.note("  the index follows writes: 1,000 new vertices and edges (LineageGraph.apply)")
+        measure_apply(graph, result)
     finally:
         store.close()
     result.peak_rss_mib = ep.peak_rss_mib()
+    if anchor:
+        ep.note(f"  anchor: the index of {anchor}, same store and starts")
+        measure_anchor(settings, anchor, starts, min(queries, 200), images, result)
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -555,6 +695,25 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
             f"{'meets' if worst50 <= 1.5 else 'MISS'}); building the account view "
             f"{result.isolation_view_s:.1f} s + its index {result.isolation_index_s:.1f} s, "
             "paid once per as_account()")
+    for w in result.walks + [Walk(**w) for w in result.anchor.get("walks", [])]:
+        console.print(f"{w.label}: p50 {w.p50_ms:,.1f} ms, max {w.max_ms:,.1f} ms over "
+                      f"{w.queries} starts, up to {w.reached:,} vertices returned "
+                      f"(target: a walk reaching 100k+ vertices under {TARGET_WALK_MS:g} ms)")
+    console.print(
+        f"index follows writes: 1,000 new vertices + edges applied in "
+        f"[bold]{result.apply_1000_edges_ms:.1f} ms[/bold] (target {TARGET_APPLY_MS:g} ms); "
+        f"compaction (overlay folded in) {result.compact_ms:.0f} ms; index arrays "
+        f"{result.index_array_mib:,.1f} MiB; cold open + index + first query "
+        f"[bold]{result.open_first_query_ms:,.0f} ms[/bold] (target {TARGET_OPEN_MS:g} ms "
+        "at 100k jobs)")
+    if result.anchor:
+        a = result.anchor
+        console.print(
+            f"anchor (the index of {a['rev']}, same store, same starts, depth 10): load "
+            f"{a['index_s']:.2f} s (now {result.index_s:.2f} s), objects "
+            f"{a['index_objects_mib']:,.0f} MiB (now {result.index_objects_mib:,.0f} MiB); "
+            + "; ".join(f"{c['label']}: p50 {c['p50_ms']:.3f} / p99 {c['p99_ms']:.3f} ms"
+                        for c in a["cases"]))
     big = [c for c in result.cases if c.max_vertices > TARGET_MAX_VERTICES]
     if big:
         console.print("answers above 100 vertices (the targets do not apply; sizes as found): "
@@ -600,6 +759,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "(default: a temporary directory, removed unless --keep)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (without --workdir)")
+    parser.add_argument("--anchor", default=DEFAULT_ANCHOR, metavar="REV",
+                        help="also measure the index of this git revision on the same store "
+                             f"(default {DEFAULT_ANCHOR}, the one before the CSR index; "
+                             "'' for none)")
     parser.add_argument("--json", action="store_true",
                         help="also print one JSON line of the figures")
     args = parser.parse_args(argv)
@@ -624,7 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            macro_queries=args.macro_queries, build=built)
         result.db_mib = ep.dir_size_mib(settings.home, "lineage.duckdb")
         measure(settings, args.jobs, args.seed, args.queries, args.macro_queries,
-                args.macro_budget, result)
+                args.macro_budget, result, anchor=args.anchor or None)
         render(console, result, info)
         if args.json:
             figures = asdict(result)

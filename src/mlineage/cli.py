@@ -666,8 +666,7 @@ def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max
         properties=props or None)
     with _open_store(ctx.settings, no_sync, account) as store:
         starts = list(start_arns)
-        unknown = [a for a in starts if a not in store.graph.ids or
-                   not store.graph.is_vertex(store.graph.ids[a])]
+        unknown = [a for a in starts if store.graph.vid(a) is None]
         for arn in unknown:
             err.print(f"note: {arn} is not a live entity in the projection: nothing is "
                       "reached from it", markup=False)

@@ -13,13 +13,16 @@ query with a plain level-by-level BFS written from the semantics in the docstrin
   a vertex's depth is the least number of associations from any start; every visible edge
   leaving a vertex at depth < ``max_depth`` (in an allowed direction) is traversed;
 - ``truncated_by_depth``: a vertex at ``max_depth`` has an allowed edge to a vertex not reached;
-- filters select matching vertices (strict time comparisons, any-pair properties); start ARNs
-  are never returned; without edges the answer is the matching vertices; with edges it is
-  also every vertex on a shortest path from a start to a matching vertex (steps that go one
-  level deeper), and the edges along those paths; without filters everything reached and
-  every edge traversed;
+- filters select matching vertices (strict time comparisons, any-pair properties); the start
+  entities are vertices like any other (returned at depth 0); without edges the answer is
+  the matching vertices; with edges it is also every vertex on a shortest path from a start
+  to a matching vertex (steps that go one level deeper), and the edges along those paths;
+  without filters everything reached and every edge traversed;
 - vertices are ordered by (depth, ARN); paging counts vertices and returns an edge with the
-  page of its later endpoint (start ARNs count as before every vertex).
+  page of its later endpoint.
+
+An index kept up to date batch by batch (``LineageGraph.refresh`` with what each batch
+changed, as ``mlineage serve`` does) is checked against one built afresh after every batch.
 
 The SQL table macros ``lineage_descendants`` / ``lineage_ancestors`` are checked against the
 same oracle, and the request errors against ``QueryError``.
@@ -40,7 +43,15 @@ import pytest
 
 from mlineage import arns
 from mlineage.projection.store import DuckDBStore
-from mlineage.query.lineage import LINEAGE_TYPES, LineageFilter, LineageResult, QueryError
+from mlineage.query import lineage
+from mlineage.query.lineage import (
+    LINEAGE_TYPES,
+    LineageFilter,
+    LineageGraph,
+    LineageResult,
+    QueryError,
+    query_lineage,
+)
 from mlineage.query.store import LineageStore
 from tests.helpers import ACCOUNT, REGION, apply_batches, delete, raw, upsert
 
@@ -402,8 +413,18 @@ def graphs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Any]]
 STATS: dict[str, int] = {"queries": 0, "paged": 0, "pages": 0, "macro": 0}
 
 
+@pytest.fixture(params=["python", "numpy"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both walks: vertex by vertex (what small queries take) and a level at a time in numpy
+    (what large ones take; forced here with a step budget of 0)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(lineage, "SMALL_WALK_STEPS", 0)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_query_lineage_matches_the_bfs_oracle(graphs: dict[int, Any], seed: int) -> None:
+def test_query_lineage_matches_the_bfs_oracle(graphs: dict[int, Any], seed: int,
+                                              walk: str) -> None:
     rng, g, store, snap = graphs[seed]
     assert snap.vertices, "a graph with no vertices tests nothing"
     for src, dst, _ in snap.edges:  # visible edges join visible vertices
@@ -465,6 +486,66 @@ def test_sql_walk_macros_match_query_lineage(graphs: dict[int, Any], seed: int) 
                 assert [arn for arn, _ in rows] == walked, why
                 assert dict(rows) == {v: want.depth[v] for v in want.order if v != start}, why
                 STATS["macro"] += 1
+
+
+def graph_state(graph: LineageGraph) -> tuple[dict[str, Any], set[Any]]:
+    """What an index holds: every live vertex with its attributes, every live edge."""
+    vertices = {}
+    for vid, arn in enumerate(graph.arns):
+        if graph.is_vertex(vid):
+            vertices[arn] = (
+                graph.lineage_type_of(vid), graph.type_of(vid),
+                graph.account_names[graph.account[vid]] if graph.account[vid] >= 0 else None,
+                int(graph.created[vid]) if graph.has_created[vid] else None,
+                int(graph.modified[vid]) if graph.has_modified[vid] else None)
+    edges = {(graph.arns[s], graph.arns[d], graph.edge_type_of(e))
+             for e, (s, d) in enumerate(zip(graph.edge_src.tolist(), graph.edge_dst.tolist(),
+                                            strict=True)) if graph.edge_live[e]}
+    return vertices, edges
+
+
+@pytest.mark.parametrize("seed", SEEDS[:8])
+def test_an_index_kept_up_to_date_answers_as_one_built_afresh(tmp_path: Path, seed: int,
+                                                              walk: str) -> None:
+    rng = random.Random(f"incremental-{seed}")
+    g = random_graph(rng)
+    values = [raw(e) for e in g.events]
+    store = DuckDBStore(tmp_path / "lineage.duckdb")
+    store.track_graph_changes()
+    reader = LineageStore(store.con.cursor(), store.path)
+    kept = LineageGraph.load(reader.con)
+    done = 0
+    try:
+        while done < len(values):
+            size = rng.choice([1, 1, 2, 3, 5, 8])
+            apply_batches(store, values[done:done + size], [size])
+            done += size
+            changes = store.take_graph_changes()
+            assert changes is not None
+            assert not changes.overflowed
+            kept.refresh(reader.con, changes.vertices, changes.edges)
+            if rng.random() < 0.2:
+                kept.compact()
+            fresh = LineageGraph.load(reader.con)
+            why = f"seed {seed}, after {done} of {len(values)} events"
+            assert graph_state(kept) == graph_state(fresh), why
+            live = sorted(graph_state(fresh)[0]) or g.pool
+            for _ in range(3):
+                kwargs: dict[str, Any] = {
+                    "start_arns": [rng.choice(live) for _ in range(rng.randint(1, 2))],
+                    "direction": rng.choice(DIRECTIONS),
+                    "include_edges": rng.random() < 0.7,
+                    "filters": rng.choice([
+                        LineageFilter(), LineageFilter(types=["DataSet", "Model"]),
+                        LineageFilter(lineage_types=["Artifact"])]),
+                    "max_depth": rng.randint(0, 4),
+                    "max_results": rng.choice([None, 2]),
+                }
+                assert query_lineage(kept, **kwargs).to_dict() == \
+                    query_lineage(fresh, **kwargs).to_dict(), f"{why}: {kwargs}"
+    finally:
+        reader.close()
+        store.close()
 
 
 def test_case_counts() -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,32 @@ from mlineage.projection.project import (
 )
 
 Positions = dict[tuple[str, int], int]
+
+GRAPH_CHANGES_LIMIT = 100_000
+"""Changed vertices and edges :meth:`DuckDBStore.take_graph_changes` keeps at most; past it
+the reader rebuilds its index instead (a replay or a long catch-up changes everything)."""
+
+
+class GraphChanges:
+    """The vertices (ARNs) and edges ((source, destination) ARNs) whose state in the live
+    lineage graph may have changed since the last :meth:`DuckDBStore.take_graph_changes`."""
+
+    def __init__(self) -> None:
+        self.vertices: set[str] = set()
+        self.edges: set[tuple[str, str]] = set()
+        self.overflowed = False
+
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
+        for key, is_edge in rows:
+            if is_edge:
+                src, _, dst = key.partition(" ")
+                self.edges.add((src, dst))
+            else:
+                self.vertices.add(key)
+        if len(self.vertices) + len(self.edges) > GRAPH_CHANGES_LIMIT:
+            self.overflowed = True
+            self.vertices.clear()
+            self.edges.clear()
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "schema_version": pa.int32(), "partition": pa.int32(), "offset": pa.int64(),
@@ -112,6 +139,25 @@ class DuckDBStore:
             # is checkpointed at this size, on close, and before each snapshot instead.
             self.con.execute("SET checkpoint_threshold = '1GB'")
             self._migrate()
+        self._graph_changes: GraphChanges | None = None
+        self._batch_changes: list[tuple[Any, ...]] = []
+        self._changes_lock = threading.Lock()  # the writer adds, a reader thread takes
+
+    def track_graph_changes(self) -> None:
+        """From now on, note which vertices and edges each batch changes (for a reader in
+        this process that keeps a :class:`~mlineage.query.graph.LineageGraph` up to date)."""
+        with self._changes_lock:
+            if self._graph_changes is None:
+                self._graph_changes = GraphChanges()
+
+    def take_graph_changes(self) -> GraphChanges | None:
+        """What changed since the last call (None: not tracked; ``overflowed``: too much to
+        list, rebuild instead)."""
+        with self._changes_lock:
+            taken = self._graph_changes
+            if taken is not None:
+                self._graph_changes = GraphChanges()
+            return taken
 
     def _migrate(self) -> None:
         row = None
@@ -166,6 +212,9 @@ class DuckDBStore:
         finally:
             for name in ("b_events", "b_marks", "b_facts", "b_dead", "b_positions"):
                 con.unregister(name)
+        with self._changes_lock:
+            if self._graph_changes is not None:
+                self._graph_changes.add(self._batch_changes)
         failpoints.hit("projector.after_commit")
 
     def _merge(self, consumer: str) -> None:
@@ -279,6 +328,11 @@ class DuckDBStore:
             "split_part(entity_key, ' ', 2) AS dst FROM affected_edges) f "
             "WHERE v.source_arn = f.src AND v.destination_arn = f.dst")
         sql(f"INSERT INTO visible_edges {schema.visible_edges_select('affected_edges')}")
+        if self._graph_changes is not None:
+            vertex_kinds = ", ".join(f"'{k}'" for k in schema.VERTEX_KINDS)
+            self._batch_changes = sql(
+                f"SELECT entity_key, false FROM touched WHERE kind IN ({vertex_kinds}) "
+                "UNION ALL SELECT entity_key, true FROM affected_edges").fetchall()
         # lineage groups: one per (account, region) seen, created at its first event
         sql("CREATE OR REPLACE TEMP TABLE new_groups AS SELECT account_id, region, "
             "min(CAST(occurred_at AS TIMESTAMPTZ)) AS created_at FROM new_events GROUP BY ALL")

@@ -29,21 +29,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, NamedTuple
 
-import duckdb
+import numpy as np
 
 from mlineage._gc import gc_paused
 from mlineage.query.errors import QueryError  # re-exported: raised by query_lineage
+from mlineage.query.graph import LINEAGE_TYPES, Ints, LineageGraph
 from mlineage.query.paging import decode_token, encode_token
 
-Direction = Literal["Both", "Ascendants", "Descendants"]
+__all__ = ["DIRECTIONS", "LINEAGE_TYPES", "MAX_DEPTH", "Edge", "LineageFilter", "LineageGraph",
+           "LineageResult", "QueryError", "Vertex", "query_lineage"]
+
 DIRECTIONS: tuple[str, ...] = ("Both", "Ascendants", "Descendants")
-LINEAGE_TYPES = ("TrialComponent", "Artifact", "Context", "Action")
 MAX_DEPTH = 100
 
 
@@ -88,15 +90,16 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-@dataclass(frozen=True)
-class Vertex:
+class Vertex(NamedTuple):
+    """One vertex of an answer (a named tuple: an answer may hold hundreds of thousands, and
+    a frozen dataclass costs ~7x as much to create)."""
+
     arn: str
     type: str | None
     lineage_type: str
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     source_arn: str
     destination_arn: str
     association_type: str | None
@@ -120,81 +123,6 @@ class LineageResult:
         if self.next_token is not None:
             out["NextToken"] = self.next_token
         return out
-
-
-class LineageGraph:
-    """The live lineage graph, with ARNs interned as integers and adjacency lists both ways.
-
-    Built from one snapshot of the projection; rebuild it (``LineageGraph.load``) to see
-    newer data.
-    """
-
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.arns: list[str] = []
-        self.lineage_type: list[str | None] = []
-        self.type: list[str | None] = []
-        # microseconds since the epoch (UTC): comparing ints, and not building a datetime
-        # per vertex, makes loading the index ~2x faster at 100k jobs
-        self.created: list[int | None] = []
-        self.modified: list[int | None] = []
-        self.account: list[str | None] = []
-        self.out: list[list[int]] = []   # vertex -> edge ids leaving it
-        self.inc: list[list[int]] = []   # vertex -> edge ids entering it
-        self.edge_src: list[int] = []
-        self.edge_dst: list[int] = []
-        self.edge_type: list[str | None] = []
-
-    def _vid(self, arn: str) -> int:
-        vid = self.ids.get(arn)
-        if vid is None:
-            vid = len(self.arns)
-            self.ids[arn] = vid
-            self.arns.append(arn)
-            self.lineage_type.append(None)
-            self.type.append(None)
-            self.created.append(None)
-            self.modified.append(None)
-            self.account.append(None)
-            self.out.append([])
-            self.inc.append([])
-        return vid
-
-    @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection, *, vertices_sql: str = "lineage_vertices",
-             edges_sql: str = "lineage_edges") -> LineageGraph:
-        # the index is a few million small lists and ints with no cycles: with the cyclic
-        # GC running, its collections (re-scanning the growing index) were half the time
-        with gc_paused():
-            return cls._load(con, vertices_sql, edges_sql)
-
-    @classmethod
-    def _load(cls, con: duckdb.DuckDBPyConnection, vertices_sql: str,
-              edges_sql: str) -> LineageGraph:
-        g = cls()
-        cur = con.execute(f"SELECT arn, lineage_type, type, epoch_us(created_at), "
-                          f"epoch_us(modified_at), account_id FROM {vertices_sql}")
-        for arn, lineage_type, typ, created, modified, account in cur.fetchall():
-            vid = g._vid(arn)
-            g.lineage_type[vid] = lineage_type
-            g.type[vid] = typ
-            g.created[vid] = created
-            g.modified[vid] = modified
-            g.account[vid] = account
-        cur = con.execute(f"SELECT source_arn, destination_arn, association_type FROM {edges_sql}"
-                          " ORDER BY source_arn, destination_arn")
-        for src, dst, assoc in cur.fetchall():
-            s, d = g._vid(src), g._vid(dst)
-            eid = len(g.edge_src)
-            g.edge_src.append(s)
-            g.edge_dst.append(d)
-            g.edge_type.append(assoc)
-            g.out[s].append(eid)
-            g.inc[d].append(eid)
-        return g
-
-    def is_vertex(self, vid: int) -> bool:
-        return self.lineage_type[vid] is not None
 
 
 def query_lineage(
@@ -229,82 +157,11 @@ def query_lineage(
     ]).encode()).hexdigest()[:24]
     offset = decode_token(next_token, digest) if next_token else 0
 
-    starts = [graph.ids[a] for a in starts_list if a in graph.ids and graph.is_vertex(graph.ids[a])]
-    forward = direction in ("Both", "Descendants")
-    backward = direction in ("Both", "Ascendants")
-
-    # breadth-first: depth of every reached vertex, and the edges followed (eid, from, to)
-    depth: dict[int, int] = dict.fromkeys(starts, 0)
-    followed: list[tuple[int, int, int]] = []
-    queue = deque(starts)
-    truncated = False
-    while queue:
-        u = queue.popleft()
-        du = depth[u]
-        steps: list[tuple[int, int]] = []
-        if forward:
-            steps.extend((eid, graph.edge_dst[eid]) for eid in graph.out[u])
-        if backward:
-            steps.extend((eid, graph.edge_src[eid]) for eid in graph.inc[u])
-        if du >= max_depth:
-            if any(v not in depth and graph.is_vertex(v) for _, v in steps):
-                truncated = True
-            continue
-        for eid, v in steps:
-            if not graph.is_vertex(v):
-                continue
-            followed.append((eid, u, v))
-            if v not in depth:
-                depth[v] = du + 1
-                queue.append(v)
-
-    reached = list(depth)  # the starts too, at depth 0
-    matching = _matching(graph, reached, filters, properties_of)
-    if include_edges and not filters.is_empty():
-        # vertices on a shortest path from a start to a matching vertex: walk back along the
-        # outward steps only (depth + 1), so dead ends beside a path are not taken in
-        back: dict[int, list[int]] = {}
-        for _, u, v in followed:
-            if depth[v] == depth[u] + 1:
-                back.setdefault(v, []).append(u)
-        relevant = set(matching)
-        stack = list(matching)
-        while stack:
-            v = stack.pop()
-            for u in back.get(v, ()):
-                if u not in relevant:
-                    relevant.add(u)
-                    stack.append(u)
-        chosen = relevant
-        edge_ids = {eid for eid, u, v in followed
-                    if v in relevant and depth[v] == depth[u] + 1}
-    else:
-        chosen = set(matching)
-        edge_ids = {eid for eid, _, _ in followed} if include_edges else set()
-
-    order = sorted(chosen, key=lambda v: (depth[v], graph.arns[v]))
-    position = {v: i for i, v in enumerate(order)}
-    end = len(order) if max_results is None else min(offset + max_results, len(order))
-    page = order[offset:end]
-    result = LineageResult(
-        vertices=[Vertex(graph.arns[v], graph.type[v], graph.lineage_type[v] or "")
-                  for v in page],
-        truncated_by_depth=truncated,
-    )
-    if include_edges:
-        def page_of(eid: int) -> int:
-            later = max(position.get(graph.edge_src[eid], -1),
-                        position.get(graph.edge_dst[eid], -1))
-            return max(later, 0)
-
-        mine = sorted((e for e in edge_ids if offset <= page_of(e) < end or
-                       (offset == 0 and not order)),
-                      key=lambda e: (graph.arns[graph.edge_src[e]], graph.arns[graph.edge_dst[e]]))
-        result.edges = [Edge(graph.arns[graph.edge_src[e]], graph.arns[graph.edge_dst[e]],
-                             graph.edge_type[e]) for e in mine]
-    if end < len(order):
-        result.next_token = encode_token(end, digest)
-    return result
+    # an answer can be hundreds of thousands of small tuples: with the cyclic GC running,
+    # its collections (re-scanning them as they are made) took most of the time
+    with gc_paused():
+        return _walk(graph, starts_list, direction, include_edges, filters, max_depth,
+                     max_results, offset, digest, properties_of)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -315,33 +172,294 @@ def _epoch_us(value: datetime | None) -> int | None:
     return None if value is None else (value - _EPOCH) // timedelta(microseconds=1)
 
 
-def _matching(graph: LineageGraph, reached: list[int], f: LineageFilter,
-              properties_of: Any) -> list[int]:
+
+
+class _Scratch:
+    """Per-graph work arrays, reset after each query (only where it wrote), so a query
+    costs what it reaches, not the size of the graph. One query at a time per graph."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth: Ints = np.zeros(0, dtype=np.int32)
+        self.mark: Ints = np.zeros(0, dtype=np.int32)
+        self.vertex_slot: Ints = np.zeros(0, dtype=np.int32)
+        self.edge_slot: Ints = np.zeros(0, dtype=np.int32)
+
+    def fit(self, n: int, m: int) -> None:
+        if len(self.depth) < n:
+            self.depth = np.full(n, -1, dtype=np.int32)
+            self.mark = np.full(n, -1, dtype=np.int32)
+            self.vertex_slot = np.full(n, -1, dtype=np.int32)
+        if len(self.edge_slot) < m:
+            self.edge_slot = np.full(m, -1, dtype=np.int32)
+
+
+def _distinct(values: Ints, slot: Ints) -> Ints:
+    """``values`` without repeats (in no particular order), in time linear in their number:
+    numpy's ``unique`` sorts or hashes, ~20x slower on a walk's frontier. ``slot`` is all -1
+    over the values' range, and left so."""
+    at = np.arange(len(values), dtype=np.int32)
+    slot[values] = at
+    kept: Ints = values[slot[values] == at]  # one position per value wins the assignment
+    slot[values] = -1
+    return kept
+
+
+_scratch_guard = threading.Lock()
+
+
+def _scratch_of(graph: LineageGraph) -> _Scratch:
+    with _scratch_guard:
+        scratch: _Scratch | None = getattr(graph, "_scratch", None)
+        if scratch is None:
+            scratch = _Scratch()
+            graph._scratch = scratch  # type: ignore[attr-defined]
+        return scratch
+
+
+SMALL_WALK_STEPS = 2_000
+"""A walk that follows at most this many edges runs vertex by vertex in Python (a few
+microseconds in all); past it the walk starts over a depth level at a time in numpy, whose
+fixed cost per operation is paid back on large walks."""
+
+
+def _walk(graph: LineageGraph, starts_list: list[str], direction: str, include_edges: bool,
+          filters: LineageFilter, max_depth: int, max_results: int | None, offset: int,
+          digest: str, properties_of: Any) -> LineageResult:
+    small = _walk_small(graph, starts_list, direction, include_edges, filters, max_depth,
+                        max_results, offset, digest, properties_of)
+    if small is not None:
+        return small
+    scratch = _scratch_of(graph)
+    with scratch.lock:
+        scratch.fit(len(graph.arns), len(graph.edge_src))
+        # what the walk wrote into the scratch arrays: reached vertices, ordered ones
+        touched: list[Ints] = []
+        try:
+            return _walk_on(graph, starts_list, direction, include_edges, filters, max_depth,
+                            max_results, offset, digest, properties_of, scratch, touched)
+        finally:
+            for ids in touched:
+                scratch.depth[ids] = -1
+                scratch.mark[ids] = -1
+
+
+def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
+                include_edges: bool, filters: LineageFilter, max_depth: int,
+                max_results: int | None, offset: int, digest: str,
+                properties_of: Any) -> LineageResult | None:
+    """The walk of :func:`_walk_on`, vertex by vertex; None when it would follow more than
+    :data:`SMALL_WALK_STEPS` edges."""
+    views = graph.views()
+    is_live, edge_live = views.lineage_type, views.edge_live
+    csrs: list[tuple[Any, Any, Any]] = []
+    if direction in ("Both", "Descendants"):
+        csrs += [(ptr, eids, views.edge_dst) for ptr, eids in views.out_csrs]
+    if direction in ("Both", "Ascendants"):
+        csrs += [(ptr, eids, views.edge_src) for ptr, eids in views.in_csrs]
+    starts = [v for v in (graph.vid(a) for a in starts_list) if v is not None]
+    depth: dict[int, int] = dict.fromkeys(starts, 0)
+    followed: list[tuple[int, int, int]] = []
+    queue = list(depth)
+    truncated = False
+    budget = SMALL_WALK_STEPS
+    for u in queue:  # grows while walked: breadth-first
+        du = depth[u]
+        for ptr, eids, far in csrs:
+            if u + 1 >= len(ptr):
+                continue
+            lo, hi = ptr[u], ptr[u + 1]
+            budget -= hi - lo
+            if budget < 0:
+                return None
+            for e in eids[lo:hi]:
+                if not edge_live[e]:
+                    continue
+                v = far[e]
+                if is_live[v] < 0:
+                    continue
+                if du >= max_depth:
+                    truncated = truncated or v not in depth
+                    continue
+                followed.append((e, u, v))
+                if v not in depth:
+                    depth[v] = du + 1
+                    queue.append(v)
+
+    reached = np.array(queue, dtype=np.int32)
+    matching = _matching(graph, reached, filters, properties_of).tolist()
+    if include_edges and not filters.is_empty():
+        back: dict[int, list[int]] = {}
+        for _, u, v in followed:
+            if depth[v] == depth[u] + 1:
+                back.setdefault(v, []).append(u)
+        chosen = set(matching)
+        stack = list(matching)
+        while stack:
+            for u in back.get(stack.pop(), ()):
+                if u not in chosen:
+                    chosen.add(u)
+                    stack.append(u)
+        edge_ids = {e for e, u, v in followed if v in chosen and depth[v] == depth[u] + 1}
+    else:
+        chosen = set(matching)
+        edge_ids = {e for e, _, _ in followed} if include_edges else set()
+
+    arns = graph.arns
+    order = sorted(chosen, key=lambda v: (depth[v], arns[v]))
+    end = len(order) if max_results is None else min(offset + max_results, len(order))
+    result = LineageResult(
+        vertices=[Vertex(arns[v], graph.type_of(v), graph.lineage_type_of(v) or "")
+                  for v in order[offset:end]],
+        truncated_by_depth=truncated,
+    )
+    if include_edges:
+        position = {v: i for i, v in enumerate(order)}
+        src, dst = views.edge_src, views.edge_dst
+        mine = []
+        for e in edge_ids:
+            later = max(position.get(src[e], -1), position.get(dst[e], -1), 0)
+            if offset <= later < end or (offset == 0 and not order):
+                mine.append((arns[src[e]], arns[dst[e]], e))
+        result.edges = [Edge(s, d, graph.edge_type_of(e)) for s, d, e in sorted(mine)]
+    if end < len(order):
+        result.next_token = encode_token(end, digest)
+    return result
+
+
+def _walk_on(graph: LineageGraph, starts_list: list[str], direction: str, include_edges: bool,
+             filters: LineageFilter, max_depth: int, max_results: int | None, offset: int,
+             digest: str, properties_of: Any, scratch: _Scratch,
+             touched: list[Ints]) -> LineageResult:
+    depth, mark = scratch.depth, scratch.mark
+    ids = [graph.vid(a) for a in starts_list]
+    starts = np.array(sorted({v for v in ids if v is not None}), dtype=np.int32)
+    forward = direction in ("Both", "Descendants")
+    backward = direction in ("Both", "Ascendants")
+    live = graph.lineage_type
+
+    # breadth-first, a depth level at a time: the depth of every reached vertex, and every
+    # edge followed as (edge id, from, to)
+    depth[starts] = 0
+    levels = [starts]
+    touched.append(starts)
+    followed: list[tuple[Ints, Ints, Ints]] = []
+    truncated = False
+    frontier, d = starts, 0
+    while len(frontier):
+        e, u, v = graph.steps(frontier, forward, backward)
+        to_vertex = live[v] >= 0
+        if d >= max_depth:
+            truncated = bool(np.any(to_vertex & (depth[v] < 0)))
+            break
+        e, u, v = e[to_vertex], u[to_vertex], v[to_vertex]
+        followed.append((e, u, v))
+        new = _distinct(v[depth[v] < 0], scratch.vertex_slot)
+        depth[new] = d + 1
+        levels.append(new)
+        touched.append(new)
+        frontier, d = new, d + 1
+    reached = np.concatenate(levels) if len(levels) > 1 else starts
+
+    fe, fu, fv = _cat(followed)
+    matching = _matching(graph, reached, filters, properties_of)
+    if include_edges and not filters.is_empty():
+        # vertices on a shortest path from a start to a matching vertex: walk back along the
+        # outward steps only (depth + 1), deepest level first, so dead ends beside a path
+        # are not taken in; mark = 1 for such a vertex
+        outward = depth[fv] == depth[fu] + 1
+        oe, ou, ov = fe[outward], fu[outward], fv[outward]
+        mark[matching] = 1
+        level_of = depth[ov]
+        for lvl in range(int(level_of.max()) if len(level_of) else 0, 0, -1):
+            on_path = (level_of == lvl) & (mark[ov] == 1)
+            mark[ou[on_path]] = 1
+        chosen = reached[mark[reached] == 1]
+        edge_ids = _distinct(oe[mark[ov] == 1], scratch.edge_slot)
+        mark[reached] = -1
+    else:
+        chosen = matching
+        edge_ids = (_distinct(fe, scratch.edge_slot) if include_edges
+                    else np.zeros(0, dtype=np.int32))
+
+    order = _ordered(graph, chosen, depth)
+    end = len(order) if max_results is None else min(offset + max_results, len(order))
+    page = order[offset:end]
+    result = LineageResult(vertices=list(map(Vertex._make, graph.vertices(page))),
+                           truncated_by_depth=truncated)
+    if include_edges and len(edge_ids):
+        # an edge goes with the page of its later end in the order (-1: an end not chosen)
+        mark[order] = np.arange(len(order), dtype=np.int32)
+        src, dst = graph.edge_src[edge_ids], graph.edge_dst[edge_ids]
+        page_of = np.maximum(np.maximum(mark[src], mark[dst]), 0)
+        mine = edge_ids[((page_of >= offset) & (page_of < end)) | (offset == 0 and not len(order))]
+        result.edges = list(map(Edge._make, graph.edges(_edges_ordered(graph, mine))))
+    if end < len(order):
+        result.next_token = encode_token(end, digest)
+    return result
+
+
+def _cat(parts: list[tuple[Ints, Ints, Ints]]) -> tuple[Ints, Ints, Ints]:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int32)
+        return empty, empty, empty
+    if len(parts) == 1:
+        return parts[0]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+def _ordered(graph: LineageGraph, chosen: Ints, depth: Ints) -> Ints:
+    """``chosen`` by (depth, ARN): ids are in ARN order up to ``sorted_upto``."""
+    if not len(chosen) or int(chosen.max()) < graph.sorted_upto:
+        # one int64 key per vertex, (depth, id), sorted once
+        key = (depth[chosen].astype(np.int64) << 32) | chosen
+        ordered: Ints = (np.sort(key) & 0xFFFFFFFF).astype(np.int32)
+        return ordered
+    arns = graph.arns
+    return np.array(sorted(chosen.tolist(), key=lambda v: (int(depth[v]), arns[v])),
+                    dtype=np.int32)
+
+
+def _edges_ordered(graph: LineageGraph, eids: Ints) -> Ints:
+    """Edge ids by (source ARN, destination ARN)."""
+    src, dst = graph.edge_src[eids], graph.edge_dst[eids]
+    if not len(eids) or max(int(src.max()), int(dst.max())) < graph.sorted_upto:
+        n = np.int64(max(len(graph.arns), 1))
+        ordered: Ints = eids[np.argsort(src.astype(np.int64) * n + dst)]
+        return ordered
+    arns = graph.arns
+    return np.array(sorted(eids.tolist(), key=lambda e: (arns[int(graph.edge_src[e])],
+                                                          arns[int(graph.edge_dst[e])])),
+                    dtype=np.int32)
+
+
+def _matching(graph: LineageGraph, reached: Ints, f: LineageFilter,
+              properties_of: Any) -> Ints:
     if f.is_empty():
         return reached
-    out = []
-    types = set(f.types or [])
-    lineage_types = set(f.lineage_types or [])
-    created_before, created_after = _epoch_us(f.created_before), _epoch_us(f.created_after)
-    modified_before, modified_after = _epoch_us(f.modified_before), _epoch_us(f.modified_after)
-    for v in reached:
-        if types and graph.type[v] not in types:
+    keep = np.ones(len(reached), dtype=bool)
+    if f.types:
+        wanted = [i for i, name in enumerate(graph.type_names) if name in set(f.types)]
+        keep &= np.isin(graph.type[reached], wanted)
+    if f.lineage_types:
+        wanted = [i for i, name in enumerate(LINEAGE_TYPES) if name in set(f.lineage_types)]
+        keep &= np.isin(graph.lineage_type[reached], wanted)
+    for bound, values, has, below in (
+            (f.created_before, graph.created, graph.has_created, True),
+            (f.created_after, graph.created, graph.has_created, False),
+            (f.modified_before, graph.modified, graph.has_modified, True),
+            (f.modified_after, graph.modified, graph.has_modified, False)):
+        limit = _epoch_us(bound)
+        if limit is None:
             continue
-        if lineage_types and graph.lineage_type[v] not in lineage_types:
-            continue
-        c, m = graph.created[v], graph.modified[v]
-        if created_before is not None and not (c is not None and c < created_before):
-            continue
-        if created_after is not None and not (c is not None and c > created_after):
-            continue
-        if modified_before is not None and not (m is not None and m < modified_before):
-            continue
-        if modified_after is not None and not (m is not None and m > modified_after):
-            continue
-        out.append(v)
-    if f.properties:
-        props = properties_of([graph.arns[v] for v in out]) if properties_of else {}
-        wanted = f.properties.items()
-        out = [v for v in out
-               if any(props.get(graph.arns[v], {}).get(k) == val for k, val in wanted)]
+        at = values[reached]
+        keep &= has[reached] & ((at < limit) if below else (at > limit))
+    out = reached[keep]
+    if f.properties and len(out):
+        arns = [graph.arns[v] for v in out.tolist()]
+        props = properties_of(arns) if properties_of else {}
+        wanted_items = f.properties.items()
+        out = out[np.array([any(props.get(a, {}).get(k) == val for k, val in wanted_items)
+                            for a in arns], dtype=bool)]
     return out

@@ -47,7 +47,8 @@ class LineageStore:
         """The caller this store answers for (None: the operator, who sees everything)."""
         self.visible_accounts = visible_accounts
         self._cleanup = cleanup
-        self._graph: LineageGraph | None = None
+        self.loaded_graph: LineageGraph | None = None
+        """The lineage graph index once built (the first QueryLineage builds it)."""
 
     def as_account(self, account: str) -> LineageStore:
         """A store answering on behalf of ``account``: its own entities and those of owners
@@ -88,9 +89,10 @@ class LineageStore:
 
     @property
     def graph(self) -> LineageGraph:
-        if self._graph is None:
-            self._graph = LineageGraph.load(self.con)
-        return self._graph
+        """The lineage graph index of this store (built on first use)."""
+        if self.loaded_graph is None:
+            self.loaded_graph = LineageGraph.load(self.con)
+        return self.loaded_graph
 
     def query_lineage(
         self,

@@ -46,6 +46,8 @@ class Backend:
         self.settings = settings
         self.log = log or open_log(settings.log_url)
         self.store = DuckDBStore(settings.db_path)
+        # reads keep their lineage graph and apply what each write batch changed
+        self.store.track_graph_changes()
         self._db = threading.RLock()      # the writer's DuckDB connection: one user at a time
         self._reads = threading.RLock()   # the readers' connection and caches
         self._queue: queue.Queue[tuple[Callable[[WriteTx], Any], Future[Any]]] = queue.Queue()
@@ -155,10 +157,17 @@ class Backend:
 
     def _operator_store(self) -> LineageStore:
         if self._operator is None or self._operator_version != self.version:
+            graph = None
             if self._operator is not None:
+                graph = self._operator.loaded_graph
                 self._operator.close()
+            version = self.version  # changes taken after: none of this version's is missed
+            changes = self.store.take_graph_changes()
             self._operator = LineageStore(self.store.con.cursor(), self.settings.db_path)
-            self._operator_version = self.version
+            if graph is not None and changes is not None and not changes.overflowed:
+                graph.refresh(self._operator.con, changes.vertices, changes.edges)
+                self._operator.loaded_graph = graph
+            self._operator_version = version
         return self._operator
 
     _operator_version = -1
