@@ -114,3 +114,19 @@ def read_all(log: EventLog, topic: str) -> list[Record]:
             records.extend(chunk)
             offset = chunk[-1].offset + 1
     return records
+
+
+def graph_state(graph: Any) -> tuple[dict[str, Any], set[Any]]:
+    """What an index holds: every live vertex with its attributes, every live edge."""
+    vertices = {}
+    for vid, arn in enumerate(graph.arns):
+        if graph.is_vertex(vid):
+            vertices[arn] = (
+                graph.lineage_type_of(vid), graph.type_of(vid),
+                graph.account_names[graph.account[vid]] if graph.account[vid] >= 0 else None,
+                int(graph.created[vid]) if graph.has_created[vid] else None,
+                int(graph.modified[vid]) if graph.has_modified[vid] else None)
+    edges = {(graph.arns[s], graph.arns[d], graph.edge_type_of(e), bool(graph.edge_same_as[e]))
+             for e, (s, d) in enumerate(zip(graph.edge_src.tolist(), graph.edge_dst.tolist(),
+                                            strict=True)) if graph.edge_live[e]}
+    return vertices, edges

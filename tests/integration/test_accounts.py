@@ -46,14 +46,22 @@ from mlineage.events.codec import dumps
 from mlineage.log.base import TOPIC_ENTITIES, OutRecord, open_log
 from mlineage.pipeline import sync
 from mlineage.projection.service import replay
-from mlineage.query import catalog
-from mlineage.query.lineage import LINEAGE_TYPES, LineageFilter, LineageResult
+from mlineage.projection.store import DuckDBStore
+from mlineage.query import catalog, lineage
+from mlineage.query.accounts import visible_accounts
+from mlineage.query.lineage import (
+    LINEAGE_TYPES,
+    LineageFilter,
+    LineageGraph,
+    LineageResult,
+    query_lineage,
+)
 from mlineage.query.sql import SqlError
 from mlineage.query.store import LineageStore
 from mlineage.query.traversals import DatasetArtifact, EndpointContext, ModelArtifact
 from mlineage.recorder import Recorder
 from mlineage.settings import Settings
-from tests.helpers import REGION, delete, event, upsert
+from tests.helpers import REGION, delete, event, graph_state, upsert
 
 CLI = [sys.executable, "-m", "mlineage.cli"]
 ARN_IN_TEXT = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:(\d{12}):")
@@ -815,7 +823,7 @@ def any_start(rng: random.Random, oracle: Oracle, pools: Pools) -> str:
 
 
 def check_query_lineage(rng: random.Random, view: LineageStore, oracle: Oracle,
-                        pools: Pools, why: str) -> None:
+                        pools: Pools, why: str, op: LineageStore | None = None) -> None:
     starts = [any_start(rng, oracle, pools) for _ in range(rng.randint(1, 3))]
     direction = rng.choice(("Both", "Ascendants", "Descendants"))
     include_edges = rng.random() < 0.6
@@ -838,6 +846,18 @@ def check_query_lineage(rng: random.Random, view: LineageStore, oracle: Oracle,
     assert edges == want_edges, f"edges differ: {why}\n missing {want_edges - edges}\n " \
         f"extra {edges - want_edges}"
     assert result.truncated_by_depth == truncated, why
+    if op is not None:  # the operator's index, walked on the caller's behalf: the same,
+        # vertex by vertex and (with a step budget of 0) a level at a time in numpy
+        for budget in (lineage.SMALL_WALK_STEPS, 0):
+            saved, lineage.SMALL_WALK_STEPS = lineage.SMALL_WALK_STEPS, budget
+            try:
+                filtered = op.query_lineage(
+                    starts, direction, include_edges=include_edges, filters=f,
+                    max_depth=max_depth, visible_accounts=list(view.visible_accounts or []))
+            finally:
+                lineage.SMALL_WALK_STEPS = saved
+            assert filtered.to_dict() == result.to_dict(), \
+                f"visible_accounts walk, budget {budget}: {why}"
     STATS["query_lineage"] += 1
 
 
@@ -1125,11 +1145,55 @@ def test_random_views_show_exactly_what_the_shares_allow(worlds: dict[int, World
                 oracle, caller)
             why = f"seed {seed} caller {caller} sees {sorted(oracle.visible)}:"
             for i in range(PER_VIEW):
-                check_query_lineage(rng, view, oracle, pools, f"{why} #{i}")
+                check_query_lineage(rng, view, oracle, pools, f"{why} #{i}", op)
                 check_list(rng, view, op, oracle, pools, f"{why} #{i}")
                 check_describe(rng, view, op, oracle, pools, f"{why} #{i}")
                 check_sql(rng, view, oracle, pools, f"{why} #{i}")
         oracle.db.close()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path,
+                                                                seed: int) -> None:
+    """What serve does: one index kept across batches, refreshed with what each changed,
+    walked on behalf of every account; against an index built afresh after every batch."""
+    rng = random.Random(5000 + seed)
+    events = random_events(rng).events
+    settings = settings_for(tmp_path / "home", ACCOUNTS[0])
+    store = DuckDBStore(settings.db_path)
+    store.track_graph_changes()
+    reader = LineageStore(store.con.cursor(), store.path)
+    kept = LineageGraph.load(reader.con)
+    done = 0
+    try:
+        with Recorder(settings) as rec:
+            while done < len(events):
+                size = rng.choice([1, 4, 16, 40])
+                rec.publish_many(events[done:done + size])
+                done += size
+                sync(settings, log=rec.log, store=store)
+                changes = store.take_graph_changes()
+                assert changes is not None
+                assert not changes.overflowed
+                kept.refresh(reader.con, changes.vertices, changes.edges)
+                fresh = LineageGraph.load(reader.con)
+                why = f"seed {seed}, after {done} of {len(events)} events"
+                assert graph_state(kept) == graph_state(fresh), why
+                arns_now = sorted(graph_state(fresh)[0])
+                if not arns_now:
+                    continue
+                for caller in ACCOUNTS:
+                    sees = visible_accounts(reader.con, caller)
+                    kwargs: dict[str, Any] = {
+                        "start_arns": [rng.choice(arns_now)],
+                        "direction": rng.choice(("Both", "Ascendants", "Descendants")),
+                        "include_edges": rng.random() < 0.7, "max_depth": rng.randint(1, 4),
+                        "visible_accounts": sees}
+                    assert query_lineage(kept, **kwargs).to_dict() == \
+                        query_lineage(fresh, **kwargs).to_dict(), f"{why}: {caller} {kwargs}"
+    finally:
+        reader.close()
+        store.close()
 
 
 def test_random_case_counts() -> None:

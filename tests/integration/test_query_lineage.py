@@ -53,7 +53,7 @@ from mlineage.query.lineage import (
     query_lineage,
 )
 from mlineage.query.store import LineageStore
-from tests.helpers import ACCOUNT, REGION, apply_batches, delete, raw, upsert
+from tests.helpers import ACCOUNT, REGION, apply_batches, delete, graph_state, raw, upsert
 
 SEEDS = range(16)
 QUERIES_PER_GRAPH = 30
@@ -486,22 +486,6 @@ def test_sql_walk_macros_match_query_lineage(graphs: dict[int, Any], seed: int) 
                 assert [arn for arn, _ in rows] == walked, why
                 assert dict(rows) == {v: want.depth[v] for v in want.order if v != start}, why
                 STATS["macro"] += 1
-
-
-def graph_state(graph: LineageGraph) -> tuple[dict[str, Any], set[Any]]:
-    """What an index holds: every live vertex with its attributes, every live edge."""
-    vertices = {}
-    for vid, arn in enumerate(graph.arns):
-        if graph.is_vertex(vid):
-            vertices[arn] = (
-                graph.lineage_type_of(vid), graph.type_of(vid),
-                graph.account_names[graph.account[vid]] if graph.account[vid] >= 0 else None,
-                int(graph.created[vid]) if graph.has_created[vid] else None,
-                int(graph.modified[vid]) if graph.has_modified[vid] else None)
-    edges = {(graph.arns[s], graph.arns[d], graph.edge_type_of(e))
-             for e, (s, d) in enumerate(zip(graph.edge_src.tolist(), graph.edge_dst.tolist(),
-                                            strict=True)) if graph.edge_live[e]}
-    return vertices, edges
 
 
 @pytest.mark.parametrize("seed", SEEDS[:8])

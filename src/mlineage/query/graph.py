@@ -12,7 +12,10 @@ Layout (``n`` vertex ids, ``m`` edge ids):
   ``type_names`` / ``account_names``, ``-1``: none), ``created`` / ``modified`` (int64
   microseconds since the epoch, UTC; ``has_created`` / ``has_modified`` say which are set).
 - Edges: ``edge_src``, ``edge_dst`` (int32 ids), ``edge_type`` (code into ``edge_type_names``),
-  ``edge_live`` (False: removed by a later :meth:`~LineageGraph.apply`).
+  ``edge_live`` (False: removed by a later :meth:`~LineageGraph.apply`), ``edge_same_as``
+  (True: not an association but a ``SameAs`` link between two artifacts with the same id in
+  different accounts or regions, both ways; a walk on behalf of an account follows them
+  between the accounts it sees, the operator's walk never does — docs/accounts.md).
 - CSR: ``out_ptr`` / ``out_eid`` list the edge ids leaving each vertex (``out_eid[out_ptr[v]:
   out_ptr[v + 1]]``), ``in_ptr`` / ``in_eid`` those entering it. Edges added after the load
   sit in a second, small CSR (the *overlay*, rebuilt on each apply) until :meth:`compact`
@@ -42,6 +45,11 @@ Int64s = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 _EMPTY = np.zeros(0, dtype=np.int32)
+_NO_VERTICES = pa.table({"arn": pa.array([], pa.string()),
+                         "lineage_type": pa.array([], pa.string()),
+                         "type": pa.array([], pa.string()), "c": pa.array([], pa.int64()),
+                         "m": pa.array([], pa.int64()),
+                         "account_id": pa.array([], pa.string())})
 
 
 def _csr(keys: Ints, n: int) -> tuple[Int64s, Ints]:
@@ -112,6 +120,7 @@ class LineageGraph:
         self.edge_type: Ints = _EMPTY
         self.edge_type_names: list[str] = []
         self.edge_live: Bools = np.zeros(0, dtype=bool)
+        self.edge_same_as: Bools = np.zeros(0, dtype=bool)
         self.base_edges = 0  # edge ids below this are in the main CSR, the rest in the overlay
         self.out_ptr: Int64s = np.zeros(1, dtype=np.int64)
         self.out_eid: Ints = _EMPTY
@@ -122,14 +131,17 @@ class LineageGraph:
         self.ov_in_ptr: Int64s = np.zeros(1, dtype=np.int64)
         self.ov_in_eid: Ints = _EMPTY
         self._views: Views | None = None
+        self.tracks_same_as = False
+        """Whether the SameAs links are in the index (and :meth:`refresh` keeps them)."""
 
     # -- building ------------------------------------------------------------------------
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, *, vertices_sql: str = "lineage_vertices",
-             edges_sql: str = "lineage_edges") -> LineageGraph:
+             edges_sql: str = "lineage_edges", same_as: bool = True) -> LineageGraph:
         """Read the vertices and edges (one read transaction, so both are of one committed
-        state) and build the index from their columns."""
+        state) and build the index from their columns; with ``same_as``, also the SameAs
+        links (none where an edge joins the two artifacts already)."""
         # dense ids in ARN order, assigned by DuckDB (every vertex, and any edge end that is
         # not one), and the edges as pairs of ids: joins done there, not in Python
         con.execute("BEGIN TRANSACTION")
@@ -143,14 +155,19 @@ class LineageGraph:
                 f"FROM {edges_sql}) ANTI JOIN {vertices_sql} v ON v.arn = x)")
             vertices = con.sql("SELECT arn, lineage_type, type, c, m, account_id "
                                "FROM mlineage_graph_ids ORDER BY vid").to_arrow_table()
+            links = (" UNION ALL SELECT a.vid, b.vid, 'SameAs', true "
+                     f"FROM {_same_as_pairs('mlineage_graph_ids', edges_sql, 'true')}"
+                     if same_as else "")
             edges = con.sql(
-                f"SELECT s.vid, d.vid, e.association_type FROM {edges_sql} e "
+                f"SELECT s.vid, d.vid, e.association_type, false FROM {edges_sql} e "
                 "JOIN mlineage_graph_ids s ON s.arn = e.source_arn "
-                "JOIN mlineage_graph_ids d ON d.arn = e.destination_arn").to_arrow_table()
+                f"JOIN mlineage_graph_ids d ON d.arn = e.destination_arn{links}"
+            ).to_arrow_table()
             con.execute("DROP TABLE mlineage_graph_ids")
         finally:
             con.execute("COMMIT")
         g = cls()
+        g.tracks_same_as = same_as
         with gc_paused():  # hundreds of thousands of ARN strings into a list and a dict
             g._build(_table(vertices), _table(edges))
         return g
@@ -176,6 +193,7 @@ class LineageGraph:
         et = _Codes.of(edges.column(2))
         self.edge_type, self.edge_type_names = et.codes, et.names
         self.edge_live = np.ones(len(self.edge_src), dtype=bool)
+        self.edge_same_as = edges.column(3).to_numpy(zero_copy_only=False).astype(bool)
         self._index_all()
 
     def _index_all(self) -> None:
@@ -197,7 +215,7 @@ class LineageGraph:
     # -- following writes ----------------------------------------------------------------
 
     def apply(self, vertices: pa.Table, gone_vertices: Iterable[str], edges: pa.Table,
-              gone_edges: Iterable[tuple[str, str]]) -> None:
+              gone_edges: Iterable[tuple[str, str]], *, same_as: bool = False) -> None:
         """Bring the index up to date: ``vertices`` (rows as :meth:`load` reads them) are
         live now, ``gone_vertices`` are not; ``edges`` are visible now (replacing any edge
         between the same two ends), ``gone_edges`` are not. Cost: the size of the change,
@@ -244,6 +262,8 @@ class LineageGraph:
             self.edge_dst = np.concatenate([self.edge_dst, dst])
             self.edge_type = np.concatenate([self.edge_type, typ])
             self.edge_live = np.concatenate([self.edge_live, np.ones(len(src), dtype=bool)])
+            self.edge_same_as = np.concatenate([self.edge_same_as,
+                                                np.full(len(src), same_as, dtype=bool)])
         if len(self.edge_src) - self.base_edges > max(10_000, self.base_edges // 8):
             self.compact()
         elif edges.num_rows or new_arns:
@@ -275,12 +295,33 @@ class LineageGraph:
                           strict=True))
         self.apply(rows, [a for a in arns if a not in live], found,
                    [p for p in pairs if p not in visible])
+        if self.tracks_same_as:
+            self._refresh_same_as(con, set(arns) | {e for p in pairs for e in p},
+                                  vertices_sql, edges_sql)
+
+    def _refresh_same_as(self, con: duckdb.DuckDBPyConnection, touched: set[str],
+                         vertices_sql: str, edges_sql: str) -> None:
+        """Recompute the SameAs links of every artifact id among ``touched``."""
+        ids = sorted({i for i in map(_artifact_id, touched) if i is not None})
+        if not ids:
+            return
+        wanted = con.sql(
+            "SELECT a.arn, b.arn, 'SameAs' FROM "
+            + _same_as_pairs(vertices_sql, edges_sql,
+                             "split_part(a.arn, '/', 2) IN (SELECT unnest($ids))", by="arn"),
+            params={"ids": ids}).to_arrow_table()
+        mine = set(ids)
+        for eid in np.flatnonzero(self.edge_same_as & self.edge_live).tolist():
+            if _artifact_id(self.arns[int(self.edge_src[eid])]) in mine:
+                self.edge_live[eid] = False
+        self.apply(_NO_VERTICES, [], wanted, [], same_as=True)
 
     def compact(self) -> None:
         """Fold the overlay and the removed edges into one CSR again."""
         keep = np.flatnonzero(self.edge_live)
         self.edge_src, self.edge_dst = self.edge_src[keep], self.edge_dst[keep]
         self.edge_type = self.edge_type[keep]
+        self.edge_same_as = self.edge_same_as[keep]
         self.edge_live = np.ones(len(keep), dtype=bool)
         self._index_all()
 
@@ -350,6 +391,13 @@ class LineageGraph:
         code = int(self.edge_type[eid])
         return self.edge_type_names[code] if code >= 0 else None
 
+    def account_codes(self, accounts: Iterable[str]) -> Ints:
+        """The codes of these accounts in ``account`` (accounts the graph has none of are
+        left out)."""
+        wanted = set(accounts)
+        return np.array([i for i, name in enumerate(self.account_names) if name in wanted],
+                        dtype=np.int32)
+
     def steps(self, frontier: Ints, forward: bool, backward: bool) -> tuple[Ints, Ints, Ints]:
         """Every live edge at ``frontier`` in the given directions, as (edge id, the frontier
         vertex it leaves from, the vertex it leads to)."""
@@ -389,10 +437,28 @@ class Views:
         self.edge_src = g.edge_src.data
         self.edge_dst = g.edge_dst.data
         self.edge_live = g.edge_live.data
+        self.edge_same_as = g.edge_same_as.data
+        self.account = g.account.data
         self.out_csrs = [(p.data, e.data) for p, e in (
             (g.out_ptr, g.out_eid), (g.ov_out_ptr, g.ov_out_eid)) if len(e)]
         self.in_csrs = [(p.data, e.data) for p, e in (
             (g.in_ptr, g.in_eid), (g.ov_in_ptr, g.ov_in_eid)) if len(e)]
+
+
+def _same_as_pairs(vertices: str, edges: str, where: str, *, by: str = "vid") -> str:
+    """FROM-clause of the SameAs pairs (``a``, ``b``): two live artifacts with the same id
+    (the part after ``artifact/``) and different ARNs, where no edge runs from a to b."""
+    return (
+        f"{vertices} a JOIN {vertices} b ON a.lineage_type = 'Artifact' "
+        "AND b.lineage_type = 'Artifact' AND split_part(a.arn, '/', 2) = "
+        f"split_part(b.arn, '/', 2) AND a.{by} <> b.{by} WHERE {where} AND NOT EXISTS "
+        f"(SELECT 1 FROM {edges} e WHERE e.source_arn = a.arn AND e.destination_arn = b.arn)"
+    )
+
+
+def _artifact_id(arn: str) -> str | None:
+    _, sep, tail = arn.partition(":artifact/")
+    return tail if sep else None
 
 
 def _table(data: Any) -> pa.Table:

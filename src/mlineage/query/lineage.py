@@ -136,9 +136,14 @@ def query_lineage(
     max_results: int | None = None,
     next_token: str | None = None,
     properties_of: Any = None,
+    visible_accounts: Iterable[str] | None = None,
 ) -> LineageResult:
     """Run QueryLineage on ``graph``. ``properties_of(arns) -> {arn: {k: v}}`` is called only
-    when a properties filter is given (properties stay in DuckDB, not in the index)."""
+    when a properties filter is given (properties stay in DuckDB, not in the index).
+
+    ``visible_accounts``: walk on behalf of a caller who sees only the vertices of these
+    accounts (and edges between two of them), following SameAs links between them; None: the
+    operator, who sees every vertex and no SameAs link (docs/accounts.md)."""
     starts_list = list(dict.fromkeys(start_arns))
     if not starts_list:
         raise QueryError("StartArns must name at least one ARN")
@@ -159,9 +164,10 @@ def query_lineage(
 
     # an answer can be hundreds of thousands of small tuples: with the cyclic GC running,
     # its collections (re-scanning them as they are made) took most of the time
+    sees = None if visible_accounts is None else graph.account_codes(visible_accounts)
     with gc_paused():
         return _walk(graph, starts_list, direction, include_edges, filters, max_depth,
-                     max_results, offset, digest, properties_of)
+                     max_results, offset, digest, properties_of, sees)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -225,9 +231,9 @@ fixed cost per operation is paid back on large walks."""
 
 def _walk(graph: LineageGraph, starts_list: list[str], direction: str, include_edges: bool,
           filters: LineageFilter, max_depth: int, max_results: int | None, offset: int,
-          digest: str, properties_of: Any) -> LineageResult:
+          digest: str, properties_of: Any, sees: Ints | None) -> LineageResult:
     small = _walk_small(graph, starts_list, direction, include_edges, filters, max_depth,
-                        max_results, offset, digest, properties_of)
+                        max_results, offset, digest, properties_of, sees)
     if small is not None:
         return small
     scratch = _scratch_of(graph)
@@ -237,7 +243,8 @@ def _walk(graph: LineageGraph, starts_list: list[str], direction: str, include_e
         touched: list[Ints] = []
         try:
             return _walk_on(graph, starts_list, direction, include_edges, filters, max_depth,
-                            max_results, offset, digest, properties_of, scratch, touched)
+                            max_results, offset, digest, properties_of, sees, scratch,
+                            touched)
         finally:
             for ids in touched:
                 scratch.depth[ids] = -1
@@ -247,17 +254,20 @@ def _walk(graph: LineageGraph, starts_list: list[str], direction: str, include_e
 def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
                 include_edges: bool, filters: LineageFilter, max_depth: int,
                 max_results: int | None, offset: int, digest: str,
-                properties_of: Any) -> LineageResult | None:
+                properties_of: Any, sees: Ints | None) -> LineageResult | None:
     """The walk of :func:`_walk_on`, vertex by vertex; None when it would follow more than
     :data:`SMALL_WALK_STEPS` edges."""
     views = graph.views()
-    is_live, edge_live = views.lineage_type, views.edge_live
+    is_live, edge_live, same_as = views.lineage_type, views.edge_live, views.edge_same_as
+    account = views.account
+    visible = None if sees is None else set(sees.tolist())
     csrs: list[tuple[Any, Any, Any]] = []
     if direction in ("Both", "Descendants"):
         csrs += [(ptr, eids, views.edge_dst) for ptr, eids in views.out_csrs]
     if direction in ("Both", "Ascendants"):
         csrs += [(ptr, eids, views.edge_src) for ptr, eids in views.in_csrs]
-    starts = [v for v in (graph.vid(a) for a in starts_list) if v is not None]
+    starts = [v for v in (graph.vid(a) for a in starts_list)
+              if v is not None and (visible is None or account[v] in visible)]
     depth: dict[int, int] = dict.fromkeys(starts, 0)
     followed: list[tuple[int, int, int]] = []
     queue = list(depth)
@@ -277,6 +287,11 @@ def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
                     continue
                 v = far[e]
                 if is_live[v] < 0:
+                    continue
+                if visible is None:
+                    if same_as[e]:
+                        continue  # the operator sees no SameAs link
+                elif account[v] not in visible:
                     continue
                 if du >= max_depth:
                     truncated = truncated or v not in depth
@@ -329,11 +344,13 @@ def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
 
 def _walk_on(graph: LineageGraph, starts_list: list[str], direction: str, include_edges: bool,
              filters: LineageFilter, max_depth: int, max_results: int | None, offset: int,
-             digest: str, properties_of: Any, scratch: _Scratch,
+             digest: str, properties_of: Any, sees: Ints | None, scratch: _Scratch,
              touched: list[Ints]) -> LineageResult:
     depth, mark = scratch.depth, scratch.mark
     ids = [graph.vid(a) for a in starts_list]
     starts = np.array(sorted({v for v in ids if v is not None}), dtype=np.int32)
+    if sees is not None:
+        starts = starts[np.isin(graph.account[starts], sees)]
     forward = direction in ("Both", "Descendants")
     backward = direction in ("Both", "Ascendants")
     live = graph.lineage_type
@@ -349,6 +366,10 @@ def _walk_on(graph: LineageGraph, starts_list: list[str], direction: str, includ
     while len(frontier):
         e, u, v = graph.steps(frontier, forward, backward)
         to_vertex = live[v] >= 0
+        if sees is None:
+            to_vertex &= ~graph.edge_same_as[e]
+        else:
+            to_vertex &= np.isin(graph.account[v], sees)
         if d >= max_depth:
             truncated = bool(np.any(to_vertex & (depth[v] < 0)))
             break

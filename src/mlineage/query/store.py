@@ -91,7 +91,9 @@ class LineageStore:
     def graph(self) -> LineageGraph:
         """The lineage graph index of this store (built on first use)."""
         if self.loaded_graph is None:
-            self.loaded_graph = LineageGraph.load(self.con)
+            # the operator's index holds the SameAs links, for walks on behalf of an account
+            # (an account view's own tables have them as edges already)
+            self.loaded_graph = LineageGraph.load(self.con, same_as=self.account is None)
         return self.loaded_graph
 
     def query_lineage(
@@ -103,13 +105,21 @@ class LineageStore:
         max_depth: int = 10,
         max_results: int | None = None,
         next_token: str | None = None,
+        visible_accounts: list[str] | None = None,
     ) -> LineageResult:
-        """QueryLineage with SageMaker's semantics (see :mod:`mlineage.query.lineage`)."""
+        """QueryLineage with SageMaker's semantics (see :mod:`mlineage.query.lineage`).
+        ``visible_accounts`` (on the operator's store): answer as a caller who sees these
+        accounts would (:func:`mlineage.query.accounts.visible_accounts`), with the same
+        answer as that caller's :meth:`as_account` view, without copying anything."""
         starts = [start_arns] if isinstance(start_arns, str) else list(start_arns)
+        if visible_accounts is not None and self.account is not None:
+            raise ValueError("visible_accounts is for the operator's store; this one already "
+                             f"answers for {self.account}")
         return query_lineage(self.graph, starts, direction=direction,
                              include_edges=include_edges, filters=filters, max_depth=max_depth,
                              max_results=max_results, next_token=next_token,
-                             properties_of=self.properties_of)
+                             properties_of=self.properties_of,
+                             visible_accounts=visible_accounts)
 
     def properties_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
         """Properties of these entities (artifacts, actions, contexts)."""

@@ -31,7 +31,7 @@ from mlineage.log.base import EventLog, OutRecord, open_log
 from mlineage.log.outage import Outage
 from mlineage.pipeline import sync
 from mlineage.projection.store import DuckDBStore
-from mlineage.query.accounts import account_view
+from mlineage.query.accounts import account_view, visible_accounts
 from mlineage.query.store import LineageStore
 from mlineage.recorder import complete, route
 from mlineage.settings import Settings
@@ -154,6 +154,16 @@ class Backend:
         wait for a write batch to finish."""
         with self._reads:
             return fn(self._store_for(account))
+
+    def read_walk(self, account: str | None,
+                  fn: Callable[[LineageStore, list[str] | None], T]) -> T:
+        """Run ``fn(store, visible_accounts)`` on the operator's store: QueryLineage on
+        behalf of ``account`` walks the one index with the accounts it sees (None: the
+        operator), with the answer of its account view, copying nothing."""
+        with self._reads:
+            store = self._operator_store()
+            visible = None if account is None else visible_accounts(store.con, account)
+            return fn(store, visible)
 
     def _operator_store(self) -> LineageStore:
         if self._operator is None or self._operator_version != self.version:

@@ -435,10 +435,14 @@ def query_lineage(backend: Backend, caller: Caller, body: dict[str, Any]) -> dic
     starts = body.get("StartArns") or []
     if not starts:
         raise invalid("StartArns must name at least one ARN")
-    result = _read(backend, caller, lambda s: s.query_lineage(
-        starts, direction=body.get("Direction", "Both"),
-        include_edges=body.get("IncludeEdges", True), filters=filters, max_depth=depth,
-        max_results=body.get("MaxResults"), next_token=body.get("NextToken")))
+    try:
+        result = backend.read_walk(caller.view, lambda s, visible: s.query_lineage(
+            starts, direction=body.get("Direction", "Both"),
+            include_edges=body.get("IncludeEdges", True), filters=filters, max_depth=depth,
+            max_results=body.get("MaxResults"), next_token=body.get("NextToken"),
+            visible_accounts=visible))
+    except QueryError as exc:
+        raise invalid(str(exc)) from exc
     out: dict[str, Any] = result.to_dict()
     out.pop("TruncatedByDepth", None)  # not in SageMaker's response
     return out
