@@ -178,8 +178,6 @@ def _epoch_us(value: datetime | None) -> int | None:
     return None if value is None else (value - _EPOCH) // timedelta(microseconds=1)
 
 
-
-
 class _Scratch:
     """Per-graph work arrays, reset after each query (only where it wrote), so a query
     costs what it reaches, not the size of the graph. One query at a time per graph."""
