@@ -95,12 +95,16 @@ def training_job_drafts(first: int, count: int, pool: int, rng: random.Random
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0,
-               pause: float = 0.05) -> None:
+               pause: float = 0.05,
+               on_timeout: Callable[[], Exception] | None = None) -> None:
     """Wait for ``condition()`` to hold; fail naming ``what`` after a generous ``timeout``
-    (a hang guard, never a performance bound)."""
+    (a hang guard, never a performance bound). ``on_timeout`` makes the error raised then
+    (default: an AssertionError). The one place in the tests that sleeps."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
+            if on_timeout is not None:
+                raise on_timeout()
             raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
         time.sleep(pause)
 

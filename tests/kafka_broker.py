@@ -26,12 +26,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 BROKER_SH = REPO / "scripts" / "kafka" / "broker.sh"
@@ -73,9 +74,9 @@ def wait_ready(bootstrap: str, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Block until kafka-python can connect to ``bootstrap`` and list its topics."""
     from kafka import KafkaAdminClient
 
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    last: list[Exception] = []
+
+    def answers() -> bool:
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
                                      client_id="mlineage-test-ready")
@@ -84,12 +85,14 @@ def wait_ready(bootstrap: str, timeout_s: float = READY_TIMEOUT_S) -> None:
             finally:
                 admin.close()
         except Exception as exc:  # any failure means "not yet"
-            last = exc
-            time.sleep(0.5)
-        else:
-            return
-    raise BrokerUnavailable(f"the broker at {bootstrap} did not answer within {timeout_s:.0f}s:"
-                            f" {last!r}")
+            last[:] = [exc]
+            return False
+        return True
+
+    wait_until(answers, f"the broker at {bootstrap} answers", timeout=timeout_s, pause=0.5,
+               on_timeout=lambda: BrokerUnavailable(
+                   f"the broker at {bootstrap} did not answer within {timeout_s:.0f}s: "
+                   f"{last[0] if last else None!r}"))
 
 
 class Broker:
