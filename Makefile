@@ -28,6 +28,7 @@ $(SDK_STAMP): tests/serve/sdk-requirements.txt
 
 test: $(STAMP) $(SDK_STAMP)  ## the whole test suite, plus lint, types and schema drift
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -40,6 +41,7 @@ flake-check:  ## the whole CI run 5 times on a fresh clone, one core kept busy (
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -86,13 +86,11 @@ DEFAULT_JOBS = 10_000
 DEFAULT_QUERIES = 100
 DEPLOY_EVERY = 10
 MODEL_GROUPS = 10
-PUBLISH_CHUNK = 5_000     # events per publish_many, as embedded_pipeline.py
-MLMD_BATCH = 1_000        # jobs per put_lineage_subgraph
-MLMD_HOPS = 4           # dataset -> training -> model -> deploy -> endpoint (one hop per event)
-MLINEAGE_DEPTH = 10     # SageMaker's default MaxDepth; the endpoint is 4 (direct) to 6 away
-IMAGES = tuple(
-    f"123456789012.dkr.ecr.us-east-1.amazonaws.com/bench-train:v{k}" for k in range(5)
-)
+PUBLISH_CHUNK = 5_000  # events per publish_many, as embedded_pipeline.py
+MLMD_BATCH = 1_000  # jobs per put_lineage_subgraph
+MLMD_HOPS = 4  # dataset -> training -> model -> deploy -> endpoint (one hop per event)
+MLINEAGE_DEPTH = 10  # SageMaker's default MaxDepth; the endpoint is 4 (direct) to 6 away
+IMAGES = tuple(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/bench-train:v{k}" for k in range(5))
 COMPARED = ("DataSet", "Model", "Endpoint")  # the kinds both sides have
 PROGRESS_EVERY_S = 5.0
 MLMD_VERSION = "1.17.0"
@@ -152,9 +150,9 @@ def _event_id(rng: random.Random) -> str:
 
 @dataclass
 class Job:
-    datasets: tuple[int, int]   # indices into the dataset pool
-    image: int                  # index into IMAGES
-    created_id: str             # event ids and the metric, for mlineage's events
+    datasets: tuple[int, int]  # indices into the dataset pool
+    image: int  # index into IMAGES
+    created_id: str  # event ids and the metric, for mlineage's events
     status_id: str
     metric: float
     deploy_ids: tuple[str, str] | None = None  # ModelPackageCreated, EndpointCreated
@@ -165,7 +163,7 @@ class Workload:
     n_jobs: int
     seed: int
     jobs: list[Job]
-    dataset_starts: list[int]   # dataset pool indices
+    dataset_starts: list[int]  # dataset pool indices
     endpoint_starts: list[int]  # job indices (deployed ones)
 
     @classmethod
@@ -189,22 +187,42 @@ class Workload:
         used = sorted({k for job in jobs for k in job.datasets})
         deployed = [i for i, job in enumerate(jobs) if job.deploy_ids is not None]
         start_rng = random.Random(f"starts-{seed}")
-        return cls(n_jobs, seed, jobs,
-                   [start_rng.choice(used) for _ in range(queries)],
-                   [start_rng.choice(deployed) for _ in range(queries)])
+        return cls(
+            n_jobs,
+            seed,
+            jobs,
+            [start_rng.choice(used) for _ in range(queries)],
+            [start_rng.choice(deployed) for _ in range(queries)],
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"n_jobs": self.n_jobs, "seed": self.seed,
-                "jobs": [[*j.datasets, j.image, j.created_id, j.status_id, j.metric,
-                          list(j.deploy_ids) if j.deploy_ids else None] for j in self.jobs],
-                "dataset_starts": self.dataset_starts, "endpoint_starts": self.endpoint_starts}
+        return {
+            "n_jobs": self.n_jobs,
+            "seed": self.seed,
+            "jobs": [
+                [
+                    *j.datasets,
+                    j.image,
+                    j.created_id,
+                    j.status_id,
+                    j.metric,
+                    list(j.deploy_ids) if j.deploy_ids else None,
+                ]
+                for j in self.jobs
+            ],
+            "dataset_starts": self.dataset_starts,
+            "endpoint_starts": self.endpoint_starts,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Workload:
-        jobs = [Job((a, b), image, cid, sid, metric, (dep[0], dep[1]) if dep else None)
-                for a, b, image, cid, sid, metric, dep in data["jobs"]]
-        return cls(data["n_jobs"], data["seed"], jobs, data["dataset_starts"],
-                   data["endpoint_starts"])
+        jobs = [
+            Job((a, b), image, cid, sid, metric, (dep[0], dep[1]) if dep else None)
+            for a, b, image, cid, sid, metric, dep in data["jobs"]
+        ]
+        return cls(
+            data["n_jobs"], data["seed"], jobs, data["dataset_starts"], data["endpoint_starts"]
+        )
 
     def deployed(self) -> Iterator[int]:
         return (i for i, job in enumerate(self.jobs) if job.deploy_ids is not None)
@@ -223,9 +241,13 @@ class Workload:
                 if self.jobs[i].deploy_ids is not None:
                     answer.add(key("Endpoint", endpoint_name(i)))
             descendants.append(answer)
-        ascendants = [{key("Model", model_uri(i)),
-                       *(key("DataSet", dataset_uri(k)) for k in self.jobs[i].datasets)}
-                      for i in self.endpoint_starts]
+        ascendants = [
+            {
+                key("Model", model_uri(i)),
+                *(key("DataSet", dataset_uri(k)) for k in self.jobs[i].datasets),
+            }
+            for i in self.endpoint_starts
+        ]
         return descendants, ascendants
 
 
@@ -249,14 +271,23 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 def latency(times: list[float], sizes: list[int]) -> dict[str, float]:
     ms = sorted(t * 1000 for t in times)
-    return {"queries": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "mean_ms": sum(ms) / len(ms), "max_ms": ms[-1],
-            "mean_answer": sum(sizes) / len(sizes)}
+    return {
+        "queries": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": sum(ms) / len(ms),
+        "max_ms": ms[-1],
+        "mean_answer": sum(sizes) / len(sizes),
+    }
 
 
-def run_queries(label: str, starts: Sequence[Any],
-                query: Callable[[Any], Any], size: Callable[[Any], int],
-                answer: Callable[[Any, Any], set[str]]) -> tuple[dict[str, float], list[set[str]]]:
+def run_queries(
+    label: str,
+    starts: Sequence[Any],
+    query: Callable[[Any], Any],
+    size: Callable[[Any], int],
+    answer: Callable[[Any, Any], set[str]],
+) -> tuple[dict[str, float], list[set[str]]]:
     """Time ``query(start)`` for each start, one at a time; map the answers afterwards."""
     note(f"  {label}: {len(starts):,} queries")
     times: list[float] = []
@@ -287,17 +318,27 @@ def dir_mib(path: Path) -> float:
 # -- the MLMD side -------------------------------------------------------------------------------
 
 
-def query_results(workdir: Path, first_ms: float, desc: dict[str, float],
-                  asc: dict[str, float], desc_answers: Sequence[set[str]],
-                  asc_answers: Sequence[set[str]], peaks: dict[str, float]) -> dict[str, Any]:
+def query_results(
+    workdir: Path,
+    first_ms: float,
+    desc: dict[str, float],
+    asc: dict[str, float],
+    desc_answers: Sequence[set[str]],
+    asc_answers: Sequence[set[str]],
+    peaks: dict[str, float],
+) -> dict[str, Any]:
     """The part of a side's result both sides report the same way."""
     return {
         "open_first_query_ms": first_ms,
-        "descendants": desc, "ascendants": asc,
+        "descendants": desc,
+        "ascendants": asc,
         "disk_mib": dir_mib(workdir),
-        "peak_rss_mib": peak_rss_mib(), "peak_rss_after_mib": peaks,
-        "answers": {"descendants": [sorted(a) for a in desc_answers],
-                    "ascendants": [sorted(a) for a in asc_answers]},
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_after_mib": peaks,
+        "answers": {
+            "descendants": [sorted(a) for a in desc_answers],
+            "ascendants": [sorted(a) for a in asc_answers],
+        },
     }
 
 
@@ -314,34 +355,44 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
         return config
 
     def register_types(store: Any) -> tuple[dict[str, int], int, int]:
-        type_id = {name: store.put_artifact_type(pb.ArtifactType(name=name))
-                   for name in ("DataSet", "Image", "Model", "Endpoint")}
-        return (type_id, store.put_execution_type(pb.ExecutionType(name="Training")),
-                store.put_execution_type(pb.ExecutionType(name="Deploy")))
+        type_id = {
+            name: store.put_artifact_type(pb.ArtifactType(name=name))
+            for name in ("DataSet", "Image", "Model", "Endpoint")
+        }
+        return (
+            type_id,
+            store.put_execution_type(pb.ExecutionType(name="Training")),
+            store.put_execution_type(pb.ExecutionType(name="Deploy")),
+        )
 
     def training_execution(training: int, i: int, job: Job) -> Any:
-        execution = pb.Execution(type_id=training, name=job_name(i),
-                                 last_known_state=pb.Execution.COMPLETE)
+        execution = pb.Execution(
+            type_id=training, name=job_name(i), last_known_state=pb.Execution.COMPLETE
+        )
         execution.custom_properties["validation:accuracy"].double_value = job.metric
         return execution
 
     def deploy_execution(deploy: int, i: int) -> Any:
-        return pb.Execution(type_id=deploy, name=f"deploy-{endpoint_name(i)}",
-                            last_known_state=pb.Execution.COMPLETE)
+        return pb.Execution(
+            type_id=deploy,
+            name=f"deploy-{endpoint_name(i)}",
+            last_known_state=pb.Execution.COMPLETE,
+        )
 
     def inputs_of(job: Job) -> list[tuple[str, str]]:
-        return [*(("DataSet", dataset_uri(k)) for k in job.datasets),
-                ("Image", IMAGES[job.image])]
+        return [*(("DataSet", dataset_uri(k)) for k in job.datasets), ("Image", IMAGES[job.image])]
 
     n_deploy = sum(1 for _ in w.deployed())
     peaks: dict[str, float] = {}
 
     # 1. one put_execution per job and per deployment: the store the queries run on
     path = workdir / "mlmd.sqlite"
-    note(f"MLMD: ingest {w.n_jobs:,} training + {n_deploy:,} deploy executions, one "
-         "put_execution each")
-    key_of: dict[int, str] = {}           # artifact id -> key
-    id_of: dict[str, int] = {}            # key -> artifact id (datasets, endpoints)
+    note(
+        f"MLMD: ingest {w.n_jobs:,} training + {n_deploy:,} deploy executions, one "
+        "put_execution each"
+    )
+    key_of: dict[int, str] = {}  # artifact id -> key
+    id_of: dict[str, int] = {}  # key -> artifact id (datasets, endpoints)
     t0 = time.perf_counter()
     store = metadata_store.MetadataStore(connect(path))
     type_id, training, deploy = register_types(store)
@@ -373,8 +424,12 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
             endpoint = pb.Artifact(type_id=type_id["Endpoint"], uri=name, name=name)
             _, ids, _ = store.put_execution(
                 deploy_execution(deploy, i),
-                [(model, pb.Event(type=pb.Event.INPUT)),
-                 (endpoint, pb.Event(type=pb.Event.OUTPUT))], [])
+                [
+                    (model, pb.Event(type=pb.Event.INPUT)),
+                    (endpoint, pb.Event(type=pb.Event.OUTPUT)),
+                ],
+                [],
+            )
             key_of[ids[1]] = key("Endpoint", name)
             id_of[key("Endpoint", name)] = ids[1]
         tick(i + 1)
@@ -388,7 +443,7 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     store = metadata_store.MetadataStore(connect(batch_path))
     type_id, training, deploy = register_types(store)
-    stored: dict[str, int] = {}           # uri of a shared artifact -> id
+    stored: dict[str, int] = {}  # uri of a shared artifact -> id
 
     class Batch:
         """One put_lineage_subgraph call: executions, new artifacts and the events between
@@ -397,7 +452,7 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
         def __init__(self) -> None:
             self.executions: list[Any] = []
             self.artifacts: list[Any] = []
-            self.new: dict[str, int] = {}     # uri -> index in artifacts
+            self.new: dict[str, int] = {}  # uri -> index in artifacts
             self.edges: list[tuple[int, int | None, Any]] = []
 
         def edge(self, execution: int, kind: str, uri: str, event_type: int) -> None:
@@ -428,8 +483,7 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
                 batch.executions.append(deploy_execution(deploy, i))
                 batch.edge(x, "Model", model_uri(i), pb.Event.INPUT)
                 batch.edge(x, "Endpoint", endpoint_name(i), pb.Event.OUTPUT)
-        _, ids, _ = store.put_lineage_subgraph(batch.executions, batch.artifacts, [],
-                                               batch.edges)
+        _, ids, _ = store.put_lineage_subgraph(batch.executions, batch.artifacts, [], batch.edges)
         for uri, index in batch.new.items():
             if not uri.startswith("s3://bench-models/"):
                 stored[uri] = ids[index]
@@ -439,17 +493,24 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
     rows = {}
     for p in (path, batch_path):
         with sqlite3.connect(p) as con:
-            rows[p] = [con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                       for table in ("Artifact", "Execution", "Event")]
+            rows[p] = [
+                con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("Artifact", "Execution", "Event")
+            ]
         con.close()
     assert rows[path] == rows[batch_path], f"the batched store differs: {rows}"
     batch_path.unlink()
 
     def subgraph(start: int, direction: int) -> Any:
-        return reader.get_lineage_subgraph(pb.LineageSubgraphQueryOptions(
-            starting_artifacts=pb.LineageSubgraphQueryOptions.StartingNodes(
-                filter_query=f"id = {start}"),
-            max_num_hops=MLMD_HOPS, direction=direction))
+        return reader.get_lineage_subgraph(
+            pb.LineageSubgraphQueryOptions(
+                starting_artifacts=pb.LineageSubgraphQueryOptions.StartingNodes(
+                    filter_query=f"id = {start}"
+                ),
+                max_num_hops=MLMD_HOPS,
+                direction=direction,
+            )
+        )
 
     def answer(start: int, graph: Any) -> set[str]:
         out = set()
@@ -472,19 +533,29 @@ def run_mlmd(w: Workload, workdir: Path) -> dict[str, Any]:
     reader = metadata_store.MetadataStore(connect(path))
     subgraph(datasets[0], down)
     first_ms = (time.perf_counter() - t0) * 1000
-    desc, desc_answers = run_queries("Descendants from a dataset", datasets,
-                                     lambda s: subgraph(s, down), size, answer)
-    asc, asc_answers = run_queries("Ascendants from an endpoint", endpoints,
-                                   lambda s: subgraph(s, up), size, answer)
+    desc, desc_answers = run_queries(
+        "Descendants from a dataset", datasets, lambda s: subgraph(s, down), size, answer
+    )
+    asc, asc_answers = run_queries(
+        "Ascendants from an endpoint", endpoints, lambda s: subgraph(s, up), size, answer
+    )
     peaks["queries"] = peak_rss_mib()
     return {
         "side": "mlmd",
-        "versions": {"ml_metadata": ml_metadata.__version__,
-                     "protobuf": google.protobuf.__version__},
-        "ingest_per_job": {"s": per_job_s, "jobs_per_s": w.n_jobs / per_job_s,
-                           "calls": w.n_jobs + n_deploy},
-        "ingest_batched": {"s": batched_s, "jobs_per_s": w.n_jobs / batched_s,
-                           "calls": -(-w.n_jobs // MLMD_BATCH)},
+        "versions": {
+            "ml_metadata": ml_metadata.__version__,
+            "protobuf": google.protobuf.__version__,
+        },
+        "ingest_per_job": {
+            "s": per_job_s,
+            "jobs_per_s": w.n_jobs / per_job_s,
+            "calls": w.n_jobs + n_deploy,
+        },
+        "ingest_batched": {
+            "s": batched_s,
+            "jobs_per_s": w.n_jobs / batched_s,
+            "calls": -(-w.n_jobs // MLMD_BATCH),
+        },
         "store_rows": dict(zip(("artifacts", "executions", "events"), rows[path], strict=True)),
         "replay": None,
         **query_results(workdir, first_ms, desc, asc, desc_answers, asc_answers, peaks),
@@ -515,40 +586,71 @@ def run_mlineage(w: Workload, workdir: Path) -> dict[str, Any]:
         """Job ``i``'s events as query_lineage.workload has them, from the handed workload."""
         name, image = job_name(i), IMAGES[job.image]
         created_at = epoch + timedelta(seconds=2 * i)
-        events: list[dict[str, Any]] = [{
-            "event_type": "JobCreated", "event_id": job.created_id,
-            "occurred_at": canonical_time(created_at),
-            "payload": {
-                "job_type": "TrainingJob", "job_name": name, "image_uri": image,
-                "inputs": [{"name": "train", "uri": dataset_uri(job.datasets[0])},
-                           {"name": "validation", "uri": dataset_uri(job.datasets[1])}],
-                "outputs": [{"name": "model", "uri": model_uri(i)}],
+        events: list[dict[str, Any]] = [
+            {
+                "event_type": "JobCreated",
+                "event_id": job.created_id,
+                "occurred_at": canonical_time(created_at),
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "image_uri": image,
+                    "inputs": [
+                        {"name": "train", "uri": dataset_uri(job.datasets[0])},
+                        {"name": "validation", "uri": dataset_uri(job.datasets[1])},
+                    ],
+                    "outputs": [{"name": "model", "uri": model_uri(i)}],
+                },
             },
-        }, {
-            "event_type": "JobStatusChanged", "event_id": job.status_id,
-            "occurred_at": canonical_time(created_at + timedelta(seconds=1)),
-            "payload": {"job_type": "TrainingJob", "job_name": name, "status": "Completed",
-                        "metrics": {"validation:accuracy": job.metric}},
-        }]
+            {
+                "event_type": "JobStatusChanged",
+                "event_id": job.status_id,
+                "occurred_at": canonical_time(created_at + timedelta(seconds=1)),
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "status": "Completed",
+                    "metrics": {"validation:accuracy": job.metric},
+                },
+            },
+        ]
         if job.deploy_ids is None:
             return events
         group, version = model_group(i)
         done_at = created_at + timedelta(seconds=1)
-        events.append({
-            "event_type": "ModelPackageCreated", "event_id": job.deploy_ids[0],
-            "occurred_at": canonical_time(done_at + timedelta(milliseconds=250)),
-            "payload": {"model_package_group_name": group, "version": version,
-                        "model_data_uri": model_uri(i), "image_uri": image,
-                        "approval_status": "Approved"},
-        })
-        events.append({
-            "event_type": "EndpointCreated", "event_id": job.deploy_ids[1],
-            "occurred_at": canonical_time(done_at + timedelta(milliseconds=500)),
-            "payload": {"endpoint_name": endpoint_name(i), "models": [{
-                "model_data_uri": model_uri(i), "image_uri": image,
-                "model_package_arn": arns.model_package_arn(region, account, group,
-                                                            version)}]},
-        })
+        events.append(
+            {
+                "event_type": "ModelPackageCreated",
+                "event_id": job.deploy_ids[0],
+                "occurred_at": canonical_time(done_at + timedelta(milliseconds=250)),
+                "payload": {
+                    "model_package_group_name": group,
+                    "version": version,
+                    "model_data_uri": model_uri(i),
+                    "image_uri": image,
+                    "approval_status": "Approved",
+                },
+            }
+        )
+        events.append(
+            {
+                "event_type": "EndpointCreated",
+                "event_id": job.deploy_ids[1],
+                "occurred_at": canonical_time(done_at + timedelta(milliseconds=500)),
+                "payload": {
+                    "endpoint_name": endpoint_name(i),
+                    "models": [
+                        {
+                            "model_data_uri": model_uri(i),
+                            "image_uri": image,
+                            "model_package_arn": arns.model_package_arn(
+                                region, account, group, version
+                            ),
+                        }
+                    ],
+                },
+            }
+        )
         return events
 
     def batches(per_job: bool) -> Iterator[list[dict[str, Any]]]:
@@ -603,10 +705,16 @@ def run_mlineage(w: Workload, workdir: Path) -> dict[str, Any]:
         log.close()
         total = publish_s + track_s + project_s
         peaks[label] = peak_rss_mib()
-        return settings, {"s": total, "jobs_per_s": w.n_jobs / total, "publish_s": publish_s,
-                          "track_s": track_s, "project_s": project_s,
-                          "source_events": n_events, "derived_events": tstats.derived,
-                          "records": pstats.consumed}
+        return settings, {
+            "s": total,
+            "jobs_per_s": w.n_jobs / total,
+            "publish_s": publish_s,
+            "track_s": track_s,
+            "project_s": project_s,
+            "source_events": n_events,
+            "derived_events": tstats.derived,
+            "records": pstats.consumed,
+        }
 
     # 1. one publish_many per job (like a training script that publishes its own job)
     _, per_job = ingest("ingest, one call per job", workdir / "per-job", per_job=True)
@@ -628,12 +736,14 @@ def run_mlineage(w: Workload, workdir: Path) -> dict[str, Any]:
     for i, job in enumerate(w.jobs):
         for k in job.datasets:
             key_of[arns.artifact_arn(region, account, dataset_uri(k))] = key(
-                "DataSet", dataset_uri(k))
+                "DataSet", dataset_uri(k)
+            )
         key_of[arns.artifact_arn(region, account, model_uri(i))] = key("Model", model_uri(i))
         if job.deploy_ids is not None:
             context = arns.endpoint_context_name(endpoint_name(i))
             key_of[arns.named_arn("context", region, account, context)] = key(
-                "Endpoint", endpoint_name(i))
+                "Endpoint", endpoint_name(i)
+            )
 
     def answer(start: str, result: Any) -> set[str]:
         out = set()
@@ -651,9 +761,10 @@ def run_mlineage(w: Workload, workdir: Path) -> dict[str, Any]:
         return len(result.vertices)
 
     datasets = [arns.artifact_arn(region, account, dataset_uri(k)) for k in w.dataset_starts]
-    endpoints = [arns.named_arn("context", region, account,
-                                arns.endpoint_context_name(endpoint_name(i)))
-                 for i in w.endpoint_starts]
+    endpoints = [
+        arns.named_arn("context", region, account, arns.endpoint_context_name(endpoint_name(i)))
+        for i in w.endpoint_starts
+    ]
     note("mlineage: queries (LineageStore.query_lineage)")
     t0 = time.perf_counter()
     reader = LineageStore.open(settings.db_path)
@@ -661,22 +772,36 @@ def run_mlineage(w: Workload, workdir: Path) -> dict[str, Any]:
         reader.query_lineage(datasets[0], direction="Descendants", max_depth=MLINEAGE_DEPTH)
         first_ms = (time.perf_counter() - t0) * 1000
         desc, desc_answers = run_queries(
-            "Descendants from a dataset", datasets,
-            lambda s: reader.query_lineage(s, direction="Descendants", include_edges=True,
-                                           max_depth=MLINEAGE_DEPTH), size, answer)
+            "Descendants from a dataset",
+            datasets,
+            lambda s: reader.query_lineage(
+                s, direction="Descendants", include_edges=True, max_depth=MLINEAGE_DEPTH
+            ),
+            size,
+            answer,
+        )
         asc, asc_answers = run_queries(
-            "Ascendants from an endpoint", endpoints,
-            lambda s: reader.query_lineage(s, direction="Ascendants", include_edges=True,
-                                           max_depth=MLINEAGE_DEPTH), size, answer)
+            "Ascendants from an endpoint",
+            endpoints,
+            lambda s: reader.query_lineage(
+                s, direction="Ascendants", include_edges=True, max_depth=MLINEAGE_DEPTH
+            ),
+            size,
+            answer,
+        )
     finally:
         reader.close()
     peaks["queries"] = peak_rss_mib()
     return {
         "side": "mlineage",
         "versions": {"mlineage": __version__, "duckdb": duckdb.__version__},
-        "ingest_per_job": per_job, "ingest_batched": batched,
-        "replay": {"s": replay_s, "events_per_s": rstats.consumed / replay_s,
-                   "records": rstats.consumed},
+        "ingest_per_job": per_job,
+        "ingest_batched": batched,
+        "replay": {
+            "s": replay_s,
+            "events_per_s": rstats.consumed / replay_s,
+            "records": rstats.consumed,
+        },
         **query_results(workdir, first_ms, desc, asc, desc_answers, asc_answers, peaks),
     }
 
@@ -714,10 +839,12 @@ def compare(w: Workload, results: dict[str, dict[str, Any]]) -> Agreement:
     expected_desc, expected_asc = w.expected()
     agreement = Agreement()
     for direction, expected, starts in (
-        ("descendants", expected_desc, [key("DataSet", dataset_uri(k))
-                                        for k in w.dataset_starts]),
-        ("ascendants", expected_asc, [key("Endpoint", endpoint_name(i))
-                                      for i in w.endpoint_starts]),
+        ("descendants", expected_desc, [key("DataSet", dataset_uri(k)) for k in w.dataset_starts]),
+        (
+            "ascendants",
+            expected_asc,
+            [key("Endpoint", endpoint_name(i)) for i in w.endpoint_starts],
+        ),
     ):
         mlmd = results["mlmd"]["answers"][direction]
         mine = results["mlineage"]["answers"][direction]
@@ -731,14 +858,21 @@ def compare(w: Workload, results: dict[str, dict[str, Any]]) -> Agreement:
                 parts.append(f"only MLMD {sorted(a - b)}, only mlineage {sorted(b - a)};")
             for side, got in (("MLMD", a), ("mlineage", b)):
                 if got != want:
-                    parts.append(f"{side} vs workload: missing {sorted(want - got)}, "
-                                 f"extra {sorted(got - want)};")
+                    parts.append(
+                        f"{side} vs workload: missing {sorted(want - got)}, "
+                        f"extra {sorted(got - want)};"
+                    )
             agreement.mismatches.append(" ".join(parts))
     return agreement
 
 
-def advantage(mlineage: float | None, mlmd: float | None, higher_is_better: bool,
-              better: str = "faster", worse: str = "slower") -> str:
+def advantage(
+    mlineage: float | None,
+    mlmd: float | None,
+    higher_is_better: bool,
+    better: str = "faster",
+    worse: str = "slower",
+) -> str:
     if not mlineage or not mlmd:
         return "–"
     r = mlineage / mlmd if higher_is_better else mlmd / mlineage
@@ -747,8 +881,9 @@ def advantage(mlineage: float | None, mlmd: float | None, higher_is_better: bool
     return f"{r:.1f}x {better}" if r >= 1 else f"{1 / r:.1f}x {worse}"
 
 
-def render(w: Workload, results: dict[str, dict[str, Any]], agreement: Agreement,
-           info: dict[str, Any]) -> None:
+def render(
+    w: Workload, results: dict[str, dict[str, Any]], agreement: Agreement, info: dict[str, Any]
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -760,14 +895,16 @@ def render(w: Workload, results: dict[str, dict[str, Any]], agreement: Agreement
         f"machine: {info['cpu_count']} CPUs, {info['platform']}; Python {info['python']}, "
         f"SQLite {info['sqlite']}; ml-metadata {mlmd['versions']['ml_metadata']} (protobuf "
         f"{mlmd['versions']['protobuf']}); mlineage {mine['versions']['mlineage']} (DuckDB "
-        f"{mine['versions']['duckdb']})")
+        f"{mine['versions']['duckdb']})"
+    )
     console.print(
         f"workload: N = {w.n_jobs:,} training jobs (seed {w.seed}), 2 of {max(2, w.n_jobs // 5):,}"
         f" datasets + 1 of {len(IMAGES)} images in, 1 model out; every {DEPLOY_EVERY}th model "
-        f"deployed ({n_endpoints:,} endpoints); {len(w.dataset_starts):,} queries per direction")
+        f"deployed ({n_endpoints:,} endpoints); {len(w.dataset_starts):,} queries per direction"
+    )
     table = Table(
         title=f"mlineage vs Google ML Metadata — N = {w.n_jobs:,} jobs, each side in its own "
-              "process",
+        "process",
         title_justify="left",
         caption=(
             "ingest, one call per job: MLMD put_execution per job and per deployment; mlineage "
@@ -781,7 +918,8 @@ def render(w: Workload, results: dict[str, dict[str, Any]], agreement: Agreement
             f"mlineage query_lineage, max_depth={MLINEAGE_DEPTH}, include_edges=True; one at a "
             "time, wall time per call.\n"
             "open + first query: a new store object and one query (mlineage builds its "
-            "in-memory index there). Peak RSS: ru_maxrss of the side's process (all stages)."),
+            "in-memory index there). Peak RSS: ru_maxrss of the side's process (all stages)."
+        ),
         caption_justify="left",
     )
     table.add_column("")
@@ -792,64 +930,108 @@ def render(w: Workload, results: dict[str, dict[str, Any]], agreement: Agreement
     def ms(x: float) -> str:
         return f"{x:.3f} ms"
 
-    for label, name in (("ingest, one call per job", "ingest_per_job"),
-                        ("ingest, batched", "ingest_batched")):
+    for label, name in (
+        ("ingest, one call per job", "ingest_per_job"),
+        ("ingest, batched", "ingest_batched"),
+    ):
         a, b = mlmd[name], mine[name]
-        table.add_row(label, f"{a['jobs_per_s']:,.0f} jobs/s ({a['s']:.1f} s)",
-                      f"{b['jobs_per_s']:,.0f} jobs/s ({b['s']:.1f} s)",
-                      advantage(b["jobs_per_s"], a["jobs_per_s"], True))
+        table.add_row(
+            label,
+            f"{a['jobs_per_s']:,.0f} jobs/s ({a['s']:.1f} s)",
+            f"{b['jobs_per_s']:,.0f} jobs/s ({b['s']:.1f} s)",
+            advantage(b["jobs_per_s"], a["jobs_per_s"], True),
+        )
     replay = mine["replay"]
-    table.add_row("replay", "n/a (MLMD has no event log)",
-                  f"{replay['events_per_s']:,.0f} events/s ({replay['s']:.1f} s)", "–")
-    for label, name in (("Descendants from a dataset", "descendants"),
-                        ("Ascendants from an endpoint", "ascendants")):
+    table.add_row(
+        "replay",
+        "n/a (MLMD has no event log)",
+        f"{replay['events_per_s']:,.0f} events/s ({replay['s']:.1f} s)",
+        "–",
+    )
+    for label, name in (
+        ("Descendants from a dataset", "descendants"),
+        ("Ascendants from an endpoint", "ascendants"),
+    ):
         for q in ("p50", "p99"):
-            table.add_row(f"{label} {q}", ms(mlmd[name][f"{q}_ms"]), ms(mine[name][f"{q}_ms"]),
-                          advantage(mine[name][f"{q}_ms"], mlmd[name][f"{q}_ms"], False))
-    table.add_row("open + first query", ms(mlmd["open_first_query_ms"]),
-                  ms(mine["open_first_query_ms"]),
-                  advantage(mine["open_first_query_ms"], mlmd["open_first_query_ms"], False))
-    table.add_row("on disk", f"{mlmd['disk_mib']:,.0f} MiB", f"{mine['disk_mib']:,.0f} MiB",
-                  advantage(mine["disk_mib"], mlmd["disk_mib"], False, "smaller", "larger"))
-    table.add_row("peak RSS", f"{mlmd['peak_rss_mib']:,.0f} MiB",
-                  f"{mine['peak_rss_mib']:,.0f} MiB",
-                  advantage(mine["peak_rss_mib"], mlmd["peak_rss_mib"], False, "less", "more"))
+            table.add_row(
+                f"{label} {q}",
+                ms(mlmd[name][f"{q}_ms"]),
+                ms(mine[name][f"{q}_ms"]),
+                advantage(mine[name][f"{q}_ms"], mlmd[name][f"{q}_ms"], False),
+            )
+    table.add_row(
+        "open + first query",
+        ms(mlmd["open_first_query_ms"]),
+        ms(mine["open_first_query_ms"]),
+        advantage(mine["open_first_query_ms"], mlmd["open_first_query_ms"], False),
+    )
+    table.add_row(
+        "on disk",
+        f"{mlmd['disk_mib']:,.0f} MiB",
+        f"{mine['disk_mib']:,.0f} MiB",
+        advantage(mine["disk_mib"], mlmd["disk_mib"], False, "smaller", "larger"),
+    )
+    table.add_row(
+        "peak RSS",
+        f"{mlmd['peak_rss_mib']:,.0f} MiB",
+        f"{mine['peak_rss_mib']:,.0f} MiB",
+        advantage(mine["peak_rss_mib"], mlmd["peak_rss_mib"], False, "less", "more"),
+    )
     console.print(table)
     sizes = ", ".join(
         f"{label} MLMD {mlmd[name]['mean_answer']:.1f} nodes / mlineage "
         f"{mine[name]['mean_answer']:.1f} vertices"
-        for label, name in (("Descendants", "descendants"), ("Ascendants", "ascendants")))
+        for label, name in (("Descendants", "descendants"), ("Ascendants", "ascendants"))
+    )
     console.print(f"mean answer size (the start not counted): {sizes}")
     if agreement.ok:
         console.print(
             f"answers agree: [bold green]PASS[/bold green] — {agreement.queries:,} queries, "
-            "the same datasets, models and endpoints on both sides, as the workload says")
+            "the same datasets, models and endpoints on both sides, as the workload says"
+        )
     else:
         console.print(
             f"answers agree: [bold red]FAIL[/bold red] — {len(agreement.mismatches):,} of "
-            f"{agreement.queries:,} queries differ; the first ones:")
+            f"{agreement.queries:,} queries differ; the first ones:"
+        )
         for line in agreement.mismatches[:5]:
             console.print(f"  {line}", markup=False)
 
 
 def machine() -> dict[str, Any]:
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark mlineage next to Google ML Metadata on one workload: ingest, "
-                    "replay, lineage queries, peak RSS; checks that the answers agree.")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
-                        help=f"training jobs (default {DEFAULT_JOBS:,})")
+        "replay, lineage queries, peak RSS; checks that the answers agree."
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"training jobs (default {DEFAULT_JOBS:,})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
-    parser.add_argument("--queries", type=int, default=DEFAULT_QUERIES,
-                        help=f"queries per direction (default {DEFAULT_QUERIES})")
-    parser.add_argument("--json", type=Path, metavar="FILE",
-                        help="also write the figures to FILE as JSON")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the working directory (the stores) and say where")
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=DEFAULT_QUERIES,
+        help=f"queries per direction (default {DEFAULT_QUERIES})",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the working directory (the stores) and say where"
+    )
     parser.add_argument("--side", choices=("mlmd", "mlineage"), help=argparse.SUPPRESS)
     parser.add_argument("--workload", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -882,9 +1064,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = root / f"{side}.json"
             t0 = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), "--side", side,
-                 "--workload", str(workload_path), "--out", str(out),
-                 "--workdir", str(root / side)], check=False)
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--side",
+                    side,
+                    "--workload",
+                    str(workload_path),
+                    "--out",
+                    str(out),
+                    "--workdir",
+                    str(root / side),
+                ],
+                check=False,
+            )
             wall[side] = time.perf_counter() - t0
             if proc.returncode != 0:
                 note(f"the {side} side failed (exit {proc.returncode})")
@@ -896,13 +1089,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         render(w, results, agreement, info)
         if args.json:
             figures = {
-                "jobs": w.n_jobs, "seed": w.seed, "queries": args.queries,
+                "jobs": w.n_jobs,
+                "seed": w.seed,
+                "queries": args.queries,
                 "endpoints": sum(1 for _ in w.deployed()),
-                "mlmd_max_num_hops": MLMD_HOPS, "mlineage_max_depth": MLINEAGE_DEPTH,
-                "machine": info, "side_wall_s": wall,
-                "answers_agree": agreement.ok, "mismatches": agreement.mismatches,
-                **{side: {k: v for k, v in r.items() if k != "answers"}
-                   for side, r in results.items()},
+                "mlmd_max_num_hops": MLMD_HOPS,
+                "mlineage_max_depth": MLINEAGE_DEPTH,
+                "machine": info,
+                "side_wall_s": wall,
+                "answers_agree": agreement.ok,
+                "mismatches": agreement.mismatches,
+                **{
+                    side: {k: v for k, v in r.items() if k != "answers"}
+                    for side, r in results.items()
+                },
             }
             args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
             note(f"figures written to {args.json}")

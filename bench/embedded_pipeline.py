@@ -54,9 +54,7 @@ from mlineage.tracker.service import TrackerService
 
 DEFAULT_JOBS = 10_000
 DEFAULT_CHUNK = 5_000
-IMAGES = tuple(
-    f"123456789012.dkr.ecr.us-east-1.amazonaws.com/bench-train:v{k}" for k in range(5)
-)
+IMAGES = tuple(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/bench-train:v{k}" for k in range(5))
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY_S = 5.0
 
@@ -242,11 +240,15 @@ def run_once(n_jobs: int, seed: int, chunk_size: int, home: Path) -> RunResult:
     publish_s = time.perf_counter() - t0
     assert published == n_events, (published, n_events)
     assert log.end_offsets(TOPIC_JOBS) == {0: n_events}
-    result.stages.append(Stage(
-        "publish", publish_s,
-        {"jobs/s": rate(n_jobs, publish_s), "events/s": rate(n_events, publish_s)},
-        {"jobs": n_jobs, "events": n_events}, peak_rss_mib(),
-    ))
+    result.stages.append(
+        Stage(
+            "publish",
+            publish_s,
+            {"jobs/s": rate(n_jobs, publish_s), "events/s": rate(n_events, publish_s)},
+            {"jobs": n_jobs, "events": n_events},
+            peak_rss_mib(),
+        )
+    )
 
     # 2. track
     note(f"N={n_jobs:,}: track")
@@ -258,13 +260,19 @@ def run_once(n_jobs: int, seed: int, chunk_size: int, home: Path) -> RunResult:
     assert tstats.dead_lettered == 0, f"the tracker dead-lettered {tstats.dead_lettered} records"
     derived_in_log = log.end_offsets(TOPIC_ENTITIES)[0]
     assert derived_in_log == tstats.derived, (derived_in_log, tstats)
-    result.stages.append(Stage(
-        "track", track_s,
-        {"source events/s": rate(tstats.consumed, track_s),
-         "derived events/s": rate(tstats.derived, track_s)},
-        {"source events": tstats.consumed, "derived events": tstats.derived},
-        peak_rss_mib(), tprogress.rss_at_last_batch_mib,
-    ))
+    result.stages.append(
+        Stage(
+            "track",
+            track_s,
+            {
+                "source events/s": rate(tstats.consumed, track_s),
+                "derived events/s": rate(tstats.derived, track_s),
+            },
+            {"source events": tstats.consumed, "derived events": tstats.derived},
+            peak_rss_mib(),
+            tprogress.rss_at_last_batch_mib,
+        )
+    )
 
     # 3. project
     total_records = n_events + tstats.derived
@@ -279,12 +287,16 @@ def run_once(n_jobs: int, seed: int, chunk_size: int, home: Path) -> RunResult:
     project_s = time.perf_counter() - t0
     assert pstats.consumed == total_records, (pstats, total_records)
     assert pstats.dead_lettered == 0, f"the projector dead-lettered {pstats.dead_lettered}"
-    result.stages.append(Stage(
-        "project", project_s,
-        {"events/s": rate(pstats.consumed, project_s), "jobs/s": rate(n_jobs, project_s)},
-        {"records": pstats.consumed, "batches": pstats.batches},
-        peak_rss_mib(), pprogress.rss_at_last_batch_mib,
-    ))
+    result.stages.append(
+        Stage(
+            "project",
+            project_s,
+            {"events/s": rate(pstats.consumed, project_s), "jobs/s": rate(n_jobs, project_s)},
+            {"records": pstats.consumed, "batches": pstats.batches},
+            peak_rss_mib(),
+            pprogress.rss_at_last_batch_mib,
+        )
+    )
     result.end_to_end_s = publish_s + track_s + project_s
     result.end_to_end_jobs_per_s = rate(n_jobs, result.end_to_end_s)
 
@@ -294,11 +306,16 @@ def run_once(n_jobs: int, seed: int, chunk_size: int, home: Path) -> RunResult:
         before = ro.checksum()
         result.table_counts = ro.counts()
     result.checksum_s = time.perf_counter() - t0
-    result.stages.append(Stage(
-        "checksum", result.checksum_s,
-        {"events/s": rate(result.table_counts["events"], result.checksum_s)},
-        {"events": result.table_counts["events"]}, peak_rss_mib(), timed=False,
-    ))
+    result.stages.append(
+        Stage(
+            "checksum",
+            result.checksum_s,
+            {"events/s": rate(result.table_counts["events"], result.checksum_s)},
+            {"events": result.table_counts["events"]},
+            peak_rss_mib(),
+            timed=False,
+        )
+    )
 
     # 4. replay
     note(f"N={n_jobs:,}: replay {total_records:,} records")
@@ -307,12 +324,16 @@ def run_once(n_jobs: int, seed: int, chunk_size: int, home: Path) -> RunResult:
     rstats = replay(log, db, progress=rprogress)
     replay_s = time.perf_counter() - t0
     assert rstats.consumed == total_records, (rstats, total_records)
-    result.stages.append(Stage(
-        "replay", replay_s,
-        {"events/s": rate(rstats.consumed, replay_s)},
-        {"records": rstats.consumed, "batches": rstats.batches},
-        peak_rss_mib(), rprogress.rss_at_last_batch_mib,
-    ))
+    result.stages.append(
+        Stage(
+            "replay",
+            replay_s,
+            {"events/s": rate(rstats.consumed, replay_s)},
+            {"records": rstats.consumed, "batches": rstats.batches},
+            peak_rss_mib(),
+            rprogress.rss_at_last_batch_mib,
+        )
+    )
 
     with DuckDBStore(db, read_only=True) as ro:
         after = ro.checksum()
@@ -338,11 +359,11 @@ def _fmt_rate(value: float) -> str:
 def render(console: Console, result: RunResult) -> None:
     table = Table(
         title=f"embedded pipeline — N = {result.jobs:,} jobs ({2 * result.jobs:,} source "
-              f"events), seed {result.seed}, publish chunk {result.chunk:,}",
+        f"events), seed {result.seed}, publish chunk {result.chunk:,}",
         title_justify="left",
         caption="peak RSS = ru_maxrss of this process after the stage (it never goes down, so "
-                "a later N inherits the peaks of earlier ones); '…at last batch' = the same "
-                "when the stage wrote its last batch",
+        "a later N inherits the peaks of earlier ones); '…at last batch' = the same "
+        "when the stage wrote its last batch",
         caption_justify="left",
     )
     table.add_column("stage")
@@ -369,13 +390,19 @@ def render(console: Console, result: RunResult) -> None:
         )
     table.add_section()
     table.add_row(
-        "end-to-end", f"{pipeline_s:.2f}", "100%",
-        f"{_fmt_rate(result.end_to_end_jobs_per_s)} jobs/s", "publish+track+project",
-        f"{result.peak_rss_mib:,.0f}", "",
+        "end-to-end",
+        f"{pipeline_s:.2f}",
+        "100%",
+        f"{_fmt_rate(result.end_to_end_jobs_per_s)} jobs/s",
+        "publish+track+project",
+        f"{result.peak_rss_mib:,.0f}",
+        "",
     )
     console.print(table)
-    slowest = max((s for s in result.stages if s.name in ("publish", "track", "project")),
-                  key=lambda s: s.seconds)
+    slowest = max(
+        (s for s in result.stages if s.name in ("publish", "track", "project")),
+        key=lambda s: s.seconds,
+    )
     console.print(
         f"checksum OK ({result.checksum[:16]}…, before = after replay); "
         f"log {result.log_mib:,.1f} MiB, projection {result.db_mib:,.1f} MiB; "
@@ -405,19 +432,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark the embedded mlineage path: publish, track, project, replay.",
     )
-    parser.add_argument("--jobs", action="append", metavar="N",
-                        help=f"number of training jobs; repeatable or a comma list "
-                             f"(default {DEFAULT_JOBS})")
+    parser.add_argument(
+        "--jobs",
+        action="append",
+        metavar="N",
+        help=f"number of training jobs; repeatable or a comma list (default {DEFAULT_JOBS})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
-    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
-                        help=f"events per publish_many call (default {DEFAULT_CHUNK})")
-    parser.add_argument("--workdir", type=Path,
-                        help="where to put the log and projection (one n-<N> folder per run; "
-                             "default: a temporary directory)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the log and projection files after the run")
-    parser.add_argument("--json", action="store_true",
-                        help="also print one JSON line of the figures per N")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=DEFAULT_CHUNK,
+        help=f"events per publish_many call (default {DEFAULT_CHUNK})",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where to put the log and projection (one n-<N> folder per run; "
+        "default: a temporary directory)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the log and projection files after the run"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="also print one JSON line of the figures per N"
+    )
     args = parser.parse_args(argv)
     try:
         args.jobs = parse_jobs(args.jobs)

@@ -89,8 +89,9 @@ def record_costs(workdir: Path, n_jobs: int, n_records: int) -> dict[str, Any]:
     for chunk in chunks(job_drafts(n_jobs, seed=0), 5000):
         recorder.publish_many(chunk)
     TrackerService(recorder.log).run()
-    with recorder.log.consumer(PROJECTED_TOPICS, positions=lambda tps: dict.fromkeys(tps, 0),
-                               max_poll_records=n_records) as consumer:
+    with recorder.log.consumer(
+        PROJECTED_TOPICS, positions=lambda tps: dict.fromkeys(tps, 0), max_poll_records=n_records
+    ) as consumer:
         records = consumer.poll(n_records, timeout=0.0)
     n = len(records)
     out: dict[str, Any] = {"records": n}
@@ -109,28 +110,37 @@ def record_costs(workdir: Path, n_jobs: int, n_records: int) -> dict[str, Any]:
         }
         decode_s, decoded = timed(decode_many, [r.value for r in records])
         project_s, changes = timed(project, zip(records, decoded, strict=True), ALLOWED)
-        arrow_s, _ = timed(lambda: (_arrow(changes.events, EVENT_COLUMNS),
-                                    _arrow(changes.marks, MARK_COLUMNS),
-                                    _arrow(changes.facts, FACT_COLUMNS)))
+        arrow_s, _ = timed(
+            lambda: (
+                _arrow(changes.events, EVENT_COLUMNS),
+                _arrow(changes.marks, MARK_COLUMNS),
+                _arrow(changes.facts, FACT_COLUMNS),
+            )
+        )
     finally:
         gc.enable()
     store = DuckDBStore(workdir / "merge.duckdb")
     merge_s, _ = timed(store.apply, changes, {}, "floors")
     store.close()
     recorder.close()
-    out.update({
-        "facts": len(changes.facts["event_id"]),
-        "decode_us": decode_s / n * 1e6, "project_us": project_s / n * 1e6,
-        "arrow_us": arrow_s / n * 1e6, "merge_us": merge_s / n * 1e6,
-    })
+    out.update(
+        {
+            "facts": len(changes.facts["event_id"]),
+            "decode_us": decode_s / n * 1e6,
+            "project_us": project_s / n * 1e6,
+            "arrow_us": arrow_s / n * 1e6,
+            "merge_us": merge_s / n * 1e6,
+        }
+    )
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5000, help="jobs in the log (default 5000)")
-    parser.add_argument("--records", type=int, default=50_000,
-                        help="records in the measured batch (default 50,000)")
+    parser.add_argument(
+        "--records", type=int, default=50_000, help="records in the measured batch (default 50,000)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mlineage-floors-") as tmp:
@@ -147,11 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def line(label: str, us: float, unit: str) -> None:
         print(f"{label:44s} {us:9.1f} µs   ceiling {1e6 / us:12,.0f} {unit}/s")
 
-    line("durable commit (SQLite WAL, synchronous=FULL)", result["durable_commit_us"],
-         "commits")
+    line("durable commit (SQLite WAL, synchronous=FULL)", result["durable_commit_us"], "commits")
     line("publish one job (publish_many of 2 events)", result["publish_per_job_us"], "jobs")
-    print(f"per record, one batch of {result['records']:,} records "
-          f"({result['facts']:,} facts):")
+    print(f"per record, one batch of {result['records']:,} records ({result['facts']:,} facts):")
     for kind, us in result["decode_by_type_us"].items():
         line(f"  decode {kind}", us, "records")
     line("  decode (the batch, all types)", result["decode_us"], "records")

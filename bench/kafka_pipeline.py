@@ -51,30 +51,46 @@ def job_drafts(first: int, count: int, pool: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in range(first, first + count):
         name = f"job-{i}"
-        out.append({"event_type": "JobCreated", "payload": {
-            "job_type": "TrainingJob", "job_name": name, "image_uri": f"reg/img:{i % 5}",
-            "inputs": [{"name": "train", "uri": f"s3://d/ds-{(i * 7) % pool}"},
-                       {"name": "test", "uri": f"s3://d/ds-{(i * 13) % pool}"}],
-            "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}]}})
-        out.append({"event_type": "JobStatusChanged", "payload": {
-            "job_type": "TrainingJob", "job_name": name, "status": "Completed",
-            "metrics": {"auc": (i % 100) / 100}}})
+        out.append(
+            {
+                "event_type": "JobCreated",
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "image_uri": f"reg/img:{i % 5}",
+                    "inputs": [
+                        {"name": "train", "uri": f"s3://d/ds-{(i * 7) % pool}"},
+                        {"name": "test", "uri": f"s3://d/ds-{(i * 13) % pool}"},
+                    ],
+                    "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}],
+                },
+            }
+        )
+        out.append(
+            {
+                "event_type": "JobStatusChanged",
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "status": "Completed",
+                    "metrics": {"auc": (i % 100) / 100},
+                },
+            }
+        )
     return out
 
 
 class TimedProjector(ProjectorService):
     """Notes when each source event's derived records were committed."""
 
-    def __init__(self, *args: Any, on_commit: Callable[[list[bytes]], None],
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, on_commit: Callable[[list[bytes]], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_commit = on_commit
 
     def _apply(self, prepared: _Prepared) -> Any:
         stats = super()._apply(prepared)
         if prepared.records:
-            self.on_commit([r.value for r in prepared.records
-                            if r.topic == "mlineage.entities.v1"])
+            self.on_commit([r.value for r in prepared.records if r.topic == "mlineage.entities.v1"])
         return stats
 
 
@@ -83,28 +99,37 @@ def caused_by(value: bytes) -> str | None:
     if at < 0:
         return None
     start = at + len(b'"caused_by":"')
-    return value[start:value.index(b'"', start)].decode()
+    return value[start : value.index(b'"', start)].decode()
 
 
 class Pipeline:
     """A tracker subprocess and an in-process projector on one namespace."""
 
-    def __init__(self, bootstrap: str, work: Path, name: str,
-                 on_commit: Callable[[list[bytes]], None]) -> None:
+    def __init__(
+        self, bootstrap: str, work: Path, name: str, on_commit: Callable[[list[bytes]], None]
+    ) -> None:
         self.url = f"kafka://{bootstrap}?namespace=bench-{name}-{uuid.uuid4().hex[:6]}"
         self.home = work / name
         self.settings = Settings.load(home=self.home, log_url=self.url, environ={})
-        env = {**os.environ, "MLINEAGE_HOME": str(self.home), "MLINEAGE_LOG": self.url,
-               "MLINEAGE_INSTANCE_ID": f"bench-{name}"}
+        env = {
+            **os.environ,
+            "MLINEAGE_HOME": str(self.home),
+            "MLINEAGE_LOG": self.url,
+            "MLINEAGE_INSTANCE_ID": f"bench-{name}",
+        }
         self.log_file = (work / f"{name}-tracker.log").open("wb")
         self.tracker = subprocess.Popen(
             [sys.executable, "-m", "mlineage.cli", "track", "--follow", "--batch-size", "2000"],
-            env=env, stdout=self.log_file, stderr=self.log_file)
+            env=env,
+            stdout=self.log_file,
+            stderr=self.log_file,
+        )
         self.stop = threading.Event()
         self.log = open_log(self.url)
         self.store = DuckDBStore(self.settings.db_path)
-        self.projector = TimedProjector(self.log, self.store, batch_size=20_000,
-                                        on_commit=on_commit)
+        self.projector = TimedProjector(
+            self.log, self.store, batch_size=20_000, on_commit=on_commit
+        )
         self.projected = 0
         self.thread = threading.Thread(target=self._project)
         self.thread.start()
@@ -112,16 +137,19 @@ class Pipeline:
     def _project(self) -> None:
         def progress(done: int, lag: int) -> None:
             self.projected = done
-        self.projector.run(follow=True, poll_interval=0.02, stop=self.stop.is_set,
-                           progress=progress)
+
+        self.projector.run(
+            follow=True, poll_interval=0.02, stop=self.stop.is_set, progress=progress
+        )
 
     def caught_up(self) -> bool:
         ends = {(t, p): e for t in PROJECTED_TOPICS for p, e in self.log.end_offsets(t).items()}
         return self.projector._committed == ends and self.tracker_caught_up()
 
     def tracker_caught_up(self) -> bool:
-        return (self.log.committed("mlineage-tracker", "mlineage.jobs.v1")
-                == self.log.end_offsets("mlineage.jobs.v1"))
+        return self.log.committed("mlineage-tracker", "mlineage.jobs.v1") == self.log.end_offsets(
+            "mlineage.jobs.v1"
+        )
 
     def close(self) -> None:
         self.stop.set()
@@ -150,9 +178,15 @@ def throughput(bootstrap: str, work: Path, jobs: int) -> dict[str, float]:
         records = pipe.projected
     finally:
         pipe.close()
-    return {"jobs": jobs, "records": records, "seconds": elapsed,
-            "publish_s": published, "forwarded_s": forwarded,
-            "records_per_s": records / elapsed, "jobs_per_s": jobs / elapsed}
+    return {
+        "jobs": jobs,
+        "records": records,
+        "seconds": elapsed,
+        "publish_s": published,
+        "forwarded_s": forwarded,
+        "records_per_s": records / elapsed,
+        "jobs_per_s": jobs / elapsed,
+    }
 
 
 def publish_steadily(url: str, home: Path, rate: int, duration: float, out: Path) -> None:
@@ -169,8 +203,7 @@ def publish_steadily(url: str, home: Path, rate: int, duration: float, out: Path
         while time.monotonic() - started < duration:
             at = time.monotonic()
             events = rec.publish_many(job_drafts(n, per_tick, 1000))
-            lines.extend(f"{e.event_id} {at}" for e in events
-                         if e.event_type == "JobStatusChanged")
+            lines.extend(f"{e.event_id} {at}" for e in events if e.event_type == "JobStatusChanged")
             n += per_tick
             time.sleep(max(0.0, started + (n / per_tick) * tick - time.monotonic()))
         achieved = n / (time.monotonic() - started)
@@ -192,9 +225,23 @@ def latency(bootstrap: str, work: Path, rate: int, duration: float) -> dict[str,
     sent_file = work / "latency-sent.txt"
     try:
         time.sleep(3)
-        subprocess.run([sys.executable, __file__, "--publish-to", pipe.url, "--home",
-                        str(pipe.home / "publisher"), "--rate", str(rate), "--duration",
-                        str(duration), "--out", str(sent_file)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--publish-to",
+                pipe.url,
+                "--home",
+                str(pipe.home / "publisher"),
+                "--rate",
+                str(rate),
+                "--duration",
+                str(duration),
+                "--out",
+                str(sent_file),
+            ],
+            check=True,
+        )
         lines = sent_file.read_text().split()
         achieved = float(lines[0])
         sent = dict(zip(lines[1::2], map(float, lines[2::2]), strict=True))
@@ -206,10 +253,16 @@ def latency(bootstrap: str, work: Path, rate: int, duration: float) -> dict[str,
     lat = sorted(done[k] - sent[k] for k in sent if k in done)
     if not lat:
         raise SystemExit("no job became queryable: see the tracker log under " + str(work))
-    return {"rate_asked": rate, "rate_achieved": achieved, "jobs": len(sent),
-            "measured": len(lat), "p50_s": lat[len(lat) // 2],
-            "p99_s": lat[min(len(lat) - 1, int(len(lat) * 0.99))], "max_s": lat[-1],
-            "mean_s": statistics.fmean(lat)}
+    return {
+        "rate_asked": rate,
+        "rate_achieved": achieved,
+        "jobs": len(sent),
+        "measured": len(lat),
+        "p50_s": lat[len(lat) // 2],
+        "p99_s": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        "max_s": lat[-1],
+        "mean_s": statistics.fmean(lat),
+    }
 
 
 def broker(work: Path, bootstrap: str | None) -> tuple[str, Any]:
@@ -228,8 +281,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of steady load")
     parser.add_argument("--bootstrap", help="an existing broker host:port")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--skip-throughput", action="store_true",
-                        help="only the latency run")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the latency run")
     parser.add_argument("--publish-to", help=argparse.SUPPRESS)  # the publisher process
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -245,15 +297,20 @@ def main() -> None:
             tp: dict[str, float] = {}
             if not args.skip_throughput:
                 tp = throughput(bootstrap, work, args.jobs)
-                print(f"throughput: {tp['jobs']:,} jobs, {tp['records']:,} records projected "
-                      f"in {tp['seconds']:.1f} s: {tp['records_per_s']:,.0f} records/s, "
-                      f"{tp['jobs_per_s']:,.0f} jobs/s (publish {tp['publish_s']:.1f} s, "
-                      f"in Kafka after {tp['forwarded_s']:.1f} s)", flush=True)
+                print(
+                    f"throughput: {tp['jobs']:,} jobs, {tp['records']:,} records projected "
+                    f"in {tp['seconds']:.1f} s: {tp['records_per_s']:,.0f} records/s, "
+                    f"{tp['jobs_per_s']:,.0f} jobs/s (publish {tp['publish_s']:.1f} s, "
+                    f"in Kafka after {tp['forwarded_s']:.1f} s)",
+                    flush=True,
+                )
             lat = latency(bootstrap, work, args.rate, args.duration)
-            print(f"latency at {lat['rate_achieved']:.0f} jobs/s for {args.duration:.0f} s "
-                  f"({lat['measured']:,} jobs): p50 {lat['p50_s'] * 1000:.0f} ms, "
-                  f"p99 {lat['p99_s'] * 1000:.0f} ms, max {lat['max_s'] * 1000:.0f} ms",
-                  flush=True)
+            print(
+                f"latency at {lat['rate_achieved']:.0f} jobs/s for {args.duration:.0f} s "
+                f"({lat['measured']:,} jobs): p50 {lat['p50_s'] * 1000:.0f} ms, "
+                f"p99 {lat['p99_s'] * 1000:.0f} ms, max {lat['max_s'] * 1000:.0f} ms",
+                flush=True,
+            )
         finally:
             if local is not None:
                 local.close()

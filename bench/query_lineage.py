@@ -85,9 +85,9 @@ PUBLISH_CHUNK = 5_000
 TARGET_P50_MS = 1.0
 TARGET_P99_MS = 5.0
 TARGET_MAX_VERTICES = 100
-TARGET_WALK_MS = 30.0     # issue 15: a walk reaching 100k+ vertices
-TARGET_APPLY_MS = 10.0    # issue 15: an incremental update of 1,000 new edges
-TARGET_OPEN_MS = 100.0    # issue 15: open + first query at 100k jobs
+TARGET_WALK_MS = 30.0  # issue 15: a walk reaching 100k+ vertices
+TARGET_APPLY_MS = 10.0  # issue 15: an incremental update of 1,000 new edges
+TARGET_OPEN_MS = 100.0  # issue 15: open + first query at 100k jobs
 DEFAULT_ANCHOR = "2a18cf3"  # the dict-of-lists index this one replaced
 # bump when the workload changes, so an old projection in --workdir is not reused
 WORKLOAD_VERSION = 1
@@ -128,16 +128,17 @@ def workload(n_jobs: int, seed: int, settings: Settings) -> Iterator[Draft]:
         if i % DEPLOY_EVERY:
             continue
         group, version = model_group(i)
-        package_arn = arns.model_package_arn(settings.region, settings.account_id, group,
-                                             version)
+        package_arn = arns.model_package_arn(settings.region, settings.account_id, group, version)
         done_at = ep.EPOCH + timedelta(seconds=2 * i + 1)
         yield {
             "event_type": "ModelPackageCreated",
             "event_id": ep._event_id(rng),
             "occurred_at": canonical_time(done_at + timedelta(milliseconds=250)),
             "payload": {
-                "model_package_group_name": group, "version": version,
-                "model_data_uri": ep.model_uri(i), "image_uri": image,
+                "model_package_group_name": group,
+                "version": version,
+                "model_data_uri": ep.model_uri(i),
+                "image_uri": image,
                 "approval_status": "Approved",
             },
         }
@@ -147,8 +148,13 @@ def workload(n_jobs: int, seed: int, settings: Settings) -> Iterator[Draft]:
             "occurred_at": canonical_time(done_at + timedelta(milliseconds=500)),
             "payload": {
                 "endpoint_name": endpoint_name(i),
-                "models": [{"model_data_uri": ep.model_uri(i), "image_uri": image,
-                            "model_package_arn": package_arn}],
+                "models": [
+                    {
+                        "model_data_uri": ep.model_uri(i),
+                        "image_uri": image,
+                        "model_package_arn": package_arn,
+                    }
+                ],
             },
         }
 
@@ -158,8 +164,12 @@ def n_source_events(n_jobs: int) -> int:
 
 
 def marker_for(n_jobs: int, seed: int) -> dict[str, Any]:
-    return {"jobs": n_jobs, "seed": seed, "workload": WORKLOAD_VERSION,
-            "deploy_every": DEPLOY_EVERY}
+    return {
+        "jobs": n_jobs,
+        "seed": seed,
+        "workload": WORKLOAD_VERSION,
+        "deploy_every": DEPLOY_EVERY,
+    }
 
 
 def build(settings: Settings, n_jobs: int, seed: int) -> dict[str, Any]:
@@ -194,8 +204,12 @@ def build(settings: Settings, n_jobs: int, seed: int) -> dict[str, Any]:
         recorder.close()
     assert stats.tracker.dead_lettered == 0, f"tracker dead letters: {stats.tracker}"
     assert stats.projector.dead_lettered == 0, f"projector dead letters: {stats.projector}"
-    return {"publish_s": publish_s, "sync_s": sync_s, "source_events": total,
-            "derived_events": stats.tracker.derived}
+    return {
+        "publish_s": publish_s,
+        "sync_s": sync_s,
+        "source_events": total,
+        "derived_events": stats.tracker.derived,
+    }
 
 
 def prepare(root: Path, n_jobs: int, seed: int) -> tuple[Settings, dict[str, Any]]:
@@ -210,12 +224,13 @@ def prepare(root: Path, n_jobs: int, seed: int) -> tuple[Settings, dict[str, Any
         except (OSError, ValueError):
             have = {}
         if {k: have.get(k) for k in want} == want:
-            ep.note(f"reusing the projection in {home} (N={n_jobs:,}, seed {seed}, built "
-                    f"{have.get('built_at', '?')})")
+            ep.note(
+                f"reusing the projection in {home} (N={n_jobs:,}, seed {seed}, built "
+                f"{have.get('built_at', '?')})"
+            )
             return settings, {**have, "reused": True}
     if home.exists():
-        ep.note(f"{home} holds no finished projection for N={n_jobs:,}, seed {seed}: "
-                "rebuilding it")
+        ep.note(f"{home} holds no finished projection for N={n_jobs:,}, seed {seed}: rebuilding it")
         shutil.rmtree(home)
     home.mkdir(parents=True)
     figures = build(settings, n_jobs, seed)
@@ -268,8 +283,8 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 @dataclass
 class Case:
-    method: str         # "QueryLineage" or "SQL macro"
-    label: str          # e.g. "Descendants from a dataset"
+    method: str  # "QueryLineage" or "SQL macro"
+    label: str  # e.g. "Descendants from a dataset"
     depth: int
     queries: int = 0
     p50_ms: float = 0.0
@@ -280,7 +295,7 @@ class Case:
     max_vertices: int = 0
     mean_edges: float | None = None
     truncated_share: float | None = None
-    mismatches: int | None = None   # macro vertex set != QueryLineage's, for the same start
+    mismatches: int | None = None  # macro vertex set != QueryLineage's, for the same start
     stopped_early: bool = False
     meets_target: bool | None = None  # None: answers above TARGET_MAX_VERTICES
 
@@ -317,9 +332,9 @@ class RunResult:
     first_query_ms: float = 0.0
     cases: list[Case] = field(default_factory=list)
     peak_rss_mib: float = 0.0
-    isolation_view_s: float = 0.0   # LineageStore.as_account: copy what the account sees
+    isolation_view_s: float = 0.0  # LineageStore.as_account: copy what the account sees
     isolation_index_s: float = 0.0
-    index_array_mib: float = 0.0    # numpy arrays of the index (ARN strings not counted)
+    index_array_mib: float = 0.0  # numpy arrays of the index (ARN strings not counted)
     open_first_query_ms: float = 0.0  # LineageStore.open + index + one query, cold
     walks: list[Walk] = field(default_factory=list)
     apply_1000_edges_ms: float = 0.0  # LineageGraph.apply: 1,000 new vertices and edges
@@ -347,8 +362,9 @@ class Start:
     arns: list[str]
 
 
-def pick_starts(store: LineageStore, settings: Settings, n_jobs: int, seed: int,
-                count: int) -> list[Start]:
+def pick_starts(
+    store: LineageStore, settings: Settings, n_jobs: int, seed: int, count: int
+) -> list[Start]:
     """Random starts (with replacement) among the datasets, models and endpoints that exist."""
     rng = random.Random(f"starts-{seed}")
     region, account = settings.region, settings.account_id
@@ -360,19 +376,20 @@ def pick_starts(store: LineageStore, settings: Settings, n_jobs: int, seed: int,
         return [rng.choice(pool) for _ in range(count)]
 
     pool = max(2, n_jobs // 5)
-    datasets = existing(arns.artifact_arn(region, account, ep.dataset_uri(k))
-                        for k in range(pool))
-    models = existing(arns.artifact_arn(region, account, ep.model_uri(i))
-                      for i in range(n_jobs))
-    endpoints = existing(arns.named_arn("context", region, account,
-                                        arns.endpoint_context_name(endpoint_name(i)))
-                         for i in deployed_jobs(n_jobs))
+    datasets = existing(arns.artifact_arn(region, account, ep.dataset_uri(k)) for k in range(pool))
+    models = existing(arns.artifact_arn(region, account, ep.model_uri(i)) for i in range(n_jobs))
+    endpoints = existing(
+        arns.named_arn("context", region, account, arns.endpoint_context_name(endpoint_name(i)))
+        for i in deployed_jobs(n_jobs)
+    )
     return [
-        Start("Descendants from a dataset", "Descendants", "lineage_descendants", "dataset",
-              datasets),
+        Start(
+            "Descendants from a dataset", "Descendants", "lineage_descendants", "dataset", datasets
+        ),
         Start("Ascendants from a model", "Ascendants", "lineage_ancestors", "model", models),
-        Start("Ascendants from an endpoint", "Ascendants", "lineage_ancestors", "endpoint",
-              endpoints),
+        Start(
+            "Ascendants from an endpoint", "Ascendants", "lineage_ancestors", "endpoint", endpoints
+        ),
     ]
 
 
@@ -386,8 +403,9 @@ class _Walker:
         return self.store.query_lineage(arn, visible_accounts=self.sees, **kwargs)
 
 
-def run_query_lineage(store: LineageStore, start: Start, depth: int,
-                      answers: dict[tuple[str, int], set[str]]) -> Case:
+def run_query_lineage(
+    store: LineageStore, start: Start, depth: int, answers: dict[tuple[str, int], set[str]]
+) -> Case:
     case = Case("QueryLineage", start.label, depth)
     times: list[float] = []
     sizes: list[int] = []
@@ -395,8 +413,9 @@ def run_query_lineage(store: LineageStore, start: Start, depth: int,
     truncated = 0
     for arn in start.arns:
         t0 = time.perf_counter()
-        result = store.query_lineage(arn, direction=start.direction, include_edges=True,
-                                     max_depth=depth)
+        result = store.query_lineage(
+            arn, direction=start.direction, include_edges=True, max_depth=depth
+        )
         times.append(time.perf_counter() - t0)
         sizes.append(len(result.vertices))
         edges.append(len(result.edges))
@@ -409,8 +428,14 @@ def run_query_lineage(store: LineageStore, start: Start, depth: int,
     return case
 
 
-def run_macro(store: LineageStore, start: Start, depth: int, count: int, budget_s: float,
-              answers: dict[tuple[str, int], set[str]]) -> Case:
+def run_macro(
+    store: LineageStore,
+    start: Start,
+    depth: int,
+    count: int,
+    budget_s: float,
+    answers: dict[tuple[str, int], set[str]],
+) -> Case:
     case = Case("SQL macro", f"{start.macro}({start.noun}, {depth})", depth)
     sql = f"SELECT arn FROM {start.macro}(?, max_depth := ?)"
     times: list[float] = []
@@ -440,10 +465,13 @@ def run_walks(query: Any, images: list[str], label: str) -> list[Walk]:
     """Both from every image at depth 10: the walk reaches (nearly) everything. Paged to 100
     vertices (the walk, not building answer objects), then whole without edges."""
     walks = []
-    for name, kwargs in ((f"{label}: Both from an image, first page of 100",
-                          {"include_edges": True, "max_results": 100}),
-                         (f"{label}: Both from an image, whole answer, no edges",
-                          {"include_edges": False})):
+    for name, kwargs in (
+        (
+            f"{label}: Both from an image, first page of 100",
+            {"include_edges": True, "max_results": 100},
+        ),
+        (f"{label}: Both from an image, whole answer, no edges", {"include_edges": False}),
+    ):
         times, reached = [], 0
         for arn in images:
             t0 = time.perf_counter()
@@ -460,14 +488,28 @@ def measure_apply(graph: LineageGraph, result: RunResult) -> None:
     (after a warm-up apply of 10, so first-call costs are not counted)."""
 
     def change(first: int, count: int) -> tuple[pa.Table, pa.Table]:
-        olds = graph.arns[first:first + count]
-        new = [f"arn:aws:sagemaker:us-east-1:000000000000:artifact/bench-new-{first + i:06d}"
-               for i in range(count)]
-        vertices = pa.table({"arn": new, "lineage_type": ["Artifact"] * count,
-                             "type": ["DataSet"] * count, "c": [0] * count, "m": [0] * count,
-                             "account_id": ["000000000000"] * count})
-        edges = pa.table({"source_arn": new, "destination_arn": olds,
-                          "association_type": ["ContributedTo"] * count})
+        olds = graph.arns[first : first + count]
+        new = [
+            f"arn:aws:sagemaker:us-east-1:000000000000:artifact/bench-new-{first + i:06d}"
+            for i in range(count)
+        ]
+        vertices = pa.table(
+            {
+                "arn": new,
+                "lineage_type": ["Artifact"] * count,
+                "type": ["DataSet"] * count,
+                "c": [0] * count,
+                "m": [0] * count,
+                "account_id": ["000000000000"] * count,
+            }
+        )
+        edges = pa.table(
+            {
+                "source_arn": new,
+                "destination_arn": olds,
+                "association_type": ["ContributedTo"] * count,
+            }
+        )
         return vertices, edges
 
     vertices, edges = change(0, 10)
@@ -481,8 +523,14 @@ def measure_apply(graph: LineageGraph, result: RunResult) -> None:
     result.compact_ms = (time.perf_counter() - t0) * 1000
 
 
-def measure_anchor(settings: Settings, rev: str, starts: list[Start], queries: int,
-                   images: list[str], result: RunResult) -> None:
+def measure_anchor(
+    settings: Settings,
+    rev: str,
+    starts: list[Start],
+    queries: int,
+    images: list[str],
+    result: RunResult,
+) -> None:
     """The same store read by the index of an earlier revision (its lineage.py, from git)."""
     anchor = load_anchor(rev)
     if anchor is None:
@@ -495,8 +543,7 @@ def measure_anchor(settings: Settings, rev: str, starts: list[Start], queries: i
         size = deep_size_mib(graph)
 
         def query(arn: str, **kwargs: Any) -> Any:
-            return anchor.query_lineage(graph, [arn], properties_of=store.properties_of,
-                                        **kwargs)
+            return anchor.query_lineage(graph, [arn], properties_of=store.properties_of, **kwargs)
 
         cases = []
         for start in starts:
@@ -506,11 +553,22 @@ def measure_anchor(settings: Settings, rev: str, starts: list[Start], queries: i
                 query(arn, direction=start.direction, include_edges=True, max_depth=10)
                 times.append(time.perf_counter() - t0)
             ms = sorted(t * 1000 for t in times)
-            cases.append({"label": start.label, "depth": 10, "p50_ms": percentile(ms, 50),
-                          "p99_ms": percentile(ms, 99)})
+            cases.append(
+                {
+                    "label": start.label,
+                    "depth": 10,
+                    "p50_ms": percentile(ms, 50),
+                    "p99_ms": percentile(ms, 99),
+                }
+            )
         walks = run_walks(query, images, f"anchor {rev}")
-        result.anchor = {"rev": rev, "index_s": load_s, "index_objects_mib": size,
-                         "cases": cases, "walks": [asdict(w) for w in walks]}
+        result.anchor = {
+            "rev": rev,
+            "index_s": load_s,
+            "index_objects_mib": size,
+            "cases": cases,
+            "walks": [asdict(w) for w in walks],
+        }
     finally:
         store.close()
 
@@ -518,20 +576,31 @@ def measure_anchor(settings: Settings, rev: str, starts: list[Start], queries: i
 def load_anchor(rev: str) -> Any:
     """``mlineage.query.lineage`` as of ``rev`` (None, with a note, outside a git checkout)."""
     git = ["git", "show", f"{rev}:src/mlineage/query/lineage.py"]
-    proc = subprocess.run(git, cwd=Path(__file__).resolve().parent,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        git, cwd=Path(__file__).resolve().parent, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         ep.note(f"no anchor: cannot read {rev}'s lineage.py from git ({proc.stderr.strip()})")
         return None
     module = types.ModuleType(f"anchor_lineage_{rev}")
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(proc.stdout, f"{rev}:src/mlineage/query/lineage.py", "exec"),  # noqa: S102
-         module.__dict__)
+    exec(  # noqa: S102 - the anchor's own source, from git
+        compile(proc.stdout, f"{rev}:src/mlineage/query/lineage.py", "exec"),
+        module.__dict__,
+    )
     return module
 
 
-def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_queries: int,
-            macro_budget_s: float, result: RunResult, anchor: str | None = None) -> None:
+def measure(
+    settings: Settings,
+    n_jobs: int,
+    seed: int,
+    queries: int,
+    macro_queries: int,
+    macro_budget_s: float,
+    result: RunResult,
+    anchor: str | None = None,
+) -> None:
     # cold: open, build the index, answer one query (what a one-shot CLI command pays)
     t0 = time.perf_counter()
     with LineageStore.open(settings.db_path) as cold:
@@ -558,8 +627,10 @@ def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_quer
         result.index_array_mib = graph.nbytes() / (1024 * 1024)
 
         # counted after the index, so the RSS difference above holds no DuckDB cache of these
-        counts = store.sql("SELECT lineage_type || ' ' || coalesce(type, '?'), count(*) "
-                           "FROM lineage_vertices GROUP BY ALL ORDER BY 2 DESC")[1]
+        counts = store.sql(
+            "SELECT lineage_type || ' ' || coalesce(type, '?'), count(*) "
+            "FROM lineage_vertices GROUP BY ALL ORDER BY 2 DESC"
+        )[1]
         result.vertices_by_type = dict(counts)
         result.vertices = sum(result.vertices_by_type.values())
         result.edges = store.sql("SELECT count(*) FROM lineage_edges")[1][0][0]
@@ -608,10 +679,10 @@ def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_quer
                 result.cases.append(case)
         for start in starts:
             for depth in DEPTHS:
-                ep.note(f"  {start.macro}({start.noun}, {depth}): up to {macro_queries:,} "
-                        "queries")
-                result.cases.append(run_macro(store, start, depth, macro_queries,
-                                              macro_budget_s, answers))
+                ep.note(f"  {start.macro}({start.noun}, {depth}): up to {macro_queries:,} queries")
+                result.cases.append(
+                    run_macro(store, start, depth, macro_queries, macro_budget_s, answers)
+                )
         ep.note("  the index follows writes: 1,000 new vertices and edges (LineageGraph.apply)")
         measure_apply(graph, result)
     finally:
@@ -628,13 +699,20 @@ def measure(settings: Settings, n_jobs: int, seed: int, queries: int, macro_quer
 def verdict(case: Case) -> str:
     if case.meets_target is None:
         fast = case.p50_ms <= TARGET_P50_MS and case.p99_ms <= TARGET_P99_MS
-        return (f"n/a: answers up to {case.max_vertices:,} vertices (> {TARGET_MAX_VERTICES})"
-                f"; {'within' if fast else 'outside'} the latency targets")
+        return (
+            f"n/a: answers up to {case.max_vertices:,} vertices (> {TARGET_MAX_VERTICES})"
+            f"; {'within' if fast else 'outside'} the latency targets"
+        )
     if case.meets_target:
         return "[green]meets[/green]"
-    missed = [name for name, value, bound in (("p50", case.p50_ms, TARGET_P50_MS),
-                                              ("p99", case.p99_ms, TARGET_P99_MS))
-              if value > bound]
+    missed = [
+        name
+        for name, value, bound in (
+            ("p50", case.p50_ms, TARGET_P50_MS),
+            ("p99", case.p99_ms, TARGET_P99_MS),
+        )
+        if value > bound
+    ]
     return f"[red]MISS ({', '.join(missed)})[/red]"
 
 
@@ -646,47 +724,64 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
         f"Python {info['python']}, DuckDB {info['duckdb']}, mlineage {info['mlineage']}"
     )
     b = result.build
-    how = (f"publish {b['publish_s']:.1f} s, track+project {b['sync_s']:.1f} s "
-           f"({b['source_events']:,} source events, {b['derived_events']:,} derived)")
-    how = (f"reused, built {b.get('built_at', '?')}: {how}" if b.get("reused") else
-           f"built now: {how}")
+    how = (
+        f"publish {b['publish_s']:.1f} s, track+project {b['sync_s']:.1f} s "
+        f"({b['source_events']:,} source events, {b['derived_events']:,} derived)"
+    )
+    how = (
+        f"reused, built {b.get('built_at', '?')}: {how}" if b.get("reused") else f"built now: {how}"
+    )
     console.print(
         f"graph: N = {result.jobs:,} training jobs (seed {result.seed}, every "
         f"{DEPLOY_EVERY}th deployed: {len(deployed_jobs(result.jobs)):,} endpoints), "
         f"{result.vertices:,} vertices, {result.edges:,} edges "
         f"({result.vertices + result.edges:,} in all); projection {result.db_mib:,.1f} MiB, "
-        f"{how}")
-    console.print("vertices: " + ", ".join(f"{k} {v:,}" for k, v in
-                                           result.vertices_by_type.items()))
+        f"{how}"
+    )
+    console.print(
+        "vertices: " + ", ".join(f"{k} {v:,}" for k, v in result.vertices_by_type.items())
+    )
     console.print(
         f"index (LineageStore.graph, paid by the first query_lineage): "
         f"[bold]{result.index_s:.2f} s[/bold]; its objects hold "
         f"[bold]{result.index_objects_mib:,.0f} MiB[/bold] (getsizeof, deep); resident "
         f"{result.index_rss_mib:+,.0f} MiB ({result.rss_before_index_mib:,.0f} -> "
         f"{result.rss_after_index_mib:,.0f} MiB, with DuckDB's reads"
-        + ("" if b.get("reused") else
-           "; understated: the build in this process left freed memory the index reused")
+        + (
+            ""
+            if b.get("reused")
+            else "; understated: the build in this process left freed memory the index reused"
+        )
         + f"); store open {result.open_s * 1000:.0f} ms; first query after the index "
         f"{result.first_query_ms:.2f} ms; peak RSS {result.peak_rss_mib:,.0f} MiB"
-        + ("" if b.get("reused") else " (includes the build)"))
+        + ("" if b.get("reused") else " (includes the build)")
+    )
 
     table = Table(
         title=f"QueryLineage and SQL walk macros — N = {result.jobs:,}, include_edges=True; "
-              f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms for answers "
-              f"<= {TARGET_MAX_VERTICES} vertices",
+        f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms for answers "
+        f"<= {TARGET_MAX_VERTICES} vertices",
         title_justify="left",
         caption="latency per query, one at a time, same random starts for every depth "
-                "(with replacement); size = vertices returned (the start included); "
-                "trunc = share of answers with TruncatedByDepth; macro ≠ = starts whose macro "
-                "vertex set differs from QueryLineage's",
+        "(with replacement); size = vertices returned (the start included); "
+        "trunc = share of answers with TruncatedByDepth; macro ≠ = starts whose macro "
+        "vertex set differs from QueryLineage's",
         caption_justify="left",
     )
-    for name, justify in (("method / case", "left"), ("depth", "right"),
-                          ("queries", "right"), ("p50 ms", "right"), ("p99 ms", "right"),
-                          ("mean ms", "right"), ("max ms", "right"),
-                          ("mean size", "right"), ("max size", "right"),
-                          ("mean edges", "right"), ("trunc / ≠", "right"),
-                          ("vs target", "left")):
+    for name, justify in (
+        ("method / case", "left"),
+        ("depth", "right"),
+        ("queries", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("mean ms", "right"),
+        ("max ms", "right"),
+        ("mean size", "right"),
+        ("max size", "right"),
+        ("mean edges", "right"),
+        ("trunc / ≠", "right"),
+        ("vs target", "left"),
+    ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     previous = None
     for case in result.cases:
@@ -699,11 +794,18 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
         else:
             extra = f"{case.mismatches} ≠"
         table.add_row(
-            case.label, str(case.depth), queries, f"{case.p50_ms:.3f}", f"{case.p99_ms:.3f}",
-            f"{case.mean_ms:.3f}", f"{case.max_ms:.2f}", f"{case.mean_vertices:,.1f}",
+            case.label,
+            str(case.depth),
+            queries,
+            f"{case.p50_ms:.3f}",
+            f"{case.p99_ms:.3f}",
+            f"{case.mean_ms:.3f}",
+            f"{case.max_ms:.2f}",
+            f"{case.mean_vertices:,.1f}",
             f"{case.max_vertices:,}",
             f"{case.mean_edges:,.1f}" if case.mean_edges is not None else "–",
-            extra, verdict(case),
+            extra,
+            verdict(case),
         )
     console.print(table)
     plain = {(c.label, c.depth): c for c in result.cases if c.method == "QueryLineage"}
@@ -722,7 +824,8 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
             "isolation by filtering (the operator's index walked with visible_accounts = the "
             f"one account) vs off: p50 ratio {min(filtered):.2f}-{max(filtered):.2f} "
             f"(issue-15 target <= 1.2: {'meets' if max(filtered) <= 1.2 else 'MISS'}); "
-            "nothing copied")
+            "nothing copied"
+        )
     if ratios:
         worst50 = max(r[0] for r in ratios)
         worst99 = max(r[1] for r in ratios)
@@ -732,43 +835,63 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
             f"{min(r[1] for r in ratios):.2f}-{worst99:.2f} (target <= 1.5: "
             f"{'meets' if worst50 <= 1.5 else 'MISS'}); building the account view "
             f"{result.isolation_view_s:.1f} s + its index {result.isolation_index_s:.1f} s, "
-            "paid once per as_account()")
+            "paid once per as_account()"
+        )
     for w in result.walks + [Walk(**w) for w in result.anchor.get("walks", [])]:
-        console.print(f"{w.label}: p50 {w.p50_ms:,.1f} ms, max {w.max_ms:,.1f} ms over "
-                      f"{w.queries} starts, up to {w.reached:,} vertices returned "
-                      f"(target: a walk reaching 100k+ vertices under {TARGET_WALK_MS:g} ms)")
+        console.print(
+            f"{w.label}: p50 {w.p50_ms:,.1f} ms, max {w.max_ms:,.1f} ms over "
+            f"{w.queries} starts, up to {w.reached:,} vertices returned "
+            f"(target: a walk reaching 100k+ vertices under {TARGET_WALK_MS:g} ms)"
+        )
     console.print(
         f"index follows writes: 1,000 new vertices + edges applied in "
         f"[bold]{result.apply_1000_edges_ms:.1f} ms[/bold] (target {TARGET_APPLY_MS:g} ms); "
         f"compaction (overlay folded in) {result.compact_ms:.0f} ms; index arrays "
         f"{result.index_array_mib:,.1f} MiB; cold open + index + first query "
         f"[bold]{result.open_first_query_ms:,.0f} ms[/bold] (target {TARGET_OPEN_MS:g} ms "
-        "at 100k jobs)")
+        "at 100k jobs)"
+    )
     if result.anchor:
         a = result.anchor
         console.print(
             f"anchor (the index of {a['rev']}, same store, same starts, depth 10): load "
             f"{a['index_s']:.2f} s (now {result.index_s:.2f} s), objects "
             f"{a['index_objects_mib']:,.0f} MiB (now {result.index_objects_mib:,.0f} MiB); "
-            + "; ".join(f"{c['label']}: p50 {c['p50_ms']:.3f} / p99 {c['p99_ms']:.3f} ms"
-                        for c in a["cases"]))
+            + "; ".join(
+                f"{c['label']}: p50 {c['p50_ms']:.3f} / p99 {c['p99_ms']:.3f} ms"
+                for c in a["cases"]
+            )
+        )
     big = [c for c in result.cases if c.max_vertices > TARGET_MAX_VERTICES]
     if big:
-        console.print("answers above 100 vertices (the targets do not apply; sizes as found): "
-                      + "; ".join(f"{c.method} {c.label} depth {c.depth}: mean "
-                                  f"{c.mean_vertices:,.1f}, max {c.max_vertices:,}"
-                                  for c in big))
+        console.print(
+            "answers above 100 vertices (the targets do not apply; sizes as found): "
+            + "; ".join(
+                f"{c.method} {c.label} depth {c.depth}: mean "
+                f"{c.mean_vertices:,.1f}, max {c.max_vertices:,}"
+                for c in big
+            )
+        )
     else:
-        console.print(f"every answer has at most {TARGET_MAX_VERTICES} vertices: the targets "
-                      "apply to every row")
+        console.print(
+            f"every answer has at most {TARGET_MAX_VERTICES} vertices: the targets "
+            "apply to every row"
+        )
     if any(c.stopped_early for c in result.cases):
         console.print("* stopped at the time budget (--macro-budget) before --macro-queries")
     missed = [c for c in result.cases if c.meets_target is False]
-    console.print(f"rows missing the targets: {len(missed)} of "
-                  f"{sum(c.meets_target is not None for c in result.cases)} judged"
-                  + (": " + "; ".join(c.label if c.method == "SQL macro" else
-                                      f"{c.label} d{c.depth}" for c in missed)
-                     if missed else ""))
+    console.print(
+        f"rows missing the targets: {len(missed)} of "
+        f"{sum(c.meets_target is not None for c in result.cases)} judged"
+        + (
+            ": "
+            + "; ".join(
+                c.label if c.method == "SQL macro" else f"{c.label} d{c.depth}" for c in missed
+            )
+            if missed
+            else ""
+        )
+    )
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -777,32 +900,56 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark QueryLineage (in-memory index) and the SQL walk macros on a "
-                    "projected graph of N training jobs.",
+        "projected graph of N training jobs.",
     )
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
-                        help=f"number of training jobs (default {DEFAULT_JOBS:,})")
-    parser.add_argument("--queries", type=int, default=DEFAULT_QUERIES,
-                        help=f"QueryLineage queries per case (default {DEFAULT_QUERIES:,})")
-    parser.add_argument("--macro-queries", type=int, default=DEFAULT_MACRO_QUERIES,
-                        help="SQL macro queries per case, at most --queries "
-                             f"(default {DEFAULT_MACRO_QUERIES})")
-    parser.add_argument("--macro-budget", type=float, default=DEFAULT_MACRO_BUDGET_S,
-                        metavar="SECONDS",
-                        help="stop a macro case after this long (default "
-                             f"{DEFAULT_MACRO_BUDGET_S:g} s)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"number of training jobs (default {DEFAULT_JOBS:,})",
+    )
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=DEFAULT_QUERIES,
+        help=f"QueryLineage queries per case (default {DEFAULT_QUERIES:,})",
+    )
+    parser.add_argument(
+        "--macro-queries",
+        type=int,
+        default=DEFAULT_MACRO_QUERIES,
+        help=f"SQL macro queries per case, at most --queries (default {DEFAULT_MACRO_QUERIES})",
+    )
+    parser.add_argument(
+        "--macro-budget",
+        type=float,
+        default=DEFAULT_MACRO_BUDGET_S,
+        metavar="SECONDS",
+        help=f"stop a macro case after this long (default {DEFAULT_MACRO_BUDGET_S:g} s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
-    parser.add_argument("--workdir", type=Path,
-                        help="where to build (or find) the projection, in n-<N>-seed-<seed>; "
-                             "kept, and reused by a later run with the same N and seed "
-                             "(default: a temporary directory, removed unless --keep)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (without --workdir)")
-    parser.add_argument("--anchor", default=DEFAULT_ANCHOR, metavar="REV",
-                        help="also measure the index of this git revision on the same store "
-                             f"(default {DEFAULT_ANCHOR}, the one before the CSR index; "
-                             "'' for none)")
-    parser.add_argument("--json", action="store_true",
-                        help="also print one JSON line of the figures")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where to build (or find) the projection, in n-<N>-seed-<seed>; "
+        "kept, and reused by a later run with the same N and seed "
+        "(default: a temporary directory, removed unless --keep)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (without --workdir)"
+    )
+    parser.add_argument(
+        "--anchor",
+        default=DEFAULT_ANCHOR,
+        metavar="REV",
+        help="also measure the index of this git revision on the same store "
+        f"(default {DEFAULT_ANCHOR}, the one before the CSR index; "
+        "'' for none)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="also print one JSON line of the figures"
+    )
     args = parser.parse_args(argv)
     if args.jobs < DEPLOY_EVERY:
         parser.error(f"--jobs must be at least {DEPLOY_EVERY}")
@@ -821,17 +968,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="mlineage-qbench-")) if temp else args.workdir
     try:
         settings, built = prepare(root, args.jobs, args.seed)
-        result = RunResult(jobs=args.jobs, seed=args.seed, queries=args.queries,
-                           macro_queries=args.macro_queries, build=built)
+        result = RunResult(
+            jobs=args.jobs,
+            seed=args.seed,
+            queries=args.queries,
+            macro_queries=args.macro_queries,
+            build=built,
+        )
         result.db_mib = ep.dir_size_mib(settings.home, "lineage.duckdb")
-        measure(settings, args.jobs, args.seed, args.queries, args.macro_queries,
-                args.macro_budget, result, anchor=args.anchor or None)
+        measure(
+            settings,
+            args.jobs,
+            args.seed,
+            args.queries,
+            args.macro_queries,
+            args.macro_budget,
+            result,
+            anchor=args.anchor or None,
+        )
         render(console, result, info)
         if args.json:
             figures = asdict(result)
             figures["machine"] = info
-            figures["targets"] = {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS,
-                                  "max_vertices": TARGET_MAX_VERTICES}
+            figures["targets"] = {
+                "p50_ms": TARGET_P50_MS,
+                "p99_ms": TARGET_P99_MS,
+                "max_vertices": TARGET_MAX_VERTICES,
+            }
             print(json.dumps(figures, sort_keys=True, default=str), flush=True)
     finally:
         if temp and args.keep:

@@ -43,9 +43,22 @@ def start_server(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = (home / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlineage.cli", "--home", str(home / "h"),
-                             "serve", "--port", str(port), "--credentials", str(creds)],
-                            stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlineage.cli",
+            "--home",
+            str(home / "h"),
+            "serve",
+            "--port",
+            str(port),
+            "--credentials",
+            str(creds),
+        ],
+        stdout=log,
+        stderr=log,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -60,14 +73,17 @@ def start_server(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
 
 
 class Client(threading.Thread):
-    def __init__(self, n: int, url: str, key: str, secret: str, until: float,
-                 run: str) -> None:
+    def __init__(self, n: int, url: str, key: str, secret: str, until: float, run: str) -> None:
         super().__init__(name=f"client-{n}")
         self.n, self.until, self.run_id = n, until, run
-        self.sm = boto3.client("sagemaker", endpoint_url=url, region_name="us-east-1",
-                               aws_access_key_id=key, aws_secret_access_key=secret,
-                               config=Config(retries={"max_attempts": 1},
-                                             max_pool_connections=4))
+        self.sm = boto3.client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 1}, max_pool_connections=4),
+        )
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.errors: list[str] = []
         self.artifacts: list[str] = []
@@ -89,25 +105,38 @@ class Client(threading.Thread):
         kind = f"Load{self.n}"
         while time.monotonic() < self.until:
             uri = f"s3://load/{self.run_id}/{self.n}/{i}"
-            made = self.call("create_artifact", Source={"SourceUri": uri}, ArtifactType=kind,
-                             Properties={"client": str(self.n)})
+            made = self.call(
+                "create_artifact",
+                Source={"SourceUri": uri},
+                ArtifactType=kind,
+                Properties={"client": str(self.n)},
+            )
             if made:
                 self.artifacts.append(made["ArtifactArn"])
                 self.call("describe_artifact", ArtifactArn=made["ArtifactArn"])
             if i % 2 == 0 and made:
                 name = f"load-{self.run_id}-{self.n}-{i}"
-                action = self.call("create_action", ActionName=name, ActionType="Step",
-                                   Source={"SourceUri": uri})
+                action = self.call(
+                    "create_action", ActionName=name, ActionType="Step", Source={"SourceUri": uri}
+                )
                 if action:
                     self.actions.append(name)
-                    if self.call("add_association", SourceArn=made["ArtifactArn"],
-                                 DestinationArn=action["ActionArn"],
-                                 AssociationType="ContributedTo"):
+                    if self.call(
+                        "add_association",
+                        SourceArn=made["ArtifactArn"],
+                        DestinationArn=action["ActionArn"],
+                        AssociationType="ContributedTo",
+                    ):
                         self.associations.append((made["ArtifactArn"], action["ActionArn"]))
             self.call("list_artifacts", ArtifactType=kind, MaxResults=20)
             if self.artifacts:
-                self.call("query_lineage", StartArns=[self.artifacts[0]],
-                          Direction="Descendants", IncludeEdges=True, MaxDepth=3)
+                self.call(
+                    "query_lineage",
+                    StartArns=[self.artifacts[0]],
+                    Direction="Descendants",
+                    IncludeEdges=True,
+                    MaxDepth=3,
+                )
             i += 1
 
     def missing(self) -> list[str]:
@@ -151,8 +180,9 @@ def main() -> None:
         try:
             run = str(time.time_ns())[-8:]
             until = time.monotonic() + args.seconds
-            clients = [Client(n, url, args.key, args.secret, until, run)
-                       for n in range(args.clients)]
+            clients = [
+                Client(n, url, args.key, args.secret, until, run) for n in range(args.clients)
+            ]
             started = time.monotonic()
             for c in clients:
                 c.start()
@@ -170,27 +200,43 @@ def main() -> None:
             latency[op] += values
     errors = [e for c in clients for e in c.errors]
     total = sum(len(v) for v in latency.values())
-    print(f"{args.clients} clients for {elapsed:.0f} s: {total:,} calls "
-          f"({total / elapsed:,.0f}/s), {len(errors)} errors, {len(lost)} missing afterwards; "
-          f"{sum(len(c.artifacts) for c in clients):,} artifacts, "
-          f"{sum(len(c.actions) for c in clients):,} actions, "
-          f"{sum(len(c.associations) for c in clients):,} associations created")
+    print(
+        f"{args.clients} clients for {elapsed:.0f} s: {total:,} calls "
+        f"({total / elapsed:,.0f}/s), {len(errors)} errors, {len(lost)} missing afterwards; "
+        f"{sum(len(c.artifacts) for c in clients):,} artifacts, "
+        f"{sum(len(c.actions) for c in clients):,} actions, "
+        f"{sum(len(c.associations) for c in clients):,} associations created"
+    )
     print(f"{'operation':<20} {'calls':>7} {'p50 ms':>8} {'p99 ms':>8}")
     figures = {}
     for op in sorted(latency):
         values = latency[op]
-        figures[op] = {"calls": len(values), "p50_ms": pct(values, 0.5) * 1000,
-                       "p99_ms": pct(values, 0.99) * 1000}
-        print(f"{op:<20} {len(values):>7,} {figures[op]['p50_ms']:>8.1f} "
-              f"{figures[op]['p99_ms']:>8.1f}")
+        figures[op] = {
+            "calls": len(values),
+            "p50_ms": pct(values, 0.5) * 1000,
+            "p99_ms": pct(values, 0.99) * 1000,
+        }
+        print(
+            f"{op:<20} {len(values):>7,} {figures[op]['p50_ms']:>8.1f} "
+            f"{figures[op]['p99_ms']:>8.1f}"
+        )
     for e in errors[:10]:
         print("error:", e)
     for m in lost[:10]:
         print("missing:", m)
     if args.json:
-        args.json.write_text(json.dumps({"clients": args.clients, "seconds": elapsed,
-                                         "errors": errors, "missing": lost,
-                                         "operations": figures}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "clients": args.clients,
+                    "seconds": elapsed,
+                    "errors": errors,
+                    "missing": lost,
+                    "operations": figures,
+                },
+                indent=2,
+            )
+        )
     sys.exit(1 if errors or lost else 0)
 
 

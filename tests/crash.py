@@ -43,8 +43,13 @@ class Deployment:
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "MLINEAGE_HOME": str(self.home), "MLINEAGE_LOG": self.log_url,
-                    "MLINEAGE_INSTANCE_ID": "crash-test", **self.env}
+        self.env = {
+            **os.environ,
+            "MLINEAGE_HOME": str(self.home),
+            "MLINEAGE_LOG": self.log_url,
+            "MLINEAGE_INSTANCE_ID": "crash-test",
+            **self.env,
+        }
         self.env.pop("MLINEAGE_FAILPOINTS", None)
         self.runs = 0
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -67,14 +72,13 @@ class Deployment:
     def db(self) -> Path:
         return self.settings.db_path
 
-    def publish_jobs(self, jobs: int, seed: int = 7, *, first: int = 0, wait: bool = True
-                     ) -> None:
+    def publish_jobs(self, jobs: int, seed: int = 7, *, first: int = 0, wait: bool = True) -> None:
         """Publish ``jobs`` training jobs (numbered from ``first``); ``wait``: until they are
         in the log (else a Kafka outage leaves them in the spool, forwarded later)."""
         drafts = training_job_drafts(first, jobs, max(jobs // 5, 1), random.Random(seed))
         rec = Recorder(self.settings)
         for start in range(0, len(drafts), 200):
-            rec.publish_many(drafts[start:start + 200])
+            rec.publish_many(drafts[start : start + 200])
         if wait:
             assert rec.flush(120), "the published jobs did not reach the log"
             rec.close()
@@ -85,8 +89,9 @@ class Deployment:
         self.runs += 1
         return self.home / f"run-{self.runs}-{name}.log"
 
-    def popen(self, *args: str, failpoints: str | None = None,
-              extra_env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    def popen(
+        self, *args: str, failpoints: str | None = None, extra_env: Mapping[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
         env = {**self.env, **(extra_env or {})}
         if failpoints:
             env["MLINEAGE_FAILPOINTS"] = failpoints
@@ -110,7 +115,8 @@ class Deployment:
         rc = proc.wait(600)
         assert rc == -signal.SIGKILL, (
             f"`mlineage {' '.join(args)}` with {failpoint} ended with rc {rc}, not at the "
-            f"failpoint (was it reached?):\n{out.read_text(errors='replace')[-3000:]}")
+            f"failpoint (was it reached?):\n{out.read_text(errors='replace')[-3000:]}"
+        )
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -125,23 +131,32 @@ class Deployment:
             sources = [decode(r.value) for r in read_all(log, TOPIC_JOBS)]
             expected = {str(d.event_id): s for s in sources for d in derive(s)}
             # the tracker's events (others, such as a server's writes, cause nothing)
-            derived = [str(e.event_id) for e in (decode(r.value) for r in
-                                                   read_all(log, TOPIC_ENTITIES))
-                       if e.caused_by is not None]
+            derived = [
+                str(e.event_id)
+                for e in (decode(r.value) for r in read_all(log, TOPIC_ENTITIES))
+                if e.caused_by is not None
+            ]
             dead = len(read_all(log, TOPIC_DLQ))
         assert len(derived) == len(set(derived)), "a derived event was committed twice"
-        missing = sorted({str(expected[i].payload.job_name)  # type: ignore[union-attr]
-                          for i in set(expected) - set(derived)})
+        missing = sorted(
+            {
+                str(expected[i].payload.job_name)  # type: ignore[union-attr]
+                for i in set(expected) - set(derived)
+            }
+        )
         extra = len(set(derived) - set(expected))
-        summary = (f"derived events missing for {len(missing)} jobs ({missing[:10]}), "
-                   f"{extra} unexpected; {dead} dead letters; {len(sources)} source records")
+        summary = (
+            f"derived events missing for {len(missing)} jobs ({missing[:10]}), "
+            f"{extra} unexpected; {dead} dead letters; {len(sources)} source records"
+        )
         assert not missing, summary
         assert not extra, summary
 
     def distinct_events(self) -> int:
         with open_log(self.log_url) as log:
-            return len({decode(r.value).event_id for t in PROJECTED_TOPICS
-                        for r in read_all(log, t)})
+            return len(
+                {decode(r.value).event_id for t in PROJECTED_TOPICS for r in read_all(log, t)}
+            )
 
     def checksum(self) -> str:
         with DuckDBStore(self.db, read_only=True) as store:
@@ -160,7 +175,8 @@ class Deployment:
             live = store.checksum()
             events = store.counts()["events"]
         assert {tp: o for tp, o in positions.items() if o} == {
-            tp: e for tp, e in ends.items() if e}, "the projection is not at the end of the log"
+            tp: e for tp, e in ends.items() if e
+        }, "the projection is not at the end of the log"
         assert events == self.distinct_events(), "an event was lost or applied twice"
         with DuckDBStore(clean, read_only=True) as store:
             assert store.checksum() == live, "the projection differs from a clean replay"

@@ -20,9 +20,15 @@ ACCOUNT = "111122223333"
 REGION = "us-east-1"
 
 
-def event(event_type: str, payload: dict[str, Any], *, second: int = 0,
-          event_id: str | None = None, account: str = ACCOUNT, region: str = REGION,
-          ) -> dict[str, Any]:
+def event(
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    second: int = 0,
+    event_id: str | None = None,
+    account: str = ACCOUNT,
+    region: str = REGION,
+) -> dict[str, Any]:
     return {
         "event_type": event_type,
         "event_id": event_id or str(uuid.uuid4()),
@@ -50,8 +56,12 @@ def records(values: Sequence[bytes], topic: str = TOPIC_ENTITIES) -> list[Record
     return [Record(topic, 0, i, None, v, (), 0) for i, v in enumerate(values)]
 
 
-def apply_batches(store: DuckDBStore, values: Sequence[bytes], batch_sizes: Sequence[int],
-                  topic: str = TOPIC_ENTITIES) -> None:
+def apply_batches(
+    store: DuckDBStore,
+    values: Sequence[bytes],
+    batch_sizes: Sequence[int],
+    topic: str = TOPIC_ENTITIES,
+) -> None:
     """Project ``values`` (in this order) into ``store``, cut into batches of these sizes
     (the last batch takes the rest)."""
     recs = records(values, topic)
@@ -59,10 +69,9 @@ def apply_batches(store: DuckDBStore, values: Sequence[bytes], batch_sizes: Sequ
     sizes = list(batch_sizes)
     while start < len(recs):
         size = sizes.pop(0) if sizes else len(recs) - start
-        batch = recs[start:start + max(size, 1)]
+        batch = recs[start : start + max(size, 1)]
         start += len(batch)
-        changes = project(zip(batch, decode_many([r.value for r in batch]), strict=True),
-                          ALLOWED)
+        changes = project(zip(batch, decode_many([r.value for r in batch]), strict=True), ALLOWED)
         store.apply(changes, {(topic, 0): batch[-1].offset + 1}, "test")
 
 
@@ -70,33 +79,67 @@ def arn(resource: str, name: str, account: str = ACCOUNT) -> str:
     return f"arn:aws:sagemaker:{REGION}:{account}:{resource}/{name}"
 
 
-__all__ = ["ACCOUNT", "REGION", "TOPIC_ENTITIES", "TOPIC_JOBS", "apply_batches", "arn",
-           "delete", "event", "raw", "read_all", "records", "upsert", "wait_until"]
+__all__ = [
+    "ACCOUNT",
+    "REGION",
+    "TOPIC_ENTITIES",
+    "TOPIC_JOBS",
+    "apply_batches",
+    "arn",
+    "delete",
+    "event",
+    "raw",
+    "read_all",
+    "records",
+    "upsert",
+    "wait_until",
+]
 
 
-def training_job_drafts(first: int, count: int, pool: int, rng: random.Random
-                        ) -> list[dict[str, Any]]:
+def training_job_drafts(
+    first: int, count: int, pool: int, rng: random.Random
+) -> list[dict[str, Any]]:
     """``JobCreated`` + ``JobStatusChanged`` drafts for jobs ``first..first+count-1``: two
     datasets drawn from ``pool``, one of 5 images, a model, a metric (the fault tests' load)."""
     drafts: list[dict[str, Any]] = []
     for i in range(first, first + count):
         name = f"job-{i}"
-        drafts.append({"event_type": "JobCreated", "payload": {
-            "job_type": "TrainingJob", "job_name": name,
-            "image_uri": f"registry/image:{rng.randrange(5)}",
-            "inputs": [{"name": "train", "uri": f"s3://d/ds-{rng.randrange(pool)}"},
-                       {"name": "test", "uri": f"s3://d/ds-{rng.randrange(pool)}"}],
-            "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}],
-        }})
-        drafts.append({"event_type": "JobStatusChanged", "payload": {
-            "job_type": "TrainingJob", "job_name": name, "status": "Completed",
-            "metrics": {"auc": rng.random()}}})
+        drafts.append(
+            {
+                "event_type": "JobCreated",
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "image_uri": f"registry/image:{rng.randrange(5)}",
+                    "inputs": [
+                        {"name": "train", "uri": f"s3://d/ds-{rng.randrange(pool)}"},
+                        {"name": "test", "uri": f"s3://d/ds-{rng.randrange(pool)}"},
+                    ],
+                    "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}],
+                },
+            }
+        )
+        drafts.append(
+            {
+                "event_type": "JobStatusChanged",
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "status": "Completed",
+                    "metrics": {"auc": rng.random()},
+                },
+            }
+        )
     return drafts
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0,
-               pause: float = 0.05,
-               on_timeout: Callable[[], Exception] | None = None) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 120.0,
+    pause: float = 0.05,
+    on_timeout: Callable[[], Exception] | None = None,
+) -> None:
     """Wait for ``condition()`` to hold; fail naming ``what`` after a generous ``timeout``
     (a hang guard, never a performance bound). ``on_timeout`` makes the error raised then
     (default: an AssertionError). The one place in the tests that sleeps."""
@@ -126,11 +169,17 @@ def graph_state(graph: Any) -> tuple[dict[str, Any], set[Any]]:
     for vid, arn in enumerate(graph.arns):
         if graph.is_vertex(vid):
             vertices[arn] = (
-                graph.lineage_type_of(vid), graph.type_of(vid),
+                graph.lineage_type_of(vid),
+                graph.type_of(vid),
                 graph.account_names[graph.account[vid]] if graph.account[vid] >= 0 else None,
                 int(graph.created[vid]) if graph.has_created[vid] else None,
-                int(graph.modified[vid]) if graph.has_modified[vid] else None)
-    edges = {(graph.arns[s], graph.arns[d], graph.edge_type_of(e), bool(graph.edge_same_as[e]))
-             for e, (s, d) in enumerate(zip(graph.edge_src.tolist(), graph.edge_dst.tolist(),
-                                            strict=True)) if graph.edge_live[e]}
+                int(graph.modified[vid]) if graph.has_modified[vid] else None,
+            )
+    edges = {
+        (graph.arns[s], graph.arns[d], graph.edge_type_of(e), bool(graph.edge_same_as[e]))
+        for e, (s, d) in enumerate(
+            zip(graph.edge_src.tolist(), graph.edge_dst.tolist(), strict=True)
+        )
+        if graph.edge_live[e]
+    }
     return vertices, edges

@@ -78,8 +78,11 @@ def wait_ready(bootstrap: str, timeout_s: float = READY_TIMEOUT_S) -> None:
 
     def answers() -> bool:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000,
-                                     client_id="mlineage-test-ready")
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                request_timeout_ms=5000,
+                client_id="mlineage-test-ready",
+            )
             try:
                 admin.list_topics()
             finally:
@@ -89,10 +92,16 @@ def wait_ready(bootstrap: str, timeout_s: float = READY_TIMEOUT_S) -> None:
             return False
         return True
 
-    wait_until(answers, f"the broker at {bootstrap} answers", timeout=timeout_s, pause=0.5,
-               on_timeout=lambda: BrokerUnavailable(
-                   f"the broker at {bootstrap} did not answer within {timeout_s:.0f}s: "
-                   f"{last[0] if last else None!r}"))
+    wait_until(
+        answers,
+        f"the broker at {bootstrap} answers",
+        timeout=timeout_s,
+        pause=0.5,
+        on_timeout=lambda: BrokerUnavailable(
+            f"the broker at {bootstrap} did not answer within {timeout_s:.0f}s: "
+            f"{last[0] if last else None!r}"
+        ),
+    )
 
 
 class Broker:
@@ -108,7 +117,8 @@ class Broker:
         """Stop the broker (clean shutdown); its data stays for start()."""
         raise BrokerNotRestartableError(
             f"the {self.kind} broker at {self.bootstrap} is not run by this test process; "
-            "use start_own_broker() for a test that stops or restarts the broker")
+            "use start_own_broker() for a test that stops or restarts the broker"
+        )
 
     def start(self) -> None:
         """Start the broker again after stop() or kill(): same port, same data."""
@@ -124,8 +134,12 @@ class Broker:
     def __enter__(self) -> Broker:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -137,8 +151,14 @@ def _run_broker_sh(*args: str, timeout_s: float) -> subprocess.CompletedProcess[
     # If this test process dies without its teardown, the broker follows it.
     env["MLINEAGE_KAFKA_WATCH_PID"] = str(os.getpid())
     try:
-        return subprocess.run(["bash", str(BROKER_SH), *args], capture_output=True, text=True,
-                              env=env, timeout=timeout_s, check=False)
+        return subprocess.run(
+            ["bash", str(BROKER_SH), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise BrokerUnavailable(f"broker.sh {' '.join(args)} took over {timeout_s:.0f}s") from exc
 
@@ -164,11 +184,13 @@ class LocalBroker(Broker):
     def start(self) -> None:
         if self._closed:
             raise BrokerNotRestartableError(f"{self!r} was closed")
-        result = _run_broker_sh("start", str(self.directory), str(self.port),
-                                timeout_s=START_TIMEOUT_S)
+        result = _run_broker_sh(
+            "start", str(self.directory), str(self.port), timeout_s=START_TIMEOUT_S
+        )
         if result.returncode != 0:
-            raise BrokerUnavailable(f"broker.sh start failed (exit {result.returncode}):\n"
-                                    f"{_tail(result.stderr)}")
+            raise BrokerUnavailable(
+                f"broker.sh start failed (exit {result.returncode}):\n{_tail(result.stderr)}"
+            )
         wait_ready(self.bootstrap)
 
     def stop(self) -> None:
@@ -200,12 +222,15 @@ class LocalBroker(Broker):
 def fetch_local() -> None:
     """Fetch the broker's jars (once per machine; later calls return at once)."""
     if shutil.which("java") is None:
-        raise BrokerUnavailable("no Docker engine and no 'java' on PATH: install a Java 17 JRE "
-                                f"to run a broker from jars, or set {ENV_EXTERNAL}=host:port")
+        raise BrokerUnavailable(
+            "no Docker engine and no 'java' on PATH: install a Java 17 JRE "
+            f"to run a broker from jars, or set {ENV_EXTERNAL}=host:port"
+        )
     result = _run_broker_sh("fetch", timeout_s=FETCH_TIMEOUT_S)
     if result.returncode != 0:
-        raise BrokerUnavailable(f"fetching the Kafka jars failed (exit {result.returncode}):\n"
-                                f"{_tail(result.stderr)}")
+        raise BrokerUnavailable(
+            f"fetching the Kafka jars failed (exit {result.returncode}):\n{_tail(result.stderr)}"
+        )
 
 
 def start_local_broker(tmp_dir: Path) -> LocalBroker:

@@ -62,14 +62,28 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mlineage")
-@click.option("--home", type=click.Path(path_type=Path), help="Where the embedded log and the "
-              "projection live [env MLINEAGE_HOME; default ./.mlineage].")
-@click.option("--log", "log_url", help="Event log URL: sqlite:///path or kafka://host:port "
-              "[env MLINEAGE_LOG; default sqlite under --home].")
-@click.option("--db", "db_path", type=click.Path(path_type=Path),
-              help="DuckDB projection file [env MLINEAGE_DB; default HOME/lineage.duckdb].")
-@click.option("--account-id", help="Account stamped on published events that name none "
-              "[env MLINEAGE_ACCOUNT_ID; default 000000000000].")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    help="Where the embedded log and the projection live [env MLINEAGE_HOME; default ./.mlineage].",
+)
+@click.option(
+    "--log",
+    "log_url",
+    help="Event log URL: sqlite:///path or kafka://host:port "
+    "[env MLINEAGE_LOG; default sqlite under --home].",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    help="DuckDB projection file [env MLINEAGE_DB; default HOME/lineage.duckdb].",
+)
+@click.option(
+    "--account-id",
+    help="Account stamped on published events that name none "
+    "[env MLINEAGE_ACCOUNT_ID; default 000000000000].",
+)
 @click.option("--region", help="Region stamped likewise [env MLINEAGE_REGION; default us-east-1].")
 @click.pass_context
 def cli(ctx: click.Context, /, **flags: Any) -> None:
@@ -83,9 +97,14 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
 
 
 def _progress_bar(label: str) -> tuple[Progress, Callable[[str, int, int], None]]:
-    progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.completed:,}/{task.total:,} records"),
-                        TimeElapsedColumn(), console=err, transient=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} records"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
     tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, lag: int) -> None:
@@ -106,6 +125,7 @@ def _sync(settings: Settings, quiet: bool = False) -> None:
 
 
 # -- demo -------------------------------------------------------------------------------------
+
 
 @cli.command()
 @pass_ctx
@@ -129,23 +149,31 @@ def demo(ctx: Ctx) -> None:
             "SELECT lineage_type, count(*) FROM lineage_vertices GROUP BY 1 ORDER BY 1"
         ).fetchall()
         n_edges = con.execute("SELECT count(*) FROM lineage_edges").fetchall()[0][0]
-        out.print("Projected into " + str(settings.db_path) + ": " + ", ".join(
-            f"{n} {t}" for t, n in counts) + f", {n_edges} associations\n")
-        out.print("[bold]Where did the model behind the endpoint come from?[/] "
-                  "(ascendants of the endpoint, as QueryLineage walks them)")
+        out.print(
+            "Projected into "
+            + str(settings.db_path)
+            + ": "
+            + ", ".join(f"{n} {t}" for t, n in counts)
+            + f", {n_edges} associations\n"
+        )
+        out.print(
+            "[bold]Where did the model behind the endpoint come from?[/] "
+            "(ascendants of the endpoint, as QueryLineage walks them)"
+        )
         out.print(_ancestor_tree(con, endpoint))
-        query = ("SELECT job_name, job_type, status, metrics FROM jobs "
-                 "ORDER BY created_at")
+        query = "SELECT job_name, job_type, status, metrics FROM jobs ORDER BY created_at"
         out.print(f"\n[bold]SQL:[/] {query}")
         _print_rows(*store.sql(query), "table")
     hint = ""
     if shutil.which("mlineage") is None:
-        hint = (f" (mlineage is {Path(sys.argv[0]).resolve()}: "
-                "`source .venv/bin/activate` puts it on your PATH)")
+        hint = (
+            f" (mlineage is {Path(sys.argv[0]).resolve()}: "
+            "`source .venv/bin/activate` puts it on your PATH)"
+        )
     out.print(f"\n[bold]Try next{hint}:[/]")
     for line in (
-        "mlineage sql \"SELECT type, count(*) FROM lineage_vertices GROUP BY ALL\"",
-        "mlineage sql \"SELECT * FROM lineage_edges\" --format csv",
+        'mlineage sql "SELECT type, count(*) FROM lineage_vertices GROUP BY ALL"',
+        'mlineage sql "SELECT * FROM lineage_edges" --format csv',
         "mlineage checksum          # digest of the projection",
         "mlineage replay            # rebuild it from the log: same checksum",
         "mlineage publish events.jsonl   # your own events (see schemas/examples)",
@@ -155,8 +183,10 @@ def demo(ctx: Ctx) -> None:
 
 def _ancestor_tree(con: duckdb.DuckDBPyConnection, start: str, max_depth: int = 10) -> Tree:
     def label(arn: str) -> str:
-        rows = con.execute("SELECT lineage_type, type, coalesce(name, '') FROM lineage_vertices "
-                           "WHERE arn = ?", [arn]).fetchall()
+        rows = con.execute(
+            "SELECT lineage_type, type, coalesce(name, '') FROM lineage_vertices WHERE arn = ?",
+            [arn],
+        ).fetchall()
         if not rows:
             return arn
         lineage_type, typ, name = rows[0]
@@ -173,7 +203,9 @@ def _ancestor_tree(con: duckdb.DuckDBPyConnection, start: str, max_depth: int = 
             return
         parents = con.execute(
             "SELECT source_arn, association_type FROM lineage_edges WHERE destination_arn = ? "
-            "ORDER BY association_type, source_arn", [arn]).fetchall()
+            "ORDER BY association_type, source_arn",
+            [arn],
+        ).fetchall()
         for parent, assoc in parents:
             child = node.add(f"[dim]{assoc} ←[/] {label(parent)}")
             if parent not in seen:
@@ -186,10 +218,14 @@ def _ancestor_tree(con: duckdb.DuckDBPyConnection, start: str, max_depth: int = 
 
 # -- publishing -------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.argument("file", type=click.File("r", encoding="utf-8"))
-@click.option("--no-sync", is_flag=True, help="Only append to the log; do not track and "
-              "project (embedded log) afterwards.")
+@click.option(
+    "--no-sync",
+    is_flag=True,
+    help="Only append to the log; do not track and project (embedded log) afterwards.",
+)
 @pass_ctx
 def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
     """Publish events from FILE (JSON lines; - for stdin).
@@ -216,12 +252,15 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
         for p in problems:
             err.print(p, markup=False)
         raise click.ClickException(
-            f"{len(problems)} bad line(s); nothing was published. Fix them and publish again.")
+            f"{len(problems)} bad line(s); nothing was published. Fix them and publish again."
+        )
     with rec:
         rec.log.append([route(e) for e in valid])
         if not rec.flush(timeout=30):
-            err.print(f"the log at {settings.log_url} is not answering: the events wait in "
-                      f"{settings.spool_dir} and the next mlineage process forwards them")
+            err.print(
+                f"the log at {settings.log_url} is not answering: the events wait in "
+                f"{settings.spool_dir} and the next mlineage process forwards them"
+            )
             return
     out.print(f"published {len(valid)} events to {settings.log_url}")
     if not no_sync and settings.log_url.startswith("sqlite:"):
@@ -230,11 +269,15 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
 
 # -- consumers --------------------------------------------------------------------------------
 
+
 def _service_logging() -> None:
     """Long-running services log warnings (outages, recoveries, leftovers removed) with a
     time stamp on stderr."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     # kafka-python logs every refused connection and metadata retry of an outage; the
     # services say once that the log is not answering, and when it answers again
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -250,16 +293,25 @@ def _stop_on_sigterm() -> Callable[[], bool]:
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep running and derive new events as they come.")
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
-@click.option("--batch-size", type=click.IntRange(1), default=5000, show_default=True,
-              help="Source events per log transaction.")
-@click.option("--instance", envvar="MLINEAGE_INSTANCE_ID",
-              help="Kafka: this instance's stable name in the tracker group (its transactional "
-              "id is mlineage-tracker-INSTANCE; a restarted instance fences its predecessor). "
-              "Give each concurrent instance its own [env MLINEAGE_INSTANCE_ID; default the "
-              "host name].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=5000,
+    show_default=True,
+    help="Source events per log transaction.",
+)
+@click.option(
+    "--instance",
+    envvar="MLINEAGE_INSTANCE_ID",
+    help="Kafka: this instance's stable name in the tracker group (its transactional "
+    "id is mlineage-tracker-INSTANCE; a restarted instance fences its predecessor). "
+    "Give each concurrent instance its own [env MLINEAGE_INSTANCE_ID; default the "
+    "host name].",
+)
 @pass_ctx
-def track(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
-          instance: str | None) -> None:
+def track(
+    ctx: Ctx, follow: bool, timeout: float | None, batch_size: int, instance: str | None
+) -> None:
     """Run the auto-tracker: derive entities from job events (to the end of the log).
 
     With Kafka, instances form the consumer group mlineage-tracker and share the partitions
@@ -274,20 +326,33 @@ def track(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
             stats = service.run(follow=follow, timeout=timeout, stop=_stop_on_sigterm())
         except KeyboardInterrupt:
             return
-    out.print(f"tracked {stats.consumed} events: derived {stats.derived}, "
-              f"dead-lettered {stats.dead_lettered}")
+    out.print(
+        f"tracked {stats.consumed} events: derived {stats.derived}, "
+        f"dead-lettered {stats.dead_lettered}"
+    )
 
 
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep running and project new events as they come.")
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
-@click.option("--batch-size", type=click.IntRange(1), default=50_000, show_default=True,
-              help="Records per DuckDB transaction.")
-@click.option("--snapshot-interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
-              help="With --follow: refresh the read snapshot at most this often (seconds).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=50_000,
+    show_default=True,
+    help="Records per DuckDB transaction.",
+)
+@click.option(
+    "--snapshot-interval",
+    type=click.FloatRange(0.1),
+    default=2.0,
+    show_default=True,
+    help="With --follow: refresh the read snapshot at most this often (seconds).",
+)
 @pass_ctx
-def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
-            snapshot_interval: float) -> None:
+def project(
+    ctx: Ctx, follow: bool, timeout: float | None, batch_size: int, snapshot_interval: float
+) -> None:
     """Run the projector: apply the log to the DuckDB projection (to the end of the log).
 
     With --follow it keeps running, holds the DuckDB file, and keeps a snapshot beside it
@@ -301,12 +366,17 @@ def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
     try:
         with open_log(settings.log_url) as log, DuckDBStore(settings.db_path) as store:
             service = ProjectorService(
-                log, store, batch_size=batch_size,
+                log,
+                store,
+                batch_size=batch_size,
                 snapshot=snapshot_path(settings.db_path) if follow else None,
-                snapshot_interval=snapshot_interval)
+                snapshot_interval=snapshot_interval,
+            )
             if follow:
-                err.print(f"following {settings.log_url} into {settings.db_path}; readers use "
-                          f"{snapshot_path(settings.db_path)} (Ctrl-C to stop)")
+                err.print(
+                    f"following {settings.log_url} into {settings.db_path}; readers use "
+                    f"{snapshot_path(settings.db_path)} (Ctrl-C to stop)"
+                )
                 service.write_snapshot()
             try:
                 stats = service.run(follow=follow, timeout=timeout, stop=_stop_on_sigterm())
@@ -314,8 +384,10 @@ def project(ctx: Ctx, follow: bool, timeout: float | None, batch_size: int,
                 return
     finally:
         lock.release()
-    out.print(f"projected {stats.consumed} records: applied {stats.applied}, "
-              f"dead-lettered {stats.dead_lettered}")
+    out.print(
+        f"projected {stats.consumed} records: applied {stats.applied}, "
+        f"dead-lettered {stats.dead_lettered}"
+    )
 
 
 @cli.command(name="replay")
@@ -330,22 +402,33 @@ def replay_cmd(ctx: Ctx) -> None:
         if log.kind == "sqlite":  # with Kafka the tracker is a service: never join its group
             TrackerService(log).run()
         total = sum(sum(log.end_offsets(t).values()) for t in PROJECTED_TOPICS)
-        bar = Progress(TextColumn("replaying"), BarColumn(),
-                       TextColumn("{task.completed:,}/{task.total:,} records"),
-                       TimeElapsedColumn(), console=err, disable=not err.is_terminal)
+        bar = Progress(
+            TextColumn("replaying"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} records"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
         with bar:
             task = bar.add_task("replay", total=total)
-            stats = replay(log, settings.db_path,
-                           progress=lambda done, lag: bar.update(task, completed=done))
+            stats = replay(
+                log, settings.db_path, progress=lambda done, lag: bar.update(task, completed=done)
+            )
     with DuckDBStore(settings.db_path, read_only=True) as store:
         digest = store.checksum()
-    out.print(f"replayed {stats.consumed} records ({stats.dead_lettered} dead-lettered) into "
-              f"{settings.db_path}\nchecksum {digest}")
+    out.print(
+        f"replayed {stats.consumed} records ({stats.dead_lettered} dead-lettered) into "
+        f"{settings.db_path}\nchecksum {digest}"
+    )
 
 
 @cli.command()
-@click.option("--no-sync", is_flag=True, help="Digest the projection as it is, without "
-              "catching up with the log first.")
+@click.option(
+    "--no-sync",
+    is_flag=True,
+    help="Digest the projection as it is, without catching up with the log first.",
+)
 @pass_ctx
 def checksum(ctx: Ctx, no_sync: bool) -> None:
     """Print one hex digest of the projected state (equal logs give equal checksums)."""
@@ -358,12 +441,15 @@ def checksum(ctx: Ctx, no_sync: bool) -> None:
 
 # -- SQL --------------------------------------------------------------------------------------
 
-ACCOUNT_HELP = ("Answer on behalf of this account: only its entities and those of owners "
-                "that share with it (default: everything, the operator's view).")
+ACCOUNT_HELP = (
+    "Answer on behalf of this account: only its entities and those of owners "
+    "that share with it (default: everything, the operator's view)."
+)
 
 
-def _open_store(settings: Settings, no_sync: bool = False, account: str | None = None
-                ) -> LineageStore:
+def _open_store(
+    settings: Settings, no_sync: bool = False, account: str | None = None
+) -> LineageStore:
     """Catch up with the log (embedded), then open the projection for reading. When a
     projector follows the log it holds the file: read the snapshot it keeps fresh. With
     ``account``, a store holding only what that account may see."""
@@ -374,8 +460,9 @@ def _open_store(settings: Settings, no_sync: bool = False, account: str | None =
     store = LineageStore.open(settings)
     age = store.snapshot_age
     if age is not None:
-        err.print(f"note: a projector holds {settings.db_path}; reading its snapshot "
-                  f"({age:.1f}s old)")
+        err.print(
+            f"note: a projector holds {settings.db_path}; reading its snapshot ({age:.1f}s old)"
+        )
     if account is None:
         return store
     try:
@@ -389,8 +476,14 @@ def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None
         return v.isoformat() if hasattr(v, "isoformat") else v
 
     if fmt == "json":
-        sys.stdout.write(json.dumps([{n: cell(v) for n, v in zip(names, r, strict=True)}
-                                     for r in rows], default=str, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [{n: cell(v) for n, v in zip(names, r, strict=True)} for r in rows],
+                default=str,
+                indent=2,
+            )
+            + "\n"
+        )
     elif fmt == "csv":
         w = csv.writer(sys.stdout)
         w.writerow(names)
@@ -405,18 +498,39 @@ def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None
 
 @cli.command()
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
-@click.option("--timeout", type=float, default=30.0, show_default=True,
-              help="Cancel the query after this many seconds.")
-@click.option("--memory-limit", default="1GB", show_default=True,
-              help="DuckDB memory limit for the query.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Cancel the query after this many seconds.",
+)
+@click.option(
+    "--memory-limit", default="1GB", show_default=True, help="DuckDB memory limit for the query."
+)
 @click.option("--no-sync", is_flag=True, help="Query the projection as it is.")
-@click.option("--account", help=ACCOUNT_HELP + " The query then runs on a private database "
-              "holding only that, with file and network access disabled.")
+@click.option(
+    "--account",
+    help=ACCOUNT_HELP + " The query then runs on a private database "
+    "holding only that, with file and network access disabled.",
+)
 @pass_ctx
-def sql(ctx: Ctx, query: str, fmt: str, timeout: float, memory_limit: str,
-        no_sync: bool, account: str | None) -> None:
+def sql(
+    ctx: Ctx,
+    query: str,
+    fmt: str,
+    timeout: float,
+    memory_limit: str,
+    no_sync: bool,
+    account: str | None,
+) -> None:
     """Run a read-only SQL query on the DuckDB projection.
 
     Tables: artifacts, actions, contexts, experiments, trials, trial_components,
@@ -431,6 +545,7 @@ def sql(ctx: Ctx, query: str, fmt: str, timeout: float, memory_limit: str,
 
 # -- describe and list ------------------------------------------------------------------------
 
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -441,21 +556,32 @@ def _plain(value: Any) -> Any:
 
 def _flat(summary: dict[str, Any]) -> dict[str, Any]:
     """One level deep, for tables and CSV: nested values become compact JSON."""
-    return {k: json.dumps(_plain(v), sort_keys=True) if isinstance(v, dict | list)
-            else _plain(v) for k, v in summary.items()}
+    return {
+        k: json.dumps(_plain(v), sort_keys=True) if isinstance(v, dict | list) else _plain(v)
+        for k, v in summary.items()
+    }
 
 
 @cli.command()
 @click.argument("arn_or_name")
-@click.option("--kind", help="artifact, action, context, experiment, trial, trial-component or "
-              "lineage-group, when a name is ambiguous.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+@click.option(
+    "--kind",
+    help="artifact, action, context, experiment, trial, trial-component or "
+    "lineage-group, when a name is ambiguous.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
 @click.option("--no-sync", is_flag=True, help="Read the projection as it is.")
 @click.option("--account", help=ACCOUNT_HELP)
 @pass_ctx
-def describe(ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bool,
-             account: str | None) -> None:
+def describe(
+    ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bool, account: str | None
+) -> None:
     """Describe one entity by ARN (or by name where SageMaker allows it), as SageMaker's
     Describe* calls answer."""
     with _open_store(ctx.settings, no_sync, account) as store:
@@ -487,19 +613,40 @@ def describe(ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bo
 @click.option("--association-type")
 @click.option("--created-after", help="ISO 8601 time (UTC when no zone is given), inclusive.")
 @click.option("--created-before")
-@click.option("--sort-by", help="Name or CreationTime (associations: SourceArn, "
-              "DestinationArn, SourceType, DestinationType, CreationTime).")
-@click.option("--sort-order", type=click.Choice(["Ascending", "Descending"]),
-              default="Descending", show_default=True)
+@click.option(
+    "--sort-by",
+    help="Name or CreationTime (associations: SourceArn, "
+    "DestinationArn, SourceType, DestinationType, CreationTime).",
+)
+@click.option(
+    "--sort-order",
+    type=click.Choice(["Ascending", "Descending"]),
+    default="Descending",
+    show_default=True,
+)
 @click.option("--max-results", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--next-token")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
 @click.option("--no-sync", is_flag=True, help="Read the projection as it is.")
 @click.option("--account", help=ACCOUNT_HELP)
 @pass_ctx
-def list_cmd(ctx: Ctx, /, kind: str, created_after: str | None, created_before: str | None,
-             fmt: str, no_sync: bool, account: str | None, **options: Any) -> None:
+def list_cmd(
+    ctx: Ctx,
+    /,
+    kind: str,
+    created_after: str | None,
+    created_before: str | None,
+    fmt: str,
+    no_sync: bool,
+    account: str | None,
+    **options: Any,
+) -> None:
     """List entities of KIND with SageMaker's filters, sort orders and paging.
 
     KIND: artifacts, actions, contexts, experiments, trials, trial-components, associations,
@@ -510,10 +657,12 @@ def list_cmd(ctx: Ctx, /, kind: str, created_after: str | None, created_before: 
         with _open_store(ctx.settings, no_sync, account) as store:
             names, rows = store.sql(
                 "SELECT owner_account, grantee_account, created_at FROM lineage_shares "
-                "WHERE live ORDER BY owner_account, grantee_account")
+                "WHERE live ORDER BY owner_account, grantee_account"
+            )
         if fmt == "json":
-            sys.stdout.write(json.dumps([_flat(dict(zip(names, r, strict=True)))
-                                         for r in rows], indent=2) + "\n")
+            sys.stdout.write(
+                json.dumps([_flat(dict(zip(names, r, strict=True))) for r in rows], indent=2) + "\n"
+            )
         else:
             _print_rows(names, rows, fmt)
         return
@@ -537,14 +686,17 @@ def list_cmd(ctx: Ctx, /, kind: str, created_after: str | None, created_before: 
 
 # -- QueryLineage -----------------------------------------------------------------------------
 
+
 def _when(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-01-31 or "
-                                 "2026-01-31T12:00:00Z", param_hint=option) from exc
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time such as 2026-01-31 or 2026-01-31T12:00:00Z",
+            param_hint=option,
+        ) from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -555,39 +707,50 @@ def _labels(store: LineageStore, arns: list[str]) -> dict[str, str]:
     rows = store.con.execute(
         "SELECT v.arn, coalesce(v.type, v.lineage_type), coalesce(a.source_uri, v.name, v.arn) "
         "FROM lineage_vertices v LEFT JOIN artifacts a ON a.arn = v.arn "
-        "WHERE v.arn IN (SELECT unnest(?))", [arns]).fetchall()
+        "WHERE v.arn IN (SELECT unnest(?))",
+        [arns],
+    ).fetchall()
     return {arn: f"{typ} {name}" for arn, typ, name in rows}
 
 
-def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult,
-                   fmt: str) -> None:
+def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
-    arns = list(dict.fromkeys(starts + [v.arn for v in result.vertices]
-                              + [a for e in result.edges
-                                 for a in (e.source_arn, e.destination_arn)]))
+    arns = list(
+        dict.fromkeys(
+            starts
+            + [v.arn for v in result.vertices]
+            + [a for e in result.edges for a in (e.source_arn, e.destination_arn)]
+        )
+    )
     labels = _labels(store, arns)
     if fmt in ("dot", "mermaid"):
         ids = {arn: f"n{i}" for i, arn in enumerate(arns)}
+
         def text(arn: str) -> str:
             return labels.get(arn, arn).replace('"', "'")
+
         if fmt == "dot":
             lines = ["digraph lineage {", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
             for arn in arns:
                 extra = ", style=bold, color=blue" if arn in starts else ""
                 lines.append(f'  {ids[arn]} [label="{text(arn)}", tooltip="{arn}"{extra}];')
             for e in result.edges:
-                lines.append(f'  {ids[e.source_arn]} -> {ids[e.destination_arn]} '
-                             f'[label="{e.association_type or ""}", fontsize=8];')
+                lines.append(
+                    f"  {ids[e.source_arn]} -> {ids[e.destination_arn]} "
+                    f'[label="{e.association_type or ""}", fontsize=8];'
+                )
             lines.append("}")
         else:
             lines = ["graph LR"]
             for arn in arns:
                 lines.append(f'  {ids[arn]}["{text(arn)}"]')
             for e in result.edges:
-                lines.append(f"  {ids[e.source_arn]} -->|{e.association_type or ''}| "
-                             f"{ids[e.destination_arn]}")
+                lines.append(
+                    f"  {ids[e.source_arn]} -->|{e.association_type or ''}| "
+                    f"{ids[e.destination_arn]}"
+                )
             lines += [f"  style {ids[arn]} stroke-width:3px" for arn in starts if arn in ids]
         sys.stdout.write("\n".join(lines) + "\n")
         return
@@ -599,8 +762,11 @@ def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult
     if result.edges:
         edges = Table("Source", "AssociationType", "Destination", title="Edges")
         for e in result.edges:
-            edges.add_row(labels.get(e.source_arn, e.source_arn), e.association_type or "",
-                          labels.get(e.destination_arn, e.destination_arn))
+            edges.add_row(
+                labels.get(e.source_arn, e.source_arn),
+                e.association_type or "",
+                labels.get(e.destination_arn, e.destination_arn),
+            )
         out.print(edges)
     notes = [f"{len(result.vertices)} vertices, {len(result.edges)} edges"]
     if result.truncated_by_depth:
@@ -613,36 +779,75 @@ def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult
 @cli.command("query-lineage")
 @click.argument("start_arns", nargs=-1, required=True)
 @click.option("--direction", type=click.Choice(DIRECTIONS), default="Both", show_default=True)
-@click.option("--max-depth", type=click.IntRange(0, 100), default=10, show_default=True,
-              help="Associations to follow from the start (SageMaker caps it at 10).")
-@click.option("--type", "types", multiple=True, help="Return only vertices of this type "
-              "(DataSet, Model, Image, Endpoint, TrainingJob, ...). Repeatable.")
-@click.option("--lineage-type", "lineage_types", multiple=True,
-              type=click.Choice(LINEAGE_TYPES), help="Artifact, Action, Context or "
-              "TrialComponent. Repeatable.")
+@click.option(
+    "--max-depth",
+    type=click.IntRange(0, 100),
+    default=10,
+    show_default=True,
+    help="Associations to follow from the start (SageMaker caps it at 10).",
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    help="Return only vertices of this type "
+    "(DataSet, Model, Image, Endpoint, TrainingJob, ...). Repeatable.",
+)
+@click.option(
+    "--lineage-type",
+    "lineage_types",
+    multiple=True,
+    type=click.Choice(LINEAGE_TYPES),
+    help="Artifact, Action, Context or TrialComponent. Repeatable.",
+)
 @click.option("--created-after", help="ISO 8601 time (UTC when no zone is given).")
 @click.option("--created-before")
 @click.option("--modified-after")
 @click.option("--modified-before")
-@click.option("--property", "properties", multiple=True, metavar="KEY=VALUE",
-              help="Vertices with this property (any one given pair matches). Repeatable.")
+@click.option(
+    "--property",
+    "properties",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Vertices with this property (any one given pair matches). Repeatable.",
+)
 @click.option("--no-edges", is_flag=True, help="Return vertices only (IncludeEdges=false).")
 @click.option("--max-results", type=click.IntRange(1), help="Vertices per page.")
 @click.option("--next-token", help="Continue a paged query (same options).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "dot", "mermaid"]),
-              default="table", show_default=True,
-              help="dot: Graphviz (`| dot -Tsvg > g.svg`); mermaid: paste into Markdown.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "dot", "mermaid"]),
+    default="table",
+    show_default=True,
+    help="dot: Graphviz (`| dot -Tsvg > g.svg`); mermaid: paste into Markdown.",
+)
 @click.option("--no-sync", is_flag=True, help="Query the projection as it is.")
-@click.option("--account", help=ACCOUNT_HELP + " Adds the SameAs links between its visible "
-              "accounts' copies of the same artifact.")
+@click.option(
+    "--account",
+    help=ACCOUNT_HELP + " Adds the SameAs links between its visible "
+    "accounts' copies of the same artifact.",
+)
 @pass_ctx
-def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max_depth: int,
-                      types: tuple[str, ...], lineage_types: tuple[str, ...],
-                      created_after: str | None, created_before: str | None,
-                      modified_after: str | None, modified_before: str | None,
-                      properties: tuple[str, ...], no_edges: bool, max_results: int | None,
-                      next_token: str | None, fmt: str, no_sync: bool,
-                      account: str | None) -> None:
+def query_lineage_cmd(
+    ctx: Ctx,
+    start_arns: tuple[str, ...],
+    direction: str,
+    max_depth: int,
+    types: tuple[str, ...],
+    lineage_types: tuple[str, ...],
+    created_after: str | None,
+    created_before: str | None,
+    modified_after: str | None,
+    modified_before: str | None,
+    properties: tuple[str, ...],
+    no_edges: bool,
+    max_results: int | None,
+    next_token: str | None,
+    fmt: str,
+    no_sync: bool,
+    account: str | None,
+) -> None:
     """Walk the lineage graph from START_ARNS, with SageMaker's QueryLineage semantics.
 
     Example, the datasets behind the demo's endpoint:
@@ -658,25 +863,36 @@ def query_lineage_cmd(ctx: Ctx, start_arns: tuple[str, ...], direction: str, max
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--property")
         props[key] = value
     filters = LineageFilter(
-        types=list(types) or None, lineage_types=list(lineage_types) or None,
+        types=list(types) or None,
+        lineage_types=list(lineage_types) or None,
         created_after=_when(created_after, "--created-after"),
         created_before=_when(created_before, "--created-before"),
         modified_after=_when(modified_after, "--modified-after"),
         modified_before=_when(modified_before, "--modified-before"),
-        properties=props or None)
+        properties=props or None,
+    )
     with _open_store(ctx.settings, no_sync, account) as store:
         starts = list(start_arns)
         unknown = [a for a in starts if store.graph.vid(a) is None]
         for arn in unknown:
-            err.print(f"note: {arn} is not a live entity in the projection: nothing is "
-                      "reached from it", markup=False)
-        result = store.query_lineage(starts, direction=direction, include_edges=not no_edges,
-                                     filters=filters, max_depth=max_depth,
-                                     max_results=max_results, next_token=next_token)
+            err.print(
+                f"note: {arn} is not a live entity in the projection: nothing is reached from it",
+                markup=False,
+            )
+        result = store.query_lineage(
+            starts,
+            direction=direction,
+            include_edges=not no_edges,
+            filters=filters,
+            max_depth=max_depth,
+            max_results=max_results,
+            next_token=next_token,
+        )
         _print_lineage(store, starts, result, fmt)
 
 
 # -- cross-account sharing ---------------------------------------------------------------------
+
 
 def _set_share(settings: Settings, owner: str, grantee: str, *, shared: bool) -> None:
     with Recorder(settings, producer=f"mlineage-cli/{__version__}") as rec:
@@ -714,6 +930,7 @@ def unshare(ctx: Ctx, owner: str, grantee: str) -> None:
 
 # -- operations -------------------------------------------------------------------------------
 
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
@@ -732,11 +949,15 @@ def status(ctx: Ctx, as_json: bool) -> None:
         table.add_row(c.name, c.where, positions, f"{c.lag:,}")
     out.print(table)
     in_table = "-" if st.dead_letters_table is None else f"{st.dead_letters_table:,}"
-    out.print(f"dead letters: {st.dead_letters_topic:,} on {TOPIC_DLQ} not redriven "
-              f"(mlineage dlq list); {in_table} in the projection's dead_letters table")
+    out.print(
+        f"dead letters: {st.dead_letters_topic:,} on {TOPIC_DLQ} not redriven "
+        f"(mlineage dlq list); {in_table} in the projection's dead_letters table"
+    )
     waiting = sum(n for n in st.spooled.values() if n > 0)
-    out.print(f"spooled, waiting for the log: {waiting:,} events in {len(st.spooled)} file(s)"
-              + (f" under {settings.spool_dir}" if st.spooled else ""))
+    out.print(
+        f"spooled, waiting for the log: {waiting:,} events in {len(st.spooled)} file(s)"
+        + (f" under {settings.spool_dir}" if st.spooled else "")
+    )
 
 
 @cli.group()
@@ -764,12 +985,21 @@ def dlq_list(ctx: Ctx, show_all: bool, limit: int, as_json: bool) -> None:
         return
     table = Table("source", "where", "original", "event", "error", box=None)
     for letter in letters:
-        table.add_row("tracker", f"{TOPIC_DLQ}[{letter.record.partition}]@{letter.record.offset}",
-                      f"{letter.original_topic}[{letter.original_partition}]@"
-                      f"{letter.original_offset}", letter.summary, letter.error)
+        table.add_row(
+            "tracker",
+            f"{TOPIC_DLQ}[{letter.record.partition}]@{letter.record.offset}",
+            f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}",
+            letter.summary,
+            letter.error,
+        )
     for row in table_rows:
-        table.add_row("projector", "dead_letters", f"{row['topic']}[{row['partition']}]@"
-                      f"{row['offset']}", "", row["error"])
+        table.add_row(
+            "projector",
+            "dead_letters",
+            f"{row['topic']}[{row['partition']}]@{row['offset']}",
+            "",
+            row["error"],
+        )
     if not letters and not table_rows:
         out.print("no dead letters")
         return
@@ -792,11 +1022,16 @@ def dlq_redrive(ctx: Ctx, dry_run: bool) -> None:
     verb = "would redrive" if dry_run else "redrove"
     out.print(f"{verb} {len(result.redriven)} dead letter(s)")
     for letter, problem in result.still_bad:
-        err.print(f"still bad: {TOPIC_DLQ}[{letter.record.partition}]@{letter.record.offset} "
-                  f"({letter.summary}): {problem}", markup=False)
+        err.print(
+            f"still bad: {TOPIC_DLQ}[{letter.record.partition}]@{letter.record.offset} "
+            f"({letter.summary}): {problem}",
+            markup=False,
+        )
     if result.still_bad and not dry_run:
-        err.print(f"{len(result.still_bad)} still fail; they are back on {TOPIC_DLQ} with "
-                  "the current error")
+        err.print(
+            f"{len(result.still_bad)} still fail; they are back on {TOPIC_DLQ} with "
+            "the current error"
+        )
 
 
 # -- the SageMaker-compatible API ---------------------------------------------------------------
@@ -807,19 +1042,32 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--credentials", type=click.Path(path_type=Path, dir_okay=False),
-              envvar="MLINEAGE_CREDENTIALS", help="JSON file of access keys: {\"AKID\": "
-              "{\"secret_access_key\": \"...\", \"account_id\": \"123456789012\"}} "
-              "[env MLINEAGE_CREDENTIALS]. Requests are verified with SigV4 against it and the "
-              "key decides the caller's account.")
-@click.option("--no-auth", is_flag=True, help="Serve without authentication, as the "
-              "operator (sees every account; writes as --account-id). Loopback only.")
-@click.option("--extended-limits", is_flag=True, help="Lift SageMaker's caps on QueryLineage "
-              "(MaxDepth up to 100, MaxResults uncapped) and List* MaxResults. Entity limits "
-              "are the event schema's and stay.")
+@click.option(
+    "--credentials",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="MLINEAGE_CREDENTIALS",
+    help='JSON file of access keys: {"AKID": '
+    '{"secret_access_key": "...", "account_id": "123456789012"}} '
+    "[env MLINEAGE_CREDENTIALS]. Requests are verified with SigV4 against it and the "
+    "key decides the caller's account.",
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Serve without authentication, as the "
+    "operator (sees every account; writes as --account-id). Loopback only.",
+)
+@click.option(
+    "--extended-limits",
+    is_flag=True,
+    help="Lift SageMaker's caps on QueryLineage "
+    "(MaxDepth up to 100, MaxResults uncapped) and List* MaxResults. Entity limits "
+    "are the event schema's and stay.",
+)
 @pass_ctx
-def serve(ctx: Ctx, host: str, port: int, credentials: Path | None, no_auth: bool,
-          extended_limits: bool) -> None:
+def serve(
+    ctx: Ctx, host: str, port: int, credentials: Path | None, no_auth: bool, extended_limits: bool
+) -> None:
     """Serve SageMaker's lineage API (boto3 and the SageMaker SDK work unchanged).
 
     Point a client at it with endpoint_url, e.g.
@@ -836,24 +1084,33 @@ def serve(ctx: Ctx, host: str, port: int, credentials: Path | None, no_auth: boo
     if no_auth and credentials is not None:
         raise click.UsageError("--no-auth and --credentials exclude each other")
     if not no_auth and credentials is None:
-        raise click.UsageError("give --credentials FILE (SigV4 against those keys), or "
-                               "--no-auth to serve unauthenticated on loopback")
+        raise click.UsageError(
+            "give --credentials FILE (SigV4 against those keys), or "
+            "--no-auth to serve unauthenticated on loopback"
+        )
     if no_auth and host not in LOOPBACK:
-        raise click.UsageError(f"--no-auth serves on loopback only, not on {host}: use "
-                               "--credentials to listen elsewhere")
+        raise click.UsageError(
+            f"--no-auth serves on loopback only, not on {host}: use "
+            "--credentials to listen elsewhere"
+        )
     keys = Credentials.load(credentials) if credentials is not None else None
     settings = ctx.settings
     if no_auth:
-        err.print("[yellow]warning:[/] serving WITHOUT authentication: every caller is the "
-                  f"operator (sees every account, writes as {settings.account_id})")
+        err.print(
+            "[yellow]warning:[/] serving WITHOUT authentication: every caller is the "
+            f"operator (sees every account, writes as {settings.account_id})"
+        )
     _service_logging()
     lock = WriterLock(settings.db_path).acquire("serve")
     backend = Backend(settings)
     stop = backend.follow()
-    app = create_app(backend, ServerConfig(keys, settings.account_id, extended_limits,
-                                           settings.region))
-    err.print(f"serving SageMaker's lineage API on http://{host}:{port} (log "
-              f"{settings.log_url}, projection {settings.db_path}); Ctrl-C to stop")
+    app = create_app(
+        backend, ServerConfig(keys, settings.account_id, extended_limits, settings.region)
+    )
+    err.print(
+        f"serving SageMaker's lineage API on http://{host}:{port} (log "
+        f"{settings.log_url}, projection {settings.db_path}); Ctrl-C to stop"
+    )
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
@@ -868,8 +1125,14 @@ def schemas() -> None:
 
 
 @schemas.command("export")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("schemas"),
-              show_default=True, help="Directory to write <EventType>.v1.json into.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("schemas"),
+    show_default=True,
+    help="Directory to write <EventType>.v1.json into.",
+)
 def schemas_export(out_dir: Path) -> None:
     """Write one JSON Schema per event type and version, generated from the models."""
     for path in export(out_dir):

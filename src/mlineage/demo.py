@@ -37,61 +37,119 @@ def workflow(rec: Recorder) -> list[dict[str, Any]]:
     region, account = rec.settings.region, rec.settings.account_id
     package_arn = arns.model_package_arn(region, account, "churn-models", 1)
     return [
-        {**_env(0, "prep-created"), "event_type": "JobCreated", "payload": {
-            "job_type": "ProcessingJob", "job_name": "churn-prep-2026-01-15",
-            "image_uri": PROCESSING_IMAGE,
-            "inputs": [{"name": "raw", "uri": RAW}],
-            "outputs": [{"name": "train", "uri": TRAIN},
-                        {"name": "validation", "uri": VALIDATION}],
-            "instance_type": "ml.m5.xlarge", "instance_count": 1,
-            "metadata": {"repository": "https://github.com/acme/churn", "commit_id": "4f2a9c1"},
-        }},
-        {**_env(1, "prep-completed"), "event_type": "JobStatusChanged", "payload": {
-            "job_type": "ProcessingJob", "job_name": "churn-prep-2026-01-15",
-            "status": "Completed",
-        }},
-        {**_env(2, "train-created"), "event_type": "JobCreated", "payload": {
-            "job_type": "TrainingJob", "job_name": "churn-xgb-2026-01-15",
-            "image_uri": TRAINING_IMAGE,
-            "inputs": [{"name": "train", "uri": TRAIN},
-                       {"name": "validation", "uri": VALIDATION}],
-            "checkpoint_uri": f"{BUCKET}/checkpoints/churn-xgb-2026-01-15/",
-            "parameters": {"max_depth": 6, "eta": 0.2, "objective": "binary:logistic"},
-            "instance_type": "ml.m5.2xlarge", "instance_count": 2,
-            "experiment_config": {"experiment_name": "churn-prediction",
-                                  "trial_name": "xgb-baseline",
-                                  "trial_component_display_name": "XGBoost baseline"},
-            "metadata": {"repository": "https://github.com/acme/churn", "commit_id": "4f2a9c1"},
-        }},
-        {**_env(3, "train-completed"), "event_type": "JobStatusChanged", "payload": {
-            "job_type": "TrainingJob", "job_name": "churn-xgb-2026-01-15",
-            "status": "Completed",
-            "outputs": [{"name": "model", "uri": MODEL}],
-            "metrics": {"validation:auc": 0.912, "train:auc": 0.947},
-        }},
-        {**_env(4, "transform-created"), "event_type": "JobCreated", "payload": {
-            "job_type": "TransformJob", "job_name": "churn-batch-score-2026-01",
-            "model_data_uri": MODEL, "image_uri": TRAINING_IMAGE,
-            "inputs": [{"name": "input", "uri": f"{BUCKET}/scoring/input/"}],
-            "outputs": [{"name": "output", "uri": f"{BUCKET}/scoring/output/"}],
-        }},
-        {**_env(5, "transform-completed"), "event_type": "JobStatusChanged", "payload": {
-            "job_type": "TransformJob", "job_name": "churn-batch-score-2026-01",
-            "status": "Completed",
-        }},
-        {**_env(6, "package"), "event_type": "ModelPackageCreated", "payload": {
-            "model_package_group_name": "churn-models", "version": 1,
-            "model_data_uri": MODEL, "image_uri": TRAINING_IMAGE,
-            "approval_status": "Approved",
-        }},
-        {**_env(7, "endpoint"), "event_type": "EndpointCreated", "payload": {
-            "endpoint_name": ENDPOINT,
-            "models": [{"model_data_uri": MODEL, "image_uri": TRAINING_IMAGE,
-                        "model_package_arn": package_arn}],
-        }},
+        {
+            **_env(0, "prep-created"),
+            "event_type": "JobCreated",
+            "payload": {
+                "job_type": "ProcessingJob",
+                "job_name": "churn-prep-2026-01-15",
+                "image_uri": PROCESSING_IMAGE,
+                "inputs": [{"name": "raw", "uri": RAW}],
+                "outputs": [
+                    {"name": "train", "uri": TRAIN},
+                    {"name": "validation", "uri": VALIDATION},
+                ],
+                "instance_type": "ml.m5.xlarge",
+                "instance_count": 1,
+                "metadata": {"repository": "https://github.com/acme/churn", "commit_id": "4f2a9c1"},
+            },
+        },
+        {
+            **_env(1, "prep-completed"),
+            "event_type": "JobStatusChanged",
+            "payload": {
+                "job_type": "ProcessingJob",
+                "job_name": "churn-prep-2026-01-15",
+                "status": "Completed",
+            },
+        },
+        {
+            **_env(2, "train-created"),
+            "event_type": "JobCreated",
+            "payload": {
+                "job_type": "TrainingJob",
+                "job_name": "churn-xgb-2026-01-15",
+                "image_uri": TRAINING_IMAGE,
+                "inputs": [
+                    {"name": "train", "uri": TRAIN},
+                    {"name": "validation", "uri": VALIDATION},
+                ],
+                "checkpoint_uri": f"{BUCKET}/checkpoints/churn-xgb-2026-01-15/",
+                "parameters": {"max_depth": 6, "eta": 0.2, "objective": "binary:logistic"},
+                "instance_type": "ml.m5.2xlarge",
+                "instance_count": 2,
+                "experiment_config": {
+                    "experiment_name": "churn-prediction",
+                    "trial_name": "xgb-baseline",
+                    "trial_component_display_name": "XGBoost baseline",
+                },
+                "metadata": {"repository": "https://github.com/acme/churn", "commit_id": "4f2a9c1"},
+            },
+        },
+        {
+            **_env(3, "train-completed"),
+            "event_type": "JobStatusChanged",
+            "payload": {
+                "job_type": "TrainingJob",
+                "job_name": "churn-xgb-2026-01-15",
+                "status": "Completed",
+                "outputs": [{"name": "model", "uri": MODEL}],
+                "metrics": {"validation:auc": 0.912, "train:auc": 0.947},
+            },
+        },
+        {
+            **_env(4, "transform-created"),
+            "event_type": "JobCreated",
+            "payload": {
+                "job_type": "TransformJob",
+                "job_name": "churn-batch-score-2026-01",
+                "model_data_uri": MODEL,
+                "image_uri": TRAINING_IMAGE,
+                "inputs": [{"name": "input", "uri": f"{BUCKET}/scoring/input/"}],
+                "outputs": [{"name": "output", "uri": f"{BUCKET}/scoring/output/"}],
+            },
+        },
+        {
+            **_env(5, "transform-completed"),
+            "event_type": "JobStatusChanged",
+            "payload": {
+                "job_type": "TransformJob",
+                "job_name": "churn-batch-score-2026-01",
+                "status": "Completed",
+            },
+        },
+        {
+            **_env(6, "package"),
+            "event_type": "ModelPackageCreated",
+            "payload": {
+                "model_package_group_name": "churn-models",
+                "version": 1,
+                "model_data_uri": MODEL,
+                "image_uri": TRAINING_IMAGE,
+                "approval_status": "Approved",
+            },
+        },
+        {
+            **_env(7, "endpoint"),
+            "event_type": "EndpointCreated",
+            "payload": {
+                "endpoint_name": ENDPOINT,
+                "models": [
+                    {
+                        "model_data_uri": MODEL,
+                        "image_uri": TRAINING_IMAGE,
+                        "model_package_arn": package_arn,
+                    }
+                ],
+            },
+        },
     ]
 
 
 def endpoint_context_arn(rec: Recorder) -> str:
-    return arns.named_arn("context", rec.settings.region, rec.settings.account_id,
-                          arns.endpoint_context_name(ENDPOINT))
+    return arns.named_arn(
+        "context",
+        rec.settings.region,
+        rec.settings.account_id,
+        arns.endpoint_context_name(ENDPOINT),
+    )

@@ -29,35 +29,45 @@ ENV = "MLINEAGE_FAILPOINTS"
 
 POINTS: dict[str, str] = {
     "tracker.before_transact": (
-        "the batch is derived, nothing written: the restart derives it again, once"),
+        "the batch is derived, nothing written: the restart derives it again, once"
+    ),
     "tracker.after_transact": (
         "derived records and the tracker's position are committed together: the restart "
-        "resumes after the batch, nothing derived twice"),
+        "resumes after the batch, nothing derived twice"
+    ),
     "kafka.before_commit": (
         "Kafka: records sent and offsets added to the transaction (send_offsets_to_transaction), "
         "not committed: the restarted instance's producer (same transactional id) fences and "
-        "aborts it, read_committed readers never see it, the batch is derived again once"),
+        "aborts it, read_committed readers never see it, the batch is derived again once"
+    ),
     "projector.before_commit": (
         "the batch's rows are written inside the DuckDB transaction, not committed: DuckDB "
-        "drops them on open and the restart projects the batch from the stored positions"),
+        "drops them on open and the restart projects the batch from the stored positions"
+    ),
     "projector.after_commit": (
-        "rows and positions are committed together: the restart resumes after the batch"),
+        "rows and positions are committed together: the restart resumes after the batch"
+    ),
     "spool.after_forward": (
         "a spooled chunk is committed in Kafka but still in the spool: whoever adopts the "
         "spool forwards it again; the copies share event ids and the projector applies each "
-        "id once"),
+        "id once"
+    ),
     "replay.before_swap": (
         "the rebuilt file is complete beside the live one, which is untouched; the next "
-        "replay (or follower) removes the leftover"),
+        "replay (or follower) removes the leftover"
+    ),
     "replay.after_swap": (
         "the rebuilt file is in place (same checksum as a clean replay); nothing is left "
-        "beside it once a replay or follower runs again"),
+        "beside it once a replay or follower runs again"
+    ),
     "serve.after_append": (
         "the write is in the log but unanswered: the restarted server projects it, the write "
-        "happened once, and a retried create answers that it exists"),
+        "happened once, and a retried create answers that it exists"
+    ),
     "snapshot.mid_copy": (
         "the snapshot is being copied to a temporary file: readers keep the previous "
-        "snapshot; the restarted follower removes the temporary file and writes a new one"),
+        "snapshot; the restarted follower removes the temporary file and writes a new one"
+    ),
 }
 
 ACTIONS = ("kill", "stop", "raise")
@@ -85,15 +95,17 @@ def parse(text: str) -> dict[str, _Plan]:
         m = _SPEC.match(item)
         if m is None:
             raise ConfigurationError(
-                f"{ENV}: {item!r} is not point=action@N (for example "
-                "projector.after_commit=kill@3)")
+                f"{ENV}: {item!r} is not point=action@N (for example projector.after_commit=kill@3)"
+            )
         point, action, at = m["point"], m["action"], int(m["at"])
         if point not in POINTS:
             raise ConfigurationError(
-                f"{ENV}: no failpoint {point!r}; the points are {', '.join(sorted(POINTS))}")
+                f"{ENV}: no failpoint {point!r}; the points are {', '.join(sorted(POINTS))}"
+            )
         if action not in ACTIONS:
             raise ConfigurationError(
-                f"{ENV}: {action!r} is not an action; use one of {', '.join(ACTIONS)}")
+                f"{ENV}: {action!r} is not an action; use one of {', '.join(ACTIONS)}"
+            )
         if at < 1:
             raise ConfigurationError(f"{ENV}: {item!r}: hits count from 1")
         plans[point] = _Plan(action, at, bool(m["onward"]))

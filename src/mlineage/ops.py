@@ -70,8 +70,10 @@ class Status:
             "log": self.log,
             "ends": self.ends,
             "consumers": [c.__dict__ for c in self.consumers],
-            "dead_letters": {"topic_pending": self.dead_letters_topic,
-                             "projector_table": self.dead_letters_table},
+            "dead_letters": {
+                "topic_pending": self.dead_letters_topic,
+                "projector_table": self.dead_letters_table,
+            },
             "spooled": self.spooled,
         }
 
@@ -100,8 +102,9 @@ def _read_projection(db_path: Path) -> tuple[dict[tuple[str, int], int] | None, 
         return None, None, f"no projection at {db_path} yet"
     con, path, label = opened
     try:
-        rows = con.execute("SELECT topic, partition, next_offset FROM positions WHERE "
-                           "consumer = ?", [PROJECTOR]).fetchall()
+        rows = con.execute(
+            "SELECT topic, partition, next_offset FROM positions WHERE consumer = ?", [PROJECTOR]
+        ).fetchall()
         count = con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
     except duckdb.Error:
         return None, None, f"{path} is not an mlineage projection"
@@ -116,8 +119,13 @@ def status(log: EventLog, settings: Settings) -> Status:
         for p, end in log.end_offsets(topic).items():
             ends[(topic, p)] = end
 
-    def consumer(name: str, where: str, positions: dict[tuple[str, int], int],
-                 topics: tuple[str, ...], note: str = "") -> ConsumerStatus:
+    def consumer(
+        name: str,
+        where: str,
+        positions: dict[tuple[str, int], int],
+        topics: tuple[str, ...],
+        note: str = "",
+    ) -> ConsumerStatus:
         c = ConsumerStatus(name, where, note=note)
         for (topic, p), end in ends.items():
             if topic in topics:
@@ -129,8 +137,15 @@ def status(log: EventLog, settings: Settings) -> Status:
     tracker = {(TOPIC_JOBS, p): o for p, o in log.committed(TRACKER, TOPIC_JOBS).items()}
     consumers = [consumer(TRACKER, f"group in {log.kind} log", tracker, (TOPIC_JOBS,))]
     positions, dead_table, where = _read_projection(settings.db_path)
-    consumers.append(consumer(PROJECTOR, where, positions or {}, PROJECTED_TOPICS,
-                              "" if positions is not None else where))
+    consumers.append(
+        consumer(
+            PROJECTOR,
+            where,
+            positions or {},
+            PROJECTED_TOPICS,
+            "" if positions is not None else where,
+        )
+    )
     redrive = {(TOPIC_DLQ, p): o for p, o in log.committed(REDRIVE_GROUP, TOPIC_DLQ).items()}
     dlq = consumer(REDRIVE_GROUP, "dead letters not redriven yet", redrive, (TOPIC_DLQ,))
     spooled = {}
@@ -165,10 +180,15 @@ class DeadLetter:
         return f"{len(self.record.value)} bytes, not JSON"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"offset": self.record.offset, "partition": self.record.partition,
-                "error": self.error, "original_topic": self.original_topic,
-                "original_partition": self.original_partition,
-                "original_offset": self.original_offset, "event": self.summary}
+        return {
+            "offset": self.record.offset,
+            "partition": self.record.partition,
+            "error": self.error,
+            "original_topic": self.original_topic,
+            "original_partition": self.original_partition,
+            "original_offset": self.original_offset,
+            "event": self.summary,
+        }
 
 
 def _dead_letter(record: Record) -> DeadLetter:
@@ -181,12 +201,18 @@ def _dead_letter(record: Record) -> DeadLetter:
             return int(header(name))
         return None
 
-    return DeadLetter(record, header("mlineage.error"), header("mlineage.original.topic"),
-                      number("mlineage.original.partition"), number("mlineage.original.offset"))
+    return DeadLetter(
+        record,
+        header("mlineage.error"),
+        header("mlineage.original.topic"),
+        number("mlineage.original.partition"),
+        number("mlineage.original.offset"),
+    )
 
 
-def dead_letters(log: EventLog, *, pending_only: bool = True,
-                 limit: int | None = None) -> list[DeadLetter]:
+def dead_letters(
+    log: EventLog, *, pending_only: bool = True, limit: int | None = None
+) -> list[DeadLetter]:
     """The DLQ topic's records (after the redrive position unless ``pending_only=False``)."""
     start = log.committed(REDRIVE_GROUP, TOPIC_DLQ) if pending_only else {}
     out: list[DeadLetter] = []
@@ -208,13 +234,16 @@ def projector_dead_letters(db_path: Path, limit: int = 100) -> list[dict[str, An
     con = opened[0]
     try:
         rows = con.execute(
-            "SELECT topic, partition, \"offset\", error, dead_lettered_at FROM dead_letters "
-            "ORDER BY dead_lettered_at, topic, partition, \"offset\" LIMIT ?",
-            [limit]).fetchall()
+            'SELECT topic, partition, "offset", error, dead_lettered_at FROM dead_letters '
+            'ORDER BY dead_lettered_at, topic, partition, "offset" LIMIT ?',
+            [limit],
+        ).fetchall()
     finally:
         con.close()
-    return [{"topic": t, "partition": p, "offset": o, "error": e, "at": str(a)}
-            for t, p, o, e, a in rows]
+    return [
+        {"topic": t, "partition": p, "offset": o, "error": e, "at": str(a)}
+        for t, p, o, e, a in rows
+    ]
 
 
 @dataclass
@@ -236,8 +265,9 @@ def redrive(log: EventLog, *, dry_run: bool = False) -> RedriveResult:
             if not records:
                 break
             produce: list[OutRecord] = []
-            for record, decoded in zip(records, decode_many([r.value for r in records]),
-                                       strict=True):
+            for record, decoded in zip(
+                records, decode_many([r.value for r in records]), strict=True
+            ):
                 letter = _dead_letter(record)
                 topic = letter.original_topic
                 problem = ""
@@ -250,8 +280,14 @@ def redrive(log: EventLog, *, dry_run: bool = False) -> RedriveResult:
                 if problem:
                     result.still_bad.append((letter, problem))
                     headers = tuple((k, v) for k, v in record.headers if k != "mlineage.error")
-                    produce.append(OutRecord(TOPIC_DLQ, record.key, record.value,
-                                             (("mlineage.error", problem.encode()), *headers)))
+                    produce.append(
+                        OutRecord(
+                            TOPIC_DLQ,
+                            record.key,
+                            record.value,
+                            (("mlineage.error", problem.encode()), *headers),
+                        )
+                    )
                 else:
                     result.redriven.append(letter)
                     produce.append(OutRecord(topic, record.key, record.value))

@@ -21,8 +21,13 @@ class SyncStats:
     projector: ProjectorStats
 
 
-def sync(settings: Settings, *, log: EventLog | None = None, store: DuckDBStore | None = None,
-         progress: Progress | None = None) -> SyncStats:
+def sync(
+    settings: Settings,
+    *,
+    log: EventLog | None = None,
+    store: DuckDBStore | None = None,
+    progress: Progress | None = None,
+) -> SyncStats:
     """Track (embedded log only) and project everything in the log; return what was done.
 
     With Kafka the auto-tracker is a service (``mlineage track --follow``, a consumer group
@@ -35,11 +40,13 @@ def sync(settings: Settings, *, log: EventLog | None = None, store: DuckDBStore 
         tracker = TrackerStats()
         if log.kind == "sqlite":
             tracker = TrackerService(log).run(
-                progress=(lambda n, lag: progress("track", n, lag)) if progress else None)
+                progress=(lambda n, lag: progress("track", n, lag)) if progress else None
+            )
         store = store or DuckDBStore(settings.db_path)
         try:
             projector = ProjectorService(log, store).run(
-                progress=(lambda n, lag: progress("project", n, lag)) if progress else None)
+                progress=(lambda n, lag: progress("project", n, lag)) if progress else None
+            )
         finally:
             if own_store:
                 store.close()

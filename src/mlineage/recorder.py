@@ -55,8 +55,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def complete(record: Mapping[str, Any], settings: Settings,
-             producer: str | None = PRODUCER) -> dict[str, Any]:
+def complete(
+    record: Mapping[str, Any], settings: Settings, producer: str | None = PRODUCER
+) -> dict[str, Any]:
     """Fill the envelope fields a draft event may leave out (never overwriting given ones)."""
     out = dict(record)
     out.setdefault("event_id", str(uuid.uuid4()))
@@ -88,7 +89,8 @@ def _source_key(event: AnyEvent) -> str:
     if isinstance(event, ModelPackageCreated):
         m = event.payload
         return m.model_package_arn or arns.model_package_arn(
-            r, a, m.model_package_group_name, m.version)
+            r, a, m.model_package_group_name, m.version
+        )
     if not isinstance(event, EndpointCreated):
         raise TypeError(f"not a source event: {event.event_type}")
     return event.payload.endpoint_arn or arns.endpoint_arn(r, a, event.payload.endpoint_name)
@@ -120,8 +122,13 @@ class Recorder:
     when it answers. :meth:`flush` waits for them; :meth:`close` and interpreter exit flush
     for up to 10 s."""
 
-    def __init__(self, settings: Settings | None = None, *, log: EventLog | None = None,
-                 producer: str = PRODUCER) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        log: EventLog | None = None,
+        producer: str = PRODUCER,
+    ) -> None:
         self.settings = settings or Settings.load()
         self._log = log
         self._owns_log = log is None
@@ -133,9 +140,13 @@ class Recorder:
             url = self.settings.log_url
             if url.startswith("kafka://"):
                 hosts = url.removeprefix("kafka://").split("?", 1)[0].split(",")
-                self._log = SpooledLog(lambda: open_log(url), self.settings.spool_dir,
-                                       describe=f"Kafka ({url})", target_url=url,
-                                       reachable=tcp_reachable(hosts))
+                self._log = SpooledLog(
+                    lambda: open_log(url),
+                    self.settings.spool_dir,
+                    describe=f"Kafka ({url})",
+                    target_url=url,
+                    reachable=tcp_reachable(hosts),
+                )
             else:
                 self._log = open_log(url)
         return self._log
@@ -176,20 +187,36 @@ class Recorder:
     # -- source events -------------------------------------------------------------------------
 
     def job_created(
-        self, job_type: str, job_name: str, *, image_uri: str | None = None,
-        inputs: DataRefs | None = None, outputs: DataRefs | None = None,
-        model_data_uri: str | None = None, checkpoint_uri: str | None = None,
-        parameters: Mapping[str, Any] | None = None, instance_type: str | None = None,
-        instance_count: int | None = None, experiment_config: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
+        self,
+        job_type: str,
+        job_name: str,
+        *,
+        image_uri: str | None = None,
+        inputs: DataRefs | None = None,
+        outputs: DataRefs | None = None,
+        model_data_uri: str | None = None,
+        checkpoint_uri: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
+        experiment_config: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
         job_arn: str | None = None,
     ) -> JobCreated:
         payload: dict[str, Any] = {
-            "job_type": job_type, "job_name": job_name, "job_arn": job_arn,
-            "image_uri": image_uri, "inputs": _refs(inputs), "outputs": _refs(outputs),
-            "model_data_uri": model_data_uri, "checkpoint_uri": checkpoint_uri,
-            "parameters": dict(parameters or {}), "instance_type": instance_type,
-            "instance_count": instance_count, "experiment_config": experiment_config,
+            "job_type": job_type,
+            "job_name": job_name,
+            "job_arn": job_arn,
+            "image_uri": image_uri,
+            "inputs": _refs(inputs),
+            "outputs": _refs(outputs),
+            "model_data_uri": model_data_uri,
+            "checkpoint_uri": checkpoint_uri,
+            "parameters": dict(parameters or {}),
+            "instance_type": instance_type,
+            "instance_count": instance_count,
+            "experiment_config": experiment_config,
             "metadata": metadata,
             "tags": [{"key": k, "value": v} for k, v in tags.items()] if tags else None,
         }
@@ -197,14 +224,24 @@ class Recorder:
         return result
 
     def job_status_changed(
-        self, job_type: str, job_name: str | None = None, status: str = "Completed", *,
-        job_arn: str | None = None, outputs: DataRefs | None = None,
-        metrics: Mapping[str, float] | None = None, failure_reason: str | None = None,
+        self,
+        job_type: str,
+        job_name: str | None = None,
+        status: str = "Completed",
+        *,
+        job_arn: str | None = None,
+        outputs: DataRefs | None = None,
+        metrics: Mapping[str, float] | None = None,
+        failure_reason: str | None = None,
         end_time: datetime | None = None,
     ) -> JobStatusChanged:
         payload: dict[str, Any] = {
-            "job_type": job_type, "job_name": job_name, "job_arn": job_arn, "status": status,
-            "outputs": _refs(outputs), "metrics": dict(metrics or {}),
+            "job_type": job_type,
+            "job_name": job_name,
+            "job_arn": job_arn,
+            "status": status,
+            "outputs": _refs(outputs),
+            "metrics": dict(metrics or {}),
             "failure_reason": failure_reason,
             "end_time": canonical_time(end_time) if end_time is not None else None,
         }
@@ -212,24 +249,45 @@ class Recorder:
         return result
 
     def model_package_created(
-        self, model_package_group_name: str, version: int, model_data_uri: str, *,
-        image_uri: str | None = None, approval_status: str | None = None,
-        model_package_arn: str | None = None, metadata: Mapping[str, Any] | None = None,
+        self,
+        model_package_group_name: str,
+        version: int,
+        model_data_uri: str,
+        *,
+        image_uri: str | None = None,
+        approval_status: str | None = None,
+        model_package_arn: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> ModelPackageCreated:
-        result: ModelPackageCreated = self._emit("ModelPackageCreated", {
-            "model_package_group_name": model_package_group_name, "version": version,
-            "model_data_uri": model_data_uri, "image_uri": image_uri,
-            "approval_status": approval_status, "model_package_arn": model_package_arn,
-            "metadata": metadata,
-        })
+        result: ModelPackageCreated = self._emit(
+            "ModelPackageCreated",
+            {
+                "model_package_group_name": model_package_group_name,
+                "version": version,
+                "model_data_uri": model_data_uri,
+                "image_uri": image_uri,
+                "approval_status": approval_status,
+                "model_package_arn": model_package_arn,
+                "metadata": metadata,
+            },
+        )
         return result
 
-    def endpoint_created(self, endpoint_name: str, models: Sequence[Mapping[str, Any]], *,
-                         endpoint_arn: str | None = None) -> EndpointCreated:
-        result: EndpointCreated = self._emit("EndpointCreated", {
-            "endpoint_name": endpoint_name, "endpoint_arn": endpoint_arn,
-            "models": [dict(m) for m in models],
-        })
+    def endpoint_created(
+        self,
+        endpoint_name: str,
+        models: Sequence[Mapping[str, Any]],
+        *,
+        endpoint_arn: str | None = None,
+    ) -> EndpointCreated:
+        result: EndpointCreated = self._emit(
+            "EndpointCreated",
+            {
+                "endpoint_name": endpoint_name,
+                "endpoint_arn": endpoint_arn,
+                "models": [dict(m) for m in models],
+            },
+        )
         return result
 
     # -- entity events -------------------------------------------------------------------------
@@ -244,30 +302,52 @@ class Recorder:
         result: EntityDeleted = self._emit("EntityDeleted", {"kind": kind, **key})
         return result
 
-    def associate(self, source_arn: str, destination_arn: str,
-                  association_type: str = "ContributedTo") -> EntityUpserted:
-        return self.upsert({"kind": "association", "source_arn": source_arn,
-                            "destination_arn": destination_arn,
-                            "association_type": association_type})
+    def associate(
+        self, source_arn: str, destination_arn: str, association_type: str = "ContributedTo"
+    ) -> EntityUpserted:
+        return self.upsert(
+            {
+                "kind": "association",
+                "source_arn": source_arn,
+                "destination_arn": destination_arn,
+                "association_type": association_type,
+            }
+        )
 
     def share(self, grantee_account: str, *, owner_account: str | None = None) -> EntityUpserted:
         """Share the owner's lineage group (default: this recorder's account) with a grantee.
         Published as the owner: a share must come from the account that owns the lineage."""
         owner = owner_account or self.settings.account_id
-        event = self.publish(self.build(
-            "EntityUpserted", {"entity": {"kind": "lineage_share", "owner_account": owner,
-                                          "grantee_account": grantee_account}},
-            account_id=owner))
+        event = self.publish(
+            self.build(
+                "EntityUpserted",
+                {
+                    "entity": {
+                        "kind": "lineage_share",
+                        "owner_account": owner,
+                        "grantee_account": grantee_account,
+                    }
+                },
+                account_id=owner,
+            )
+        )
         assert isinstance(event, EntityUpserted)  # noqa: S101 - narrows the type
         return event
 
-    def unshare(self, grantee_account: str, *, owner_account: str | None = None
-                ) -> EntityDeleted:
+    def unshare(self, grantee_account: str, *, owner_account: str | None = None) -> EntityDeleted:
         """Revoke a share: every later query stops seeing the owner's lineage."""
         owner = owner_account or self.settings.account_id
-        event = self.publish(self.build(
-            "EntityDeleted", {"kind": "lineage_share", "owner_account": owner,
-                              "grantee_account": grantee_account}, account_id=owner))
+        event = self.publish(
+            self.build(
+                "EntityDeleted",
+                {
+                    "kind": "lineage_share",
+                    "owner_account": owner,
+                    "grantee_account": grantee_account,
+                },
+                account_id=owner,
+            )
+        )
         assert isinstance(event, EntityDeleted)  # noqa: S101 - narrows the type
         return event
 
@@ -286,11 +366,18 @@ class Recorder:
             yield run
         except BaseException as exc:
             reason = f"{type(exc).__name__}: {exc}"[:1024]
-            self.job_status_changed(job_type, job_name, "Failed", outputs=run.outputs,
-                                    metrics=run.metrics, failure_reason=reason)
+            self.job_status_changed(
+                job_type,
+                job_name,
+                "Failed",
+                outputs=run.outputs,
+                metrics=run.metrics,
+                failure_reason=reason,
+            )
             raise
-        self.job_status_changed(job_type, job_name, "Completed", outputs=run.outputs,
-                                metrics=run.metrics)
+        self.job_status_changed(
+            job_type, job_name, "Completed", outputs=run.outputs, metrics=run.metrics
+        )
 
     def close(self) -> None:
         if self._owns_log and self._log is not None:

@@ -58,9 +58,7 @@ class Settings:
                 "set it to your AWS-style account id, e.g. 123456789012"
             )
         if not _REGION_RE.match(reg):
-            raise ConfigurationError(
-                f"MLINEAGE_REGION must look like 'us-east-1', got {reg!r}"
-            )
+            raise ConfigurationError(f"MLINEAGE_REGION must look like 'us-east-1', got {reg!r}")
         if not (url.startswith("sqlite://") or url.startswith("kafka://")):
             raise ConfigurationError(
                 "MLINEAGE_LOG must be sqlite:///path/events.sqlite or kafka://host:port, "

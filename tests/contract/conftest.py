@@ -48,8 +48,7 @@ def implementation(request: pytest.FixtureRequest) -> Implementation:
 
 
 @pytest.fixture
-def log_url(implementation: Implementation, tmp_path: Path,
-            request: pytest.FixtureRequest) -> str:
+def log_url(implementation: Implementation, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """The URL of a fresh, empty log of the implementation under test."""
     return implementation.url(tmp_path, request)
 
@@ -79,8 +78,9 @@ KnownViolation = Callable[[Collection[str], str], None]
 
 
 @pytest.fixture
-def known_violation(request: pytest.FixtureRequest,
-                    implementation: Implementation) -> KnownViolation:
+def known_violation(
+    request: pytest.FixtureRequest, implementation: Implementation
+) -> KnownViolation:
     """``known_violation({"sqlite"}, reason)``: this test is expected to fail for those kinds
     (strict, so fixing the implementation turns it into a failure: remove the call then)."""
 

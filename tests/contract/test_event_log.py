@@ -40,8 +40,12 @@ JOIN_TIMEOUT_S = 120.0
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def out(value: bytes, topic: str = TOPIC_JOBS, key: bytes | None = KEY,
-        headers: tuple[tuple[str, bytes], ...] = ()) -> OutRecord:
+def out(
+    value: bytes,
+    topic: str = TOPIC_JOBS,
+    key: bytes | None = KEY,
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> OutRecord:
     return OutRecord(topic, key, value, headers)
 
 
@@ -138,18 +142,26 @@ def recorder_worker(home: Path, url: str, proc: int, count: int, barrier: Any) -
         recorder.log.end_offsets(TOPIC_ENTITIES)  # open the log before the start line
         barrier.wait(START_TIMEOUT_S)
         for i in range(count):
-            recorder.publish({
-                "event_type": "EntityUpserted",
-                "payload": {"entity": {"kind": "action", "action_name": f"a-{proc}-{i}",
-                                       "action_type": "Step"}},
-            })
+            recorder.publish(
+                {
+                    "event_type": "EntityUpserted",
+                    "payload": {
+                        "entity": {
+                            "kind": "action",
+                            "action_name": f"a-{proc}-{i}",
+                            "action_type": "Step",
+                        }
+                    },
+                }
+            )
 
 
 # -- topics and offsets -------------------------------------------------------------------------
 
 
 def test_the_url_opens_the_implementation_under_test(
-        event_log: EventLog, implementation: Implementation) -> None:
+    event_log: EventLog, implementation: Implementation
+) -> None:
     assert event_log.kind == implementation.kind
 
 
@@ -169,7 +181,8 @@ def test_offsets_start_at_zero_and_grow_by_one(event_log: EventLog) -> None:
     partition = the_partition(event_log, TOPIC_JOBS)
     records = read_partition(event_log, TOPIC_JOBS, partition)
     assert values(records) == [b"single-%d" % i for i in range(5)] + [
-        b"batch-%d" % i for i in range(3)]
+        b"batch-%d" % i for i in range(3)
+    ]
     assert records[0].offset == 0
     if event_log.dense_offsets:
         assert [r.offset for r in records] == list(range(8))
@@ -225,7 +238,8 @@ def test_partitions_cover_end_offsets_and_reads(event_log: EventLog) -> None:
     assert all(isinstance(p, int) and p >= 0 for p in partitions)
     assert sorted(event_log.end_offsets(TOPIC_JOBS)) == partitions
     assert sorted(values(assert_dense(event_log, TOPIC_JOBS))) == sorted(
-        b"%d" % i for i in range(20))
+        b"%d" % i for i in range(20)
+    )
 
 
 def test_the_same_key_goes_to_the_same_partition_in_order(event_log: EventLog) -> None:
@@ -256,21 +270,30 @@ ROUND_TRIP = [
     pytest.param(OutRecord(TOPIC_JOBS, b"job-key", b'{"json": true}'), id="plain"),
     pytest.param(OutRecord(TOPIC_JOBS, None, b"no key"), id="none-key"),
     pytest.param(OutRecord(TOPIC_JOBS, b"", b""), id="empty-key-and-value"),
-    pytest.param(OutRecord(TOPIC_JOBS, bytes(range(256)), bytes(range(256))[::-1] * 4),
-                 id="all-byte-values"),
+    pytest.param(
+        OutRecord(TOPIC_JOBS, bytes(range(256)), bytes(range(256))[::-1] * 4), id="all-byte-values"
+    ),
     pytest.param(OutRecord(TOPIC_JOBS, b"\x00", b"\x00\x00\xff\x00"), id="nul-bytes"),
     pytest.param(OutRecord(TOPIC_JOBS, b"k", b"\x80" * 100_000), id="large-non-utf8"),
-    pytest.param(OutRecord(TOPIC_DLQ, b"k", b"v", (
-        ("error", b"validation failed"),
-        ("source-offset", b"42"),
-        ("error", b"a second header of the same name"),
-        ("empty", b""),
-        ("binary", b"\xff\xfe\x00\x80\xc3"),       # not UTF-8
-        ("surrogate-bytes", b"\xed\xa0\x80"),      # UTF-8 of a lone surrogate: invalid
-        ("text", "Zürich ✓".encode()),
-        ("ünïcode-name", b"\x00"),
-        ("", b"empty name"),
-    )), id="headers"),
+    pytest.param(
+        OutRecord(
+            TOPIC_DLQ,
+            b"k",
+            b"v",
+            (
+                ("error", b"validation failed"),
+                ("source-offset", b"42"),
+                ("error", b"a second header of the same name"),
+                ("empty", b""),
+                ("binary", b"\xff\xfe\x00\x80\xc3"),  # not UTF-8
+                ("surrogate-bytes", b"\xed\xa0\x80"),  # UTF-8 of a lone surrogate: invalid
+                ("text", "Zürich ✓".encode()),
+                ("ünïcode-name", b"\x00"),
+                ("", b"empty name"),
+            ),
+        ),
+        id="headers",
+    ),
 ]
 
 
@@ -298,10 +321,16 @@ def test_key_value_and_headers_round_trip_exactly(event_log: EventLog, record: O
 
 
 def test_append_of_several_topics_in_one_call(event_log: EventLog) -> None:
-    event_log.append([
-        out(b"j0"), out(b"e0", topic=TOPIC_ENTITIES), out(b"j1"),
-        out(b"d0", topic=TOPIC_DLQ), out(b"e1", topic=TOPIC_ENTITIES), out(b"j2"),
-    ])
+    event_log.append(
+        [
+            out(b"j0"),
+            out(b"e0", topic=TOPIC_ENTITIES),
+            out(b"j1"),
+            out(b"d0", topic=TOPIC_DLQ),
+            out(b"e1", topic=TOPIC_ENTITIES),
+            out(b"j2"),
+        ]
+    )
     assert values(assert_dense(event_log, TOPIC_JOBS)) == [b"j0", b"j1", b"j2"]
     assert values(assert_dense(event_log, TOPIC_ENTITIES)) == [b"e0", b"e1"]
     assert values(assert_dense(event_log, TOPIC_DLQ)) == [b"d0"]
@@ -311,8 +340,12 @@ def test_append_of_several_topics_in_one_call(event_log: EventLog) -> None:
 @pytest.mark.parametrize("bad_value", [None, object()], ids=["none", "object"])
 def test_append_is_all_or_nothing(event_log: EventLog, position: str, bad_value: Any) -> None:
     event_log.append([out(b"before")])
-    good = [out(b"j0"), out(b"e0", topic=TOPIC_ENTITIES), out(b"j1"),
-            out(b"e1", topic=TOPIC_ENTITIES)]
+    good = [
+        out(b"j0"),
+        out(b"e0", topic=TOPIC_ENTITIES),
+        out(b"j1"),
+        out(b"e1", topic=TOPIC_ENTITIES),
+    ]
     bad = OutRecord(TOPIC_ENTITIES, KEY, bad_value)
     index = {"first": 0, "middle": 2, "last": len(good)}[position]
 
@@ -326,13 +359,17 @@ def test_append_is_all_or_nothing(event_log: EventLog, position: str, bad_value:
     assert values(assert_dense(event_log, TOPIC_ENTITIES)) == [b"e0", b"e1"]
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    pytest.param(KEY, "text", id="str-value"),
-    pytest.param(KEY, 42, id="int-value"),
-    pytest.param("text", b"v", id="str-key"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        pytest.param(KEY, "text", id="str-value"),
+        pytest.param(KEY, 42, id="int-value"),
+        pytest.param("text", b"v", id="str-key"),
+    ],
+)
 def test_append_refuses_keys_and_values_that_are_not_bytes(
-        event_log: EventLog, known_violation: KnownViolation, key: Any, value: Any) -> None:
+    event_log: EventLog, known_violation: KnownViolation, key: Any, value: Any
+) -> None:
     with pytest.raises(MlineageError):
         event_log.append([out(b"good"), OutRecord(TOPIC_JOBS, key, value)])
     assert total(event_log, TOPIC_JOBS) == 0
@@ -347,7 +384,8 @@ def test_append_refuses_headers_that_are_not_bytes(event_log: EventLog) -> None:
 
 
 def test_a_failed_append_leaves_a_new_topic_writable(
-        event_log: EventLog, known_violation: KnownViolation) -> None:
+    event_log: EventLog, known_violation: KnownViolation
+) -> None:
     topic = "contract.fresh-topic"
     with pytest.raises(MlineageError):
         event_log.append([OutRecord(topic, KEY, None)])  # type: ignore[arg-type]
@@ -363,8 +401,11 @@ def test_transact_appends_and_commits_positions(event_log: EventLog) -> None:
     p = the_partition(event_log, TOPIC_JOBS)
     assert event_log.committed("tracker", TOPIC_JOBS) == {}
 
-    event_log.transact("tracker", {(TOPIC_JOBS, p): 2},
-                       [out(b"e0", topic=TOPIC_ENTITIES), out(b"e1", topic=TOPIC_ENTITIES)])
+    event_log.transact(
+        "tracker",
+        {(TOPIC_JOBS, p): 2},
+        [out(b"e0", topic=TOPIC_ENTITIES), out(b"e1", topic=TOPIC_ENTITIES)],
+    )
 
     assert event_log.committed("tracker", TOPIC_JOBS) == {p: 2}
     assert event_log.committed("tracker", TOPIC_ENTITIES) == {}
@@ -412,8 +453,11 @@ def test_transact_is_all_or_nothing(event_log: EventLog) -> None:
 
     bad = OutRecord(TOPIC_ENTITIES, KEY, None)  # type: ignore[arg-type]
     with pytest.raises(MlineageError):
-        event_log.transact("tracker", {(TOPIC_JOBS, p): 3},
-                           [out(b"e1", topic=TOPIC_ENTITIES), out(b"d0", topic=TOPIC_DLQ), bad])
+        event_log.transact(
+            "tracker",
+            {(TOPIC_JOBS, p): 3},
+            [out(b"e1", topic=TOPIC_ENTITIES), out(b"d0", topic=TOPIC_DLQ), bad],
+        )
 
     assert event_log.committed("tracker", TOPIC_JOBS) == {p: 1}
     assert values(read_all(event_log, TOPIC_ENTITIES)) == [b"e0"]
@@ -444,8 +488,7 @@ def test_reopen_keeps_records_and_positions(open_event_log: Callable[[], EventLo
         assert values(assert_dense(log, TOPIC_JOBS)) == [b"j0", b"j1"]
 
 
-def test_the_log_survives_fork(event_log: EventLog,
-                               open_event_log: Callable[[], EventLog]) -> None:
+def test_the_log_survives_fork(event_log: EventLog, open_event_log: Callable[[], EventLog]) -> None:
     event_log.append([out(b"parent-before")])
     p = the_partition(event_log, TOPIC_JOBS)
 
@@ -473,8 +516,8 @@ def test_the_log_survives_fork(event_log: EventLog,
 
 
 def test_a_forked_child_keeps_appending_after_the_parent_closes(
-        event_log: EventLog, open_event_log: Callable[[], EventLog],
-        known_violation: KnownViolation) -> None:
+    event_log: EventLog, open_event_log: Callable[[], EventLog], known_violation: KnownViolation
+) -> None:
     event_log.append([out(b"parent")])
     child_ready_r, child_ready_w = os.pipe()
     parent_closed_r, parent_closed_w = os.pipe()
@@ -507,13 +550,14 @@ def test_a_forked_child_keeps_appending_after_the_parent_closes(
 
 
 def test_processes_appending_at_once_lose_and_duplicate_nothing(
-        event_log: EventLog, log_url: str) -> None:
-    run_processes(append_worker,
-                  [(log_url, proc, EVENTS_PER_PROCESS) for proc in range(PROCESSES)])
+    event_log: EventLog, log_url: str
+) -> None:
+    run_processes(append_worker, [(log_url, proc, EVENTS_PER_PROCESS) for proc in range(PROCESSES)])
 
     records = assert_dense(event_log, TOPIC_JOBS)
-    expected = {f"{proc}-{i}".encode() for proc in range(PROCESSES)
-                for i in range(EVENTS_PER_PROCESS)}
+    expected = {
+        f"{proc}-{i}".encode() for proc in range(PROCESSES) for i in range(EVENTS_PER_PROCESS)
+    }
     got = values(records)
     assert len(got) == PROCESSES * EVENTS_PER_PROCESS
     assert len(set(got)) == len(got)
@@ -521,26 +565,33 @@ def test_processes_appending_at_once_lose_and_duplicate_nothing(
     if len(event_log.partitions(TOPIC_JOBS)) == 1:
         assert [r.offset for r in records] == list(range(PROCESSES * EVENTS_PER_PROCESS))
     for proc in range(PROCESSES):  # one process, one key: its records stay in its order
-        mine = sorted((r for r in records if r.key == f"key-{proc}".encode()),
-                      key=lambda r: r.offset)
+        mine = sorted(
+            (r for r in records if r.key == f"key-{proc}".encode()), key=lambda r: r.offset
+        )
         assert values(mine) == [f"{proc}-{i}".encode() for i in range(EVENTS_PER_PROCESS)]
 
 
 @pytest.mark.slow
 def test_recorders_publishing_at_once_lose_and_duplicate_nothing(
-        event_log: EventLog, log_url: str, tmp_path: Path) -> None:
+    event_log: EventLog, log_url: str, tmp_path: Path
+) -> None:
     from mlineage.events.codec import decode
 
-    run_processes(recorder_worker,
-                  [(tmp_path, log_url, proc, EVENTS_PER_PROCESS) for proc in range(PROCESSES)])
+    run_processes(
+        recorder_worker,
+        [(tmp_path, log_url, proc, EVENTS_PER_PROCESS) for proc in range(PROCESSES)],
+    )
 
     records = assert_dense(event_log, TOPIC_ENTITIES)
     assert total(event_log, TOPIC_JOBS) == 0
-    names = [decode(r.value).payload.entity.action_name  # type: ignore[union-attr]
-             for r in records]
+    names = [
+        decode(r.value).payload.entity.action_name  # type: ignore[union-attr]
+        for r in records
+    ]
     assert len(names) == PROCESSES * EVENTS_PER_PROCESS
     assert len(set(names)) == len(names)
-    assert set(names) == {f"a-{proc}-{i}" for proc in range(PROCESSES)
-                          for i in range(EVENTS_PER_PROCESS)}
+    assert set(names) == {
+        f"a-{proc}-{i}" for proc in range(PROCESSES) for i in range(EVENTS_PER_PROCESS)
+    }
     if len(event_log.partitions(TOPIC_ENTITIES)) == 1:
         assert [r.offset for r in records] == list(range(PROCESSES * EVENTS_PER_PROCESS))

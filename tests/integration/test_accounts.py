@@ -78,8 +78,14 @@ def settings_for(home: Path, account: str) -> Settings:
 
 def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLINEAGE_")}
-    proc = subprocess.run([*CLI, "--home", str(home), *args], capture_output=True, text=True,
-                          timeout=300, check=False, env=env)
+    proc = subprocess.run(
+        [*CLI, "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
     if check:
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     return proc
@@ -163,22 +169,24 @@ class Seen:
 
 
 def seen_by(home: Path, caller: str) -> Seen:
-    with LineageStore.open(settings_for(home, caller)) as store, \
-            store.as_account(caller) as view:
+    with LineageStore.open(settings_for(home, caller)) as store, store.as_account(caller) as view:
         assert view.account == caller
         result = view.query_lineage(S["c_ep"], "Ascendants") if caller == C else None
         ep = EndpointContext(view, S["c_ep"])
         listed = view.list_entities("artifact")["ArtifactSummaries"]
         groups = view.list_entities("lineage_group")["LineageGroupSummaries"]
         _, accounts = view.sql("SELECT DISTINCT account_id FROM lineage_vertices")
-        _, same_as = view.sql("SELECT source_arn, destination_arn FROM lineage_edges "
-                              "WHERE association_type = 'SameAs'")
+        _, same_as = view.sql(
+            "SELECT source_arn, destination_arn FROM lineage_edges "
+            "WHERE association_type = 'SameAs'"
+        )
         _, macro = view.sql("SELECT arn FROM lineage_ancestors(?)", [S["c_ep"]])
         return Seen(
             visible=list(view.visible_accounts or []),
             ascendants=({v.arn for v in result.vertices} - {S["c_ep"]}) if result else set(),
-            edges={(e.source_arn, e.destination_arn, e.association_type)
-                   for e in result.edges} if result else set(),
+            edges={(e.source_arn, e.destination_arn, e.association_type) for e in result.edges}
+            if result
+            else set(),
             datasets=set(ep.dataset_artifacts()),
             models=set(ep.models()),
             listed_artifacts={s["ArtifactArn"] for s in listed},
@@ -192,8 +200,7 @@ def seen_by(home: Path, caller: str) -> Seen:
 def check_describes(home: Path, caller: str, visible: set[str]) -> None:
     """Every scenario entity: described as the operator describes it when its account is
     visible, answered like a never-existing one otherwise."""
-    with LineageStore.open(settings_for(home, caller)) as store, \
-            store.as_account(caller) as view:
+    with LineageStore.open(settings_for(home, caller)) as store, store.as_account(caller) as view:
         for arn in S.values():
             if account_of(arn) in visible:
                 assert view.describe(arn) == store.describe(arn), arn
@@ -255,8 +262,10 @@ def test_three_accounts_share_and_revoke(tmp_path: Path) -> None:
     assert phase1.ascendants == OF_C | OF_B, "C reaches B's entities, none of A's"
     assert not phase1.ascendants & OF_A
     assert phase1.macro == phase1.ascendants
-    assert {(S["b_model"], S["c_model"], "SameAs"),
-            (S["c_model"], S["b_model"], "SameAs")} <= phase1.edges
+    assert {
+        (S["b_model"], S["c_model"], "SameAs"),
+        (S["c_model"], S["b_model"], "SameAs"),
+    } <= phase1.edges
     assert phase1.sql_same_as == {(S["b_model"], S["c_model"]), (S["c_model"], S["b_model"])}
     assert phase1.datasets == {S["b_train"]}
     assert phase1.models == {S["c_model"], S["b_model"]}
@@ -285,38 +294,64 @@ def test_three_accounts_share_and_revoke(tmp_path: Path) -> None:
     assert phase2.ascendants == OF_C | OF_B | OF_A, "C now reaches A's datasets"
     assert phase2.macro == phase2.ascendants
     assert phase2.datasets == {S["b_train"], S["a_train"], S["a_raw"]}
-    assert {(S["a_train"], S["b_train"], "SameAs"),
-            (S["b_train"], S["a_train"], "SameAs")} <= phase2.edges
-    assert phase2.listed_artifacts == OF_A - {S["a_tc"]} | {S["c_model"], S["b_model"],
-                                                            S["b_train"]}
+    assert {
+        (S["a_train"], S["b_train"], "SameAs"),
+        (S["b_train"], S["a_train"], "SameAs"),
+    } <= phase2.edges
+    assert phase2.listed_artifacts == OF_A - {S["a_tc"]} | {
+        S["c_model"],
+        S["b_model"],
+        S["b_train"],
+    }
     assert phase2.sql_accounts == {A, B, C}
     check_describes(home, C, {A, B, C})
     with LineageStore.open(settings_for(home, C)) as store, store.as_account(C) as view:
         assert EndpointContext(view, S["c_ep"]).processing_jobs() == [
-            arns.job_arn(REGION, A, "ProcessingJob", "prep")]
+            arns.job_arn(REGION, A, "ProcessingJob", "prep")
+        ]
         assert EndpointContext(view, S["c_ep"]).training_job_arns() == [
-            arns.job_arn(REGION, B, "TrainingJob", "train")]
+            arns.job_arn(REGION, B, "TrainingJob", "train")
+        ]
 
     # the same through the CLI, on behalf of C
-    lineage = json.loads(cli(home, "query-lineage", "--account", C, "--direction",
-                             "Ascendants", "--format", "json", S["c_ep"]).stdout)
+    lineage = json.loads(
+        cli(
+            home,
+            "query-lineage",
+            "--account",
+            C,
+            "--direction",
+            "Ascendants",
+            "--format",
+            "json",
+            S["c_ep"],
+        ).stdout
+    )
     assert {v["Arn"] for v in lineage["Vertices"]} == phase2.ascendants | {S["c_ep"]}
-    rows = json.loads(cli(home, "sql", "--account", C, "--format", "json",
-                          "SELECT DISTINCT account_id AS a FROM artifacts ORDER BY 1").stdout)
+    rows = json.loads(
+        cli(
+            home,
+            "sql",
+            "--account",
+            C,
+            "--format",
+            "json",
+            "SELECT DISTINCT account_id AS a FROM artifacts ORDER BY 1",
+        ).stdout
+    )
     assert rows == [{"a": A}, {"a": B}, {"a": C}]
-    described = json.loads(cli(home, "describe", "--account", C, "--format", "json",
-                               S["a_raw"]).stdout)
+    described = json.loads(
+        cli(home, "describe", "--account", C, "--format", "json", S["a_raw"]).stdout
+    )
     assert described["ArtifactArn"] == S["a_raw"]
-    listed = json.loads(cli(home, "list", "artifacts", "--account", C, "--format",
-                            "json").stdout)
+    listed = json.loads(cli(home, "list", "artifacts", "--account", C, "--format", "json").stdout)
     assert {s["ArtifactArn"] for s in listed["ArtifactSummaries"]} == phase2.listed_artifacts
     shares = json.loads(cli(home, "list", "shares", "--account", C, "--format", "json").stdout)
     assert {(s["owner_account"], s["grantee_account"]) for s in shares} == {(A, C), (B, C)}
     shares = json.loads(cli(home, "list", "shares", "--account", A, "--format", "json").stdout)
     assert {(s["owner_account"], s["grantee_account"]) for s in shares} == {(A, B), (A, C)}
     shares = json.loads(cli(home, "list", "shares", "--format", "json").stdout)  # operator
-    assert {(s["owner_account"], s["grantee_account"]) for s in shares} == {
-        (A, B), (A, C), (B, C)}
+    assert {(s["owner_account"], s["grantee_account"]) for s in shares} == {(A, B), (A, C), (B, C)}
 
     # -- phase 3: A revokes C's share: gone again ------------------------------------------
     proc = cli(home, "unshare", "--owner", A, "--with", C)
@@ -324,12 +359,31 @@ def test_three_accounts_share_and_revoke(tmp_path: Path) -> None:
     after = seen_by(home, C)
     assert after == phase1
     check_describes(home, C, {B, C})
-    lineage = json.loads(cli(home, "query-lineage", "--account", C, "--direction",
-                             "Ascendants", "--format", "json", S["c_ep"]).stdout)
+    lineage = json.loads(
+        cli(
+            home,
+            "query-lineage",
+            "--account",
+            C,
+            "--direction",
+            "Ascendants",
+            "--format",
+            "json",
+            S["c_ep"],
+        ).stdout
+    )
     assert {v["Arn"] for v in lineage["Vertices"]} == phase1.ascendants | {S["c_ep"]}
-    rows = json.loads(cli(home, "sql", "--account", C, "--format", "json",
-                          "SELECT count(*) AS n FROM events WHERE account_id = "
-                          f"'{A}'").stdout)
+    rows = json.loads(
+        cli(
+            home,
+            "sql",
+            "--account",
+            C,
+            "--format",
+            "json",
+            f"SELECT count(*) AS n FROM events WHERE account_id = '{A}'",
+        ).stdout
+    )
     assert rows == [{"n": 0}]
     hidden = cli(home, "describe", "--account", C, S["a_raw"], check=False)
     missing = S["a_raw"].replace(A, "999999999999")
@@ -340,8 +394,11 @@ def test_three_accounts_share_and_revoke(tmp_path: Path) -> None:
     shares = json.loads(cli(home, "list", "shares", "--account", C, "--format", "json").stdout)
     assert {(s["owner_account"], s["grantee_account"]) for s in shares} == {(B, C)}
     # the operator still sees everything
-    rows = json.loads(cli(home, "sql", "--format", "json",
-                          "SELECT count(DISTINCT account_id) AS n FROM artifacts").stdout)
+    rows = json.loads(
+        cli(
+            home, "sql", "--format", "json", "SELECT count(DISTINCT account_id) AS n FROM artifacts"
+        ).stdout
+    )
     assert rows == [{"n": 3}]
 
 
@@ -351,31 +408,99 @@ ACCOUNTS = ("100000000001", "200000000002", "300000000003", "400000000004", "500
 UNKNOWN_ACCOUNT = "900000000009"
 SHARED_URIS = tuple(f"s3://shared-data/set-{i}/" for i in range(5))
 ASSOCIATION_TYPES = ("ContributedTo", "AssociatedWith", "DerivedFrom", "Produced", None)
-FILTER_TYPES = ("DataSet", "Model", "Image", "Endpoint", "ModelGroup", "ModelDeployment",
-                "Approval", "TrainingJob", "ProcessingJob", "Experiment")
+FILTER_TYPES = (
+    "DataSet",
+    "Model",
+    "Image",
+    "Endpoint",
+    "ModelGroup",
+    "ModelDeployment",
+    "Approval",
+    "TrainingJob",
+    "ProcessingJob",
+    "Experiment",
+)
 SEEDS = range(5)
 PER_VIEW = 42  # queries of each kind per (graph, caller): 5 graphs x 5 callers x 42 > 1000
 MIN_EACH = 1000
 
-BASE_TABLES = ("artifacts", "actions", "contexts", "experiments", "trials", "trial_components",
-               "associations", "trial_component_trials", "jobs", "lineage_groups",
-               "lineage_shares", "events", "dead_letters", "positions")
-SQL_TABLES = ("artifacts", "actions", "contexts", "experiments", "trials", "trial_components",
-              "associations", "trial_component_trials", "jobs", "lineage_groups",
-              "lineage_shares", "events", "lineage_vertices", "lineage_edges")
-ENTITY_TABLES = ("artifacts", "actions", "contexts", "experiments", "trials",
-                 "trial_components", "jobs", "lineage_groups")
-ARN_TABLES = ("artifacts", "actions", "contexts", "experiments", "trials", "trial_components",
-              "lineage_groups", "lineage_vertices")
-NAME_COLUMNS = {"actions": "action_name", "contexts": "context_name",
-                "experiments": "experiment_name", "trials": "trial_name",
-                "trial_components": "trial_component_name"}
-DESCRIBE_TABLES = {"artifact": "artifacts", "action": "actions", "context": "contexts",
-                   "experiment": "experiments", "trial": "trials",
-                   "trial_component": "trial_components", "lineage_group": "lineage_groups"}
-SUMMARY_ARN = {"artifact": "ArtifactArn", "action": "ActionArn", "context": "ContextArn",
-               "experiment": "ExperimentArn", "trial": "TrialArn",
-               "trial_component": "TrialComponentArn", "lineage_group": "LineageGroupArn"}
+BASE_TABLES = (
+    "artifacts",
+    "actions",
+    "contexts",
+    "experiments",
+    "trials",
+    "trial_components",
+    "associations",
+    "trial_component_trials",
+    "jobs",
+    "lineage_groups",
+    "lineage_shares",
+    "events",
+    "dead_letters",
+    "positions",
+)
+SQL_TABLES = (
+    "artifacts",
+    "actions",
+    "contexts",
+    "experiments",
+    "trials",
+    "trial_components",
+    "associations",
+    "trial_component_trials",
+    "jobs",
+    "lineage_groups",
+    "lineage_shares",
+    "events",
+    "lineage_vertices",
+    "lineage_edges",
+)
+ENTITY_TABLES = (
+    "artifacts",
+    "actions",
+    "contexts",
+    "experiments",
+    "trials",
+    "trial_components",
+    "jobs",
+    "lineage_groups",
+)
+ARN_TABLES = (
+    "artifacts",
+    "actions",
+    "contexts",
+    "experiments",
+    "trials",
+    "trial_components",
+    "lineage_groups",
+    "lineage_vertices",
+)
+NAME_COLUMNS = {
+    "actions": "action_name",
+    "contexts": "context_name",
+    "experiments": "experiment_name",
+    "trials": "trial_name",
+    "trial_components": "trial_component_name",
+}
+DESCRIBE_TABLES = {
+    "artifact": "artifacts",
+    "action": "actions",
+    "context": "contexts",
+    "experiment": "experiments",
+    "trial": "trials",
+    "trial_component": "trial_components",
+    "lineage_group": "lineage_groups",
+}
+SUMMARY_ARN = {
+    "artifact": "ArtifactArn",
+    "action": "ActionArn",
+    "context": "ContextArn",
+    "experiment": "ExperimentArn",
+    "trial": "TrialArn",
+    "trial_component": "TrialComponentArn",
+    "lineage_group": "LineageGroupArn",
+}
 
 
 @dataclass
@@ -406,39 +531,79 @@ def random_events(rng: random.Random) -> Generated:
                 entity["artifact_type"] = typ
             if rng.random() < 0.5:
                 entity["properties"] = {"stage": rng.choice("xy")}
-            own.append((arns.artifact_arn(REGION, account, uri), entity,
-                        {"kind": "artifact", "source_uri": uri}))
+            own.append(
+                (
+                    arns.artifact_arn(REGION, account, uri),
+                    entity,
+                    {"kind": "artifact", "source_uri": uri},
+                )
+            )
         if rng.random() < 0.4:  # keyed by ARN only: the same id in several accounts
             arn = arns.arn(REGION, account, "artifact", "custom-shared-id")
-            own.append((arn, {"kind": "artifact", "artifact_arn": arn, "artifact_type": "Image"},
-                        {"kind": "artifact", "artifact_arn": arn}))
+            own.append(
+                (
+                    arn,
+                    {"kind": "artifact", "artifact_arn": arn, "artifact_type": "Image"},
+                    {"kind": "artifact", "artifact_arn": arn},
+                )
+            )
         for i in range(rng.randint(1, 2)):
             name = f"act-{i}"
-            entity = {"kind": "action", "action_name": name,
-                      "action_type": rng.choice(("ModelDeployment", "Approval"))}
+            entity = {
+                "kind": "action",
+                "action_name": name,
+                "action_type": rng.choice(("ModelDeployment", "Approval")),
+            }
             if rng.random() < 0.5:
                 entity["properties"] = {"stage": rng.choice("xy")}
-            own.append((arns.named_arn("action", REGION, account, name), entity,
-                        {"kind": "action", "action_name": name}))
+            own.append(
+                (
+                    arns.named_arn("action", REGION, account, name),
+                    entity,
+                    {"kind": "action", "action_name": name},
+                )
+            )
         for i in range(rng.randint(1, 2)):
             name = f"ctx-{i}"
-            entity = {"kind": "context", "context_name": name,
-                      "context_type": rng.choice(("Endpoint", "ModelGroup"))}
-            own.append((arns.named_arn("context", REGION, account, name), entity,
-                        {"kind": "context", "context_name": name}))
+            entity = {
+                "kind": "context",
+                "context_name": name,
+                "context_type": rng.choice(("Endpoint", "ModelGroup")),
+            }
+            own.append(
+                (
+                    arns.named_arn("context", REGION, account, name),
+                    entity,
+                    {"kind": "context", "context_name": name},
+                )
+            )
         if rng.random() < 0.6:
-            own.append((arns.named_arn("experiment", REGION, account, "exp-0"),
-                        {"kind": "experiment", "experiment_name": "exp-0"},
-                        {"kind": "experiment", "experiment_name": "exp-0"}))
+            own.append(
+                (
+                    arns.named_arn("experiment", REGION, account, "exp-0"),
+                    {"kind": "experiment", "experiment_name": "exp-0"},
+                    {"kind": "experiment", "experiment_name": "exp-0"},
+                )
+            )
         for i in range(rng.randint(1, 2)):
             name = f"tc-{i}"
             job = rng.choice(("TrainingJob", "ProcessingJob"))
-            entity = {"kind": "trial_component", "trial_component_name": name,
-                      "source": {"source_arn": arns.job_arn(REGION, account, job, f"job-{i}"),
-                                 "source_type": f"SageMaker{job}"},
-                      "status": {"primary_status": "Completed"}}
-            own.append((arns.trial_component_arn(REGION, account, name), entity,
-                        {"kind": "trial_component", "trial_component_name": name}))
+            entity = {
+                "kind": "trial_component",
+                "trial_component_name": name,
+                "source": {
+                    "source_arn": arns.job_arn(REGION, account, job, f"job-{i}"),
+                    "source_type": f"SageMaker{job}",
+                },
+                "status": {"primary_status": "Completed"},
+            }
+            own.append(
+                (
+                    arns.trial_component_arn(REGION, account, name),
+                    entity,
+                    {"kind": "trial_component", "trial_component_name": name},
+                )
+            )
         for arn, entity, key in own:
             events.append(upsert(entity, second=second(0, 1199), account=account))
             if rng.random() < 0.2:
@@ -447,11 +612,18 @@ def random_events(rng: random.Random) -> Generated:
                     events.append(upsert(entity, second=second(1500, 1799), account=account))
             ends.append(arn)
         if rng.random() < 0.6:
-            events.append(upsert({"kind": "trial", "trial_name": "trial-0",
-                                  "experiment_name": "exp-0"}, second=second(0, 1199),
-                                 account=account))
-            join = {"kind": "trial_component_trial", "trial_component_name": "tc-0",
-                    "trial_name": "trial-0"}
+            events.append(
+                upsert(
+                    {"kind": "trial", "trial_name": "trial-0", "experiment_name": "exp-0"},
+                    second=second(0, 1199),
+                    account=account,
+                )
+            )
+            join = {
+                "kind": "trial_component_trial",
+                "trial_component_name": "tc-0",
+                "trial_name": "trial-0",
+            }
             events.append(upsert(join, second=second(0, 1199), account=account))
             if rng.random() < 0.2:
                 events.append(delete(join, second=second(1200, 1799), account=account))
@@ -459,30 +631,74 @@ def random_events(rng: random.Random) -> Generated:
         if rng.random() < 0.6:
             at = second(0, 1000)
             out_uri = rng.choice((*SHARED_URIS, f"s3://acct-{account}/prep-out/"))
-            events.append(event("JobCreated", {
-                "job_type": "ProcessingJob", "job_name": "prep",
-                "inputs": [{"name": "in", "uri": rng.choice(SHARED_URIS)}],
-                "outputs": [{"name": "out", "uri": out_uri}]}, second=at, account=account))
-            events.append(event("JobStatusChanged", {
-                "job_type": "ProcessingJob", "job_name": "prep", "status": "Completed"},
-                second=at + 5, account=account))
+            events.append(
+                event(
+                    "JobCreated",
+                    {
+                        "job_type": "ProcessingJob",
+                        "job_name": "prep",
+                        "inputs": [{"name": "in", "uri": rng.choice(SHARED_URIS)}],
+                        "outputs": [{"name": "out", "uri": out_uri}],
+                    },
+                    second=at,
+                    account=account,
+                )
+            )
+            events.append(
+                event(
+                    "JobStatusChanged",
+                    {"job_type": "ProcessingJob", "job_name": "prep", "status": "Completed"},
+                    second=at + 5,
+                    account=account,
+                )
+            )
         if rng.random() < 0.4:
             at = second(0, 1000)
-            events.append(event("JobCreated", {
-                "job_type": "TrainingJob", "job_name": "train",
-                "inputs": [{"name": "train", "uri": rng.choice(SHARED_URIS)}],
-                "experiment_config": {"experiment_name": "exp-1", "trial_name": "trial-1"}},
-                second=at, account=account))
-            events.append(event("JobStatusChanged", {
-                "job_type": "TrainingJob", "job_name": "train", "status": "Completed",
-                "outputs": [{"name": "model", "uri": "s3://shared-models/m.tar.gz"}],
-                "metrics": {"auc": rng.random()}}, second=at + 5, account=account))
+            events.append(
+                event(
+                    "JobCreated",
+                    {
+                        "job_type": "TrainingJob",
+                        "job_name": "train",
+                        "inputs": [{"name": "train", "uri": rng.choice(SHARED_URIS)}],
+                        "experiment_config": {"experiment_name": "exp-1", "trial_name": "trial-1"},
+                    },
+                    second=at,
+                    account=account,
+                )
+            )
+            events.append(
+                event(
+                    "JobStatusChanged",
+                    {
+                        "job_type": "TrainingJob",
+                        "job_name": "train",
+                        "status": "Completed",
+                        "outputs": [{"name": "model", "uri": "s3://shared-models/m.tar.gz"}],
+                        "metrics": {"auc": rng.random()},
+                    },
+                    second=at + 5,
+                    account=account,
+                )
+            )
         if rng.random() < 0.5:
-            events.append(event("EndpointCreated", {
-                "endpoint_name": "ep",
-                "models": [{"model_data_uri": rng.choice(
-                    (*SHARED_URIS, "s3://shared-models/m.tar.gz"))}]},
-                second=second(0, 1199), account=account))
+            events.append(
+                event(
+                    "EndpointCreated",
+                    {
+                        "endpoint_name": "ep",
+                        "models": [
+                            {
+                                "model_data_uri": rng.choice(
+                                    (*SHARED_URIS, "s3://shared-models/m.tar.gz")
+                                )
+                            }
+                        ],
+                    },
+                    second=second(0, 1199),
+                    account=account,
+                )
+            )
     # derived artifacts (which may or may not exist) and a ghost are association ends too
     ends += [arns.artifact_arn(REGION, rng.choice(ACCOUNTS), uri) for uri in SHARED_URIS]
     ends.append(arns.artifact_arn(REGION, ACCOUNTS[0], "s3://nowhere/ghost"))
@@ -497,16 +713,19 @@ def random_events(rng: random.Random) -> Generated:
             pairs.add((src, dst))
     for src, dst in sorted(pairs):
         publisher = account_of(rng.choice((src, dst)))  # one end's owner
-        assoc: dict[str, Any] = {"kind": "association", "source_arn": src,
-                                 "destination_arn": dst}
+        assoc: dict[str, Any] = {"kind": "association", "source_arn": src, "destination_arn": dst}
         typ = rng.choice(ASSOCIATION_TYPES)
         if typ is not None:
             assoc["association_type"] = typ
         events.append(upsert(assoc, second=second(0, 1799), account=publisher))
         if rng.random() < 0.1:
-            events.append(delete({"kind": "association", "source_arn": src,
-                                  "destination_arn": dst}, second=second(0, 1799),
-                                 account=publisher))
+            events.append(
+                delete(
+                    {"kind": "association", "source_arn": src, "destination_arn": dst},
+                    second=second(0, 1799),
+                    account=publisher,
+                )
+            )
     shares: dict[tuple[str, str], bool] = {}
     for owner in ACCOUNTS:
         for grantee in ACCOUNTS:
@@ -536,7 +755,7 @@ def publish_in_chunks(home: Path, events: list[dict[str, Any]], chunks: int) -> 
     size = -(-len(events) // chunks)
     with Recorder(settings) as rec:
         for start in range(0, len(events), size):
-            rec.publish_many(events[start:start + size])
+            rec.publish_many(events[start : start + size])
             sync(settings)
 
 
@@ -551,11 +770,15 @@ def _visible_row(table: str, row: dict[str, Any], caller: str, visible: set[str]
     if table == "lineage_shares":
         return caller in (row["owner_account"], row["grantee_account"])
     if table == "associations":
-        return (account_of(row["source_arn"]) in visible
-                and account_of(row["destination_arn"]) in visible)
+        return (
+            account_of(row["source_arn"]) in visible
+            and account_of(row["destination_arn"]) in visible
+        )
     if table == "trial_component_trials":
-        return (account_of(row["trial_component_arn"]) in visible
-                and account_of(row["trial_arn"]) in visible)
+        return (
+            account_of(row["trial_component_arn"]) in visible
+            and account_of(row["trial_arn"]) in visible
+        )
     if row["account_id"] not in visible:
         return False
     if table != "events" or row["entity_key"] is None:
@@ -584,13 +807,17 @@ class Oracle:
     @classmethod
     def build(cls, op: LineageStore, caller: str) -> Oracle:
         shares = op.con.execute(
-            "SELECT owner_account, grantee_account, live FROM lineage_shares").fetchall()
+            "SELECT owner_account, grantee_account, live FROM lineage_shares"
+        ).fetchall()
         visible = {caller} | {o for o, g, live in shares if live and g == caller}
         db = duckdb.connect()
         db.execute("SET TimeZone = 'UTC'")
         for table in BASE_TABLES:
-            ddl = op.con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ? AND "
-                                 "database_name = current_database()", [table]).fetchall()
+            ddl = op.con.execute(
+                "SELECT sql FROM duckdb_tables() WHERE table_name = ? AND "
+                "database_name = current_database()",
+                [table],
+            ).fetchall()
             db.execute(ddl[0][0])
             rows = op.con.sql(f"SELECT * FROM {table}").to_arrow_table()
             keep = [_visible_row(table, r, caller, visible) for r in rows.to_pylist()]
@@ -602,14 +829,17 @@ class Oracle:
         db.register("_rows", rows.filter(pa.array(keep, pa.bool_())))
         db.execute("CREATE TABLE lineage_vertices AS SELECT * FROM _rows")
         db.unregister("_rows")
-        vertices = {arn: (lt, typ, c, m) for arn, lt, typ, c, m in db.execute(
-            "SELECT arn, lineage_type, type, created_at, modified_at FROM lineage_vertices"
-        ).fetchall()}
+        vertices = {
+            arn: (lt, typ, c, m)
+            for arn, lt, typ, c, m in db.execute(
+                "SELECT arn, lineage_type, type, created_at, modified_at FROM lineage_vertices"
+            ).fetchall()
+        }
         edges: list[Edge] = []
         accounts: list[str] = []
         for src, dst, typ, account in op.con.execute(
-                "SELECT source_arn, destination_arn, association_type, account_id "
-                "FROM lineage_edges").fetchall():
+            "SELECT source_arn, destination_arn, association_type, account_id FROM lineage_edges"
+        ).fetchall():
             if account_of(src) in visible and account_of(dst) in visible:
                 edges.append((src, dst, typ))
                 accounts.append(account)
@@ -626,17 +856,23 @@ class Oracle:
                     if a != b and (a, b) not in stored:
                         edges.append((a, b, "SameAs"))
                         accounts.append(account_of(a))
-        db.register("_rows", pa.table({
-            "source_arn": pa.array([e[0] for e in edges], pa.string()),
-            "destination_arn": pa.array([e[1] for e in edges], pa.string()),
-            "association_type": pa.array([e[2] for e in edges], pa.string()),
-            "account_id": pa.array(accounts, pa.string())}))
+        db.register(
+            "_rows",
+            pa.table(
+                {
+                    "source_arn": pa.array([e[0] for e in edges], pa.string()),
+                    "destination_arn": pa.array([e[1] for e in edges], pa.string()),
+                    "association_type": pa.array([e[2] for e in edges], pa.string()),
+                    "account_id": pa.array(accounts, pa.string()),
+                }
+            ),
+        )
         db.execute("CREATE TABLE lineage_edges AS SELECT * FROM _rows")
         db.unregister("_rows")
         props: dict[str, dict[str, str]] = {}
         for table in ("artifacts", "actions", "contexts"):
             for arn, text in db.execute(
-                    f"SELECT arn, CAST(properties AS VARCHAR) FROM {table} WHERE live"
+                f"SELECT arn, CAST(properties AS VARCHAR) FROM {table} WHERE live"
             ).fetchall():
                 props[arn] = json.loads(text) if text else {}
         oracle = cls(caller, visible, db, vertices, edges, props)
@@ -659,21 +895,29 @@ class Oracle:
             return False
         if f.lineage_types and lineage_type not in f.lineage_types:
             return False
-        for bound, value, before in ((f.created_before, created, True),
-                                     (f.created_after, created, False),
-                                     (f.modified_before, modified, True),
-                                     (f.modified_after, modified, False)):
-            if bound is not None and (value is None
-                                      or not (value < bound if before else value > bound)):
+        for bound, value, before in (
+            (f.created_before, created, True),
+            (f.created_after, created, False),
+            (f.modified_before, modified, True),
+            (f.modified_after, modified, False),
+        ):
+            if bound is not None and (
+                value is None or not (value < bound if before else value > bound)
+            ):
                 return False
         if f.properties:
             mine = self.props.get(arn, {})
             return any(mine.get(k) == v for k, v in f.properties.items())
         return True
 
-    def lineage(self, starts: list[str], direction: str, include_edges: bool,
-                f: LineageFilter, max_depth: int) -> tuple[list[str], set[Edge], bool,
-                                                           dict[str, int]]:
+    def lineage(
+        self,
+        starts: list[str],
+        direction: str,
+        include_edges: bool,
+        f: LineageFilter,
+        max_depth: int,
+    ) -> tuple[list[str], set[Edge], bool, dict[str, int]]:
         """QueryLineage by level-by-level BFS: (vertices in (depth, ARN) order, edges,
         truncated_by_depth, depth of every reached vertex)."""
         start_set = {s for s in starts if s in self.vertices}
@@ -689,13 +933,25 @@ class Oracle:
                         following.append(v)
             frontier = following
             level += 1
-        taken = [(e, u, v) for u in depth if depth[u] < max_depth
-                 for e, v in self.steps(u, direction)]
-        truncated = any(v not in depth for u in depth if depth[u] == max_depth
-                        for _, v in self.steps(u, direction))
+        taken = [
+            (e, u, v) for u in depth if depth[u] < max_depth for e, v in self.steps(u, direction)
+        ]
+        truncated = any(
+            v not in depth
+            for u in depth
+            if depth[u] == max_depth
+            for _, v in self.steps(u, direction)
+        )
         reached = list(depth)  # the start entities are returned too
-        no_filter = not (f.types or f.lineage_types or f.properties or f.created_before
-                         or f.created_after or f.modified_before or f.modified_after)
+        no_filter = not (
+            f.types
+            or f.lineage_types
+            or f.properties
+            or f.created_before
+            or f.created_after
+            or f.modified_before
+            or f.modified_after
+        )
         matching = {v for v in reached if no_filter or self.matches(v, f)}
         if not include_edges:
             chosen, edges = matching, set()
@@ -736,28 +992,43 @@ class Pools:
         def column(sql: str) -> list[Any]:
             return sorted({r[0] for r in con.execute(sql).fetchall() if r[0] is not None})
 
-        entity_arns = column(" UNION ALL ".join(f"SELECT arn FROM {t}" for t in DESCRIBE_TABLES
-                                                .values()))
-        ghosts = [arns.arn(REGION, account, resource, f"ghost-{i}")
-                  for i, account in enumerate((*ACCOUNTS, UNKNOWN_ACCOUNT))
-                  for resource in ("artifact", "action", "context", "experiment",
-                                   "experiment-trial", "experiment-trial-component")]
-        names = column(" UNION ALL ".join(f"SELECT {c} FROM {t}"
-                                          for t, c in NAME_COLUMNS.items()))
+        entity_arns = column(
+            " UNION ALL ".join(f"SELECT arn FROM {t}" for t in DESCRIBE_TABLES.values())
+        )
+        ghosts = [
+            arns.arn(REGION, account, resource, f"ghost-{i}")
+            for i, account in enumerate((*ACCOUNTS, UNKNOWN_ACCOUNT))
+            for resource in (
+                "artifact",
+                "action",
+                "context",
+                "experiment",
+                "experiment-trial",
+                "experiment-trial-component",
+            )
+        ]
+        names = column(" UNION ALL ".join(f"SELECT {c} FROM {t}" for t, c in NAME_COLUMNS.items()))
         names += ["ghost-name", arns.LINEAGE_GROUP_NAME]
         names += [n.upper() for n in names if n.startswith("tc-")]
         return cls(
             arns=entity_arns + ghosts,
             vertex_arns=column("SELECT arn FROM lineage_vertices"),
             names=names,
-            uris=[*column("SELECT source_uri FROM artifacts UNION ALL SELECT source_uri "
-                          "FROM actions UNION ALL SELECT source_uri FROM contexts"),
-                  "s3://none/"],
+            uris=[
+                *column(
+                    "SELECT source_uri FROM artifacts UNION ALL SELECT source_uri "
+                    "FROM actions UNION ALL SELECT source_uri FROM contexts"
+                ),
+                "s3://none/",
+            ],
             types=[*column("SELECT type FROM lineage_vertices"), "Nope"],
-            job_arns=column("SELECT job_arn FROM jobs UNION ALL SELECT source_arn FROM "
-                            "trial_components"),
-            times=column("SELECT created_at FROM lineage_vertices UNION ALL SELECT "
-                         "modified_at FROM lineage_vertices"),
+            job_arns=column(
+                "SELECT job_arn FROM jobs UNION ALL SELECT source_arn FROM trial_components"
+            ),
+            times=column(
+                "SELECT created_at FROM lineage_vertices UNION ALL SELECT "
+                "modified_at FROM lineage_vertices"
+            ),
         )
 
 
@@ -822,29 +1093,37 @@ def any_start(rng: random.Random, oracle: Oracle, pools: Pools) -> str:
     return rng.choice(pools.vertex_arns if draw < 0.85 else pools.arns)
 
 
-def check_query_lineage(rng: random.Random, view: LineageStore, oracle: Oracle,
-                        pools: Pools, why: str, op: LineageStore | None = None) -> None:
+def check_query_lineage(
+    rng: random.Random,
+    view: LineageStore,
+    oracle: Oracle,
+    pools: Pools,
+    why: str,
+    op: LineageStore | None = None,
+) -> None:
     starts = [any_start(rng, oracle, pools) for _ in range(rng.randint(1, 3))]
     direction = rng.choice(("Both", "Ascendants", "Descendants"))
     include_edges = rng.random() < 0.6
     f = random_filter(rng, pools)
     max_depth = rng.randint(0, 6)
     why = f"{why} QueryLineage({starts}, {direction}, edges={include_edges}, {f}, {max_depth})"
-    result: LineageResult = view.query_lineage(starts, direction, include_edges=include_edges,
-                                               filters=f, max_depth=max_depth)
+    result: LineageResult = view.query_lineage(
+        starts, direction, include_edges=include_edges, filters=f, max_depth=max_depth
+    )
     got = [v.arn for v in result.vertices]
     edges = {(e.source_arn, e.destination_arn, e.association_type) for e in result.edges}
     assert_arns_visible(got, oracle.visible, why)
     assert_same_as_sound(edges, oracle, why)
-    order, want_edges, truncated, _ = oracle.lineage(starts, direction, include_edges, f,
-                                                     max_depth)
-    assert got == order, f"vertices differ: {why}\n missing {set(order) - set(got)}\n " \
-        f"extra {set(got) - set(order)}"
+    order, want_edges, truncated, _ = oracle.lineage(starts, direction, include_edges, f, max_depth)
+    assert got == order, (
+        f"vertices differ: {why}\n missing {set(order) - set(got)}\n extra {set(got) - set(order)}"
+    )
     for v in result.vertices:
         assert (v.lineage_type, v.type) == oracle.vertices[v.arn][:2], why
     assert len(edges) == len(result.edges), f"an edge repeats: {why}"
-    assert edges == want_edges, f"edges differ: {why}\n missing {want_edges - edges}\n " \
-        f"extra {edges - want_edges}"
+    assert edges == want_edges, (
+        f"edges differ: {why}\n missing {want_edges - edges}\n extra {edges - want_edges}"
+    )
     assert result.truncated_by_depth == truncated, why
     if op is not None:  # the operator's index, walked on the caller's behalf: the same,
         # vertex by vertex and (with a step budget of 0) a level at a time in numpy
@@ -852,12 +1131,18 @@ def check_query_lineage(rng: random.Random, view: LineageStore, oracle: Oracle,
             saved, lineage.SMALL_WALK_STEPS = lineage.SMALL_WALK_STEPS, budget
             try:
                 filtered = op.query_lineage(
-                    starts, direction, include_edges=include_edges, filters=f,
-                    max_depth=max_depth, visible_accounts=list(view.visible_accounts or []))
+                    starts,
+                    direction,
+                    include_edges=include_edges,
+                    filters=f,
+                    max_depth=max_depth,
+                    visible_accounts=list(view.visible_accounts or []),
+                )
             finally:
                 lineage.SMALL_WALK_STEPS = saved
-            assert filtered.to_dict() == result.to_dict(), \
+            assert filtered.to_dict() == result.to_dict(), (
                 f"visible_accounts walk, budget {budget}: {why}"
+            )
     STATS["query_lineage"] += 1
 
 
@@ -873,8 +1158,7 @@ def random_list_request(rng: random.Random, pools: Pools) -> tuple[str, dict[str
         "trial_component_name": lambda: rng.choice(pools.names),
         "source_arn": lambda: rng.choice(pools.vertex_arns + pools.job_arns),
         "destination_arn": lambda: rng.choice(pools.vertex_arns),
-        "source_type": lambda: rng.choice((*pools.types, "SageMakerTrainingJob",
-                                           "Experiment")),
+        "source_type": lambda: rng.choice((*pools.types, "SageMakerTrainingJob", "Experiment")),
         "destination_type": lambda: rng.choice(pools.types),
         "association_type": lambda: rng.choice([t for t in ASSOCIATION_TYPES if t]),
         "created_after": lambda: rng.choice(pools.times),
@@ -891,13 +1175,16 @@ def random_list_request(rng: random.Random, pools: Pools) -> tuple[str, dict[str
 
 def visible_summary(kind: str, summary: dict[str, Any], visible: set[str]) -> bool:
     if kind == "association":
-        return (account_of(summary["SourceArn"]) in visible
-                and account_of(summary["DestinationArn"]) in visible)
+        return (
+            account_of(summary["SourceArn"]) in visible
+            and account_of(summary["DestinationArn"]) in visible
+        )
     return account_of(summary[SUMMARY_ARN[kind]]) in visible
 
 
-def check_list(rng: random.Random, view: LineageStore, op: LineageStore, oracle: Oracle,
-               pools: Pools, why: str) -> None:
+def check_list(
+    rng: random.Random, view: LineageStore, op: LineageStore, oracle: Oracle, pools: Pools, why: str
+) -> None:
     kind, request = random_list_request(rng, pools)
     why = f"{why} list_entities({kind!r}, {request})"
     key = catalog.SUMMARY_KEYS[kind]
@@ -923,8 +1210,11 @@ def check_list(rng: random.Random, view: LineageStore, op: LineageStore, oracle:
 
 def expected_by_name(oracle: Oracle, name: str, kind: str | None) -> dict[str, list[str]]:
     """Live rows named ``name`` the caller may see, per kind (trial components: any case)."""
-    kinds = [kind] if kind else [*catalog.NAME_KINDS] + (
-        ["lineage_group"] if name == arns.LINEAGE_GROUP_NAME else [])
+    kinds = (
+        [kind]
+        if kind
+        else [*catalog.NAME_KINDS] + (["lineage_group"] if name == arns.LINEAGE_GROUP_NAME else [])
+    )
     hits: dict[str, list[str]] = {}
     for k in kinds:
         table = DESCRIBE_TABLES[k]
@@ -941,17 +1231,23 @@ def expected_by_name(oracle: Oracle, name: str, kind: str | None) -> dict[str, l
     return hits
 
 
-def check_describe(rng: random.Random, view: LineageStore, op: LineageStore, oracle: Oracle,
-                   pools: Pools, why: str) -> None:
+def check_describe(
+    rng: random.Random, view: LineageStore, op: LineageStore, oracle: Oracle, pools: Pools, why: str
+) -> None:
     if rng.random() < 0.6:
         mine = [a for a in pools.arns if account_of(a) in oracle.visible]
         target = rng.choice(mine if rng.random() < 0.5 else pools.arns)
         parsed = arns.parse_arn(target)
         assert parsed is not None
-        resource_kind = {"artifact": "artifact", "action": "action", "context": "context",
-                         "experiment": "experiment", "experiment-trial": "trial",
-                         "experiment-trial-component": "trial_component",
-                         "lineage-group": "lineage_group"}[parsed.resource]
+        resource_kind = {
+            "artifact": "artifact",
+            "action": "action",
+            "context": "context",
+            "experiment": "experiment",
+            "experiment-trial": "trial",
+            "experiment-trial-component": "trial_component",
+            "lineage-group": "lineage_group",
+        }[parsed.resource]
         kind = resource_kind if rng.random() < 0.3 else None
         why = f"{why} describe({target!r}, {kind!r})"
         got = outcome(lambda: view.describe(target, kind))
@@ -980,13 +1276,15 @@ def check_describe(rng: random.Random, view: LineageStore, op: LineageStore, ora
             arn = next(iter(hits.values()))[0]
             assert got == ("ok", op.describe(arn)), why
     # an answer names visible accounts only (an error may echo what was asked)
-    assert_arns_visible(got[1] if got[0] == "ok" else got[1].replace(target, ""),
-                        oracle.visible, why)
+    assert_arns_visible(
+        got[1] if got[0] == "ok" else got[1].replace(target, ""), oracle.visible, why
+    )
     STATS["describe"] += 1
 
 
-def _sql_templates(rng: random.Random, pools: Pools, oracle: Oracle
-                   ) -> list[Callable[[], tuple[str, list[Any], bool]]]:
+def _sql_templates(
+    rng: random.Random, pools: Pools, oracle: Oracle
+) -> list[Callable[[], tuple[str, list[Any], bool]]]:
     """Random queries over the fixed tables: (SQL, parameters, whether order matters)."""
     table = lambda: rng.choice(SQL_TABLES)  # noqa: E731 - short local helpers
     account = lambda: rng.choice((*ACCOUNTS, UNKNOWN_ACCOUNT))  # noqa: E731
@@ -997,47 +1295,103 @@ def _sql_templates(rng: random.Random, pools: Pools, oracle: Oracle
         lambda: (f"SELECT account_id, count(*) FROM {table()} GROUP BY ALL", [], False),
         lambda: (f"SELECT * FROM {rng.choice(ARN_TABLES)} WHERE arn = ?", [anything()], False),
         lambda: (f"SELECT * FROM {table()} WHERE account_id = ?", [account()], False),
-        lambda: ("SELECT * FROM associations WHERE source_arn = ? OR destination_arn = ?",
-                 [anything(), anything()], False),
-        lambda: ("SELECT source_arn, destination_arn, account_id FROM lineage_edges "
-                 "WHERE association_type = 'SameAs'", [], False),
-        lambda: ("SELECT v.arn, v.type, e.association_type, w.arn, w.account_id "
-                 "FROM lineage_vertices v JOIN lineage_edges e ON e.source_arn = v.arn "
-                 "JOIN lineage_vertices w ON w.arn = e.destination_arn "
-                 "WHERE v.account_id <> w.account_id", [], False),
-        lambda: ("SELECT event_type, entity_kind, entity_key, account_id, "
-                 "CAST(body AS VARCHAR) FROM events WHERE entity_key LIKE ?",
-                 [f"%{account()}%"], False),
-        lambda: ("SELECT arn, artifact_type, live FROM artifacts WHERE source_uri = ?",
-                 [rng.choice(pools.uris)], False),
-        lambda: ("SELECT * FROM trial_component_trials WHERE trial_name = ? OR "
-                 "trial_component_name = ?", [rng.choice(pools.names),
-                                              rng.choice(pools.names)], False),
+        lambda: (
+            "SELECT * FROM associations WHERE source_arn = ? OR destination_arn = ?",
+            [anything(), anything()],
+            False,
+        ),
+        lambda: (
+            "SELECT source_arn, destination_arn, account_id FROM lineage_edges "
+            "WHERE association_type = 'SameAs'",
+            [],
+            False,
+        ),
+        lambda: (
+            "SELECT v.arn, v.type, e.association_type, w.arn, w.account_id "
+            "FROM lineage_vertices v JOIN lineage_edges e ON e.source_arn = v.arn "
+            "JOIN lineage_vertices w ON w.arn = e.destination_arn "
+            "WHERE v.account_id <> w.account_id",
+            [],
+            False,
+        ),
+        lambda: (
+            "SELECT event_type, entity_kind, entity_key, account_id, "
+            "CAST(body AS VARCHAR) FROM events WHERE entity_key LIKE ?",
+            [f"%{account()}%"],
+            False,
+        ),
+        lambda: (
+            "SELECT arn, artifact_type, live FROM artifacts WHERE source_uri = ?",
+            [rng.choice(pools.uris)],
+            False,
+        ),
+        lambda: (
+            "SELECT * FROM trial_component_trials WHERE trial_name = ? OR trial_component_name = ?",
+            [rng.choice(pools.names), rng.choice(pools.names)],
+            False,
+        ),
         lambda: ("SELECT owner_account, grantee_account, live FROM lineage_shares", [], False),
-        lambda: ("SELECT job_arn, status, CAST(metrics AS VARCHAR) FROM jobs "
-                 "WHERE job_name = ?", [rng.choice(("prep", "train", "nope"))], False),
-        lambda: (" UNION ALL ".join(f"SELECT arn, account_id, live FROM {t}"
-                                    for t in DESCRIBE_TABLES.values()
-                                    if t != "lineage_groups"), [], False),
+        lambda: (
+            "SELECT job_arn, status, CAST(metrics AS VARCHAR) FROM jobs WHERE job_name = ?",
+            [rng.choice(("prep", "train", "nope"))],
+            False,
+        ),
+        lambda: (
+            " UNION ALL ".join(
+                f"SELECT arn, account_id, live FROM {t}"
+                for t in DESCRIBE_TABLES.values()
+                if t != "lineage_groups"
+            ),
+            [],
+            False,
+        ),
         lambda: ("SELECT table_name FROM duckdb_tables() ORDER BY 1", [], True),
-        lambda: ("SELECT * FROM artifacts WHERE arn IN (SELECT destination_arn FROM "
-                 "lineage_edges)", [], False),
-        lambda: ("SELECT a.arn, count(e.destination_arn) FROM artifacts a LEFT JOIN "
-                 "lineage_edges e ON e.source_arn = a.arn GROUP BY ALL", [], False),
-        lambda: ("SELECT split_part(arn, ':', 5) AS acct, lineage_type, count(*) "
-                 "FROM lineage_vertices GROUP BY ALL", [], False),
-        lambda: (f"SELECT * FROM {rng.choice(ENTITY_TABLES)} WHERE created_at > ?",
-                 [rng.choice(pools.times)], False),
-        lambda: ("SELECT name, type, arn FROM lineage_vertices WHERE name = ?",
-                 [rng.choice(pools.names)], False),
+        lambda: (
+            "SELECT * FROM artifacts WHERE arn IN (SELECT destination_arn FROM lineage_edges)",
+            [],
+            False,
+        ),
+        lambda: (
+            "SELECT a.arn, count(e.destination_arn) FROM artifacts a LEFT JOIN "
+            "lineage_edges e ON e.source_arn = a.arn GROUP BY ALL",
+            [],
+            False,
+        ),
+        lambda: (
+            "SELECT split_part(arn, ':', 5) AS acct, lineage_type, count(*) "
+            "FROM lineage_vertices GROUP BY ALL",
+            [],
+            False,
+        ),
+        lambda: (
+            f"SELECT * FROM {rng.choice(ENTITY_TABLES)} WHERE created_at > ?",
+            [rng.choice(pools.times)],
+            False,
+        ),
+        lambda: (
+            "SELECT name, type, arn FROM lineage_vertices WHERE name = ?",
+            [rng.choice(pools.names)],
+            False,
+        ),
         lambda: ("SELECT DISTINCT account_id, region FROM events", [], False),
-        lambda: (f"SELECT * FROM {rng.choice(('lineage_vertices', 'lineage_edges'))} "
-                 "ORDER BY ALL LIMIT 5 OFFSET 2", [], True),
-        lambda: ("SELECT count(*) FROM dead_letters UNION ALL SELECT count(*) FROM positions",
-                 [], True),
-        lambda: ("SELECT t.arn FROM trials t JOIN trial_component_trials j ON "
-                 "j.trial_arn = t.arn JOIN trial_components c ON c.arn = "
-                 "j.trial_component_arn", [], False),
+        lambda: (
+            f"SELECT * FROM {rng.choice(('lineage_vertices', 'lineage_edges'))} "
+            "ORDER BY ALL LIMIT 5 OFFSET 2",
+            [],
+            True,
+        ),
+        lambda: (
+            "SELECT count(*) FROM dead_letters UNION ALL SELECT count(*) FROM positions",
+            [],
+            True,
+        ),
+        lambda: (
+            "SELECT t.arn FROM trials t JOIN trial_component_trials j ON "
+            "j.trial_arn = t.arn JOIN trial_components c ON c.arn = "
+            "j.trial_component_arn",
+            [],
+            False,
+        ),
     ]
 
 
@@ -1046,11 +1400,13 @@ def _canon(rows: list[tuple[Any, ...]], ordered: bool) -> list[str]:
     return out if ordered else sorted(out)
 
 
-def check_sql(rng: random.Random, view: LineageStore, oracle: Oracle, pools: Pools,
-              why: str) -> None:
+def check_sql(
+    rng: random.Random, view: LineageStore, oracle: Oracle, pools: Pools, why: str
+) -> None:
     if rng.random() < 0.15:  # the walk macros, against the BFS over the visible graph
-        macro, direction = rng.choice((("lineage_descendants", "Descendants"),
-                                       ("lineage_ancestors", "Ascendants")))
+        macro, direction = rng.choice(
+            (("lineage_descendants", "Descendants"), ("lineage_ancestors", "Ascendants"))
+        )
         start = any_start(rng, oracle, pools)
         depth = rng.choice((None, 0, 1, 2, 3, 5))
         if depth is None:
@@ -1061,8 +1417,9 @@ def check_sql(rng: random.Random, view: LineageStore, oracle: Oracle, pools: Poo
             params = [start, depth]
         why = f"{why} {query} {params}"
         _, rows = view.sql(query, params)
-        order, _, _, depths = oracle.lineage([start], direction, False, LineageFilter(),
-                                             10 if depth is None else depth)
+        order, _, _, depths = oracle.lineage(
+            [start], direction, False, LineageFilter(), 10 if depth is None else depth
+        )
         # the macros walk away from the start; QueryLineage returns it too
         want = [(a, depths[a], *oracle.vertices[a][:2]) for a in order if a != start]
         assert rows == want, why
@@ -1075,9 +1432,10 @@ def check_sql(rng: random.Random, view: LineageStore, oracle: Oracle, pools: Poo
     cur = oracle.db.execute(query, params)
     want = cur.fetchall()
     assert names == [d[0] for d in cur.description or []], why
-    assert _canon(rows, ordered) == _canon(want, ordered), \
-        f"{why}\n extra {set(_canon(rows, False)) - set(_canon(want, False))}\n " \
+    assert _canon(rows, ordered) == _canon(want, ordered), (
+        f"{why}\n extra {set(_canon(rows, False)) - set(_canon(want, False))}\n "
         f"missing {set(_canon(want, False)) - set(_canon(rows, False))}"
+    )
     assert_arns_visible(rows, oracle.visible, why)
     # account columns name visible accounts (a grantee's list of shares names its grantors,
     # revoked ones too, and an owner's its grantees: its own business)
@@ -1114,8 +1472,9 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, World
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
-def test_random_views_show_exactly_what_the_shares_allow(worlds: dict[int, World],
-                                                         seed: int) -> None:
+def test_random_views_show_exactly_what_the_shares_allow(
+    worlds: dict[int, World], seed: int
+) -> None:
     world = worlds[seed]
     op, pools = world.op, world.pools
     rng = random.Random(1000 + seed)
@@ -1123,8 +1482,15 @@ def test_random_views_show_exactly_what_the_shares_allow(worlds: dict[int, World
     _, rows = op.sql("SELECT owner_account, grantee_account, live FROM lineage_shares")
     assert {(o, g): live for o, g, live in rows} == world.generated.shares
     # ARNs name their row's account: the share rules can go by either
-    for table in ("artifacts", "actions", "contexts", "experiments", "trials",
-                  "trial_components", "lineage_groups"):
+    for table in (
+        "artifacts",
+        "actions",
+        "contexts",
+        "experiments",
+        "trials",
+        "trial_components",
+        "lineage_groups",
+    ):
         _, bad = op.sql(f"SELECT arn FROM {table} WHERE split_part(arn, ':', 5) <> account_id")
         assert bad == [], table
     for caller in ACCOUNTS:
@@ -1133,16 +1499,17 @@ def test_random_views_show_exactly_what_the_shares_allow(worlds: dict[int, World
             assert view.account == caller
             assert set(view.visible_accounts or []) == oracle.visible
             _, tables = view.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1")
-            assert [t for (t,) in tables] == sorted((*BASE_TABLES, "lineage_vertices",
-                                                     "lineage_edges"))
+            assert [t for (t,) in tables] == sorted(
+                (*BASE_TABLES, "lineage_vertices", "lineage_edges")
+            )
             # every table, whole: exactly the oracle's rows
             for table in (*BASE_TABLES, "lineage_vertices", "lineage_edges"):
                 _, got = view.sql(f"SELECT * FROM {table}")
                 want = oracle.db.execute(f"SELECT * FROM {table}").fetchall()
                 assert _canon(got, False) == _canon(want, False), f"{caller} {table}"
             assert_same_as_sound(
-                [tuple(r[:3]) for r in view.sql("SELECT * FROM lineage_edges")[1]],
-                oracle, caller)
+                [tuple(r[:3]) for r in view.sql("SELECT * FROM lineage_edges")[1]], oracle, caller
+            )
             why = f"seed {seed} caller {caller} sees {sorted(oracle.visible)}:"
             for i in range(PER_VIEW):
                 check_query_lineage(rng, view, oracle, pools, f"{why} #{i}", op)
@@ -1153,8 +1520,7 @@ def test_random_views_show_exactly_what_the_shares_allow(worlds: dict[int, World
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path,
-                                                                seed: int) -> None:
+def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path, seed: int) -> None:
     """What serve does: one index kept across batches, refreshed with what each changed,
     walked on behalf of every account; against an index built afresh after every batch."""
     rng = random.Random(5000 + seed)
@@ -1169,7 +1535,7 @@ def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path,
         with Recorder(settings) as rec:
             while done < len(events):
                 size = rng.choice([1, 4, 16, 40])
-                rec.publish_many(events[done:done + size])
+                rec.publish_many(events[done : done + size])
                 done += size
                 sync(settings, log=rec.log, store=store)
                 changes = store.take_graph_changes()
@@ -1187,10 +1553,14 @@ def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path,
                     kwargs: dict[str, Any] = {
                         "start_arns": [rng.choice(arns_now)],
                         "direction": rng.choice(("Both", "Ascendants", "Descendants")),
-                        "include_edges": rng.random() < 0.7, "max_depth": rng.randint(1, 4),
-                        "visible_accounts": sees}
-                    assert query_lineage(kept, **kwargs).to_dict() == \
-                        query_lineage(fresh, **kwargs).to_dict(), f"{why}: {caller} {kwargs}"
+                        "include_edges": rng.random() < 0.7,
+                        "max_depth": rng.randint(1, 4),
+                        "visible_accounts": sees,
+                    }
+                    assert (
+                        query_lineage(kept, **kwargs).to_dict()
+                        == query_lineage(fresh, **kwargs).to_dict()
+                    ), f"{why}: {caller} {kwargs}"
     finally:
         reader.close()
         store.close()
@@ -1295,31 +1665,41 @@ def escape_world(worlds: dict[int, World]) -> World:
 
 def _state(view: LineageStore) -> tuple[Any, ...]:
     """Everything a view holds: table list (temp ones too), every table's rows, the locks."""
-    _, tables = view.sql("SELECT database_name, schema_name, table_name FROM duckdb_tables() "
-                         "ORDER BY ALL")
+    _, tables = view.sql(
+        "SELECT database_name, schema_name, table_name FROM duckdb_tables() ORDER BY ALL"
+    )
     _, views = view.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1")
     _, dbs = view.sql("SELECT database_name FROM duckdb_databases() ORDER BY 1")
-    contents = tuple(tuple(_canon(view.sql(f"SELECT * FROM {t}")[1], False))
-                     for t in (*BASE_TABLES, "lineage_vertices", "lineage_edges"))
-    _, settings = view.sql("SELECT current_setting('enable_external_access'), "
-                           "current_setting('lock_configuration')")
+    contents = tuple(
+        tuple(_canon(view.sql(f"SELECT * FROM {t}")[1], False))
+        for t in (*BASE_TABLES, "lineage_vertices", "lineage_edges")
+    )
+    _, settings = view.sql(
+        "SELECT current_setting('enable_external_access'), current_setting('lock_configuration')"
+    )
     return tuple(tables), tuple(views), tuple(dbs), contents, tuple(settings)
 
 
-@pytest.mark.parametrize("template", [
-    *ESCAPES,
-    *TEMP_ESCAPES,
-])
-def test_escapes_from_an_account_view_fail(escape_world: World, tmp_path: Path,
-                                           template: str) -> None:
+@pytest.mark.parametrize(
+    "template",
+    [
+        *ESCAPES,
+        *TEMP_ESCAPES,
+    ],
+)
+def test_escapes_from_an_account_view_fail(
+    escape_world: World, tmp_path: Path, template: str
+) -> None:
     op = escape_world.op
     caller = ACCOUNTS[0]
-    _, shares = op.sql("SELECT owner_account FROM lineage_shares WHERE live AND "
-                       "grantee_account = ?", [caller])
+    _, shares = op.sql(
+        "SELECT owner_account FROM lineage_shares WHERE live AND grantee_account = ?", [caller]
+    )
     hidden = set(ACCOUNTS) - {caller} - {o for (o,) in shares}
     assert hidden, "the caller must not see every account"
-    statement = template.format(db=op.path, log=escape_world.home / "events.sqlite",
-                                home=escape_world.home, tmp=tmp_path)
+    statement = template.format(
+        db=op.path, log=escape_world.home / "events.sqlite", home=escape_world.home, tmp=tmp_path
+    )
     with op.as_account(caller) as view:
         before = _state(view)
         assert before[-1] == ((False, True),)
@@ -1338,13 +1718,17 @@ def test_temp_table_shadows_the_projection_for_describe(escape_world: World) -> 
     projection (regression: DuckDB accepts temp objects on read-only connections)."""
     op = escape_world.op
     with op.as_account(ACCOUNTS[0]) as view:
-        _, rows = view.sql("SELECT arn, artifact_type FROM artifacts WHERE live "
-                           "AND artifact_type IS NOT NULL LIMIT 1")
+        _, rows = view.sql(
+            "SELECT arn, artifact_type FROM artifacts WHERE live "
+            "AND artifact_type IS NOT NULL LIMIT 1"
+        )
         arn, typ = rows[0]
         assert view.describe(arn)["ArtifactType"] == typ
         with pytest.raises(SqlError):
-            view.sql("CREATE TEMP TABLE artifacts AS SELECT * REPLACE ('Forged' AS "
-                     "artifact_type) FROM main.artifacts")
+            view.sql(
+                "CREATE TEMP TABLE artifacts AS SELECT * REPLACE ('Forged' AS "
+                "artifact_type) FROM main.artifacts"
+            )
         assert view.describe(arn)["ArtifactType"] == typ
 
 
@@ -1367,29 +1751,34 @@ def test_replay_gives_the_same_views(worlds: dict[int, World], tmp_path: Path) -
                     query = f"SELECT * FROM {table}"
                     if table == "events":  # when each was applied differs, nothing else
                         query = "SELECT * EXCLUDE (applied_at) FROM events"
-                    assert _canon(live.sql(query)[1], False) == \
-                        _canon(other.sql(query)[1], False), f"{caller} {table}"
+                    assert _canon(live.sql(query)[1], False) == _canon(
+                        other.sql(query)[1], False
+                    ), f"{caller} {table}"
                 for _ in range(15):
                     starts = [rng.choice(world.pools.vertex_arns + world.pools.arns)]
                     kwargs: dict[str, Any] = {
                         "direction": rng.choice(("Both", "Ascendants", "Descendants")),
                         "include_edges": rng.random() < 0.5,
                         "filters": random_filter(rng, world.pools),
-                        "max_depth": rng.randint(0, 6)}
-                    assert live.query_lineage(starts, **kwargs) == \
-                        other.query_lineage(starts, **kwargs)
+                        "max_depth": rng.randint(0, 6),
+                    }
+                    assert live.query_lineage(starts, **kwargs) == other.query_lineage(
+                        starts, **kwargs
+                    )
                     kind, request = random_list_request(rng, world.pools)
-                    assert live.list_entities(kind, **request) == \
-                        other.list_entities(kind, **request)
+                    assert live.list_entities(kind, **request) == other.list_entities(
+                        kind, **request
+                    )
                     target = rng.choice(world.pools.arns + world.pools.names)
-                    assert outcome(lambda t=target: live.describe(t)) == \
-                        outcome(lambda t=target: other.describe(t))
-                    query, params, ordered = rng.choice(
-                        _sql_templates(rng, world.pools, oracle))()
+                    assert outcome(lambda t=target: live.describe(t)) == outcome(
+                        lambda t=target: other.describe(t)
+                    )
+                    query, params, ordered = rng.choice(_sql_templates(rng, world.pools, oracle))()
                     if "events" in query:
                         continue
-                    assert _canon(live.sql(query, params)[1], ordered) == \
-                        _canon(other.sql(query, params)[1], ordered), query
+                    assert _canon(live.sql(query, params)[1], ordered) == _canon(
+                        other.sql(query, params)[1], ordered
+                    ), query
             oracle.db.close()
 
 
@@ -1404,8 +1793,7 @@ def _end_offsets(home: Path) -> dict[str, dict[int, int]]:
 def test_a_share_comes_from_its_owner(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Recorder(settings_for(home, A)) as rec:
-        rec.upsert({"kind": "artifact", "source": {"source_uri": RAW},
-                    "artifact_type": "DataSet"})
+        rec.upsert({"kind": "artifact", "source": {"source_uri": RAW}, "artifact_type": "DataSet"})
         before = _end_offsets(home)
         share = {"kind": "lineage_share", "owner_account": B, "grantee_account": A}
         forged: list[dict[str, Any]] = [
@@ -1415,8 +1803,12 @@ def test_a_share_comes_from_its_owner(tmp_path: Path) -> None:
             # ... or revokes a share B made
             {"event_type": "EntityDeleted", "payload": share},
             # sharing with oneself is no share
-            {"event_type": "EntityUpserted", "payload": {"entity": {
-                "kind": "lineage_share", "owner_account": A, "grantee_account": A}}},
+            {
+                "event_type": "EntityUpserted",
+                "payload": {
+                    "entity": {"kind": "lineage_share", "owner_account": A, "grantee_account": A}
+                },
+            },
         ]
         for draft in forged:
             with pytest.raises(EventValidationError) as caught:
@@ -1425,26 +1817,44 @@ def test_a_share_comes_from_its_owner(tmp_path: Path) -> None:
             with pytest.raises(EventValidationError):
                 rec.build(draft["event_type"], draft["payload"])
         with pytest.raises(EventValidationError):  # all or nothing
-            rec.publish_many([{"event_type": "EntityUpserted", "payload": {"entity": {
-                "kind": "lineage_share", "owner_account": A, "grantee_account": C}}},
-                forged[0]])
+            rec.publish_many(
+                [
+                    {
+                        "event_type": "EntityUpserted",
+                        "payload": {
+                            "entity": {
+                                "kind": "lineage_share",
+                                "owner_account": A,
+                                "grantee_account": C,
+                            }
+                        },
+                    },
+                    forged[0],
+                ]
+            )
         assert _end_offsets(home) == before, "a rejected share was written"
         # Recorder.share publishes as the owner, whichever account the recorder has
         event_ = rec.share(C, owner_account=B)
         assert (event_.account_id, event_.payload.entity.owner_account) == (B, B)
         # a forged record appended behind the recorder's back is dead-lettered
-        body = {"event_type": "EntityUpserted", "event_id": "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
-                "schema_version": 1, "occurred_at": "2026-03-01T10:00:00.000000Z",
-                "account_id": C, "region": REGION,
-                "payload": {"entity": {"kind": "lineage_share", "owner_account": A,
-                                       "grantee_account": C}}}
-        rec.log.append([OutRecord(TOPIC_ENTITIES, f"{A} {C}".encode(),
-                                  dumps(body).encode())])
+        body = {
+            "event_type": "EntityUpserted",
+            "event_id": "6f9619ff-8b86-d011-b42d-00cf4fc964ff",
+            "schema_version": 1,
+            "occurred_at": "2026-03-01T10:00:00.000000Z",
+            "account_id": C,
+            "region": REGION,
+            "payload": {
+                "entity": {"kind": "lineage_share", "owner_account": A, "grantee_account": C}
+            },
+        }
+        rec.log.append([OutRecord(TOPIC_ENTITIES, f"{A} {C}".encode(), dumps(body).encode())])
     stats = sync(settings_for(home, A))
     assert stats.projector.dead_lettered == 1
     with LineageStore.open(settings_for(home, A)) as store:
-        _, rows = store.sql("SELECT owner_account, grantee_account, live, account_id "
-                            "FROM lineage_shares")
+        _, rows = store.sql(
+            "SELECT owner_account, grantee_account, live, account_id FROM lineage_shares"
+        )
         assert rows == [(B, C, True, B)]
         with store.as_account(C) as view:
             assert view.visible_accounts == sorted([B, C])
@@ -1453,8 +1863,10 @@ def test_a_share_comes_from_its_owner(tmp_path: Path) -> None:
         with store.as_account(A) as view:
             assert view.visible_accounts == [A]
             assert view.describe(_art(A, RAW))["ArtifactArn"] == _art(A, RAW)
-    with LineageStore.open(settings_for(home, A)) as store, \
-            pytest.raises(MlineageError, match="12 digits"):
+    with (
+        LineageStore.open(settings_for(home, A)) as store,
+        pytest.raises(MlineageError, match="12 digits"),
+    ):
         store.as_account("12")
 
 
@@ -1474,18 +1886,17 @@ def test_a_dead_association_does_not_resurface_as_same_as(tmp_path: Path) -> Non
     sync(settings_for(home, A))
     with LineageStore.open(settings_for(home, A)) as store, store.as_account(A) as view:
         assert store.list_entities("association") == {"AssociationSummaries": []}
-        _, edges = view.sql("SELECT source_arn, destination_arn, association_type "
-                            "FROM lineage_edges ORDER BY ALL")
-        assert edges == sorted([(_art(A, TRAIN), _art(B, TRAIN), "SameAs"),
-                                (_art(B, TRAIN), _art(A, TRAIN), "SameAs")])
+        _, edges = view.sql(
+            "SELECT source_arn, destination_arn, association_type FROM lineage_edges ORDER BY ALL"
+        )
+        assert edges == sorted(
+            [(_art(A, TRAIN), _art(B, TRAIN), "SameAs"), (_art(B, TRAIN), _art(A, TRAIN), "SameAs")]
+        )
         # the association was deleted; SameAs edges are not associations
         assert view.list_entities("association") == {"AssociationSummaries": []}
 
 
-
-
-def test_association_published_by_an_invisible_account_keeps_it_hidden(
-        tmp_path: Path) -> None:
+def test_association_published_by_an_invisible_account_keeps_it_hidden(tmp_path: Path) -> None:
     home = tmp_path / "home"
     d = "444400000004"
     with Recorder(settings_for(home, A)) as rec:

@@ -16,35 +16,67 @@ from mlineage.pipeline import sync
 from mlineage.projection.store import DuckDBStore
 from tests.helpers import arn, event, raw, upsert
 
-GOOD_JOB = event("JobCreated", {"job_type": "TrainingJob", "job_name": "good-job",
-                                "inputs": [{"name": "train", "uri": "s3://d/train"}]})
+GOOD_JOB = event(
+    "JobCreated",
+    {
+        "job_type": "TrainingJob",
+        "job_name": "good-job",
+        "inputs": [{"name": "train", "uri": "s3://d/train"}],
+    },
+)
 GOOD_ENTITY = upsert({"kind": "action", "action_name": "good-action", "action_type": "Step"})
 
 # (what, raw record, words the error must contain)
 BAD: list[tuple[str, bytes, list[str]]] = [
     ("malformed JSON", b'{"event_type": "JobCreated", ', ["malformed JSON"]),
-    ("unknown event_type", raw({**GOOD_JOB, "event_type": "JobDeleted"}),
-     ["event_type", "JobDeleted"]),
-    ("missing required field",
-     raw(event("JobCreated", {"job_type": "TrainingJob"})),
-     ["JobCreated", "payload.job_name", "required"]),
-    ("over-long name",
-     raw(upsert({"kind": "action", "action_name": "a" * 121})),
-     ["EntityUpserted", "payload.entity.action_name", "at most 120"]),
-    ("invalid ARN",
-     raw(upsert({"kind": "association", "source_arn": "not-an-arn",
-                 "destination_arn": arn("action", "x")})),
-     ["EntityUpserted", "payload.entity.source_arn", "pattern"]),
-    ("association to a trial",
-     raw(upsert({"kind": "association", "source_arn": arn("action", "x"),
-                 "destination_arn": arn("experiment-trial", "t")})),
-     ["EntityUpserted", "destination_arn", "trial"]),
+    (
+        "unknown event_type",
+        raw({**GOOD_JOB, "event_type": "JobDeleted"}),
+        ["event_type", "JobDeleted"],
+    ),
+    (
+        "missing required field",
+        raw(event("JobCreated", {"job_type": "TrainingJob"})),
+        ["JobCreated", "payload.job_name", "required"],
+    ),
+    (
+        "over-long name",
+        raw(upsert({"kind": "action", "action_name": "a" * 121})),
+        ["EntityUpserted", "payload.entity.action_name", "at most 120"],
+    ),
+    (
+        "invalid ARN",
+        raw(
+            upsert(
+                {
+                    "kind": "association",
+                    "source_arn": "not-an-arn",
+                    "destination_arn": arn("action", "x"),
+                }
+            )
+        ),
+        ["EntityUpserted", "payload.entity.source_arn", "pattern"],
+    ),
+    (
+        "association to a trial",
+        raw(
+            upsert(
+                {
+                    "kind": "association",
+                    "source_arn": arn("action", "x"),
+                    "destination_arn": arn("experiment-trial", "t"),
+                }
+            )
+        ),
+        ["EntityUpserted", "destination_arn", "trial"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("what", "value", "words"), BAD, ids=[b[0] for b in BAD])
-def test_rejected_on_publish_with_a_clear_error(tmp_path: Path, what: str, value: bytes,
-                                               words: list[str]) -> None:
+def test_rejected_on_publish_with_a_clear_error(
+    tmp_path: Path, what: str, value: bytes, words: list[str]
+) -> None:
     settings = Settings.load(home=tmp_path, environ={})
     with Recorder(settings) as rec:
         with pytest.raises(EventValidationError) as info:
@@ -61,8 +93,12 @@ def test_cli_publish_reports_every_bad_line_and_writes_nothing(tmp_path: Path) -
     src = tmp_path / "events.jsonl"
     src.write_text("\n".join(lines) + "\n")
     home = tmp_path / "home"
-    proc = subprocess.run([sys.executable, "-m", "mlineage.cli", "--home", str(home), "publish",
-                           str(src)], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlineage.cli", "--home", str(home), "publish", str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1
     for number, (_, _, words) in enumerate(BAD, start=2):
         line = next(x for x in proc.stderr.splitlines() if x.startswith(f"line {number}:"))
@@ -76,19 +112,23 @@ def test_cli_publish_reports_every_bad_line_and_writes_nothing(tmp_path: Path) -
         assert log.end_offsets(TOPIC_ENTITIES) == {0: 0}
 
 
-def test_bad_records_in_the_log_are_dead_lettered_and_the_rest_projected(tmp_path: Path
-                                                                         ) -> None:
+def test_bad_records_in_the_log_are_dead_lettered_and_the_rest_projected(tmp_path: Path) -> None:
     settings = Settings.load(home=tmp_path, environ={})
     bad = [value for _, value, _ in BAD]
     with open_log(settings.log_url) as log:
         # a raw producer that skipped validation writes to both topics
-        log.append([OutRecord(TOPIC_JOBS, None, raw(GOOD_JOB))]
-                   + [OutRecord(TOPIC_JOBS, None, v) for v in bad]
-                   + [OutRecord(TOPIC_ENTITIES, None, v) for v in bad]
-                   + [OutRecord(TOPIC_ENTITIES, None, raw(GOOD_ENTITY)),
-                      # an entity event on the jobs topic does not belong there
-                      OutRecord(TOPIC_JOBS, None, raw(upsert({"kind": "action",
-                                                              "action_name": "misplaced"})))])
+        log.append(
+            [OutRecord(TOPIC_JOBS, None, raw(GOOD_JOB))]
+            + [OutRecord(TOPIC_JOBS, None, v) for v in bad]
+            + [OutRecord(TOPIC_ENTITIES, None, v) for v in bad]
+            + [
+                OutRecord(TOPIC_ENTITIES, None, raw(GOOD_ENTITY)),
+                # an entity event on the jobs topic does not belong there
+                OutRecord(
+                    TOPIC_JOBS, None, raw(upsert({"kind": "action", "action_name": "misplaced"}))
+                ),
+            ]
+        )
         stats = sync(settings, log=log)
         assert stats.tracker.dead_lettered == len(bad) + 1
         dlq = log.read(TOPIC_DLQ, 0, 0, 100)
@@ -103,7 +143,7 @@ def test_bad_records_in_the_log_are_dead_lettered_and_the_rest_projected(tmp_pat
 
     with DuckDBStore(settings.db_path, read_only=True) as store:
         rows = store.con.execute(
-            "SELECT topic, \"offset\", error FROM dead_letters ORDER BY topic, \"offset\""
+            'SELECT topic, "offset", error FROM dead_letters ORDER BY topic, "offset"'
         ).fetchall()
         # the projector dead-letters the bad records of both topics it reads
         assert len(rows) == 2 * len(bad) + 1
@@ -116,4 +156,5 @@ def test_bad_records_in_the_log_are_dead_lettered_and_the_rest_projected(tmp_pat
         assert names == {"good-action"}
         assert store.con.execute(
             "SELECT count(*) FROM trial_components WHERE trial_component_name = "
-            "'good-job-aws-training-job'").fetchall() == [(1,)]
+            "'good-job-aws-training-job'"
+        ).fetchall() == [(1,)]

@@ -15,10 +15,17 @@ from tests.helpers import wait_until
 CLI = [sys.executable, "-m", "mlineage.cli"]
 
 
-def run(home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*CLI, "--home", str(home), *args], capture_output=True, text=True,
-                          timeout=300, check=False, env=env)
+def run(
+    home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*CLI, "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -36,9 +43,14 @@ def test_demo_prints_the_endpoint_lineage_and_sql(tmp_path: Path) -> None:
     text = proc.stdout
     assert "Published 8 events" in text
     assert "Endpoint churn-prediction-aws-endpoint" in text
-    for expected in ("ModelDeployment", "Approval", "TrainingJob churn-xgb-2026-01-15",
-                     "DataSet s3://acme-ml-demo/raw/customers-2026-01.csv",
-                     "ProcessingJob churn-prep-2026-01-15", "Try next"):
+    for expected in (
+        "ModelDeployment",
+        "Approval",
+        "TrainingJob churn-xgb-2026-01-15",
+        "DataSet s3://acme-ml-demo/raw/customers-2026-01.csv",
+        "ProcessingJob churn-prep-2026-01-15",
+        "Try next",
+    ):
         assert expected in text
     assert "churn-xgb-2026-01-15" in text
     assert "Completed" in text
@@ -59,17 +71,26 @@ def test_replay_gives_the_live_checksum(demo_home: Path) -> None:
 
 
 def test_sql_formats_and_refuses_writes(demo_home: Path) -> None:
-    rows = json.loads(run(demo_home, "sql", "SELECT job_name, status FROM jobs ORDER BY 1",
-                          "--format", "json").stdout)
-    assert rows == [{"job_name": "churn-batch-score-2026-01", "status": "Completed"},
-                    {"job_name": "churn-prep-2026-01-15", "status": "Completed"},
-                    {"job_name": "churn-xgb-2026-01-15", "status": "Completed"}]
-    csv_out = run(demo_home, "sql", "SELECT count(*) AS n FROM lineage_edges", "--format",
-                  "csv").stdout
+    rows = json.loads(
+        run(
+            demo_home, "sql", "SELECT job_name, status FROM jobs ORDER BY 1", "--format", "json"
+        ).stdout
+    )
+    assert rows == [
+        {"job_name": "churn-batch-score-2026-01", "status": "Completed"},
+        {"job_name": "churn-prep-2026-01-15", "status": "Completed"},
+        {"job_name": "churn-xgb-2026-01-15", "status": "Completed"},
+    ]
+    csv_out = run(
+        demo_home, "sql", "SELECT count(*) AS n FROM lineage_edges", "--format", "csv"
+    ).stdout
     assert csv_out.splitlines()[0] == "n"
     assert int(csv_out.splitlines()[1]) > 10
-    for statement in ("DELETE FROM artifacts", "CREATE TABLE x (a INT)",
-                      "INSERT INTO events SELECT * FROM events"):
+    for statement in (
+        "DELETE FROM artifacts",
+        "CREATE TABLE x (a INT)",
+        "INSERT INTO events SELECT * FROM events",
+    ):
         proc = run(demo_home, "sql", statement, check=False)
         assert proc.returncode == 1
         assert "read-only" in proc.stderr
@@ -80,12 +101,17 @@ def test_sql_formats_and_refuses_writes(demo_home: Path) -> None:
 
 def test_replay_refuses_while_a_projector_follows(tmp_path: Path) -> None:
     run(tmp_path, "demo")
-    follower = subprocess.Popen([*CLI, "--home", str(tmp_path), "project", "--follow"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [*CLI, "--home", str(tmp_path), "project", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lock = tmp_path / "lineage.duckdb.lock"
-        wait_until(lambda: lock.exists() and bool(lock.read_text()),
-                   "the follower took the writer lock")
+        wait_until(
+            lambda: lock.exists() and bool(lock.read_text()), "the follower took the writer lock"
+        )
         proc = run(tmp_path, "replay", check=False)
         assert proc.returncode == 1
         assert "project --follow" in proc.stderr or "held by" in proc.stderr
@@ -97,8 +123,7 @@ def test_replay_refuses_while_a_projector_follows(tmp_path: Path) -> None:
 
 def test_help_and_configuration_errors(tmp_path: Path) -> None:
     top = run(tmp_path, "--help").stdout
-    for command in ("demo", "publish", "track", "project", "replay", "checksum", "sql",
-                    "schemas"):
+    for command in ("demo", "publish", "track", "project", "replay", "checksum", "sql", "schemas"):
         assert command in top
     assert "MLINEAGE_HOME" in top
     env = {**os.environ, "MLINEAGE_ACCOUNT_ID": "12"}
@@ -113,37 +138,90 @@ def test_help_and_configuration_errors(tmp_path: Path) -> None:
 def test_flags_override_environment(tmp_path: Path) -> None:
     env = {**os.environ, "MLINEAGE_ACCOUNT_ID": "999999999999"}
     events = tmp_path / "e.jsonl"
-    events.write_text(json.dumps({"event_type": "EntityUpserted", "payload": {"entity": {
-        "kind": "action", "action_name": "a1", "action_type": "Step"}}}) + "\n")
+    events.write_text(
+        json.dumps(
+            {
+                "event_type": "EntityUpserted",
+                "payload": {
+                    "entity": {"kind": "action", "action_name": "a1", "action_type": "Step"}
+                },
+            }
+        )
+        + "\n"
+    )
     run(tmp_path, "--account-id", "123456789012", "publish", str(events), env=env)
-    rows = json.loads(run(tmp_path, "sql", "SELECT arn, account_id FROM actions", "--format",
-                          "json", env=env).stdout)
-    assert rows == [{"arn": "arn:aws:sagemaker:us-east-1:123456789012:action/a1",
-                     "account_id": "123456789012"}]
+    rows = json.loads(
+        run(
+            tmp_path, "sql", "SELECT arn, account_id FROM actions", "--format", "json", env=env
+        ).stdout
+    )
+    assert rows == [
+        {"arn": "arn:aws:sagemaker:us-east-1:123456789012:action/a1", "account_id": "123456789012"}
+    ]
 
 
-ENDPOINT = ("arn:aws:sagemaker:us-east-1:000000000000:context/"
-            "churn-prediction-aws-endpoint")
+ENDPOINT = "arn:aws:sagemaker:us-east-1:000000000000:context/churn-prediction-aws-endpoint"
 
 
 def test_query_lineage_formats(demo_home: Path) -> None:
-    data = json.loads(run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
-                          "--type", "DataSet", "--no-edges", "--format", "json").stdout)
+    data = json.loads(
+        run(
+            demo_home,
+            "query-lineage",
+            ENDPOINT,
+            "--direction",
+            "Ascendants",
+            "--type",
+            "DataSet",
+            "--no-edges",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert {v["Type"] for v in data["Vertices"]} == {"DataSet"}
     assert len(data["Vertices"]) == 3
     assert data["Edges"] == []
-    dot = run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
-              "--max-depth", "1", "--format", "dot").stdout
+    dot = run(
+        demo_home,
+        "query-lineage",
+        ENDPOINT,
+        "--direction",
+        "Ascendants",
+        "--max-depth",
+        "1",
+        "--format",
+        "dot",
+    ).stdout
     assert dot.startswith("digraph lineage {")
     assert '-> n0 [label="AssociatedWith"' in dot
-    mermaid = run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
-                  "--max-depth", "1", "--format", "mermaid").stdout
+    mermaid = run(
+        demo_home,
+        "query-lineage",
+        ENDPOINT,
+        "--direction",
+        "Ascendants",
+        "--max-depth",
+        "1",
+        "--format",
+        "mermaid",
+    ).stdout
     assert mermaid.startswith("graph LR")
     assert "-->|AssociatedWith| n0" in mermaid
     table = run(demo_home, "query-lineage", ENDPOINT, "--max-depth", "1").stdout
     assert "cut short by --max-depth" in table
-    paged = json.loads(run(demo_home, "query-lineage", ENDPOINT, "--direction", "Ascendants",
-                           "--max-results", "2", "--format", "json").stdout)
+    paged = json.loads(
+        run(
+            demo_home,
+            "query-lineage",
+            ENDPOINT,
+            "--direction",
+            "Ascendants",
+            "--max-results",
+            "2",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert len(paged["Vertices"]) == 2
     assert "NextToken" in paged
     proc = run(demo_home, "query-lineage", ENDPOINT, "--direction", "Sideways", check=False)
@@ -154,19 +232,33 @@ def test_query_lineage_formats(demo_home: Path) -> None:
 
 
 def test_describe_and_list(demo_home: Path) -> None:
-    found = json.loads(run(demo_home, "describe", "CHURN-XGB-2026-01-15-aws-training-job",
-                           "--format", "json").stdout)
+    found = json.loads(
+        run(
+            demo_home, "describe", "CHURN-XGB-2026-01-15-aws-training-job", "--format", "json"
+        ).stdout
+    )
     assert found["Source"]["SourceType"] == "SageMakerTrainingJob"
     assert found["Status"]["PrimaryStatus"] == "Completed"
     proc = run(demo_home, "describe", "no-such-thing", check=False)
     assert proc.returncode == 1
     assert "not found" in proc.stderr
-    listed = json.loads(run(demo_home, "list", "artifacts", "--artifact-type", "Model",
-                            "--format", "json").stdout)
+    listed = json.loads(
+        run(demo_home, "list", "artifacts", "--artifact-type", "Model", "--format", "json").stdout
+    )
     assert [s["Source"]["SourceUri"] for s in listed["ArtifactSummaries"]] == [
-        "s3://acme-ml-demo/models/churn-xgb-2026-01-15/output/model.tar.gz"]
-    csv_out = run(demo_home, "list", "trial-components", "--sort-by", "Name", "--sort-order",
-                  "Ascending", "--format", "csv").stdout.splitlines()
+        "s3://acme-ml-demo/models/churn-xgb-2026-01-15/output/model.tar.gz"
+    ]
+    csv_out = run(
+        demo_home,
+        "list",
+        "trial-components",
+        "--sort-by",
+        "Name",
+        "--sort-order",
+        "Ascending",
+        "--format",
+        "csv",
+    ).stdout.splitlines()
     assert len(csv_out) == 4  # header + 3 jobs
     proc = run(demo_home, "list", "artifacts", "--trial-name", "x", check=False)
     assert proc.returncode == 1

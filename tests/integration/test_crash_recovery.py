@@ -29,10 +29,15 @@ TRACK_BATCH = 100
 PROJECT_BATCH = 1_000
 
 
-def kill_mid_run(d: Deployment, args: list[str], guard: str, kills: int,
-                 progress: Callable[[], tuple[int, int]],
-                 aim: Callable[[int, int, int], Callable[[], bool] | None],
-                 rng: random.Random) -> int:
+def kill_mid_run(
+    d: Deployment,
+    args: list[str],
+    guard: str,
+    kills: int,
+    progress: Callable[[], tuple[int, int]],
+    aim: Callable[[int, int, int], Callable[[], bool] | None],
+    rng: random.Random,
+) -> int:
     """Run ``args`` ``kills`` times, each killed mid-run, then once to completion. ``guard``
     is the point where the run freezes itself: at the hit given by ``aim`` (or, when it
     returns a condition, at the last batch, the kill then landing once the condition holds).
@@ -51,8 +56,7 @@ def kill_mid_run(d: Deployment, args: list[str], guard: str, kills: int,
         at = remaining if condition is not None else hit
         proc, out = d.popen(*args, failpoints=f"{guard}=stop@{at}")
 
-        def reached(pid: int = proc.pid, condition: Callable[[], bool] | None = condition
-                    ) -> bool:
+        def reached(pid: int = proc.pid, condition: Callable[[], bool] | None = condition) -> bool:
             return stopped(pid) or (condition is not None and condition())
 
         wait_until(reached, "the run reached the aimed point", timeout=300, pause=0.002)
@@ -65,8 +69,7 @@ def kill_mid_run(d: Deployment, args: list[str], guard: str, kills: int,
     return made
 
 
-def test_sigkill_tracker_and_projector_then_same_checksum_as_clean_replay(tmp_path: Path
-                                                                          ) -> None:
+def test_sigkill_tracker_and_projector_then_same_checksum_as_clean_replay(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Deployment(home, Settings.load(home=home, environ={}).log_url) as d:
         _kill_tracker_then_projector(d)
@@ -78,8 +81,10 @@ def _kill_tracker_then_projector(d: Deployment) -> None:
 
     def tracked() -> tuple[int, int]:
         with open_log(d.log_url) as log:
-            return (sum(log.committed("mlineage-tracker", TOPIC_JOBS).values()),
-                    sum(log.end_offsets(TOPIC_JOBS).values()))
+            return (
+                sum(log.committed("mlineage-tracker", TOPIC_JOBS).values()),
+                sum(log.end_offsets(TOPIC_JOBS).values()),
+            )
 
     def aim_tracker(done: int, total: int, hit: int) -> Callable[[], bool]:
         # the committed position is polled: kill once it passes a random offset inside
@@ -87,8 +92,15 @@ def _kill_tracker_then_projector(d: Deployment) -> None:
         target = rng.randint(done + 1, done + max(1, (total - done) // 3))
         return lambda: tracked()[0] >= target
 
-    kills = kill_mid_run(d, ["track", "--batch-size", str(TRACK_BATCH)],
-                         "tracker.before_transact", KILLS, tracked, aim_tracker, rng)
+    kills = kill_mid_run(
+        d,
+        ["track", "--batch-size", str(TRACK_BATCH)],
+        "tracker.before_transact",
+        KILLS,
+        tracked,
+        aim_tracker,
+        rng,
+    )
     assert kills == KILLS
     d.assert_derived_exactly_once()
 
@@ -105,7 +117,14 @@ def _kill_tracker_then_projector(d: Deployment) -> None:
         # polled: the run freezes at a random batch before its last one instead
         return None
 
-    kills = kill_mid_run(d, ["project", "--batch-size", str(PROJECT_BATCH)],
-                         "projector.before_commit", KILLS, projected, aim_projector, rng)
+    kills = kill_mid_run(
+        d,
+        ["project", "--batch-size", str(PROJECT_BATCH)],
+        "projector.before_commit",
+        KILLS,
+        projected,
+        aim_projector,
+        rng,
+    )
     assert kills == KILLS
     d.assert_projection_exact()

@@ -111,13 +111,15 @@ def crash_serve(d: Deployment, point: str) -> None:
     creds = d.home.parent / "credentials.json"
     creds.write_text(json.dumps(KEYS))
     env = {k: v for k, v in d.env.items() if k != "MLINEAGE_HOME"}
-    server = start_server(d.home, "--credentials", str(creds),
-                          env={**env, "MLINEAGE_FAILPOINTS": f"{point}=kill@3"})
+    server = start_server(
+        d.home, "--credentials", str(creds), env={**env, "MLINEAGE_FAILPOINTS": f"{point}=kill@3"}
+    )
     sm = server.client()
 
     def create(i: int) -> None:
-        sm.create_action(ActionName=f"step-{i}", ActionType="Step",
-                         Source={"SourceUri": f"s3://steps/{i}"})
+        sm.create_action(
+            ActionName=f"step-{i}", ActionType="Step", Source={"SourceUri": f"s3://steps/{i}"}
+        )
 
     create(0)
     create(1)
@@ -150,13 +152,21 @@ def crash_spool(d: Deployment, point: str) -> None:
         "    print(*(e.event_id for e in events), flush=True)\n"
         "rec.close()\n"
     )
-    def publisher(batches: int, tag: str, failpoint: str | None
-                  ) -> subprocess.CompletedProcess[str]:
+
+    def publisher(
+        batches: int, tag: str, failpoint: str | None
+    ) -> subprocess.CompletedProcess[str]:
         env = {**d.env}
         if failpoint:
             env["MLINEAGE_FAILPOINTS"] = failpoint
-        return subprocess.run([sys.executable, "-c", script, str(batches), tag], env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
+        return subprocess.run(
+            [sys.executable, "-c", script, str(batches), tag],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     first = publisher(6, "a", f"{point}=kill@2")
     assert first.returncode == -signal.SIGKILL, first.stderr
@@ -190,10 +200,14 @@ SCENARIOS: dict[str, Callable[[Deployment, str], None]] = {
     "snapshot.mid_copy": crash_snapshot,
 }
 KAFKA_ONLY = {"kafka.before_commit", "spool.after_forward"}
-CASES = [pytest.param("sqlite", p, id=f"sqlite-{p}", marks=pytest.mark.slow)
-         for p in SCENARIOS if p not in KAFKA_ONLY] + [
+CASES = [
+    pytest.param("sqlite", p, id=f"sqlite-{p}", marks=pytest.mark.slow)
+    for p in SCENARIOS
+    if p not in KAFKA_ONLY
+] + [
     pytest.param("kafka", p, id=f"kafka-{p}", marks=[pytest.mark.slow, pytest.mark.kafka])
-    for p in SCENARIOS]
+    for p in SCENARIOS
+]
 
 
 def deployment(log: str, tmp_path: Path, request: pytest.FixtureRequest) -> Deployment:
@@ -205,15 +219,19 @@ def deployment(log: str, tmp_path: Path, request: pytest.FixtureRequest) -> Depl
 
 
 @pytest.mark.parametrize(("log", "point"), CASES)
-def test_crash_at_failpoint_then_recover_exactly(log: str, point: str, tmp_path: Path,
-                                                 request: pytest.FixtureRequest) -> None:
+def test_crash_at_failpoint_then_recover_exactly(
+    log: str, point: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     with deployment(log, tmp_path, request) as d:
         SCENARIOS[point](d, point)
 
 
 def test_every_failpoint_in_the_code_is_listed_and_crash_tested() -> None:
-    in_code = {m for path in SRC.rglob("*.py")
-               for m in re.findall(r'failpoints\.hit\("([a-z_.]+)"\)', path.read_text())}
+    in_code = {
+        m
+        for path in SRC.rglob("*.py")
+        for m in re.findall(r'failpoints\.hit\("([a-z_.]+)"\)', path.read_text())
+    }
     assert in_code == set(failpoints.POINTS), "failpoints.POINTS and the code disagree"
     assert set(SCENARIOS) == set(failpoints.POINTS), "a failpoint has no crash test"
     design = (SRC.parents[1] / "docs" / "design.md").read_text()
@@ -221,12 +239,15 @@ def test_every_failpoint_in_the_code_is_listed_and_crash_tested() -> None:
     assert not missing, f"docs/design.md does not list {missing}"
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("projector.after_commit=kill", "is not point=action@N"),
-    ("projector.after_comit=kill@1", "no failpoint 'projector.after_comit'"),
-    ("projector.after_commit=explode@1", "'explode' is not an action"),
-    ("projector.after_commit=kill@0", "hits count from 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("projector.after_commit=kill", "is not point=action@N"),
+        ("projector.after_comit=kill@1", "no failpoint 'projector.after_comit'"),
+        ("projector.after_commit=explode@1", "'explode' is not an action"),
+        ("projector.after_commit=kill@0", "hits count from 1"),
+    ],
+)
 def test_a_bad_failpoint_setting_is_refused_with_what_to_write(text: str, problem: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(problem)):
         failpoints.parse(text)
@@ -251,13 +272,18 @@ def test_failpoint_plans_count_hits() -> None:
         failpoints._ARMED.update(saved)
 
 
-@pytest.mark.parametrize(("log", "point"), [
-    pytest.param("sqlite", "tracker.before_transact", id="sqlite", marks=pytest.mark.slow),
-    pytest.param("kafka", "kafka.before_commit", id="kafka",
-                 marks=[pytest.mark.slow, pytest.mark.kafka]),
-])
-def test_a_following_tracker_rides_out_a_failing_log(log: str, point: str, tmp_path: Path,
-                                                     request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    ("log", "point"),
+    [
+        pytest.param("sqlite", "tracker.before_transact", id="sqlite", marks=pytest.mark.slow),
+        pytest.param(
+            "kafka", "kafka.before_commit", id="kafka", marks=[pytest.mark.slow, pytest.mark.kafka]
+        ),
+    ],
+)
+def test_a_following_tracker_rides_out_a_failing_log(
+    log: str, point: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """The log fails the tracker's 3rd and 4th transactions (a ``raise`` failpoint): the
     tracker says the log is not answering, rewinds, goes on when it answers, and derives
     every record exactly once."""
@@ -269,8 +295,9 @@ def test_a_following_tracker_rides_out_a_failing_log(log: str, point: str, tmp_p
         def caught_up() -> bool:
             assert proc.poll() is None, out.read_text()[-3000:]
             with open_log(url) as opened:
-                return (opened.committed("mlineage-tracker", "mlineage.jobs.v1")
-                        == opened.end_offsets("mlineage.jobs.v1"))
+                return opened.committed(
+                    "mlineage-tracker", "mlineage.jobs.v1"
+                ) == opened.end_offsets("mlineage.jobs.v1")
 
         wait_until(caught_up, "the tracker caught up after the fault")
         proc.send_signal(signal.SIGTERM)

@@ -23,8 +23,15 @@ def artifact(uri: str, second: int, **fields: Any) -> dict[str, Any]:
 
 
 def link(src: str, second: int) -> dict[str, Any]:
-    return upsert({"kind": "association", "source_arn": src, "destination_arn": TC_ARN,
-                   "association_type": "ContributedTo"}, second=second)
+    return upsert(
+        {
+            "kind": "association",
+            "source_arn": src,
+            "destination_arn": TC_ARN,
+            "association_type": "ContributedTo",
+        },
+        second=second,
+    )
 
 
 def edges(store: DuckDBStore) -> set[tuple[str, str]]:
@@ -56,8 +63,13 @@ def steps() -> list[tuple[dict[str, Any], set[tuple[str, str]]]]:
         (upsert({"kind": "trial_component", "trial_component_name": TC}, second=11), set()),
         (link(DATA_ARN, 12), {data}),
         # the association itself deleted
-        (delete({"kind": "association", "source_arn": DATA_ARN, "destination_arn": TC_ARN},
-                second=13), set()),
+        (
+            delete(
+                {"kind": "association", "source_arn": DATA_ARN, "destination_arn": TC_ARN},
+                second=13,
+            ),
+            set(),
+        ),
     ]
 
 
@@ -79,15 +91,19 @@ def test_a_late_delete_of_a_live_end_hides_the_edges_written_before_it() -> None
     # the image stays live (updated at 6, after the delete at 4), but the association was
     # written at 1, before the delete: ARCHITECTURE.md's rule hides it
     store = DuckDBStore(":memory:")
-    apply_batches(store, [raw(link(IMAGE_ARN, 1)),
-                          raw(upsert({"kind": "trial_component", "trial_component_name": TC},
-                                     second=2)),
-                          raw(artifact(IMAGE, 3))], [3])
+    apply_batches(
+        store,
+        [
+            raw(link(IMAGE_ARN, 1)),
+            raw(upsert({"kind": "trial_component", "trial_component_name": TC}, second=2)),
+            raw(artifact(IMAGE, 3)),
+        ],
+        [3],
+    )
     assert edges(store) == {(IMAGE_ARN, TC_ARN)}
     apply_batches(store, [raw(artifact(IMAGE, 6, artifact_type="Image"))], [1])
     assert edges(store) == {(IMAGE_ARN, TC_ARN)}
-    apply_batches(store, [raw(delete({"kind": "artifact", "source_uri": IMAGE}, second=4))],
-                  [1])
+    apply_batches(store, [raw(delete({"kind": "artifact", "source_uri": IMAGE}, second=4))], [1])
     assert edges(store) == set()
     live = store.con.execute("SELECT live FROM artifacts WHERE arn = ?", [IMAGE_ARN]).fetchall()
     assert live == [(True,)]

@@ -31,19 +31,22 @@ def artifact_arn(uri: str) -> str:
     return arns.artifact_arn(REGION, ACCOUNT, uri)
 
 
-VERTICES = ([artifact_arn(u) for u in URIS]
-            + [arns.named_arn("action", REGION, ACCOUNT, a) for a in ACTIONS]
-            + [arns.trial_component_arn(REGION, ACCOUNT, t) for t in TCS])
+VERTICES = (
+    [artifact_arn(u) for u in URIS]
+    + [arns.named_arn("action", REGION, ACCOUNT, a) for a in ACTIONS]
+    + [arns.trial_component_arn(REGION, ACCOUNT, t) for t in TCS]
+)
 
 seconds = st.integers(min_value=0, max_value=4)
-props = st.dictionaries(st.sampled_from(PROP_KEYS), st.sampled_from(["x", "y", "z"]),
-                        max_size=3)
+props = st.dictionaries(st.sampled_from(PROP_KEYS), st.sampled_from(["x", "y", "z"]), max_size=3)
 
 
 @st.composite
 def artifact_upsert(draw: st.DrawFn) -> dict[str, Any]:
-    entity: dict[str, Any] = {"kind": "artifact",
-                              "source": {"source_uri": draw(st.sampled_from(URIS))}}
+    entity: dict[str, Any] = {
+        "kind": "artifact",
+        "source": {"source_uri": draw(st.sampled_from(URIS))},
+    }
     if draw(st.booleans()):
         entity["artifact_type"] = draw(st.sampled_from(["DataSet", "Model"]))
     if draw(st.booleans()):
@@ -51,8 +54,9 @@ def artifact_upsert(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         entity["properties"] = draw(props)
     if draw(st.booleans()):
-        entity["properties_to_remove"] = draw(st.lists(st.sampled_from(PROP_KEYS), max_size=2,
-                                                        unique=True))
+        entity["properties_to_remove"] = draw(
+            st.lists(st.sampled_from(PROP_KEYS), max_size=2, unique=True)
+        )
     return entity
 
 
@@ -69,9 +73,11 @@ def action_upsert(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def tc_upsert(draw: st.DrawFn) -> dict[str, Any]:
     name = draw(st.sampled_from(TCS))
-    entity: dict[str, Any] = {"kind": "trial_component",
-                              # case-insensitive names: same entity either way
-                              "trial_component_name": draw(st.sampled_from([name, name.lower()]))}
+    entity: dict[str, Any] = {
+        "kind": "trial_component",
+        # case-insensitive names: same entity either way
+        "trial_component_name": draw(st.sampled_from([name, name.lower()])),
+    }
     if draw(st.booleans()):
         entity["display_name"] = draw(st.sampled_from(["Training", "Retraining"]))
     return entity
@@ -96,8 +102,11 @@ def deletion(draw: st.DrawFn) -> dict[str, Any]:
     if which == "trial_component":
         return {"kind": "trial_component", "trial_component_name": draw(st.sampled_from(TCS))}
     a = draw(association())
-    return {"kind": "association", "source_arn": a["source_arn"],
-            "destination_arn": a["destination_arn"]}
+    return {
+        "kind": "association",
+        "source_arn": a["source_arn"],
+        "destination_arn": a["destination_arn"],
+    }
 
 
 @st.composite
@@ -107,13 +116,20 @@ def event_sets(draw: st.DrawFn) -> list[dict[str, Any]]:
     for _ in range(n):
         sec = draw(seconds)
         eid = str(draw(st.uuids()))
-        op = draw(st.sampled_from(["artifact", "artifact", "action", "tc", "assoc", "assoc",
-                                   "delete"]))
+        op = draw(
+            st.sampled_from(["artifact", "artifact", "action", "tc", "assoc", "assoc", "delete"])
+        )
         if op == "delete":
             out.append(delete(draw(deletion()), second=sec, event_id=eid))
         else:
-            entity = draw({"artifact": artifact_upsert(), "action": action_upsert(),
-                           "tc": tc_upsert(), "assoc": association()}[op])
+            entity = draw(
+                {
+                    "artifact": artifact_upsert(),
+                    "action": action_upsert(),
+                    "tc": tc_upsert(),
+                    "assoc": association(),
+                }[op]
+            )
             out.append(upsert(entity, second=sec, event_id=eid))
     return out
 
@@ -128,7 +144,8 @@ def _project(values: list[bytes], batches: list[int]) -> DuckDBStore:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=event_sets(), data=st.data())
 def test_any_order_any_batches_with_duplicates_same_checksum(
-        events: list[dict[str, Any]], data: st.DataObject) -> None:
+    events: list[dict[str, Any]], data: st.DataObject
+) -> None:
     values = [raw(e) for e in events]
     reference = _project(values, [len(values)])
     expected = reference.checksum()
@@ -203,8 +220,9 @@ def oracle(events: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], set
             "properties": {k: val for k, (_, removed, val) in prop.items() if not removed},
         }
     for key, dv in deletes.items():
-        state.setdefault(key, {"live": False, "newest": "", "deleted": dv, "fields": {},
-                               "properties": {}})
+        state.setdefault(
+            key, {"live": False, "newest": "", "deleted": dv, "fields": {}, "properties": {}}
+        )
     edges = set()
     for key, s in state.items():
         if " " not in key or not s["live"]:
@@ -219,11 +237,11 @@ def oracle(events: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], set
 def check_oracle(store: DuckDBStore, events: list[dict[str, Any]]) -> None:
     state, edges = oracle(events)
     con = store.con
-    got_edges = set(con.execute("SELECT source_arn, destination_arn FROM lineage_edges")
-                    .fetchall())
+    got_edges = set(con.execute("SELECT source_arn, destination_arn FROM lineage_edges").fetchall())
     assert got_edges == edges
-    rows = con.execute("SELECT arn, live, artifact_type, artifact_name, properties "
-                       "FROM artifacts").fetchall()
+    rows = con.execute(
+        "SELECT arn, live, artifact_type, artifact_name, properties FROM artifacts"
+    ).fetchall()
     assert {r[0] for r in rows} == {k for k in state if ":artifact/" in k and " " not in k}
     for arn_, live, artifact_type, artifact_name, properties in rows:
         want = state[arn_]

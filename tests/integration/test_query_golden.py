@@ -39,10 +39,12 @@ ACCOUNT, REGION = "000000000000", "us-east-1"
 STARTS = {
     "train_dataset": arns.artifact_arn(REGION, ACCOUNT, demo.TRAIN),
     "model": arns.artifact_arn(REGION, ACCOUNT, demo.MODEL),
-    "endpoint": arns.named_arn("context", REGION, ACCOUNT,
-                               arns.endpoint_context_name(demo.ENDPOINT)),
-    "training_job": arns.trial_component_arn(REGION, ACCOUNT, arns.job_trial_component_name(
-        "TrainingJob", "churn-xgb-2026-01-15")),
+    "endpoint": arns.named_arn(
+        "context", REGION, ACCOUNT, arns.endpoint_context_name(demo.ENDPOINT)
+    ),
+    "training_job": arns.trial_component_arn(
+        REGION, ACCOUNT, arns.job_trial_component_name("TrainingJob", "churn-xgb-2026-01-15")
+    ),
 }
 
 
@@ -62,10 +64,12 @@ class Case:
 
 
 def _cases() -> list[Case]:
-    out = [Case(start, direction, include_edges)
-           for start in STARTS
-           for direction in ("Both", "Ascendants", "Descendants")
-           for include_edges in (False, True)]
+    out = [
+        Case(start, direction, include_edges)
+        for start in STARTS
+        for direction in ("Both", "Ascendants", "Descendants")
+        for include_edges in (False, True)
+    ]
     datasets = LineageFilter(types=["DataSet"])
     jobs = LineageFilter(lineage_types=["TrialComponent"])
     out += [
@@ -73,20 +77,27 @@ def _cases() -> list[Case]:
         Case("endpoint", "Ascendants", True, datasets, tag="types_DataSet"),
         Case("endpoint", "Ascendants", False, jobs, tag="lineage_types_TrialComponent"),
         Case("endpoint", "Ascendants", True, jobs, tag="lineage_types_TrialComponent"),
-        Case("endpoint", "Ascendants", True,
-             LineageFilter(properties={"ApprovalStatus": "Approved", "no-such": "key"}),
-             tag="properties_ApprovalStatus"),
+        Case(
+            "endpoint",
+            "Ascendants",
+            True,
+            LineageFilter(properties={"ApprovalStatus": "Approved", "no-such": "key"}),
+            tag="properties_ApprovalStatus",
+        ),
         Case("endpoint", "Ascendants", True, max_depth=2, tag="max_depth_2"),
         Case("model", "Descendants", True, datasets, tag="types_DataSet"),
         Case("model", "Both", False, max_depth=1, tag="max_depth_1"),
         Case("model", "Both", True, max_depth=1, tag="max_depth_1"),
-        Case("model", "Ascendants", True, datasets, max_depth=2,
-             tag="types_DataSet-max_depth_2"),
+        Case("model", "Ascendants", True, datasets, max_depth=2, tag="types_DataSet-max_depth_2"),
         Case("train_dataset", "Descendants", False, jobs, tag="lineage_types_TrialComponent"),
         Case("train_dataset", "Descendants", True, jobs, tag="lineage_types_TrialComponent"),
-        Case("train_dataset", "Descendants", False,
-             LineageFilter(created_after=datetime(2026, 1, 15, 9, 21, tzinfo=UTC)),
-             tag="created_after_0921"),
+        Case(
+            "train_dataset",
+            "Descendants",
+            False,
+            LineageFilter(created_after=datetime(2026, 1, 15, 9, 21, tzinfo=UTC)),
+            tag="created_after_0921",
+        ),
         Case("train_dataset", "Descendants", True, max_depth=0, tag="max_depth_0"),
         Case("training_job", "Descendants", True, jobs, tag="lineage_types_TrialComponent"),
         Case("training_job", "Both", True, datasets, tag="types_DataSet"),
@@ -135,15 +146,24 @@ def _filters_json(f: LineageFilter | None) -> dict[str, Any]:
 
 def render(case: Case, result: LineageResult, name: dict[str, str]) -> dict[str, Any]:
     raw = result.to_dict()
-    vertices = sorted(({**v, "Arn": name[v["Arn"]]} for v in raw["Vertices"]),
-                      key=lambda v: v["Arn"])
-    edges = sorted(({**e, "SourceArn": name[e["SourceArn"]],
-                     "DestinationArn": name[e["DestinationArn"]]} for e in raw["Edges"]),
-                   key=lambda e: (e["SourceArn"], e["DestinationArn"]))
+    vertices = sorted(
+        ({**v, "Arn": name[v["Arn"]]} for v in raw["Vertices"]), key=lambda v: v["Arn"]
+    )
+    edges = sorted(
+        (
+            {**e, "SourceArn": name[e["SourceArn"]], "DestinationArn": name[e["DestinationArn"]]}
+            for e in raw["Edges"]
+        ),
+        key=lambda e: (e["SourceArn"], e["DestinationArn"]),
+    )
     return {
-        "Query": {"StartArns": [name[STARTS[case.start]]], "Direction": case.direction,
-                  "IncludeEdges": case.include_edges, "MaxDepth": case.max_depth,
-                  "Filters": _filters_json(case.filters)},
+        "Query": {
+            "StartArns": [name[STARTS[case.start]]],
+            "Direction": case.direction,
+            "IncludeEdges": case.include_edges,
+            "MaxDepth": case.max_depth,
+            "Filters": _filters_json(case.filters),
+        },
         "Vertices": vertices,
         "Edges": edges,
         "TruncatedByDepth": raw["TruncatedByDepth"],
@@ -156,9 +176,13 @@ def test_case_names_are_unique() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_query_lineage_golden(store: LineageStore, case: Case) -> None:
-    result = store.query_lineage([STARTS[case.start]], case.direction,
-                                 include_edges=case.include_edges, filters=case.filters,
-                                 max_depth=case.max_depth)
+    result = store.query_lineage(
+        [STARTS[case.start]],
+        case.direction,
+        include_edges=case.include_edges,
+        filters=case.filters,
+        max_depth=case.max_depth,
+    )
     assert result.next_token is None
     got = render(case, result, labels(store))
     path = GOLDEN / f"{case.name}.json"
@@ -167,8 +191,9 @@ def test_query_lineage_golden(store: LineageStore, case: Case) -> None:
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(text)
         return
-    assert path.exists(), f"no golden file {path}: run with MLINEAGE_UPDATE_GOLDEN=1, then " \
-        "check it by hand"
+    assert path.exists(), (
+        f"no golden file {path}: run with MLINEAGE_UPDATE_GOLDEN=1, then check it by hand"
+    )
     assert json.loads(path.read_text()) == got, f"{case.name} differs from {path}"
 
 

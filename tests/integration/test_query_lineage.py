@@ -61,8 +61,18 @@ FOCUSED_PER_GRAPH = 10  # filtered queries with edges
 DIRECTIONS = ("Both", "Ascendants", "Descendants")
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)  # tests.helpers.event's second 0
 ASSOCIATION_TYPES = ("ContributedTo", "AssociatedWith", "DerivedFrom", "Produced", None)
-FILTER_TYPES = ("DataSet", "Model", "Image", "Endpoint", "ModelGroup", "ModelDeployment",
-                "Approval", "TrainingJob", "ProcessingJob", "Experiment")
+FILTER_TYPES = (
+    "DataSet",
+    "Model",
+    "Image",
+    "Endpoint",
+    "ModelGroup",
+    "ModelDeployment",
+    "Approval",
+    "TrainingJob",
+    "ProcessingJob",
+    "Experiment",
+)
 PROP_KEYS = ("owner", "stage")
 PROP_VALUES = ("x", "y")
 
@@ -77,8 +87,8 @@ def at(second: int) -> datetime:
 @dataclass
 class Spec:
     arn: str
-    key: dict[str, Any]       # the upsert's identifying fields (kind + key)
-    full: dict[str, Any]      # a complete upsert
+    key: dict[str, Any]  # the upsert's identifying fields (kind + key)
+    full: dict[str, Any]  # a complete upsert
     delete_key: dict[str, Any]
     has_properties: bool
 
@@ -92,31 +102,52 @@ def _vertex_specs(rng: random.Random) -> list[Spec]:
         typ = rng.choice(["DataSet", "Model", "Image", "DataSet", "Model", "Image", None])
         if typ is not None:
             full["artifact_type"] = typ
-        specs.append(Spec(arns.artifact_arn(REGION, ACCOUNT, uri), key, full,
-                          {"kind": "artifact", "source_uri": uri}, True))
+        specs.append(
+            Spec(
+                arns.artifact_arn(REGION, ACCOUNT, uri),
+                key,
+                full,
+                {"kind": "artifact", "source_uri": uri},
+                True,
+            )
+        )
     for i in range(rng.randint(1, 3)):
         key = {"kind": "action", "action_name": f"act-{i}"}
         full = {**key, "action_type": rng.choice(["ModelDeployment", "Approval"])}
-        specs.append(Spec(arns.named_arn("action", REGION, ACCOUNT, f"act-{i}"), key, full,
-                          dict(key), True))
+        specs.append(
+            Spec(arns.named_arn("action", REGION, ACCOUNT, f"act-{i}"), key, full, dict(key), True)
+        )
     for i in range(rng.randint(1, 3)):
         key = {"kind": "context", "context_name": f"ctx-{i}"}
         full = {**key, "context_type": rng.choice(["Endpoint", "ModelGroup"])}
-        specs.append(Spec(arns.named_arn("context", REGION, ACCOUNT, f"ctx-{i}"), key, full,
-                          dict(key), True))
+        specs.append(
+            Spec(arns.named_arn("context", REGION, ACCOUNT, f"ctx-{i}"), key, full, dict(key), True)
+        )
     if rng.random() < 0.4:
         key = {"kind": "experiment", "experiment_name": "exp-0"}
-        specs.append(Spec(arns.named_arn("experiment", REGION, ACCOUNT, "exp-0"), key,
-                          dict(key), dict(key), False))
+        specs.append(
+            Spec(
+                arns.named_arn("experiment", REGION, ACCOUNT, "exp-0"),
+                key,
+                dict(key),
+                dict(key),
+                False,
+            )
+        )
     for i in range(rng.randint(1, 3)):
         name = f"job-{i}-aws-training-job"
         key = {"kind": "trial_component", "trial_component_name": name}
         job_type = rng.choice(["TrainingJob", "ProcessingJob"])
-        full = {**key, "source": {
-            "source_arn": arns.job_arn(REGION, ACCOUNT, job_type, f"job-{i}"),
-            "source_type": f"SageMaker{job_type}"}}
-        specs.append(Spec(arns.trial_component_arn(REGION, ACCOUNT, name), key, full,
-                          dict(key), False))
+        full = {
+            **key,
+            "source": {
+                "source_arn": arns.job_arn(REGION, ACCOUNT, job_type, f"job-{i}"),
+                "source_type": f"SageMaker{job_type}",
+            },
+        }
+        specs.append(
+            Spec(arns.trial_component_arn(REGION, ACCOUNT, name), key, full, dict(key), False)
+        )
     return specs
 
 
@@ -176,8 +207,7 @@ def random_graph(rng: random.Random) -> RandomGraph:
         loop = rng.choice(specs).arn
         pairs.add((loop, loop))  # a self-loop
     for src, dst in sorted(pairs):
-        assoc: dict[str, Any] = {"kind": "association", "source_arn": src,
-                                 "destination_arn": dst}
+        assoc: dict[str, Any] = {"kind": "association", "source_arn": src, "destination_arn": dst}
         typ = rng.choice(ASSOCIATION_TYPES)
         if typ is not None:
             assoc["association_type"] = typ
@@ -185,8 +215,13 @@ def random_graph(rng: random.Random) -> RandomGraph:
         add(upsert(assoc, second=second), second)
         if rng.random() < 0.1:
             second = rng.randint(0, 119)
-            add(delete({"kind": "association", "source_arn": src, "destination_arn": dst},
-                       second=second), second)
+            add(
+                delete(
+                    {"kind": "association", "source_arn": src, "destination_arn": dst},
+                    second=second,
+                ),
+                second,
+            )
     rng.shuffle(events)
     return RandomGraph(events, ends, sorted(seconds))
 
@@ -217,16 +252,23 @@ class Snapshot:
     @classmethod
     def read(cls, store: LineageStore) -> Snapshot:
         con = store.con
-        vertices = {arn: (lt, typ, c, m) for arn, lt, typ, c, m in con.execute(
-            "SELECT arn, lineage_type, type, created_at, modified_at FROM lineage_vertices"
-        ).fetchall()}
-        edges = [(s, d, t) for s, d, t in con.execute(
-            "SELECT source_arn, destination_arn, association_type FROM lineage_edges"
-        ).fetchall()]
+        vertices = {
+            arn: (lt, typ, c, m)
+            for arn, lt, typ, c, m in con.execute(
+                "SELECT arn, lineage_type, type, created_at, modified_at FROM lineage_vertices"
+            ).fetchall()
+        }
+        edges = [
+            (s, d, t)
+            for s, d, t in con.execute(
+                "SELECT source_arn, destination_arn, association_type FROM lineage_edges"
+            ).fetchall()
+        ]
         props: dict[str, dict[str, str]] = {}
         for table in ("artifacts", "actions", "contexts"):
             for arn, text in con.execute(
-                    f"SELECT arn, CAST(properties AS VARCHAR) FROM {table} WHERE live").fetchall():
+                f"SELECT arn, CAST(properties AS VARCHAR) FROM {table} WHERE live"
+            ).fetchall():
                 props[arn] = json.loads(text) if text else {}
         snap = cls(vertices, edges, props)
         for e in edges:
@@ -249,10 +291,12 @@ class Snapshot:
             return False
         if f.lineage_types and lineage_type not in f.lineage_types:
             return False
-        for bound, value, before in ((f.created_before, created, True),
-                                     (f.created_after, created, False),
-                                     (f.modified_before, modified, True),
-                                     (f.modified_after, modified, False)):
+        for bound, value, before in (
+            (f.created_before, created, True),
+            (f.created_after, created, False),
+            (f.modified_before, modified, True),
+            (f.modified_after, modified, False),
+        ):
             if bound is None:
                 continue
             if value is None or not (value < bound if before else value > bound):
@@ -265,14 +309,20 @@ class Snapshot:
 
 @dataclass
 class Expected:
-    order: list[str]                       # returned vertices, by (depth, ARN)
+    order: list[str]  # returned vertices, by (depth, ARN)
     edges: set[tuple[str, str, str | None]]
     truncated: bool
-    depth: dict[str, int]                  # every reached vertex (starts at 0)
+    depth: dict[str, int]  # every reached vertex (starts at 0)
 
 
-def oracle(g: Snapshot, starts: list[str], direction: str, include_edges: bool,
-           f: LineageFilter, max_depth: int) -> Expected:
+def oracle(
+    g: Snapshot,
+    starts: list[str],
+    direction: str,
+    include_edges: bool,
+    f: LineageFilter,
+    max_depth: int,
+) -> Expected:
     start_set = {s for s in starts if s in g.vertices}
     # level by level: frontier k holds the vertices first reached at depth k
     depth = dict.fromkeys(start_set, 0)
@@ -289,12 +339,17 @@ def oracle(g: Snapshot, starts: list[str], direction: str, include_edges: bool,
         level += 1
     # every edge step taken: from each vertex reached at depth < max_depth
     taken = [(e, u, v) for u in depth if depth[u] < max_depth for e, v in g.steps(u, direction)]
-    truncated = any(v not in depth for u in depth if depth[u] == max_depth
-                    for _, v in g.steps(u, direction))
+    truncated = any(
+        v not in depth for u in depth if depth[u] == max_depth for _, v in g.steps(u, direction)
+    )
     reached = list(depth)  # SageMaker returns the start entities among the vertices
-    no_filter = (not (f.types or f.lineage_types or f.properties)
-                 and f.created_before is None and f.created_after is None
-                 and f.modified_before is None and f.modified_after is None)
+    no_filter = (
+        not (f.types or f.lineage_types or f.properties)
+        and f.created_before is None
+        and f.created_after is None
+        and f.modified_before is None
+        and f.modified_after is None
+    )
     matching = {v for v in reached if no_filter or g.matches(v, f)}
     if not include_edges:
         chosen, edges = matching, set()
@@ -327,19 +382,24 @@ def edge_set(result: LineageResult) -> set[tuple[str, str, str | None]]:
 
 def check_unpaged(g: Snapshot, result: LineageResult, want: Expected, why: str) -> None:
     got = [v.arn for v in result.vertices]
-    assert got == want.order, f"vertices differ: {why}\n missing {set(want.order) - set(got)}"\
+    assert got == want.order, (
+        f"vertices differ: {why}\n missing {set(want.order) - set(got)}"
         f"\n extra {set(got) - set(want.order)}"
+    )
     for v in result.vertices:
         assert (v.lineage_type, v.type) == g.vertices[v.arn][:2], why
     assert len(result.edges) == len(edge_set(result)), f"an edge repeats: {why}"
-    assert edge_set(result) == want.edges, f"edges differ: {why}\n missing " \
+    assert edge_set(result) == want.edges, (
+        f"edges differ: {why}\n missing "
         f"{want.edges - edge_set(result)}\n extra {edge_set(result) - want.edges}"
+    )
     assert result.truncated_by_depth == want.truncated, f"truncated_by_depth: {why}"
     assert result.next_token is None, why
 
 
-def check_pages(store: LineageStore, kwargs: dict[str, Any], unpaged: LineageResult,
-                max_results: int, why: str) -> int:
+def check_pages(
+    store: LineageStore, kwargs: dict[str, Any], unpaged: LineageResult, max_results: int, why: str
+) -> int:
     order = [v.arn for v in unpaged.vertices]
     position = {arn: i for i, arn in enumerate(order)}
     seen_vertices: list[str] = []
@@ -365,8 +425,9 @@ def check_pages(store: LineageStore, kwargs: dict[str, Any], unpaged: LineageRes
     assert set(edge_page) == edge_set(unpaged), f"pages do not add up to the edges: {why}"
     for (src, dst, typ), got in edge_page.items():
         later = max(position.get(src, -1), position.get(dst, -1))
-        assert got == max(later, 0) // max_results, \
+        assert got == max(later, 0) // max_results, (
             f"edge {src} -> {dst} ({typ}) on page {got}, its later end is #{later}: {why}"
+        )
     assert page == max(1, -(-len(order) // max_results)), why
     return page
 
@@ -392,8 +453,11 @@ def random_filter(rng: random.Random, g: RandomGraph, snap: Snapshot) -> Lineage
         created_before=moment() if maybe(0.15) else None,
         modified_after=moment() if maybe(0.15) else None,
         modified_before=moment() if maybe(0.15) else None,
-        properties=({rng.choice(PROP_KEYS): rng.choice(PROP_VALUES)
-                     for _ in range(rng.randint(1, 2))} if maybe(0.3) else None),
+        properties=(
+            {rng.choice(PROP_KEYS): rng.choice(PROP_VALUES) for _ in range(rng.randint(1, 2))}
+            if maybe(0.3)
+            else None
+        ),
     )
 
 
@@ -423,8 +487,7 @@ def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_query_lineage_matches_the_bfs_oracle(graphs: dict[int, Any], seed: int,
-                                              walk: str) -> None:
+def test_query_lineage_matches_the_bfs_oracle(graphs: dict[int, Any], seed: int, walk: str) -> None:
     rng, g, store, snap = graphs[seed]
     assert snap.vertices, "a graph with no vertices tests nothing"
     for src, dst, _ in snap.edges:  # visible edges join visible vertices
@@ -445,20 +508,29 @@ def test_query_lineage_matches_the_bfs_oracle(graphs: dict[int, Any], seed: int,
         if i >= QUERIES_PER_GRAPH:  # one loose filter, with edges: the paths to the matches
             kwargs["include_edges"] = True
             kwargs["max_depth"] = rng.randint(2, 6)
-            kwargs["filters"] = rng.choice([
-                LineageFilter(types=[rng.choice(("DataSet", "Model", "Image"))]),
-                LineageFilter(lineage_types=[rng.choice(LINEAGE_TYPES)]),
-                LineageFilter(properties={rng.choice(PROP_KEYS): rng.choice(PROP_VALUES)}),
-            ])
+            kwargs["filters"] = rng.choice(
+                [
+                    LineageFilter(types=[rng.choice(("DataSet", "Model", "Image"))]),
+                    LineageFilter(lineage_types=[rng.choice(LINEAGE_TYPES)]),
+                    LineageFilter(properties={rng.choice(PROP_KEYS): rng.choice(PROP_VALUES)}),
+                ]
+            )
         why = f"seed {seed} query {i}: {kwargs}"
         unpaged = store.query_lineage(**kwargs)
-        want = oracle(snap, starts, kwargs["direction"], kwargs["include_edges"],
-                      kwargs["filters"], kwargs["max_depth"])
+        want = oracle(
+            snap,
+            starts,
+            kwargs["direction"],
+            kwargs["include_edges"],
+            kwargs["filters"],
+            kwargs["max_depth"],
+        )
         check_unpaged(snap, unpaged, want, why)
         STATS["queries"] += 1
         max_results = rng.randint(1, 4)
-        STATS["pages"] += check_pages(store, kwargs, unpaged, max_results,
-                                      f"{why} max_results={max_results}")
+        STATS["pages"] += check_pages(
+            store, kwargs, unpaged, max_results, f"{why} max_results={max_results}"
+        )
         STATS["paged"] += 1
 
 
@@ -467,19 +539,23 @@ def test_sql_walk_macros_match_query_lineage(graphs: dict[int, Any], seed: int) 
     rng, _, store, snap = graphs[seed]
     starts = rng.sample(sorted(snap.vertices), min(4, len(snap.vertices)))
     for start in starts:
-        for macro, direction in (("lineage_descendants", "Descendants"),
-                                 ("lineage_ancestors", "Ascendants")):
+        for macro, direction in (
+            ("lineage_descendants", "Descendants"),
+            ("lineage_ancestors", "Ascendants"),
+        ):
             for given in (*rng.sample(range(7), 3), None):
                 why = f"seed {seed}: {macro}({start}, max_depth := {given})"
                 if given is None:  # the macro's default, and QueryLineage's
                     _, rows = store.sql(f"SELECT arn, depth FROM {macro}(?)", [start])
                     max_depth = 10
                 else:
-                    _, rows = store.sql(f"SELECT arn, depth FROM {macro}(?, max_depth := ?)",
-                                        [start, given])
+                    _, rows = store.sql(
+                        f"SELECT arn, depth FROM {macro}(?, max_depth := ?)", [start, given]
+                    )
                     max_depth = given
-                result = store.query_lineage([start], direction, include_edges=False,
-                                             max_depth=max_depth)
+                result = store.query_lineage(
+                    [start], direction, include_edges=False, max_depth=max_depth
+                )
                 want = oracle(snap, [start], direction, False, LineageFilter(), max_depth)
                 # the macros walk away from the start; QueryLineage returns the start too
                 walked = [v.arn for v in result.vertices if v.arn != start]
@@ -489,8 +565,9 @@ def test_sql_walk_macros_match_query_lineage(graphs: dict[int, Any], seed: int) 
 
 
 @pytest.mark.parametrize("seed", SEEDS[:8])
-def test_an_index_kept_up_to_date_answers_as_one_built_afresh(tmp_path: Path, seed: int,
-                                                              walk: str) -> None:
+def test_an_index_kept_up_to_date_answers_as_one_built_afresh(
+    tmp_path: Path, seed: int, walk: str
+) -> None:
     rng = random.Random(f"incremental-{seed}")
     g = random_graph(rng)
     values = [raw(e) for e in g.events]
@@ -502,7 +579,7 @@ def test_an_index_kept_up_to_date_answers_as_one_built_afresh(tmp_path: Path, se
     try:
         while done < len(values):
             size = rng.choice([1, 1, 2, 3, 5, 8])
-            apply_batches(store, values[done:done + size], [size])
+            apply_batches(store, values[done : done + size], [size])
             done += size
             changes = store.take_graph_changes()
             assert changes is not None
@@ -519,14 +596,20 @@ def test_an_index_kept_up_to_date_answers_as_one_built_afresh(tmp_path: Path, se
                     "start_arns": [rng.choice(live) for _ in range(rng.randint(1, 2))],
                     "direction": rng.choice(DIRECTIONS),
                     "include_edges": rng.random() < 0.7,
-                    "filters": rng.choice([
-                        LineageFilter(), LineageFilter(types=["DataSet", "Model"]),
-                        LineageFilter(lineage_types=["Artifact"])]),
+                    "filters": rng.choice(
+                        [
+                            LineageFilter(),
+                            LineageFilter(types=["DataSet", "Model"]),
+                            LineageFilter(lineage_types=["Artifact"]),
+                        ]
+                    ),
                     "max_depth": rng.randint(0, 4),
                     "max_results": rng.choice([None, 2]),
                 }
-                assert query_lineage(kept, **kwargs).to_dict() == \
-                    query_lineage(fresh, **kwargs).to_dict(), f"{why}: {kwargs}"
+                assert (
+                    query_lineage(kept, **kwargs).to_dict()
+                    == query_lineage(fresh, **kwargs).to_dict()
+                ), f"{why}: {kwargs}"
     finally:
         reader.close()
         store.close()
@@ -547,31 +630,56 @@ def _chain_store(path: Path) -> tuple[LineageStore, dict[str, str]]:
     """s -> a -> m (DataSet), a -> b (Image): b is a dead end hanging off the path s-a-m."""
     uris = {"s": "Model", "a": "Model", "m": "DataSet", "b": "Image"}
     arn = {n: arns.artifact_arn(REGION, ACCOUNT, f"s3://bucket/{n}") for n in uris}
-    events = [upsert({"kind": "artifact", "source": {"source_uri": f"s3://bucket/{n}"},
-                      "artifact_type": t}) for n, t in uris.items()]
-    events += [upsert({"kind": "association", "source_arn": arn[x], "destination_arn": arn[y],
-                       "association_type": "ContributedTo"})
-               for x, y in (("s", "a"), ("a", "m"), ("a", "b"))]
+    events = [
+        upsert(
+            {"kind": "artifact", "source": {"source_uri": f"s3://bucket/{n}"}, "artifact_type": t}
+        )
+        for n, t in uris.items()
+    ]
+    events += [
+        upsert(
+            {
+                "kind": "association",
+                "source_arn": arn[x],
+                "destination_arn": arn[y],
+                "association_type": "ContributedTo",
+            }
+        )
+        for x, y in (("s", "a"), ("a", "m"), ("a", "b"))
+    ]
     return project_to_file(path, events), arn
 
 
 def test_both_with_filters_returns_only_vertices_on_paths(tmp_path: Path) -> None:
     store, arn = _chain_store(tmp_path / "chain.duckdb")
     with store:
-        result = store.query_lineage([arn["s"]], "Both", include_edges=True,
-                                     filters=LineageFilter(types=["DataSet"]))
+        result = store.query_lineage(
+            [arn["s"]], "Both", include_edges=True, filters=LineageFilter(types=["DataSet"])
+        )
         assert {v.arn for v in result.vertices} == {arn["s"], arn["a"], arn["m"]}
         assert {(e.source_arn, e.destination_arn) for e in result.edges} == {
-            (arn["s"], arn["a"]), (arn["a"], arn["m"])}
+            (arn["s"], arn["a"]),
+            (arn["a"], arn["m"]),
+        }
 
 
 def test_default_depth_is_10_for_queries_and_macros(tmp_path: Path) -> None:
     """A chain c0 -> c1 -> ... -> c12: the defaults stop at c10 and say so."""
     chain = [arns.artifact_arn(REGION, ACCOUNT, f"s3://bucket/c{i}") for i in range(13)]
-    events = [upsert({"kind": "artifact", "source": {"source_uri": f"s3://bucket/c{i}"},
-                      "artifact_type": "DataSet"}) for i in range(13)]
-    events += [upsert({"kind": "association", "source_arn": a, "destination_arn": b})
-               for a, b in itertools.pairwise(chain)]
+    events = [
+        upsert(
+            {
+                "kind": "artifact",
+                "source": {"source_uri": f"s3://bucket/c{i}"},
+                "artifact_type": "DataSet",
+            }
+        )
+        for i in range(13)
+    ]
+    events += [
+        upsert({"kind": "association", "source_arn": a, "destination_arn": b})
+        for a, b in itertools.pairwise(chain)
+    ]
     with project_to_file(tmp_path / "chain.duckdb", events) as store:
         down = store.query_lineage(chain[0], "Descendants")
         assert [v.arn for v in down.vertices] == chain[0:11]  # the start first
@@ -623,14 +731,30 @@ def test_request_errors(tmp_path: Path) -> None:
             {"start_arns": [s], "direction": "Both", "max_results": 1},
             {"start_arns": [s], "direction": "Descendants", "max_results": 2},
             {"start_arns": [s], "direction": "Descendants", "max_results": 1, "max_depth": 3},
-            {"start_arns": [s], "direction": "Descendants", "max_results": 1,
-             "include_edges": False},
-            {"start_arns": [s], "direction": "Descendants", "max_results": 1,
-             "filters": LineageFilter(types=["DataSet"])},
-            {"start_arns": [s], "direction": "Descendants", "max_results": 1,
-             "filters": LineageFilter(created_after=at(-60))},
-            {"start_arns": [s], "direction": "Descendants", "max_results": 1,
-             "filters": LineageFilter(properties={"owner": "x"})},
+            {
+                "start_arns": [s],
+                "direction": "Descendants",
+                "max_results": 1,
+                "include_edges": False,
+            },
+            {
+                "start_arns": [s],
+                "direction": "Descendants",
+                "max_results": 1,
+                "filters": LineageFilter(types=["DataSet"]),
+            },
+            {
+                "start_arns": [s],
+                "direction": "Descendants",
+                "max_results": 1,
+                "filters": LineageFilter(created_after=at(-60)),
+            },
+            {
+                "start_arns": [s],
+                "direction": "Descendants",
+                "max_results": 1,
+                "filters": LineageFilter(properties={"owner": "x"}),
+            },
         ]
         for kwargs in others:
             with pytest.raises(QueryError, match="different query"):

@@ -19,8 +19,9 @@ CLI = [sys.executable, "-m", "mlineage.cli"]
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, "--home", str(home), *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [*CLI, "--home", str(home), *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _jobs(home: Path) -> set[str]:
@@ -35,11 +36,18 @@ def test_sql_query_lineage_while_a_projector_follows(tmp_path: Path) -> None:
     rec = Recorder(settings)
     rec.job_created("TrainingJob", "before-follow", inputs={"train": "s3://d/a"})
     sync(settings)
-    follower = subprocess.Popen([*CLI, "--home", str(tmp_path), "project", "--follow"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ})
-    tracker = subprocess.Popen([*CLI, "--home", str(tmp_path), "track", "--follow"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    follower = subprocess.Popen(
+        [*CLI, "--home", str(tmp_path), "project", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    tracker = subprocess.Popen(
+        [*CLI, "--home", str(tmp_path), "track", "--follow"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         snapshot = tmp_path / "lineage.duckdb.snapshot"
 
@@ -56,23 +64,27 @@ def test_sql_query_lineage_while_a_projector_follows(tmp_path: Path) -> None:
         # a new job published now becomes visible (how soon is measured by the benchmarks,
         # bench/kafka_pipeline.py; here a generous time-out only guards against a hang)
         rec.job_created("TrainingJob", "during-follow", inputs={"train": "s3://d/b"})
-        wait_until(lambda: "during-follow" in _jobs(tmp_path), "the new job is visible",
-                   pause=0.2)
+        wait_until(lambda: "during-follow" in _jobs(tmp_path), "the new job is visible", pause=0.2)
         # ... and QueryLineage sees what the tracker derived from it
-        tc = ("arn:aws:sagemaker:us-east-1:000000000000:experiment-trial-component/"
-              "during-follow-aws-training-job")
+        tc = (
+            "arn:aws:sagemaker:us-east-1:000000000000:experiment-trial-component/"
+            "during-follow-aws-training-job"
+        )
         vertices: list[dict[str, str]] = []
 
         def derived_visible() -> bool:
-            proc = _cli(tmp_path, "query-lineage", tc, "--direction", "Ascendants",
-                        "--format", "json")
+            proc = _cli(
+                tmp_path, "query-lineage", tc, "--direction", "Ascendants", "--format", "json"
+            )
             assert proc.returncode == 0, proc.stderr
             vertices[:] = json.loads(proc.stdout)["Vertices"]
             return len(vertices) > 1  # the start is returned too
 
         wait_until(derived_visible, "QueryLineage shows what the tracker derived", pause=0.2)
         assert [(v["Arn"] == tc, v["Type"]) for v in vertices] == [
-            (True, "TrainingJob"), (False, "DataSet")]
+            (True, "TrainingJob"),
+            (False, "DataSet"),
+        ]
         # the live file stays held: a second writer is refused with a clear message
         proc = _cli(tmp_path, "replay")
         assert proc.returncode == 1

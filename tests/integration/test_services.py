@@ -14,11 +14,20 @@ from mlineage.tracker.service import TrackerService
 
 def _publish(settings: Settings, jobs: int) -> None:
     with Recorder(settings) as rec:
-        rec.publish_many([
-            {"event_type": "JobCreated", "payload": {
-                "job_type": "TrainingJob", "job_name": f"job-{i}", "image_uri": "img:1",
-                "inputs": [{"name": "train", "uri": f"s3://d/{i % 7}"}]}}
-            for i in range(jobs)])
+        rec.publish_many(
+            [
+                {
+                    "event_type": "JobCreated",
+                    "payload": {
+                        "job_type": "TrainingJob",
+                        "job_name": f"job-{i}",
+                        "image_uri": "img:1",
+                        "inputs": [{"name": "train", "uri": f"s3://d/{i % 7}"}],
+                    },
+                }
+                for i in range(jobs)
+            ]
+        )
 
 
 def test_tracker_stop_conditions(tmp_path: Path) -> None:
@@ -39,8 +48,9 @@ def test_projector_stop_conditions_and_batches(tmp_path: Path) -> None:
     _publish(settings, 40)
     with open_log(settings.log_url) as log:
         TrackerService(log).run()
-        total = sum(sum(log.end_offsets(t).values())
-                    for t in ("mlineage.jobs.v1", "mlineage.entities.v1"))
+        total = sum(
+            sum(log.end_offsets(t).values()) for t in ("mlineage.jobs.v1", "mlineage.entities.v1")
+        )
         with DuckDBStore(tmp_path / "a.duckdb") as store:
             projector = ProjectorService(log, store, batch_size=9)
             first = projector.run(max_events=25)

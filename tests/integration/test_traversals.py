@@ -57,7 +57,8 @@ def test_dataset_helpers(store: LineageStore) -> None:
     raw = DatasetArtifact(store, art(demo.RAW))
     assert raw.trained_models() == [art(demo.MODEL)]
     assert sorted(raw.downstream_datasets()) == sorted(
-        art(u) for u in (demo.TRAIN, demo.VALIDATION, f"{demo.BUCKET}/scoring/output/"))
+        art(u) for u in (demo.TRAIN, demo.VALIDATION, f"{demo.BUCKET}/scoring/output/")
+    )
 
 
 def test_model_helpers(store: LineageStore) -> None:
@@ -65,7 +66,8 @@ def test_model_helpers(store: LineageStore) -> None:
     assert model.endpoint_contexts() == [ENDPOINT]
     assert model.endpoints() == [f"{P}:endpoint/churn-prediction"]
     assert sorted(model.dataset_artifacts()) == sorted(
-        art(u) for u in (demo.TRAIN, demo.VALIDATION, demo.RAW))
+        art(u) for u in (demo.TRAIN, demo.VALIDATION, demo.RAW)
+    )
     assert model.training_job_arns() == [f"{P}:training-job/churn-xgb-2026-01-15"]
 
 
@@ -73,7 +75,8 @@ def test_endpoint_helpers(store: LineageStore) -> None:
     endpoint = EndpointContext(store, ENDPOINT)
     assert endpoint.models() == [art(demo.MODEL)]
     assert sorted(endpoint.dataset_artifacts()) == sorted(
-        art(u) for u in (demo.TRAIN, demo.VALIDATION, demo.RAW))
+        art(u) for u in (demo.TRAIN, demo.VALIDATION, demo.RAW)
+    )
     assert endpoint.training_job_arns() == [f"{P}:training-job/churn-xgb-2026-01-15"]
     assert endpoint.processing_jobs() == [f"{P}:processing-job/churn-prep-2026-01-15"]
     assert endpoint.transform_jobs() == []  # the transform consumed the model, downstream
@@ -85,12 +88,18 @@ def test_image_action_and_trial_component_helpers(store: LineageStore) -> None:
     assert sorted(image.datasets()) == [art(f"{demo.BUCKET}/scoring/output/")]
     processing_image = ImageArtifact(store, art(demo.PROCESSING_IMAGE))
     assert sorted(processing_image.datasets()) == sorted(
-        art(u) for u in (demo.TRAIN, demo.VALIDATION, f"{demo.BUCKET}/scoring/output/"))
+        art(u) for u in (demo.TRAIN, demo.VALIDATION, f"{demo.BUCKET}/scoring/output/")
+    )
     deployment = Action(store, f"{P}:action/churn-prediction-aws-model-deployment")
-    assert sorted(deployment.artifacts()) == sorted([
-        art(demo.MODEL), art(demo.TRAINING_IMAGE),
-        art(arns.model_package_arn(R, A, "churn-models", 1))])
+    assert sorted(deployment.artifacts()) == sorted(
+        [
+            art(demo.MODEL),
+            art(demo.TRAINING_IMAGE),
+            art(arns.model_package_arn(R, A, "churn-models", 1)),
+        ]
+    )
     tc = LineageTrialComponent(store, TRAINING_TC)
     assert sorted(tc.dataset_artifacts()) == sorted(
-        art(u) for u in (demo.TRAIN, demo.VALIDATION, demo.RAW))
+        art(u) for u in (demo.TRAIN, demo.VALIDATION, demo.RAW)
+    )
     assert tc.models() == [art(demo.MODEL)]

@@ -28,10 +28,15 @@ pytestmark = pytest.mark.kafka
 
 
 def job(name: str, **extra: Any) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "event_type": "JobCreated", "schema_version": 1,
-            "occurred_at": "2026-01-01T00:00:00.000000Z", "account_id": "000000000000",
-            "region": "us-east-1", "payload": {"job_type": "TrainingJob", "job_name": name,
-                                               "image_uri": "reg/img:1", **extra}}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "JobCreated",
+        "schema_version": 1,
+        "occurred_at": "2026-01-01T00:00:00.000000Z",
+        "account_id": "000000000000",
+        "region": "us-east-1",
+        "payload": {"job_type": "TrainingJob", "job_name": name, "image_uri": "reg/img:1", **extra},
+    }
 
 
 BAD_ON_JOBS = {
@@ -39,11 +44,17 @@ BAD_ON_JOBS = {
     json.dumps({"hello": "world"}).encode(): "event_type",
     json.dumps({**job("missing-type"), "payload": {"job_name": "x"}}).encode(): "job_type",
     json.dumps({**job("old"), "schema_version": 0}).encode(): "schema_version",
-    json.dumps({"event_id": str(uuid.uuid4()), "event_type": "EntityUpserted",
-                "schema_version": 1, "occurred_at": "2026-01-01T00:00:00Z",
-                "account_id": "000000000000", "region": "us-east-1",
-                "payload": {"entity": {"kind": "context", "context_name": "c",
-                                       "context_type": "T"}}}).encode(): "not a source event",
+    json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "EntityUpserted",
+            "schema_version": 1,
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "account_id": "000000000000",
+            "region": "us-east-1",
+            "payload": {"entity": {"kind": "context", "context_name": "c", "context_type": "T"}},
+        }
+    ).encode(): "not a source event",
 }
 BAD_ON_ENTITIES = {
     b"{truncated": "malformed JSON",
@@ -55,8 +66,13 @@ BAD_ON_ENTITIES = {
 def injected(kafka_url: str, tmp_path: Path) -> tuple[str, Settings]:
     settings = Settings.load(home=tmp_path, log_url=kafka_url, environ={})
     with Recorder(settings) as rec:
-        rec.job_created("TrainingJob", "good-before", image_uri="reg/img:1",
-                        inputs={"train": "s3://d/train"}, outputs={"model": "s3://m/1"})
+        rec.job_created(
+            "TrainingJob",
+            "good-before",
+            image_uri="reg/img:1",
+            inputs={"train": "s3://d/train"},
+            outputs={"model": "s3://m/1"},
+        )
         assert rec.flush(60)
         log = rec.log
         assert isinstance(log, KafkaEventLog) or hasattr(log, "target")
@@ -70,14 +86,20 @@ def injected(kafka_url: str, tmp_path: Path) -> tuple[str, Settings]:
         raw.flush()
         raw.close()
     with Recorder(settings) as rec:
-        rec.job_created("TrainingJob", "good-after", image_uri="reg/img:1",
-                        inputs={"train": "s3://d/train"}, outputs={"model": "s3://m/2"})
+        rec.job_created(
+            "TrainingJob",
+            "good-after",
+            image_uri="reg/img:1",
+            inputs={"train": "s3://d/train"},
+            outputs={"model": "s3://m/2"},
+        )
         assert rec.flush(60)
     return kafka_url, settings
 
 
 def test_bad_records_are_dead_lettered_with_reasons_and_the_rest_is_projected(
-        injected: tuple[str, Settings]) -> None:
+    injected: tuple[str, Settings],
+) -> None:
     url, settings = injected
     with open_log(url) as log:
         stats = TrackerService(log).run(timeout=120)
@@ -89,8 +111,7 @@ def test_bad_records_are_dead_lettered_with_reasons_and_the_rest_is_projected(
             assert letter.original_offset is not None
             assert letter.original_partition is not None
             # the original bytes, unchanged
-            (original,) = log.read(TOPIC_JOBS, letter.original_partition,
-                                   letter.original_offset, 1)
+            (original,) = log.read(TOPIC_JOBS, letter.original_partition, letter.original_offset, 1)
             assert original.value == letter.record.value
         reasons = sorted(letter.error for letter in letters)
         for needle in BAD_ON_JOBS.values():
@@ -102,7 +123,8 @@ def test_bad_records_are_dead_lettered_with_reasons_and_the_rest_is_projected(
             assert pstats.dead_lettered == len(BAD_ON_JOBS) + len(BAD_ON_ENTITIES)
             rows = store.con.execute("SELECT topic, error FROM dead_letters").fetchall()
             assert sorted(t for t, _ in rows) == sorted(
-                [TOPIC_JOBS] * len(BAD_ON_JOBS) + [TOPIC_ENTITIES] * len(BAD_ON_ENTITIES))
+                [TOPIC_JOBS] * len(BAD_ON_JOBS) + [TOPIC_ENTITIES] * len(BAD_ON_ENTITIES)
+            )
             for needle in BAD_ON_ENTITIES.values():
                 assert any(needle in e for _, e in rows), (needle, rows)
             jobs = {r[0] for r in store.con.execute("SELECT job_name FROM jobs").fetchall()}
@@ -111,12 +133,19 @@ def test_bad_records_are_dead_lettered_with_reasons_and_the_rest_is_projected(
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MLINEAGE_HOME": str(settings.home), "MLINEAGE_LOG": settings.log_url}
-    return subprocess.run([sys.executable, "-m", "mlineage.cli", *args], env=env, text=True,
-                          capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mlineage.cli", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
-def test_dlq_list_redrive_and_status(injected: tuple[str, Settings],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dlq_list_redrive_and_status(
+    injected: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, settings = injected
     with open_log(url) as log:
         TrackerService(log).run(timeout=120)
@@ -128,7 +157,8 @@ def test_dlq_list_redrive_and_status(injected: tuple[str, Settings],
     entries = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sum(e["source"] == "tracker" for e in entries) == len(BAD_ON_JOBS)
     assert sum(e["source"] == "projector" for e in entries) == len(BAD_ON_JOBS) + len(
-        BAD_ON_ENTITIES)
+        BAD_ON_ENTITIES
+    )
 
     status = _cli(settings, "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -144,8 +174,9 @@ def test_dlq_list_redrive_and_status(injected: tuple[str, Settings],
     monkeypatch.setitem(codec.UPCASTERS, ("JobCreated", 0), upcast_v0)
     with open_log(url) as log:
         result = redrive(log)
-        assert [json.loads(r.record.value)["payload"]["job_name"] for r in result.redriven
-                ] == ["old"]
+        assert [json.loads(r.record.value)["payload"]["job_name"] for r in result.redriven] == [
+            "old"
+        ]
         assert len(result.still_bad) == len(BAD_ON_JOBS) - 1
         again = redrive(log)  # nothing fixed since: the rest only moves to the back again
         assert again.redriven == []  # "old" was redriven exactly once

@@ -79,21 +79,30 @@ class Service:
 
 
 def test_sigkill_tracker_and_projector_during_a_run_loses_and_doubles_nothing(
-        kafka_broker: Broker, tmp_path: Path) -> None:
+    kafka_broker: Broker, tmp_path: Path
+) -> None:
     """Jobs are published chunk by chunk while both services follow; after randomly drawn
     chunks (progress, not a clock) one of them is SIGKILLed and restarted, so every kill
     lands while jobs are still arriving."""
     url = kafka_url_on(kafka_broker)
     home = tmp_path / "home"
     settings = Settings.load(home=home, log_url=url, environ={})
-    env = {**os.environ, "MLINEAGE_HOME": str(home), "MLINEAGE_LOG": url,
-           "MLINEAGE_INSTANCE_ID": "fault-test"}
+    env = {
+        **os.environ,
+        "MLINEAGE_HOME": str(home),
+        "MLINEAGE_LOG": url,
+        "MLINEAGE_INSTANCE_ID": "fault-test",
+    }
     cli = [sys.executable, "-m", "mlineage.cli"]
     logs = tmp_path / "logs"
     logs.mkdir()
     tracker = Service("tracker", [*cli, "track", "--follow", "--batch-size", "500"], env, logs)
-    projector = Service("projector", [*cli, "project", "--follow", "--batch-size", "5000",
-                                      "--snapshot-interval", "5"], env, logs)
+    projector = Service(
+        "projector",
+        [*cli, "project", "--follow", "--batch-size", "5000", "--snapshot-interval", "5"],
+        env,
+        logs,
+    )
     rng = random.Random(5)
     chunks = JOBS // CHUNK
     kill_after = sorted(rng.sample(range(1, chunks - 1), 2 * KILLS))
@@ -115,8 +124,11 @@ def test_sigkill_tracker_and_projector_during_a_run_loses_and_doubles_nothing(
                     victim.start()
             assert rec.flush(120), "the publisher did not finish"
 
-            wait_until(lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS),
-                       "the tracker caught up", timeout=300)
+            wait_until(
+                lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS),
+                "the tracker caught up",
+                timeout=300,
+            )
             tracker.stop()
             ends = {(t, p): e for t in PROJECTED_TOPICS for p, e in log.end_offsets(t).items()}
             projector.stop()  # then catch up the rest in-process and compare with a clean replay
@@ -146,7 +158,8 @@ def test_sigkill_tracker_and_projector_during_a_run_loses_and_doubles_nothing(
 
 
 def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """The tracker is frozen (a failpoint) between sending a batch's offsets and committing
     it; the broker is SIGKILLed, the tracker thawed: its commit fails or stays in doubt. It
     must say so, keep retrying while the broker is down, resume by itself once it is back,
@@ -157,14 +170,21 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
         url = kafka_url_on(broker)
         with Deployment(tmp_path / "home", url) as d:
             d.publish_jobs(300)
-            tracker_proc, tracker_log = d.popen("track", "--follow", "--batch-size", "50",
-                                                failpoints="kafka.before_commit=stop@3")
+            tracker_proc, tracker_log = d.popen(
+                "track", "--follow", "--batch-size", "50", failpoints="kafka.before_commit=stop@3"
+            )
             projector_proc, projector_log = d.popen("project", "--follow")
             creds = tmp_path / "credentials.json"
             creds.write_text(json.dumps(KEYS))
-            server = start_server(d.home, "--credentials", str(creds), env={
-                **{k: v for k, v in d.env.items() if k != "MLINEAGE_HOME"},
-                "MLINEAGE_DB": str(tmp_path / "serve.duckdb")})
+            server = start_server(
+                d.home,
+                "--credentials",
+                str(creds),
+                env={
+                    **{k: v for k, v in d.env.items() if k != "MLINEAGE_HOME"},
+                    "MLINEAGE_DB": str(tmp_path / "serve.duckdb"),
+                },
+            )
             d.procs.append(server.proc)
             sm = server.client()
             wait_until(lambda: stopped(tracker_proc.pid), "the tracker froze before a commit")
@@ -175,30 +195,49 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
                 def check() -> bool:
                     assert proc.poll() is None, f"it died: {log.read_text()[-3000:]}"
                     return words in log.read_text(errors="replace")
+
                 return check
 
-            wait_until(says(tracker_proc, tracker_log, "is not answering"),
-                       "the tracker reported the outage", timeout=180)
+            wait_until(
+                says(tracker_proc, tracker_log, "is not answering"),
+                "the tracker reported the outage",
+                timeout=180,
+            )
             with pytest.raises(ClientError) as refused:
-                sm.create_action(ActionName="in-the-outage", ActionType="Step",
-                                 Source={"SourceUri": "s3://steps/outage"})
+                sm.create_action(
+                    ActionName="in-the-outage",
+                    ActionType="Step",
+                    Source={"SourceUri": "s3://steps/outage"},
+                )
             assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
             serve_log = d.home / "serve.log"
-            wait_until(says(server.proc, serve_log, "is not answering"),
-                       "the server reported the outage", timeout=180)
+            wait_until(
+                says(server.proc, serve_log, "is not answering"),
+                "the server reported the outage",
+                timeout=180,
+            )
             # more jobs while the broker is down: they wait in the spool, adopted and forwarded
             # by the next producer on this home once the broker is back
             d.publish_jobs(100, seed=9, first=300, wait=False)
             broker.start()
-            wait_until(says(tracker_proc, tracker_log, "answers again"),
-                       "the tracker reported the log is back", timeout=180)
-            wait_until(says(server.proc, serve_log, "answers again"),
-                       "the server reported the log is back", timeout=180)
+            wait_until(
+                says(tracker_proc, tracker_log, "answers again"),
+                "the tracker reported the log is back",
+                timeout=180,
+            )
+            wait_until(
+                says(server.proc, serve_log, "answers again"),
+                "the server reported the log is back",
+                timeout=180,
+            )
 
             def written() -> bool:
                 try:
-                    sm.create_action(ActionName="after-the-outage", ActionType="Step",
-                                     Source={"SourceUri": "s3://steps/after"})
+                    sm.create_action(
+                        ActionName="after-the-outage",
+                        ActionType="Step",
+                        Source={"SourceUri": "s3://steps/after"},
+                    )
                 except ClientError as exc:
                     if exc.response["Error"]["Code"] != "ServiceUnavailable":
                         raise
@@ -211,10 +250,16 @@ def test_the_tracker_rides_out_a_broker_crash_in_the_middle_of_a_transaction(
 
             d.publish_jobs(10, first=400)  # a producer on this home: adopts the spool too
             with open_log(url) as log:
-                wait_until(lambda: len(read_all(log, TOPIC_JOBS)) == 2 * 410,
-                           "the spooled jobs reached Kafka", timeout=300)
-                wait_until(lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS),
-                           "the tracker caught up", timeout=300)
+                wait_until(
+                    lambda: len(read_all(log, TOPIC_JOBS)) == 2 * 410,
+                    "the spooled jobs reached Kafka",
+                    timeout=300,
+                )
+                wait_until(
+                    lambda: log.committed(GROUP, TOPIC_JOBS) == log.end_offsets(TOPIC_JOBS),
+                    "the tracker caught up",
+                    timeout=300,
+                )
             for proc, log_path in ((tracker_proc, tracker_log), (projector_proc, projector_log)):
                 assert proc.poll() is None, log_path.read_text()[-3000:]
                 proc.send_signal(signal.SIGTERM)
@@ -234,8 +279,9 @@ def test_producers_spool_while_the_broker_is_down_and_lose_nothing(tmp_path: Pat
 
         def publish(first: int, count: int) -> None:
             for i in range(first, first + count):
-                event = rec.upsert({"kind": "action", "action_name": f"step-{i}",
-                                    "action_type": "Step"})
+                event = rec.upsert(
+                    {"kind": "action", "action_name": f"step-{i}", "action_type": "Step"}
+                )
                 published.append(str(event.event_id))
 
         publish(0, 200)

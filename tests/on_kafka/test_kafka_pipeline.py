@@ -33,29 +33,62 @@ def workload(jobs: int, seed: int = 7) -> list[dict[str, Any]]:
     drafts: list[dict[str, Any]] = []
     for i in range(jobs):
         name = f"job-{seed}-{i}"
-        drafts.append({"event_type": "JobCreated", "payload": {
-            "job_type": "TrainingJob", "job_name": name, "image_uri": f"reg/img:{i % 5}",
-            "inputs": [{"name": "train", "uri": f"s3://d/ds-{i % 17}"}],
-            "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}]}})
-        drafts.append({"event_type": "JobStatusChanged", "payload": {
-            "job_type": "TrainingJob", "job_name": name, "status": "Completed",
-            "metrics": {"auc": (i % 100) / 100}}})
-    drafts.append({"event_type": "EntityUpserted", "payload": {"entity": {
-        "kind": "context", "context_name": "prod", "context_type": "Endpoint",
-        "properties": {"team": "search"}}}})
-    drafts.append({"event_type": "EntityDeleted", "payload": {
-        "kind": "artifact", "source_uri": "s3://d/ds-3"}})
+        drafts.append(
+            {
+                "event_type": "JobCreated",
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "image_uri": f"reg/img:{i % 5}",
+                    "inputs": [{"name": "train", "uri": f"s3://d/ds-{i % 17}"}],
+                    "outputs": [{"name": "model", "uri": f"s3://m/{name}/model.tar.gz"}],
+                },
+            }
+        )
+        drafts.append(
+            {
+                "event_type": "JobStatusChanged",
+                "payload": {
+                    "job_type": "TrainingJob",
+                    "job_name": name,
+                    "status": "Completed",
+                    "metrics": {"auc": (i % 100) / 100},
+                },
+            }
+        )
+    drafts.append(
+        {
+            "event_type": "EntityUpserted",
+            "payload": {
+                "entity": {
+                    "kind": "context",
+                    "context_name": "prod",
+                    "context_type": "Endpoint",
+                    "properties": {"team": "search"},
+                }
+            },
+        }
+    )
+    drafts.append(
+        {
+            "event_type": "EntityDeleted",
+            "payload": {"kind": "artifact", "source_uri": "s3://d/ds-3"},
+        }
+    )
     out = []
     for n, drafted in enumerate(drafts):
-        draft = {**drafted, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{n}")),
-                 "occurred_at": f"2026-01-01T00:{n // 600 % 60:02d}:{n // 10 % 60:02d}."
-                                f"{n % 10:03d}000Z"}
+        draft = {
+            **drafted,
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{n}")),
+            "occurred_at": f"2026-01-01T00:{n // 600 % 60:02d}:{n // 10 % 60:02d}.{n % 10:03d}000Z",
+        }
         out.append(complete(draft, settings))
     return out
 
 
 def test_same_events_give_the_same_projection_as_the_embedded_log(
-        kafka_url: str, tmp_path: Path) -> None:
+    kafka_url: str, tmp_path: Path
+) -> None:
     events = workload(150)
     embedded = Settings.load(home=tmp_path / "embedded", environ={})
     with Recorder(embedded) as rec:
@@ -67,7 +100,7 @@ def test_same_events_give_the_same_projection_as_the_embedded_log(
     kafka = Settings.load(home=tmp_path / "kafka", log_url=kafka_url, environ={})
     with Recorder(kafka) as rec:
         for start in range(0, len(events), 64):  # several spool chunks, several partitions
-            rec.publish_many(events[start:start + 64])
+            rec.publish_many(events[start : start + 64])
         assert rec.flush(60)
     with open_log(kafka_url) as log:
         assert len(log.partitions(TOPIC_JOBS)) == 3
@@ -95,14 +128,16 @@ def _members(bootstrap: str, group: str) -> int:
 
 
 def test_two_tracker_instances_share_the_partitions_and_derive_once(
-        kafka_url: str, tmp_path: Path) -> None:
+    kafka_url: str, tmp_path: Path
+) -> None:
     stop = threading.Event()
     stats: dict[str, Any] = {}
 
     def run(instance: str) -> None:
         with open_log(kafka_url) as log:
             stats[instance] = TrackerService(log, batch_size=40, instance=instance).run(
-                follow=True, timeout=180, stop=stop.is_set)
+                follow=True, timeout=180, stop=stop.is_set
+            )
 
     threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
     for t in threads:
@@ -110,8 +145,10 @@ def test_two_tracker_instances_share_the_partitions_and_derive_once(
     with open_log(kafka_url) as log:
         assert isinstance(log, KafkaEventLog)
         group = log.config.name(GROUP)
-        wait_until(lambda: _members(",".join(log.config.bootstrap), group) >= 2,
-                   "the two trackers formed a group")
+        wait_until(
+            lambda: _members(",".join(log.config.bootstrap), group) >= 2,
+            "the two trackers formed a group",
+        )
         settings = Settings.load(home=tmp_path, log_url=kafka_url, environ={})
         with Recorder(settings) as rec:
             rec.publish_many(workload(300, seed=11))

@@ -18,13 +18,16 @@ def test_serve_writes_events_to_kafka(kafka_url: str, tmp_path: Path) -> None:
     server = start_server(tmp_path / "home", "--no-auth", env={"MLINEAGE_LOG": kafka_url})
     try:
         sm = server.client("anyone", secret="anything")
-        arn = sm.create_artifact(Source={"SourceUri": "s3://kafka/served"},
-                                 ArtifactType="DataSet")["ArtifactArn"]
+        arn = sm.create_artifact(Source={"SourceUri": "s3://kafka/served"}, ArtifactType="DataSet")[
+            "ArtifactArn"
+        ]
         assert sm.describe_artifact(ArtifactArn=arn)["Source"]["SourceUri"] == "s3://kafka/served"
-        sm.create_action(ActionName="served-step", ActionType="Step",
-                         Source={"SourceUri": "s3://kafka/step"})
-        sm.add_association(SourceArn=arn, DestinationArn=sm.describe_action(
-            ActionName="served-step")["ActionArn"])
+        sm.create_action(
+            ActionName="served-step", ActionType="Step", Source={"SourceUri": "s3://kafka/step"}
+        )
+        sm.add_association(
+            SourceArn=arn, DestinationArn=sm.describe_action(ActionName="served-step")["ActionArn"]
+        )
         # the start and the action it leads to
         assert len(sm.query_lineage(StartArns=[arn], Direction="Descendants")["Vertices"]) == 2
     finally:

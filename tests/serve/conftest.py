@@ -40,14 +40,18 @@ class Server:
     proc: subprocess.Popen[bytes]
     home: Path
 
-    def client(self, key: str | None = "AKIDACCOUNTA0000001", secret: str | None = None,
-               **config: Any) -> Any:
+    def client(
+        self, key: str | None = "AKIDACCOUNTA0000001", secret: str | None = None, **config: Any
+    ) -> Any:
         access = key or "AKIDNOAUTH"
         return boto3.client(
-            "sagemaker", endpoint_url=self.url, region_name="us-east-1",
+            "sagemaker",
+            endpoint_url=self.url,
+            region_name="us-east-1",
             aws_access_key_id=access,
             aws_secret_access_key=secret or KEYS.get(access, {}).get("secret_access_key", "x"),
-            config=Config(retries={"max_attempts": 1}, **config))
+            config=Config(retries={"max_attempts": 1}, **config),
+        )
 
 
 def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> Server:
@@ -55,14 +59,26 @@ def start_server(home: Path, *args: str, env: dict[str, str] | None = None) -> S
     port = free_port()
     log = (home / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlineage.cli", "--home", str(home), "serve", "--port",
-         str(port), *args], stdout=log, stderr=log, env={**os.environ, **(env or {})})
+        [
+            sys.executable,
+            "-m",
+            "mlineage.cli",
+            "--home",
+            str(home),
+            "serve",
+            "--port",
+            str(port),
+            *args,
+        ],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, **(env or {})},
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
         if proc.poll() is not None:
-            raise RuntimeError("serve did not start: "
-                               + (home / "serve.log").read_text()[-3000:])
+            raise RuntimeError("serve did not start: " + (home / "serve.log").read_text()[-3000:])
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1):  # noqa: S310 - loopback
                 return True
@@ -108,4 +124,5 @@ def unique() -> Callable[[str], str]:
 
     def make(prefix: str) -> str:
         return f"{prefix}-{stamp}-{next(counter)}"
+
     return make

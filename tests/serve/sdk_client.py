@@ -36,13 +36,18 @@ from sagemaker.lineage.query import (
 def main() -> None:
     url, key, secret, arns_json = sys.argv[1:5]
     given = json.loads(arns_json)
-    boto_session = boto3.Session(region_name="us-east-1", aws_access_key_id=key,
-                                 aws_secret_access_key=secret)
+    boto_session = boto3.Session(
+        region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret
+    )
     client = boto_session.client("sagemaker", endpoint_url=url)
     session = sagemaker.Session(
-        boto_session=boto_session, sagemaker_client=client,
-        sagemaker_config={"SchemaVersion": "1.0",
-                          "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}})
+        boto_session=boto_session,
+        sagemaker_client=client,
+        sagemaker_config={
+            "SchemaVersion": "1.0",
+            "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+        },
+    )
     out: dict[str, Any] = {}
 
     def check(name: str, fn: Any) -> Any:
@@ -55,65 +60,145 @@ def main() -> None:
         return value
 
     run = given["run"]
-    data = check("Artifact.create", lambda: Artifact.create(
-        artifact_name="sdk-data", source_uri=f"s3://sdk/{run}/data", artifact_type="DataSet",
-        properties={"stage": "raw"}, sagemaker_session=session).artifact_arn)
-    model = check("Artifact.create model", lambda: Artifact.create(
-        source_uri=f"s3://sdk/{run}/model.tar.gz", artifact_type="Model",
-        sagemaker_session=session).artifact_arn)
-    check("Association.create", lambda: Association.create(
-        source_arn=data, destination_arn=model, association_type="ContributedTo",
-        sagemaker_session=session).source_arn)
-    check("LineageQuery.query", lambda: sorted(
-        v.arn for v in LineageQuery(session).query(
-            start_arns=[data], direction=LineageQueryDirectionEnum.DESCENDANTS,
-            include_edges=True).vertices))
-    check("LineageQuery.query with LineageFilter", lambda: sorted(
-        v.arn for v in LineageQuery(session).query(
-            start_arns=[given["endpoint_context"]], direction=LineageQueryDirectionEnum.ASCENDANTS,
-            include_edges=False, query_filter=LineageFilter(
-                entities=[LineageEntityEnum.ARTIFACT], sources=[LineageSourceEnum.DATASET]),
-        ).vertices))
+    data = check(
+        "Artifact.create",
+        lambda: (
+            Artifact.create(
+                artifact_name="sdk-data",
+                source_uri=f"s3://sdk/{run}/data",
+                artifact_type="DataSet",
+                properties={"stage": "raw"},
+                sagemaker_session=session,
+            ).artifact_arn
+        ),
+    )
+    model = check(
+        "Artifact.create model",
+        lambda: (
+            Artifact.create(
+                source_uri=f"s3://sdk/{run}/model.tar.gz",
+                artifact_type="Model",
+                sagemaker_session=session,
+            ).artifact_arn
+        ),
+    )
+    check(
+        "Association.create",
+        lambda: (
+            Association.create(
+                source_arn=data,
+                destination_arn=model,
+                association_type="ContributedTo",
+                sagemaker_session=session,
+            ).source_arn
+        ),
+    )
+    check(
+        "LineageQuery.query",
+        lambda: sorted(
+            v.arn
+            for v in LineageQuery(session)
+            .query(
+                start_arns=[data],
+                direction=LineageQueryDirectionEnum.DESCENDANTS,
+                include_edges=True,
+            )
+            .vertices
+        ),
+    )
+    check(
+        "LineageQuery.query with LineageFilter",
+        lambda: sorted(
+            v.arn
+            for v in LineageQuery(session)
+            .query(
+                start_arns=[given["endpoint_context"]],
+                direction=LineageQueryDirectionEnum.ASCENDANTS,
+                include_edges=False,
+                query_filter=LineageFilter(
+                    entities=[LineageEntityEnum.ARTIFACT], sources=[LineageSourceEnum.DATASET]
+                ),
+            )
+            .vertices
+        ),
+    )
 
     def load_update_save() -> dict[str, Any]:
         artifact = Artifact.load(artifact_arn=data, sagemaker_session=session)
         artifact.properties = {"stage": "clean"}
         artifact.save()
         again = Artifact.load(artifact_arn=data, sagemaker_session=session)
-        return {"type": again.artifact_type, "properties": again.properties,
-                "uri": again.source.source_uri}
+        return {
+            "type": again.artifact_type,
+            "properties": again.properties,
+            "uri": again.source.source_uri,
+        }
+
     check("Artifact.load/save", load_update_save)
 
     ctx_name = f"sdk-ctx-{run}"
-    check("Context.create", lambda: Context.create(
-        context_name=ctx_name, source_uri=f"s3://sdk/{run}/ctx", context_type="Endpoint",
-        sagemaker_session=session).context_arn)
-    check("Context.load", lambda: Context.load(context_name=ctx_name,
-                                               sagemaker_session=session).context_type)
-    check("Action.create", lambda: Action.create(
-        action_name=f"sdk-action-{run}", source_uri=f"s3://sdk/{run}/action",
-        action_type="Approval", status="Completed", sagemaker_session=session).action_arn)
+    check(
+        "Context.create",
+        lambda: (
+            Context.create(
+                context_name=ctx_name,
+                source_uri=f"s3://sdk/{run}/ctx",
+                context_type="Endpoint",
+                sagemaker_session=session,
+            ).context_arn
+        ),
+    )
+    check(
+        "Context.load",
+        lambda: Context.load(context_name=ctx_name, sagemaker_session=session).context_type,
+    )
+    check(
+        "Action.create",
+        lambda: (
+            Action.create(
+                action_name=f"sdk-action-{run}",
+                source_uri=f"s3://sdk/{run}/action",
+                action_type="Approval",
+                status="Completed",
+                sagemaker_session=session,
+            ).action_arn
+        ),
+    )
 
     endpoint = EndpointContext.load(
-        context_name=given["endpoint_context"].split("/", 1)[1], sagemaker_session=session)
-    check("EndpointContext.dataset_artifacts",
-          lambda: sorted(a.artifact_arn for a in endpoint.dataset_artifacts()))
+        context_name=given["endpoint_context"].split("/", 1)[1], sagemaker_session=session
+    )
+    check(
+        "EndpointContext.dataset_artifacts",
+        lambda: sorted(a.artifact_arn for a in endpoint.dataset_artifacts()),
+    )
     check("EndpointContext.training_job_arns", lambda: sorted(endpoint.training_job_arns()))
-    check("EndpointContext.trial_components",
-          lambda: sorted(t.trial_component_arn for t in endpoint.trial_components()))
+    check(
+        "EndpointContext.trial_components",
+        lambda: sorted(t.trial_component_arn for t in endpoint.trial_components()),
+    )
     model_artifact = ModelArtifact.load(artifact_arn=given["model"], sagemaker_session=session)
-    check("ModelArtifact.endpoint_contexts",
-          lambda: sorted(c.context_arn for c in model_artifact.endpoint_contexts()))
-    check("ModelArtifact.dataset_artifacts",
-          lambda: sorted(a.artifact_arn for a in model_artifact.dataset_artifacts()))
+    check(
+        "ModelArtifact.endpoint_contexts",
+        lambda: sorted(c.context_arn for c in model_artifact.endpoint_contexts()),
+    )
+    check(
+        "ModelArtifact.dataset_artifacts",
+        lambda: sorted(a.artifact_arn for a in model_artifact.dataset_artifacts()),
+    )
     dataset = DatasetArtifact.load(artifact_arn=given["dataset"], sagemaker_session=session)
-    check("DatasetArtifact.endpoint_contexts",
-          lambda: sorted(c.context_arn for c in dataset.endpoint_contexts()))
+    check(
+        "DatasetArtifact.endpoint_contexts",
+        lambda: sorted(c.context_arn for c in dataset.endpoint_contexts()),
+    )
 
     def delete_disassociate() -> list[str]:
         Artifact.load(artifact_arn=data, sagemaker_session=session).delete(disassociate=True)
-        return sorted(a["DestinationArn"] for a in client.list_associations(
-            SourceArn=data)["AssociationSummaries"])
+        return sorted(
+            a["DestinationArn"]
+            for a in client.list_associations(SourceArn=data)["AssociationSummaries"]
+        )
+
     check("Artifact.delete(disassociate=True)", delete_disassociate)
     print(json.dumps(out))
 

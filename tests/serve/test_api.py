@@ -21,17 +21,22 @@ def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 def artifact(sm: Any, uri: str, kind: str = "DataSet", **extra: Any) -> str:
-    arn: str = sm.create_artifact(Source={"SourceUri": uri}, ArtifactType=kind,
-                                  **extra)["ArtifactArn"]
+    arn: str = sm.create_artifact(Source={"SourceUri": uri}, ArtifactType=kind, **extra)[
+        "ArtifactArn"
+    ]
     return arn
 
 
 def test_artifact_create_describe_update_list_delete(sm: Any, unique: Unique) -> None:
     uri = f"s3://bucket/{unique('data')}/"
-    arn = artifact(sm, uri, ArtifactName="train-data",
-                   Properties={"stage": "raw", "owner": "ml"},
-                   MetadataProperties={"CommitId": "abc123", "Repository": "git://repo"},
-                   Tags=[{"Key": "team", "Value": "search"}])
+    arn = artifact(
+        sm,
+        uri,
+        ArtifactName="train-data",
+        Properties={"stage": "raw", "owner": "ml"},
+        MetadataProperties={"CommitId": "abc123", "Repository": "git://repo"},
+        Tags=[{"Key": "team", "Value": "search"}],
+    )
     assert arn.startswith(f"arn:aws:sagemaker:us-east-1:{ACCOUNT_A}:artifact/")
     d = sm.describe_artifact(ArtifactArn=arn)
     assert d["ArtifactArn"] == arn
@@ -42,8 +47,7 @@ def test_artifact_create_describe_update_list_delete(sm: Any, unique: Unique) ->
     assert d["MetadataProperties"]["CommitId"] == "abc123"
     assert isinstance(d["CreationTime"], datetime)  # boto3 parsed the epoch seconds
 
-    sm.update_artifact(ArtifactArn=arn, Properties={"stage": "clean"},
-                       PropertiesToRemove=["owner"])
+    sm.update_artifact(ArtifactArn=arn, Properties={"stage": "clean"}, PropertiesToRemove=["owner"])
     assert sm.describe_artifact(ArtifactArn=arn)["Properties"] == {"stage": "clean"}
 
     listed = sm.list_artifacts(SourceUri=uri)["ArtifactSummaries"]
@@ -67,9 +71,13 @@ def test_artifact_create_describe_update_list_delete(sm: Any, unique: Unique) ->
 def test_actions_and_contexts_round_trip(sm: Any, unique: Unique, label: str) -> None:
     name = unique(label.lower())
     create = getattr(sm, f"create_{label.lower()}")
-    kwargs: dict[str, Any] = {f"{label}Name": name, "Source": {"SourceUri": f"s3://x/{name}"},
-                              f"{label}Type": "Approval", "Description": "first",
-                              "Properties": {"k": "v"}}
+    kwargs: dict[str, Any] = {
+        f"{label}Name": name,
+        "Source": {"SourceUri": f"s3://x/{name}"},
+        f"{label}Type": "Approval",
+        "Description": "first",
+        "Properties": {"k": "v"},
+    }
     if label == "Action":
         kwargs["Status"] = "InProgress"
     arn = create(**kwargs)[f"{label}Arn"]
@@ -79,13 +87,18 @@ def test_actions_and_contexts_round_trip(sm: Any, unique: Unique, label: str) ->
     assert d[f"{label}Arn"] == arn
     assert d["Description"] == "first"
     assert d["Source"]["SourceUri"] == f"s3://x/{name}"
-    getattr(sm, f"update_{label.lower()}")(**{f"{label}Name": name}, Description="second",
-                                           Properties={"k2": "v2"}, PropertiesToRemove=["k"])
+    getattr(sm, f"update_{label.lower()}")(
+        **{f"{label}Name": name},
+        Description="second",
+        Properties={"k2": "v2"},
+        PropertiesToRemove=["k"],
+    )
     d = describe(**{f"{label}Name": name})
     assert d["Description"] == "second"
     assert d["Properties"] == {"k2": "v2"}
-    summaries = getattr(sm, f"list_{label.lower()}s")(
-        **{f"{label}Type": "Approval"})[f"{label}Summaries"]
+    summaries = getattr(sm, f"list_{label.lower()}s")(**{f"{label}Type": "Approval"})[
+        f"{label}Summaries"
+    ]
     assert arn in [s[f"{label}Arn"] for s in summaries]
     with pytest.raises(ClientError) as exc:
         create(**kwargs)
@@ -98,19 +111,24 @@ def test_actions_and_contexts_round_trip(sm: Any, unique: Unique, label: str) ->
 
 def test_experiments_trials_and_trial_components(sm: Any, unique: Unique) -> None:
     exp, trial, tc = unique("exp"), unique("trial"), unique("tc")
-    exp_arn = sm.create_experiment(ExperimentName=exp, DisplayName="Exp",
-                                   Description="d")["ExperimentArn"]
+    exp_arn = sm.create_experiment(ExperimentName=exp, DisplayName="Exp", Description="d")[
+        "ExperimentArn"
+    ]
     with pytest.raises(ClientError) as exc:
         sm.create_trial(TrialName=trial, ExperimentName=unique("missing"))
     assert code(exc) == "ResourceNotFound"
     trial_arn = sm.create_trial(TrialName=trial, ExperimentName=exp)["TrialArn"]
     started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     tc_arn = sm.create_trial_component(
-        TrialComponentName=tc, DisplayName="Training", Status={"PrimaryStatus": "Completed"},
-        StartTime=started, EndTime=started + timedelta(hours=1),
+        TrialComponentName=tc,
+        DisplayName="Training",
+        Status={"PrimaryStatus": "Completed"},
+        StartTime=started,
+        EndTime=started + timedelta(hours=1),
         Parameters={"lr": {"NumberValue": 0.1}, "opt": {"StringValue": "adam"}},
         InputArtifacts={"train": {"Value": "s3://d/train", "MediaType": "text/csv"}},
-        OutputArtifacts={"model": {"Value": "s3://m/model.tar.gz"}})["TrialComponentArn"]
+        OutputArtifacts={"model": {"Value": "s3://m/model.tar.gz"}},
+    )["TrialComponentArn"]
     d = sm.describe_trial_component(TrialComponentName=tc)
     assert d["TrialComponentArn"] == tc_arn
     assert d["Parameters"]["lr"] == {"NumberValue": 0.1}
@@ -118,8 +136,9 @@ def test_experiments_trials_and_trial_components(sm: Any, unique: Unique) -> Non
     assert d["StartTime"] == started
     assert d["InputArtifacts"]["train"]["Value"] == "s3://d/train"
 
-    sm.update_trial_component(TrialComponentName=tc, DisplayName="Training-2",
-                              ParametersToRemove=["opt"])
+    sm.update_trial_component(
+        TrialComponentName=tc, DisplayName="Training-2", ParametersToRemove=["opt"]
+    )
     d = sm.describe_trial_component(TrialComponentName=tc)
     assert d["DisplayName"] == "Training-2"
     assert "opt" not in d["Parameters"]
@@ -141,9 +160,11 @@ def test_experiments_trials_and_trial_components(sm: Any, unique: Unique) -> Non
     sm.update_trial(TrialName=trial, DisplayName="T")
     assert sm.describe_trial(TrialName=trial)["DisplayName"] == "T"
     assert exp_arn in [e["ExperimentArn"] for e in sm.list_experiments()["ExperimentSummaries"]]
-    for delete, kwargs in ((sm.delete_trial_component, {"TrialComponentName": tc}),
-                           (sm.delete_trial, {"TrialName": trial}),
-                           (sm.delete_experiment, {"ExperimentName": exp})):
+    for delete, kwargs in (
+        (sm.delete_trial_component, {"TrialComponentName": tc}),
+        (sm.delete_trial, {"TrialName": trial}),
+        (sm.delete_experiment, {"ExperimentName": exp}),
+    ):
         delete(**kwargs)
     with pytest.raises(ClientError) as exc:
         sm.describe_experiment(ExperimentName=exp)
@@ -153,11 +174,13 @@ def test_experiments_trials_and_trial_components(sm: Any, unique: Unique) -> Non
 def test_associations_and_query_lineage(sm: Any, unique: Unique) -> None:
     data = artifact(sm, f"s3://d/{unique('ds')}")
     model = artifact(sm, f"s3://m/{unique('model')}", "Model")
-    endpoint = sm.create_context(ContextName=unique("endpoint"), ContextType="Endpoint",
-                                 Source={"SourceUri": "arn:aws:sagemaker:x"})["ContextArn"]
+    endpoint = sm.create_context(
+        ContextName=unique("endpoint"),
+        ContextType="Endpoint",
+        Source={"SourceUri": "arn:aws:sagemaker:x"},
+    )["ContextArn"]
     sm.add_association(SourceArn=data, DestinationArn=model, AssociationType="ContributedTo")
-    sm.add_association(SourceArn=model, DestinationArn=endpoint,
-                       AssociationType="AssociatedWith")
+    sm.add_association(SourceArn=model, DestinationArn=endpoint, AssociationType="AssociatedWith")
     with pytest.raises(ClientError) as exc:
         sm.add_association(SourceArn=data, DestinationArn=model)
     assert code(exc) == "ValidationException"
@@ -168,15 +191,22 @@ def test_associations_and_query_lineage(sm: Any, unique: Unique) -> None:
 
     summaries = sm.list_associations(SourceArn=data)["AssociationSummaries"]
     assert [(s["DestinationArn"], s["AssociationType"]) for s in summaries] == [
-        (model, "ContributedTo")]
+        (model, "ContributedTo")
+    ]
 
     answer = sm.query_lineage(StartArns=[data], Direction="Descendants", IncludeEdges=True)
     assert {v["Arn"] for v in answer["Vertices"]} == {data, model, endpoint}  # start included
     assert answer["Vertices"][0]["Arn"] == data  # depth 0 first
     assert {(e["SourceArn"], e["DestinationArn"]) for e in answer["Edges"]} == {
-        (data, model), (model, endpoint)}
-    types = sm.query_lineage(StartArns=[endpoint], Direction="Ascendants",
-                             Filters={"Types": ["DataSet"]}, IncludeEdges=False)
+        (data, model),
+        (model, endpoint),
+    }
+    types = sm.query_lineage(
+        StartArns=[endpoint],
+        Direction="Ascendants",
+        Filters={"Types": ["DataSet"]},
+        IncludeEdges=False,
+    )
     assert [v["Arn"] for v in types["Vertices"]] == [data]
     assert types["Vertices"][0]["LineageType"] == "Artifact"
 
@@ -200,7 +230,8 @@ def test_lists_and_query_lineage_page_through_large_results(sm: Any, unique: Uni
 
     seen: list[str] = []
     for page in sm.get_paginator("list_artifacts").paginate(
-            ArtifactType="Model", PaginationConfig={"PageSize": 17}):
+        ArtifactType="Model", PaginationConfig={"PageSize": 17}
+    ):
         seen += [a["ArtifactArn"] for a in page["ArtifactSummaries"]]
     mine = [a for a in seen if a in set(spokes)]
     assert len(seen) == len(set(seen))
@@ -208,7 +239,8 @@ def test_lists_and_query_lineage_page_through_large_results(sm: Any, unique: Uni
 
     assoc: list[tuple[str, str]] = []
     for page in sm.get_paginator("list_associations").paginate(
-            SourceArn=hub, PaginationConfig={"PageSize": 25}):
+        SourceArn=hub, PaginationConfig={"PageSize": 25}
+    ):
         assoc += [(a["SourceArn"], a["DestinationArn"]) for a in page["AssociationSummaries"]]
     assert len(assoc) == len(set(assoc)) == 130
 
@@ -217,8 +249,12 @@ def test_lists_and_query_lineage_page_through_large_results(sm: Any, unique: Uni
     token: str | None = None
     pages = 0
     while True:
-        kwargs: dict[str, Any] = {"StartArns": [hub], "Direction": "Descendants",
-                                  "IncludeEdges": True, "MaxResults": 50}
+        kwargs: dict[str, Any] = {
+            "StartArns": [hub],
+            "Direction": "Descendants",
+            "IncludeEdges": True,
+            "MaxResults": 50,
+        }
         if token:
             kwargs["NextToken"] = token
         answer = sm.query_lineage(**kwargs)
@@ -251,18 +287,22 @@ def test_lineage_groups(sm: Any, server: Server) -> None:
 
 def test_bad_requests_are_validation_exceptions(sm: Any, unique: Unique) -> None:
     with pytest.raises(ClientError) as exc:
-        sm.create_action(ActionName="bad name!", Source={"SourceUri": "s3://x"},
-                         ActionType="T")
+        sm.create_action(ActionName="bad name!", Source={"SourceUri": "s3://x"}, ActionType="T")
     assert code(exc) == "ValidationException"
     assert "actionName" in str(exc.value)
     with pytest.raises(ClientError) as exc:
-        sm.query_lineage(StartArns=["arn:aws:sagemaker:us-east-1:111111111111:artifact/x"],
-                         MaxDepth=11)
+        sm.query_lineage(
+            StartArns=["arn:aws:sagemaker:us-east-1:111111111111:artifact/x"], MaxDepth=11
+        )
     assert code(exc) == "ValidationException"
     too_many = {f"k{i}": "v" for i in range(31)}
     with pytest.raises(ClientError) as exc:
-        sm.create_context(ContextName=unique("ctx"), ContextType="T",
-                          Source={"SourceUri": "s3://x"}, Properties=too_many)
+        sm.create_context(
+            ContextName=unique("ctx"),
+            ContextType="T",
+            Source={"SourceUri": "s3://x"},
+            Properties=too_many,
+        )
     assert code(exc) in {"ValidationException", "ResourceLimitExceeded"}
 
 
@@ -270,10 +310,11 @@ def test_an_unknown_operation_is_refused_as_aws_refuses_it(server: Server) -> No
     sm = server.client()
     with pytest.raises(ClientError) as exc:
         sm.create_training_job(
-            TrainingJobName="x", RoleArn="arn:aws:iam::111111111111:role/r",
+            TrainingJobName="x",
+            RoleArn="arn:aws:iam::111111111111:role/r",
             AlgorithmSpecification={"TrainingInputMode": "File", "TrainingImage": "i"},
             OutputDataConfig={"S3OutputPath": "s3://o"},
-            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1,
-                            "VolumeSizeInGB": 1},
-            StoppingCondition={"MaxRuntimeInSeconds": 60})
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 60},
+        )
     assert code(exc) == "UnknownOperationException"

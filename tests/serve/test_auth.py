@@ -45,10 +45,12 @@ def _wait_until(check: Callable[[], bool], seconds: float = 60.0) -> None:
 
 def test_account_b_sees_account_a_only_once_a_shares(server: Server, unique: Unique) -> None:
     a, b = server.client("AKIDACCOUNTA0000001"), server.client("AKIDACCOUNTB0000001")
-    data = a.create_artifact(Source={"SourceUri": f"s3://a/{unique('shared')}"},
-                             ArtifactType="DataSet")["ArtifactArn"]
-    model = a.create_artifact(Source={"SourceUri": f"s3://a/{unique('model')}"},
-                              ArtifactType="Model")["ArtifactArn"]
+    data = a.create_artifact(
+        Source={"SourceUri": f"s3://a/{unique('shared')}"}, ArtifactType="DataSet"
+    )["ArtifactArn"]
+    model = a.create_artifact(
+        Source={"SourceUri": f"s3://a/{unique('model')}"}, ArtifactType="Model"
+    )["ArtifactArn"]
     a.add_association(SourceArn=data, DestinationArn=model)
     assert f":{ACCOUNT_A}:" in data
 
@@ -58,8 +60,9 @@ def test_account_b_sees_account_a_only_once_a_shares(server: Server, unique: Uni
     assert code(exc) == "ResourceNotFound"
     assert data not in [x["ArtifactArn"] for x in b.list_artifacts()["ArtifactSummaries"]]
     assert b.query_lineage(StartArns=[data], Direction="Descendants")["Vertices"] == []
-    mine = b.create_artifact(Source={"SourceUri": f"s3://b/{unique('own')}"},
-                             ArtifactType="DataSet")["ArtifactArn"]
+    mine = b.create_artifact(
+        Source={"SourceUri": f"s3://b/{unique('own')}"}, ArtifactType="DataSet"
+    )["ArtifactArn"]
     assert f":{ACCOUNT_B}:" in mine
     with pytest.raises(ClientError) as exc:
         b.add_association(SourceArn=mine, DestinationArn=data)
@@ -82,8 +85,9 @@ def test_account_b_sees_account_a_only_once_a_shares(server: Server, unique: Uni
         return True
 
     _wait_until(b_sees_it)
-    assert {v["Arn"] for v in b.query_lineage(StartArns=[data], Direction="Descendants")[
-        "Vertices"]} == {data, model}
+    assert {
+        v["Arn"] for v in b.query_lineage(StartArns=[data], Direction="Descendants")["Vertices"]
+    } == {data, model}
     policy = a.get_lineage_group_policy(LineageGroupName="sagemaker-default-lineage-group")
     assert f"arn:aws:iam::{ACCOUNT_B}:root" in policy["ResourcePolicy"]
     # shared is readable, not writable: B cannot delete or update A's entity
@@ -101,9 +105,13 @@ def test_no_auth_needs_its_flag_and_loopback(tmp_path: Path) -> None:
     import sys
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mlineage.cli", "--home", str(tmp_path),
-                               "serve", *args], capture_output=True, text=True, timeout=60,
-                              check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "mlineage.cli", "--home", str(tmp_path), "serve", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     missing = run()
     assert missing.returncode != 0
@@ -115,8 +123,9 @@ def test_no_auth_needs_its_flag_and_loopback(tmp_path: Path) -> None:
     server = start_server(tmp_path / "open", "--no-auth")
     try:
         sm: Any = server.client("anyone", secret="anything")
-        arn = sm.create_action(ActionName="open-step", ActionType="Step",
-                               Source={"SourceUri": "s3://x"})["ActionArn"]
+        arn = sm.create_action(
+            ActionName="open-step", ActionType="Step", Source={"SourceUri": "s3://x"}
+        )["ActionArn"]
         assert ":000000000000:" in arn  # the operator writes as --account-id
         assert sm.describe_action(ActionName="open-step")["ActionArn"] == arn
         assert "WITHOUT authentication" in (server.home / "serve.log").read_text()
@@ -126,12 +135,17 @@ def test_no_auth_needs_its_flag_and_loopback(tmp_path: Path) -> None:
 
 def test_sagemaker_limits_apply_unless_extended(server: Server, tmp_path: Path) -> None:
     a: Any = server.client()
-    one = a.create_artifact(Source={"SourceUri": "s3://limits/one"},
-                            ArtifactType="DataSet")["ArtifactArn"]
-    two = a.create_artifact(Source={"SourceUri": "s3://limits/two"},
-                            ArtifactType="DataSet")["ArtifactArn"]
-    for kwargs in ({"StartArns": [one, two]}, {"StartArns": [one], "MaxDepth": 20},
-                   {"StartArns": [one], "MaxResults": 51}):
+    one = a.create_artifact(Source={"SourceUri": "s3://limits/one"}, ArtifactType="DataSet")[
+        "ArtifactArn"
+    ]
+    two = a.create_artifact(Source={"SourceUri": "s3://limits/two"}, ArtifactType="DataSet")[
+        "ArtifactArn"
+    ]
+    for kwargs in (
+        {"StartArns": [one, two]},
+        {"StartArns": [one], "MaxDepth": 20},
+        {"StartArns": [one], "MaxResults": 51},
+    ):
         with pytest.raises(ClientError) as exc:
             a.query_lineage(**kwargs)
         assert code(exc) == "ValidationException", kwargs
@@ -142,18 +156,23 @@ def test_sagemaker_limits_apply_unless_extended(server: Server, tmp_path: Path) 
     extended = start_server(tmp_path / "extended", "--no-auth", "--extended-limits")
     try:
         sm: Any = extended.client("anyone", secret="anything")
-        x = sm.create_artifact(Source={"SourceUri": "s3://limits/x"},
-                               ArtifactType="DataSet")["ArtifactArn"]
-        y = sm.create_artifact(Source={"SourceUri": "s3://limits/y"},
-                               ArtifactType="Model")["ArtifactArn"]
+        x = sm.create_artifact(Source={"SourceUri": "s3://limits/x"}, ArtifactType="DataSet")[
+            "ArtifactArn"
+        ]
+        y = sm.create_artifact(Source={"SourceUri": "s3://limits/y"}, ArtifactType="Model")[
+            "ArtifactArn"
+        ]
         sm.add_association(SourceArn=x, DestinationArn=y)
         answer = sm.query_lineage(StartArns=[x, y], MaxDepth=20, MaxResults=500)
         assert {v["Arn"] for v in answer["Vertices"]} == {x, y}  # the starts, once each
         assert len(sm.list_artifacts(MaxResults=500)["ArtifactSummaries"]) == 2
         with pytest.raises(ClientError) as exc:  # entity limits stay: the event schema's
-            sm.create_context(ContextName="many", ContextType="T",
-                              Source={"SourceUri": "s3://x"},
-                              Properties={f"k{i}": "v" for i in range(31)})
+            sm.create_context(
+                ContextName="many",
+                ContextType="T",
+                Source={"SourceUri": "s3://x"},
+                Properties={f"k{i}": "v" for i in range(31)},
+            )
         assert code(exc) in {"ValidationException", "ResourceLimitExceeded"}
     finally:
         stop_server(extended)

@@ -24,31 +24,68 @@ pytestmark = pytest.mark.slow
 _ARN = st.builds(
     lambda account, resource, name: f"arn:aws:sagemaker:us-east-1:{account}:{resource}/{name}",
     st.sampled_from(["111111111111", "222222222222", "000000000000", "1", "abc"]),
-    st.sampled_from(["artifact", "action", "context", "experiment", "experiment-trial",
-                     "experiment-trial-component", "lineage-group", "training-job", "x"]),
-    st.text(min_size=0, max_size=20))
+    st.sampled_from(
+        [
+            "artifact",
+            "action",
+            "context",
+            "experiment",
+            "experiment-trial",
+            "experiment-trial-component",
+            "lineage-group",
+            "training-job",
+            "x",
+        ]
+    ),
+    st.text(min_size=0, max_size=20),
+)
 _NASTY = st.one_of(
     st.text(max_size=30),
-    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1,
-            max_size=3),  # lone surrogates: JSON escapes them, UTF-8 has no form for them
+    st.text(
+        alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3
+    ),  # lone surrogates: JSON escapes them, UTF-8 has no form for them
     st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=10),  # control characters
-    st.sampled_from(["", " ", "arn:", "arn:aws:sagemaker", "s3://", "s3://b/k", "null", "*",
-                     "x" * 3000, "sagemaker-default-lineage-group", "0" * 12]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "arn:",
+            "arn:aws:sagemaker",
+            "s3://",
+            "s3://b/k",
+            "null",
+            "*",
+            "x" * 3000,
+            "sagemaker-default-lineage-group",
+            "0" * 12,
+        ]
+    ),
     _ARN,
 )
 _TIMES = st.one_of(
-    st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
-                     "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-02-30T00:00:00Z",
-                     "1970-01-01", "not a time", ""]),
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-02-30T00:00:00Z",
+            "1970-01-01",
+            "not a time",
+            "",
+        ]
+    ),
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(min_value=-(2**70), max_value=2**70),
 )
-_NUMBERS = st.one_of(st.integers(min_value=-(2**70), max_value=2**70),
-                     st.integers(min_value=-2, max_value=1001))
+_NUMBERS = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70), st.integers(min_value=-2, max_value=1001)
+)
 _ANY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _NASTY,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_NASTY, inner, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 
 
 def _for(shape: Any, depth: int = 0) -> st.SearchStrategy[Any]:
@@ -68,7 +105,8 @@ def _typed(shape: Any, depth: int) -> st.SearchStrategy[Any]:
         required = set(shape.required_members)
         drawn = st.fixed_dictionaries(
             {m: _for(members[m], depth + 1) for m in required},
-            optional={m: _for(s, depth + 1) for m, s in members.items() if m not in required})
+            optional={m: _for(s, depth + 1) for m, s in members.items() if m not in required},
+        )
     elif kind == "list":
         drawn = st.lists(_for(shape.member, depth + 1), max_size=3)
     elif kind == "map":
@@ -102,14 +140,17 @@ def _string(shape: Any) -> st.SearchStrategy[str]:
     if pattern and compiled is None:
         return _NASTY
     valid: st.SearchStrategy[str] = (
-        st.from_regex(compiled, fullmatch=True) if compiled is not None
-        else st.text(min_size=low, max_size=high) | _ARN)
+        st.from_regex(compiled, fullmatch=True)
+        if compiled is not None
+        else st.text(min_size=low, max_size=high) | _ARN
+    )
     valid = valid.filter(lambda v: low <= len(v) <= high)
     return st.one_of(*[valid] * 5, _NASTY)
 
 
 _REQUESTS = st.sampled_from(sorted(OPERATIONS)).flatmap(
-    lambda name: st.tuples(st.just(name), _for(shapes.operation(name).input_shape)))
+    lambda name: st.tuples(st.just(name), _for(shapes.operation(name).input_shape))
+)
 
 
 def _alive(server: Server) -> bool:
@@ -120,7 +161,8 @@ def _alive(server: Server) -> bool:
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(request=_REQUESTS)
 def test_requests_drawn_from_every_operations_shape_never_get_a_5xx(
-        server: Server, request: tuple[str, Any]) -> None:
+    server: Server, request: tuple[str, Any]
+) -> None:
     name, body = request
     text = json.dumps(body)  # ensure_ascii: a lone surrogate goes out as its \\uXXXX escape
     status, answer = post(server, name, text)
@@ -130,8 +172,9 @@ def test_requests_drawn_from_every_operations_shape_never_get_a_5xx(
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(sorted(OPERATIONS)), body=_ANY_JSON)
-def test_random_json_to_every_operation_never_gets_a_5xx(server: Server, name: str,
-                                                         body: Any) -> None:
+def test_random_json_to_every_operation_never_gets_a_5xx(
+    server: Server, name: str, body: Any
+) -> None:
     status, answer = post(server, name, json.dumps(body))
     assert status < 500, (name, body, answer)
 

@@ -33,19 +33,34 @@ def test_the_sagemaker_sdk_works_unchanged(server: Server, sm: Any) -> None:
         endpoint = wf.endpoint_context_arn(rec)
     region = settings.region
     model = arns.artifact_arn(region, ACCOUNT_A, wf.MODEL)
-    datasets = {arns.artifact_arn(region, ACCOUNT_A, u) for u in (wf.RAW, wf.TRAIN,
-                                                                   wf.VALIDATION)}
+    datasets = {arns.artifact_arn(region, ACCOUNT_A, u) for u in (wf.RAW, wf.TRAIN, wf.VALIDATION)}
     training_job = arns.job_arn(region, ACCOUNT_A, "TrainingJob", "churn-xgb-2026-01-15")
-    wait_until(lambda: endpoint in json.dumps(sm.list_contexts(ContextType="Endpoint"),
-                                              default=str),
-               "the server picked up the published job")
+    wait_until(
+        lambda: endpoint in json.dumps(sm.list_contexts(ContextType="Endpoint"), default=str),
+        "the server picked up the published job",
+    )
 
     key = "AKIDACCOUNTA0000001"
-    given = {"run": str(time.monotonic_ns())[-8:], "endpoint_context": endpoint,
-             "model": model, "dataset": arns.artifact_arn(region, ACCOUNT_A, wf.TRAIN)}
-    proc = subprocess.run([str(SDK_PYTHON), str(Path(__file__).with_name("sdk_client.py")),
-                           server.url, key, KEYS[key]["secret_access_key"], json.dumps(given)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    given = {
+        "run": str(time.monotonic_ns())[-8:],
+        "endpoint_context": endpoint,
+        "model": model,
+        "dataset": arns.artifact_arn(region, ACCOUNT_A, wf.TRAIN),
+    }
+    proc = subprocess.run(
+        [
+            str(SDK_PYTHON),
+            str(Path(__file__).with_name("sdk_client.py")),
+            server.url,
+            key,
+            KEYS[key]["secret_access_key"],
+            json.dumps(given),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     failed = {k: v["error"] + v.get("trace", "")[-1500:] for k, v in out.items() if not v["ok"]}

@@ -42,16 +42,28 @@ def summary(source: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], set[tupl
     return entities, edges
 
 
-TRAINING = event("JobCreated", {
-    "job_type": "TrainingJob", "job_name": "train-1", "image_uri": "img/xgb:1",
-    "inputs": [{"name": "train", "uri": "s3://d/train"},
-               {"name": "labels", "uri": "s3://d/labels", "artifact_type": "Labels"}],
-    "outputs": [{"name": "model", "uri": "s3://m/out/"}],
-    "checkpoint_uri": "s3://c/ckpt/", "parameters": {"eta": 0.1, "objective": "reg", "deep": True},
-    "instance_type": "ml.m5.xlarge", "instance_count": 2,
-    "experiment_config": {"experiment_name": "exp", "trial_name": "trial-1",
-                          "trial_component_display_name": "Train it"},
-})
+TRAINING = event(
+    "JobCreated",
+    {
+        "job_type": "TrainingJob",
+        "job_name": "train-1",
+        "image_uri": "img/xgb:1",
+        "inputs": [
+            {"name": "train", "uri": "s3://d/train"},
+            {"name": "labels", "uri": "s3://d/labels", "artifact_type": "Labels"},
+        ],
+        "outputs": [{"name": "model", "uri": "s3://m/out/"}],
+        "checkpoint_uri": "s3://c/ckpt/",
+        "parameters": {"eta": 0.1, "objective": "reg", "deep": True},
+        "instance_type": "ml.m5.xlarge",
+        "instance_count": 2,
+        "experiment_config": {
+            "experiment_name": "exp",
+            "trial_name": "trial-1",
+            "trial_component_display_name": "Train it",
+        },
+    },
+)
 
 
 def test_training_job_created() -> None:
@@ -60,8 +72,10 @@ def test_training_job_created() -> None:
     comp = entities[t]
     assert comp["trial_component_name"] == "train-1-aws-training-job"
     assert comp["display_name"] == "Train it"
-    assert comp["source"] == {"source_arn": f"{A}:training-job/train-1",
-                              "source_type": "SageMakerTrainingJob"}
+    assert comp["source"] == {
+        "source_arn": f"{A}:training-job/train-1",
+        "source_type": "SageMakerTrainingJob",
+    }
     assert comp["status"] == {"primary_status": "InProgress"}
     params = comp["parameters"]
     assert params["eta"] == {"number_value": 0.1}
@@ -70,14 +84,21 @@ def test_training_job_created() -> None:
     assert params["SageMaker.ImageUri"] == {"string_value": "img/xgb:1"}
     assert params["SageMaker.InstanceType"] == {"string_value": "ml.m5.xlarge"}
     assert params["SageMaker.InstanceCount"] == {"number_value": 2.0}
-    types = {k: v.get("artifact_type") for k, v in entities.items()
-             if k.startswith(f"{A}:artifact")}
-    assert types == {art("img/xgb:1"): "Image", art("s3://d/train"): "DataSet",
-                     art("s3://d/labels"): "Labels", art("s3://m/out/"): "Model",
-                     art("s3://c/ckpt/"): "Checkpoint"}
+    types = {
+        k: v.get("artifact_type") for k, v in entities.items() if k.startswith(f"{A}:artifact")
+    }
+    assert types == {
+        art("img/xgb:1"): "Image",
+        art("s3://d/train"): "DataSet",
+        art("s3://d/labels"): "Labels",
+        art("s3://m/out/"): "Model",
+        art("s3://c/ckpt/"): "Checkpoint",
+    }
     assert edges == {
-        (art("img/xgb:1"), t, "ContributedTo"), (art("s3://d/train"), t, "ContributedTo"),
-        (art("s3://d/labels"), t, "ContributedTo"), (t, art("s3://m/out/"), "Produced"),
+        (art("img/xgb:1"), t, "ContributedTo"),
+        (art("s3://d/train"), t, "ContributedTo"),
+        (art("s3://d/labels"), t, "ContributedTo"),
+        (t, art("s3://m/out/"), "Produced"),
         (t, art("s3://c/ckpt/"), "Produced"),
     }
     assert entities[f"{A}:experiment/exp"] == {"kind": "experiment", "experiment_name": "exp"}
@@ -85,15 +106,22 @@ def test_training_job_created() -> None:
     assert "train-1-aws-training-job>trial-1" in entities
 
 
-@pytest.mark.parametrize(("job_type", "suffix", "source_type", "output_type"), [
-    ("ProcessingJob", "aws-processing-job", "SageMakerProcessingJob", "DataSet"),
-    ("TransformJob", "aws-transform-job", "SageMakerTransformJob", "DataSet"),
-])
-def test_processing_and_transform_jobs(job_type: str, suffix: str, source_type: str,
-                                       output_type: str) -> None:
-    payload: dict[str, Any] = {"job_type": job_type, "job_name": "job-7",
-                               "inputs": [{"name": "in", "uri": "s3://d/in"}],
-                               "outputs": [{"name": "out", "uri": "s3://d/out"}]}
+@pytest.mark.parametrize(
+    ("job_type", "suffix", "source_type", "output_type"),
+    [
+        ("ProcessingJob", "aws-processing-job", "SageMakerProcessingJob", "DataSet"),
+        ("TransformJob", "aws-transform-job", "SageMakerTransformJob", "DataSet"),
+    ],
+)
+def test_processing_and_transform_jobs(
+    job_type: str, suffix: str, source_type: str, output_type: str
+) -> None:
+    payload: dict[str, Any] = {
+        "job_type": job_type,
+        "job_name": "job-7",
+        "inputs": [{"name": "in", "uri": "s3://d/in"}],
+        "outputs": [{"name": "out", "uri": "s3://d/out"}],
+    }
     if job_type == "TransformJob":
         payload["model_data_uri"] = "s3://m/model.tar.gz"
     else:
@@ -112,13 +140,23 @@ def test_processing_and_transform_jobs(job_type: str, suffix: str, source_type: 
     assert len(edges) == 3
 
 
-@pytest.mark.parametrize(("status", "end_time_set"), [
-    ("Completed", True), ("Failed", True), ("Stopped", True), ("InProgress", False),
-    ("Stopping", False),
-])
+@pytest.mark.parametrize(
+    ("status", "end_time_set"),
+    [
+        ("Completed", True),
+        ("Failed", True),
+        ("Stopped", True),
+        ("InProgress", False),
+        ("Stopping", False),
+    ],
+)
 def test_status_changes(status: str, end_time_set: bool) -> None:
-    payload: dict[str, Any] = {"job_type": "TrainingJob", "job_arn": f"{A}:training-job/train-1",
-                               "status": status, "metrics": {"auc": 0.9}}
+    payload: dict[str, Any] = {
+        "job_type": "TrainingJob",
+        "job_arn": f"{A}:training-job/train-1",
+        "status": status,
+        "metrics": {"auc": 0.9},
+    }
     if status == "Completed":
         payload["outputs"] = [{"name": "model", "uri": "s3://m/model.tar.gz"}]
     if status == "Failed":
@@ -142,9 +180,18 @@ def test_status_changes(status: str, end_time_set: bool) -> None:
 
 
 def test_model_package() -> None:
-    entities, edges = summary(event("ModelPackageCreated", {
-        "model_package_group_name": "churn", "version": 3, "model_data_uri": "s3://m/model",
-        "image_uri": "img/xgb:1", "approval_status": "Approved"}))
+    entities, edges = summary(
+        event(
+            "ModelPackageCreated",
+            {
+                "model_package_group_name": "churn",
+                "version": 3,
+                "model_data_uri": "s3://m/model",
+                "image_uri": "img/xgb:1",
+                "approval_status": "Approved",
+            },
+        )
+    )
     package = art(f"{A}:model-package/churn/3")
     group = f"{A}:context/churn-aws-model-package-group"
     approval = f"{A}:action/churn-3-aws-model-package"
@@ -163,11 +210,22 @@ def test_model_package() -> None:
 
 def test_endpoint() -> None:
     pkg = f"{A}:model-package/churn/3"
-    entities, edges = summary(event("EndpointCreated", {
-        "endpoint_name": "churn-ep",
-        "models": [{"model_data_uri": "s3://m/model", "image_uri": "img/xgb:1",
-                    "model_package_arn": pkg},
-                   {"model_data_uri": "s3://m/other"}]}))
+    entities, edges = summary(
+        event(
+            "EndpointCreated",
+            {
+                "endpoint_name": "churn-ep",
+                "models": [
+                    {
+                        "model_data_uri": "s3://m/model",
+                        "image_uri": "img/xgb:1",
+                        "model_package_arn": pkg,
+                    },
+                    {"model_data_uri": "s3://m/other"},
+                ],
+            },
+        )
+    )
     endpoint = f"{A}:context/churn-ep-aws-endpoint"
     deployment = f"{A}:action/churn-ep-aws-model-deployment"
     assert entities[endpoint]["context_type"] == "Endpoint"
@@ -184,8 +242,12 @@ def test_endpoint() -> None:
 
 
 def test_entity_events_derive_nothing() -> None:
-    assert derive(decode(raw(event("EntityUpserted", {"entity": {
-        "kind": "action", "action_name": "x"}})))) == []
+    assert (
+        derive(
+            decode(raw(event("EntityUpserted", {"entity": {"kind": "action", "action_name": "x"}})))
+        )
+        == []
+    )
 
 
 def test_derived_events_are_deterministic_and_traceable() -> None:
@@ -206,9 +268,14 @@ def test_derived_events_are_deterministic_and_traceable() -> None:
 
 
 def test_duplicate_uris_derive_one_entity() -> None:
-    e = event("JobCreated", {"job_type": "TrainingJob", "job_name": "j",
-                             "inputs": [{"name": "a", "uri": "s3://same"},
-                                        {"name": "b", "uri": "s3://same"}]})
+    e = event(
+        "JobCreated",
+        {
+            "job_type": "TrainingJob",
+            "job_name": "j",
+            "inputs": [{"name": "a", "uri": "s3://same"}, {"name": "b", "uri": "s3://same"}],
+        },
+    )
     derived = derive(decode(raw(e)))
     assert len({d.event_id for d in derived}) == len(derived)
 
@@ -219,8 +286,10 @@ def _all_sources() -> list[dict[str, Any]]:
 
     examples = Path(__file__).resolve().parents[2] / "schemas" / "examples"
     found = [json.loads(p.read_text()) for p in sorted(examples.glob("*.json"))]
-    return [TRAINING, *[e for e in found if e["event_type"] not in
-                        ("EntityUpserted", "EntityDeleted")]]
+    return [
+        TRAINING,
+        *[e for e in found if e["event_type"] not in ("EntityUpserted", "EntityDeleted")],
+    ]
 
 
 @pytest.mark.parametrize("source", _all_sources(), ids=lambda e: e["event_type"])

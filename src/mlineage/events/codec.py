@@ -52,8 +52,9 @@ def _utc(value: str) -> str:
     return canonical_time(datetime.fromisoformat(value))
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                            allow_nan=False)
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 # re-serializes a parsed record for validation: NaN/Infinity pass through to the models,
@@ -71,9 +72,9 @@ def encode(event: AnyEvent) -> bytes:
     return dumps(to_jsonable(event)).encode("utf-8")
 
 
-def format_errors(exc: ValidationError, fallback_type: str = "event") -> tuple[
-    str, list[tuple[str, str, str]]
-]:
+def format_errors(
+    exc: ValidationError, fallback_type: str = "event"
+) -> tuple[str, list[tuple[str, str, str]]]:
     """One readable message naming the event type, the field and the rule, per problem."""
     problems: list[tuple[str, str, str]] = []
     for err in exc.errors(include_url=False):
@@ -83,8 +84,11 @@ def format_errors(exc: ValidationError, fallback_type: str = "event") -> tuple[
             event_type = loc.pop(0)
         # drop discriminator tags (entity kinds) from the path: they are not fields. A tag
         # follows "entity" (upserts) or "payload" (deletes); a map key never does.
-        kept = [part for i, part in enumerate(loc)
-                if not (_is_kind_tag(part) and i > 0 and loc[i - 1] in ("entity", "payload"))]
+        kept = [
+            part
+            for i, part in enumerate(loc)
+            if not (_is_kind_tag(part) and i > 0 and loc[i - 1] in ("entity", "payload"))
+        ]
         path = ".".join(kept) or "(event)"
         rule = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
@@ -92,13 +96,26 @@ def format_errors(exc: ValidationError, fallback_type: str = "event") -> tuple[
         elif err["type"] == "extra_forbidden":
             rule = "is not a field of this event (unknown field)"
         problems.append((event_type, path, rule))
-    text = "; ".join(f"{t}: field '{f}' {r}" if r.startswith("is ") else f"{t}: field '{f}': {r}"
-                     for t, f, r in problems)
+    text = "; ".join(
+        f"{t}: field '{f}' {r}" if r.startswith("is ") else f"{t}: field '{f}': {r}"
+        for t, f, r in problems
+    )
     return text, problems
 
 
-_KIND_TAGS = frozenset({"artifact", "action", "context", "experiment", "trial", "trial_component",
-                        "association", "trial_component_trial", "lineage_share"})
+_KIND_TAGS = frozenset(
+    {
+        "artifact",
+        "action",
+        "context",
+        "experiment",
+        "trial",
+        "trial_component",
+        "association",
+        "trial_component_trial",
+        "lineage_share",
+    }
+)
 
 
 def _is_kind_tag(part: str) -> bool:

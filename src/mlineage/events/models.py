@@ -236,10 +236,15 @@ class ArtifactEntity(_Model):
         if self.source is None and self.artifact_arn is None:
             raise ValueError("an artifact needs source.source_uri (its key) or artifact_arn")
         _check_resource(self.artifact_arn, "artifact", "artifact_arn")
-        if (self.artifact_arn is not None and self.source is not None
-                and not self.artifact_arn.endswith("/" + arns.artifact_id(self.source.source_uri))):
-            raise ValueError("artifact_arn is not the ARN of source.source_uri (an artifact's "
-                             "id is the md5 of its SourceUri)")
+        if (
+            self.artifact_arn is not None
+            and self.source is not None
+            and not self.artifact_arn.endswith("/" + arns.artifact_id(self.source.source_uri))
+        ):
+            raise ValueError(
+                "artifact_arn is not the ARN of source.source_uri (an artifact's "
+                "id is the md5 of its SourceUri)"
+            )
         return self
 
 
@@ -310,8 +315,10 @@ class TrialComponentSource(_Model):
     source_type: TypeName | None = None
 
 
-ArtifactMap = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=128)],
-                             ArtifactValue], Field(max_length=60)]
+ArtifactMap = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], ArtifactValue],
+    Field(max_length=60),
+]
 
 
 class TrialComponentEntity(_Model):
@@ -563,7 +570,11 @@ EntityEvent = EntityUpserted | EntityDeleted
 AnyEvent = SourceEvent | EntityEvent
 
 Event = Annotated[
-    JobCreated | JobStatusChanged | ModelPackageCreated | EndpointCreated | EntityUpserted
+    JobCreated
+    | JobStatusChanged
+    | ModelPackageCreated
+    | EndpointCreated
+    | EntityUpserted
     | EntityDeleted,
     Field(discriminator="event_type"),
 ]
@@ -576,8 +587,9 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
     "EntityUpserted": EntityUpserted,
     "EntityDeleted": EntityDeleted,
 }
-SOURCE_EVENT_TYPES = frozenset({"JobCreated", "JobStatusChanged", "ModelPackageCreated",
-                                "EndpointCreated"})
+SOURCE_EVENT_TYPES = frozenset(
+    {"JobCreated", "JobStatusChanged", "ModelPackageCreated", "EndpointCreated"}
+)
 ENTITY_EVENT_TYPES = frozenset({"EntityUpserted", "EntityDeleted"})
 
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)

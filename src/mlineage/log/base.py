@@ -81,15 +81,18 @@ def check_records(records: Sequence[OutRecord]) -> None:
     """The log moves bytes: refuse anything else before writing (atomic: all or nothing)."""
     for r in records:
         if not isinstance(r.value, bytes):
-            raise EventLogError(f"record value for {r.topic} must be bytes, "
-                                f"got {type(r.value).__name__}")
+            raise EventLogError(
+                f"record value for {r.topic} must be bytes, got {type(r.value).__name__}"
+            )
         if r.key is not None and not isinstance(r.key, bytes):
-            raise EventLogError(f"record key for {r.topic} must be bytes or None, "
-                                f"got {type(r.key).__name__}")
+            raise EventLogError(
+                f"record key for {r.topic} must be bytes or None, got {type(r.key).__name__}"
+            )
         for name, value in r.headers:
             if not isinstance(name, str) or not isinstance(value, bytes):
-                raise EventLogError(f"record header {name!r} for {r.topic} must be a str "
-                                    "name with a bytes value")
+                raise EventLogError(
+                    f"record header {name!r} for {r.topic} must be a str name with a bytes value"
+                )
 
 
 def next_positions(records: Sequence[Record]) -> dict[TopicPartition, int]:
@@ -189,9 +192,15 @@ class EventLog(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def consumer(self, topics: Sequence[str], *, group: str | None = None,
-                 positions: StartPositions | None = None, instance: str | None = None,
-                 max_poll_records: int = 5000) -> Consumer:
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group: str | None = None,
+        positions: StartPositions | None = None,
+        instance: str | None = None,
+        max_poll_records: int = 5000,
+    ) -> Consumer:
         """A consumer of ``topics``: from ``group``'s committed positions (commit with
         :meth:`Consumer.transact`), or from ``positions(partitions)`` that the caller keeps.
         ``instance`` names this member of the group (Kafka: its stable transactional id)."""
@@ -224,17 +233,21 @@ def open_log(url: str) -> EventLog:
     factory = _REGISTRY.get(scheme)
     if factory is None:
         known = ", ".join(f"{s}://" for s in sorted(_REGISTRY))
-        raise ConfigurationError(
-            f"no event log for {url!r}: this mlineage supports {known}"
-        )
+        raise ConfigurationError(f"no event log for {url!r}: this mlineage supports {known}")
     return factory(url)
 
 
 class LogConsumer(Consumer):
     """A consumer built on ``EventLog.read``: every partition of every topic, round robin."""
 
-    def __init__(self, log: EventLog, topics: Sequence[str], *, group: str | None = None,
-                 positions: StartPositions | None = None) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        topics: Sequence[str],
+        *,
+        group: str | None = None,
+        positions: StartPositions | None = None,
+    ) -> None:
         if (group is None) == (positions is None):
             raise ValueError("a consumer needs exactly one of group= and positions=")
         self.log = log
@@ -282,9 +295,12 @@ class LogConsumer(Consumer):
 
     def lag(self) -> int:
         self._partitions()
-        return sum(max(0, end - self._pos[(t, p)])
-                   for t in self.topics for p, end in self.log.end_offsets(t).items()
-                   if (t, p) in self._pos)
+        return sum(
+            max(0, end - self._pos[(t, p)])
+            for t in self.topics
+            for p, end in self.log.end_offsets(t).items()
+            if (t, p) in self._pos
+        )
 
     def rewind(self) -> None:
         self._pos.clear()

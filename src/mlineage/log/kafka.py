@@ -64,8 +64,11 @@ DEFAULT_PARTITIONS = 3
 TRANSACTION_TIMEOUT_MS = 15_000
 SESSION_TIMEOUT_MS = 10_000
 _OWN_OPTIONS = {"partitions", "replication_factor", "namespace"}
-_ALL_CLIENT_KEYS = (set(KafkaProducer.DEFAULT_CONFIG) | set(KafkaConsumer.DEFAULT_CONFIG)
-                    | set(KafkaAdminClient.DEFAULT_CONFIG))
+_ALL_CLIENT_KEYS = (
+    set(KafkaProducer.DEFAULT_CONFIG)
+    | set(KafkaConsumer.DEFAULT_CONFIG)
+    | set(KafkaAdminClient.DEFAULT_CONFIG)
+)
 
 
 def _coerce(value: str) -> Any:
@@ -94,14 +97,19 @@ class KafkaConfig:
         parts = urlsplit(url)
         if parts.scheme != "kafka" or not parts.netloc:
             raise ConfigurationError(
-                f"bad Kafka log URL {url!r}: use kafka://host:port[,host:port]")
+                f"bad Kafka log URL {url!r}: use kafka://host:port[,host:port]"
+            )
         bootstrap = tuple(h.strip() for h in parts.netloc.split(",") if h.strip())
         for host in bootstrap:
             if ":" not in host:
-                raise ConfigurationError(f"Kafka address {host!r} in {url!r} needs a port, "
-                                         "e.g. kafka://localhost:9092")
-        options = {k.removeprefix("MLINEAGE_KAFKA_").lower(): v for k, v in env.items()
-                   if k.startswith("MLINEAGE_KAFKA_")}
+                raise ConfigurationError(
+                    f"Kafka address {host!r} in {url!r} needs a port, e.g. kafka://localhost:9092"
+                )
+        options = {
+            k.removeprefix("MLINEAGE_KAFKA_").lower(): v
+            for k, v in env.items()
+            if k.startswith("MLINEAGE_KAFKA_")
+        }
         options.update(dict(parse_qsl(parts.query)))
         client: dict[str, Any] = {}
         for key, value in options.items():
@@ -110,14 +118,16 @@ class KafkaConfig:
             if key not in _ALL_CLIENT_KEYS:
                 raise ConfigurationError(
                     f"MLINEAGE_KAFKA_{key.upper()}: not a kafka-python client setting "
-                    "(see https://kafka-python.readthedocs.io/en/master/apidoc/KafkaProducer.html)")
+                    "(see https://kafka-python.readthedocs.io/en/master/apidoc/KafkaProducer.html)"
+                )
             client[key] = _coerce(value)
         try:
             partitions = int(options.get("partitions", DEFAULT_PARTITIONS))
             replication = int(options.get("replication_factor", 1))
         except ValueError as exc:
-            raise ConfigurationError(f"MLINEAGE_KAFKA_PARTITIONS / _REPLICATION_FACTOR: {exc}"
-                                     ) from None
+            raise ConfigurationError(
+                f"MLINEAGE_KAFKA_PARTITIONS / _REPLICATION_FACTOR: {exc}"
+            ) from None
         if partitions < 1 or replication < 1:
             raise ConfigurationError("Kafka partitions and replication factor must be >= 1")
         namespace = options.get("namespace", "")
@@ -155,7 +165,8 @@ def _to_record(config: KafkaConfig, r: ConsumerRecord) -> Record:
 def _unreachable(config: KafkaConfig, exc: BaseException) -> EventLogError:
     return EventLogError(
         f"cannot reach Kafka at {','.join(config.bootstrap)}: {exc}. Is the broker running? "
-        "(MLINEAGE_LOG names it; `docker compose up -d kafka` starts one)")
+        "(MLINEAGE_LOG names it; `docker compose up -d kafka` starts one)"
+    )
 
 
 @contextlib.contextmanager
@@ -202,8 +213,9 @@ class KafkaEventLog(EventLog):
     def _admin_client(self) -> KafkaAdminClient:
         if self._admin is None:
             try:
-                self._admin = KafkaAdminClient(**self.config.for_client(
-                    KafkaAdminClient, client_id="mlineage-admin"))
+                self._admin = KafkaAdminClient(
+                    **self.config.for_client(KafkaAdminClient, client_id="mlineage-admin")
+                )
             except kerrors.KafkaError as exc:
                 raise _unreachable(self.config, exc) from exc
         return self._admin
@@ -226,8 +238,7 @@ class KafkaEventLog(EventLog):
             existing = set(admin.list_topics())
             missing = {k: v for k, v in specs.items() if k not in existing}
             if missing:
-                result = admin.create_topics(missing, raise_errors=False,
-                                             wait_for_metadata=True)
+                result = admin.create_topics(missing, raise_errors=False, wait_for_metadata=True)
                 for topic in result.get("topics", []):
                     code = topic.get("error_code", 0) if isinstance(topic, dict) else 0
                     if code not in (0, kerrors.TopicAlreadyExistsError.errno):
@@ -241,8 +252,9 @@ class KafkaEventLog(EventLog):
         if self._meta is None:
             self.ensure_topics()
             # partitions added to a topic show within seconds, not kafka-python's 5 minutes
-            self._meta = self._new_consumer(group_id=None, client_id="mlineage-meta",
-                                            metadata_max_age_ms=5_000)
+            self._meta = self._new_consumer(
+                group_id=None, client_id="mlineage-meta", metadata_max_age_ms=5_000
+            )
         return self._meta
 
     def _new_consumer(self, **fixed: Any) -> KafkaConsumer:
@@ -326,8 +338,9 @@ class KafkaEventLog(EventLog):
             self.ensure_topics({r.topic for r in records} | set(TOPICS))
             self._transactions().run(records, visible=True)
 
-    def transact(self, group: str, consumed: Mapping[tuple[str, int], int],
-                 produce: Sequence[OutRecord]) -> None:
+    def transact(
+        self, group: str, consumed: Mapping[tuple[str, int], int], produce: Sequence[OutRecord]
+    ) -> None:
         check_records(produce)
         with self._lock:
             self.ensure_topics({r.topic for r in produce} | set(TOPICS))
@@ -399,25 +412,37 @@ class KafkaEventLog(EventLog):
                     # the group coordinator is loading (or __consumer_offsets is being
                     # created on first use): ask again shortly
                     if time.monotonic() > deadline:
-                        raise EventLogError(f"the group coordinator for {group} did not "
-                                            f"answer: {exc}") from exc
+                        raise EventLogError(
+                            f"the group coordinator for {group} did not answer: {exc}"
+                        ) from exc
                 except kerrors.KafkaError as exc:
-                    raise EventLogError(f"could not read the positions of group {group}: "
-                                        f"{exc}") from exc
+                    raise EventLogError(
+                        f"could not read the positions of group {group}: {exc}"
+                    ) from exc
             time.sleep(0.2)
         physical = self.config.name(topic)
-        return {tp.partition: int(om.offset) for tp, om in offsets.items()
-                if tp.topic == physical and om.offset >= 0}
+        return {
+            tp.partition: int(om.offset)
+            for tp, om in offsets.items()
+            if tp.topic == physical and om.offset >= 0
+        }
 
-    def consumer(self, topics: Sequence[str], *, group: str | None = None,
-                 positions: StartPositions | None = None, instance: str | None = None,
-                 max_poll_records: int = 5000) -> Consumer:
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group: str | None = None,
+        positions: StartPositions | None = None,
+        instance: str | None = None,
+        max_poll_records: int = 5000,
+    ) -> Consumer:
         if (group is None) == (positions is None):
             raise ValueError("a consumer needs exactly one of group= and positions=")
         self.ensure_topics()
         if group is not None:
-            return KafkaGroupConsumer(self, topics, group, instance or _default_instance(),
-                                      max_poll_records)
+            return KafkaGroupConsumer(
+                self, topics, group, instance or _default_instance(), max_poll_records
+            )
         if positions is None:  # pragma: no cover - excluded above
             raise ValueError("positions= is required without group=")
         return KafkaAssignedConsumer(self, topics, positions, max_poll_records)
@@ -455,11 +480,18 @@ def _default_instance() -> str:
     return os.environ.get("MLINEAGE_INSTANCE_ID") or os.uname().nodename
 
 
-_RETRIABLE_COORDINATOR = (kerrors.CoordinatorNotAvailableError,
-                          kerrors.CoordinatorLoadInProgressError, kerrors.NotCoordinatorError)
-_REBALANCED = (kerrors.CommitFailedError, kerrors.IllegalGenerationError,
-               kerrors.UnknownMemberIdError, kerrors.RebalanceInProgressError,
-               kerrors.FencedInstanceIdError)
+_RETRIABLE_COORDINATOR = (
+    kerrors.CoordinatorNotAvailableError,
+    kerrors.CoordinatorLoadInProgressError,
+    kerrors.NotCoordinatorError,
+)
+_REBALANCED = (
+    kerrors.CommitFailedError,
+    kerrors.IllegalGenerationError,
+    kerrors.UnknownMemberIdError,
+    kerrors.RebalanceInProgressError,
+    kerrors.FencedInstanceIdError,
+)
 _FENCED = (kerrors.ProducerFencedError, kerrors.InvalidProducerEpochError)
 
 
@@ -487,8 +519,9 @@ class Transactions:
 
     TIMEOUT_S = 20.0
 
-    def __init__(self, owner: KafkaEventLog, transactional_id: str | None = None, *,
-                 eager: bool = False) -> None:
+    def __init__(
+        self, owner: KafkaEventLog, transactional_id: str | None = None, *, eager: bool = False
+    ) -> None:
         self.owner = owner
         self.transactional_id = transactional_id or f"mlineage-producer-{uuid.uuid4()}"
         self.producer: KafkaProducer | None = None
@@ -521,9 +554,14 @@ class Transactions:
         if failure:
             raise failure[0]
 
-    def run(self, produce: Iterable[OutRecord],
-            consumed: Mapping[tuple[str, int], int] | None = None, group: Any = None, *,
-            visible: bool = False) -> None:
+    def run(
+        self,
+        produce: Iterable[OutRecord],
+        consumed: Mapping[tuple[str, int], int] | None = None,
+        group: Any = None,
+        *,
+        visible: bool = False,
+    ) -> None:
         """Send ``produce`` and commit ``consumed`` for ``group`` (a group id, or a
         consumer's group metadata for fencing) in one transaction. Raises
         :class:`RebalancedError` when the group fenced the commit and :class:`EventLogError`
@@ -537,13 +575,20 @@ class Transactions:
         producer = self._producer()
         try:
             producer.begin_transaction()
-            futures = [producer.send(config.name(r.topic), value=r.value, key=r.key,
-                                     headers=list(r.headers) or None) for r in produce]
+            futures = [
+                producer.send(
+                    config.name(r.topic), value=r.value, key=r.key, headers=list(r.headers) or None
+                )
+                for r in produce
+            ]
             if consumed:
-                offsets = {KafkaPartition(config.name(t), p): OffsetAndMetadata(o, "", -1)
-                           for (t, p), o in consumed.items()}
-                self._bounded(lambda: producer.send_offsets_to_transaction(offsets, group),
-                              "send-offsets")
+                offsets = {
+                    KafkaPartition(config.name(t), p): OffsetAndMetadata(o, "", -1)
+                    for (t, p), o in consumed.items()
+                }
+                self._bounded(
+                    lambda: producer.send_offsets_to_transaction(offsets, group), "send-offsets"
+                )
             failpoints.hit("kafka.before_commit")
             self._bounded(producer.commit_transaction, "commit")
         except _FENCED as exc:
@@ -551,17 +596,20 @@ class Transactions:
             raise FencedError(
                 f"this producer was fenced by a newer one with the same transactional id "
                 f"({self.transactional_id}): is a second instance running with the same "
-                f"MLINEAGE_INSTANCE_ID? ({exc})") from exc
+                f"MLINEAGE_INSTANCE_ID? ({exc})"
+            ) from exc
         except _StuckError as exc:
             self._discard()
-            raise InDoubtError(f"Kafka transaction in doubt: {exc}; the next transaction "
-                               "fences this producer") from exc
+            raise InDoubtError(
+                f"Kafka transaction in doubt: {exc}; the next transaction fences this producer"
+            ) from exc
         except Exception as exc:
             self._abort_or_discard()
             if _caused_by_rebalance(exc):
                 raise RebalancedError(f"the consumer group rebalanced: {exc}") from exc
-            raise EventLogError(f"Kafka transaction failed (nothing was committed): {exc!r}"
-                                ) from exc
+            raise EventLogError(
+                f"Kafka transaction failed (nothing was committed): {exc!r}"
+            ) from exc
         if visible and futures:
             # committed: from here on nothing may raise, or a caller would retry (and so
             # duplicate) a batch that is already in the log
@@ -612,8 +660,12 @@ def _close_quietly(producer: KafkaProducer, timeout: float = 5) -> None:
         log.debug("closing a producer: %r", exc)
 
 
-def _positions_after(consumer: KafkaConsumer, config: KafkaConfig, records: Sequence[Record],
-                     reported: dict[KafkaPartition, int]) -> dict[TopicPartition, int]:
+def _positions_after(
+    consumer: KafkaConsumer,
+    config: KafkaConfig,
+    records: Sequence[Record],
+    reported: dict[KafkaPartition, int],
+) -> dict[TopicPartition, int]:
     """The consumer's positions in the partitions of ``records`` (the last poll's): they lie
     past the last record returned and past the commit markers that follow it. Remembered
     in ``reported``."""
@@ -627,8 +679,12 @@ def _positions_after(consumer: KafkaConsumer, config: KafkaConfig, records: Sequ
     return out
 
 
-def _advanced(consumer: KafkaConsumer, config: KafkaConfig, reported: dict[KafkaPartition, int],
-              baseline: Callable[[KafkaPartition], int]) -> dict[TopicPartition, int]:
+def _advanced(
+    consumer: KafkaConsumer,
+    config: KafkaConfig,
+    reported: dict[KafkaPartition, int],
+    baseline: Callable[[KafkaPartition], int],
+) -> dict[TopicPartition, int]:
     out: dict[TopicPartition, int] = {}
     for tp in consumer.assignment():
         if tp not in reported:
@@ -644,8 +700,14 @@ class KafkaGroupConsumer(Consumer):
     """A member of a consumer group whose commits go through its own transactional
     producer (``<group>-<instance>``), with the group's metadata for fencing."""
 
-    def __init__(self, owner: KafkaEventLog, topics: Sequence[str], group: str,
-                 instance: str, max_poll_records: int) -> None:
+    def __init__(
+        self,
+        owner: KafkaEventLog,
+        topics: Sequence[str],
+        group: str,
+        instance: str,
+        max_poll_records: int,
+    ) -> None:
         self.owner = owner
         self.config = owner.config
         self.group = group
@@ -681,12 +743,12 @@ class KafkaGroupConsumer(Consumer):
     def advanced(self) -> dict[TopicPartition, int]:
         def committed(tp: KafkaPartition) -> int:
             return int(self._consumer.committed(tp) or 0)
+
         with _answering(self.config):
             return _advanced(self._consumer, self.config, self._reported, committed)
 
     def assignment(self) -> set[TopicPartition]:
-        return {(self.config.logical(tp.topic), tp.partition)
-                for tp in self._consumer.assignment()}
+        return {(self.config.logical(tp.topic), tp.partition) for tp in self._consumer.assignment()}
 
     def _ends(self) -> dict[KafkaPartition, int]:
         tps = list(self._consumer.assignment())
@@ -744,14 +806,20 @@ class KafkaAssignedConsumer(Consumer):
 
     REFRESH_S = 5.0
 
-    def __init__(self, owner: KafkaEventLog, topics: Sequence[str], positions: StartPositions,
-                 max_poll_records: int) -> None:
+    def __init__(
+        self,
+        owner: KafkaEventLog,
+        topics: Sequence[str],
+        positions: StartPositions,
+        max_poll_records: int,
+    ) -> None:
         self.owner = owner
         self.config = owner.config
         self.topics = tuple(topics)
         self._start = positions
         self._consumer = owner._new_consumer(
-            group_id=None, client_id="mlineage-projector", max_poll_records=max_poll_records)
+            group_id=None, client_id="mlineage-projector", max_poll_records=max_poll_records
+        )
         self._assigned: set[KafkaPartition] = set()
         self._refreshed = 0.0
         self._reported: dict[KafkaPartition, int] = {}
@@ -761,8 +829,11 @@ class KafkaAssignedConsumer(Consumer):
             return
         self._refreshed = time.monotonic()
         with _answering(self.config):
-            wanted = {KafkaPartition(self.config.name(t), p) for t in self.topics
-                      for p in self.owner.partitions(t)}
+            wanted = {
+                KafkaPartition(self.config.name(t), p)
+                for t in self.topics
+                for p in self.owner.partitions(t)
+            }
             if wanted - self._assigned or force:
                 self._consumer.assign(sorted(wanted))
                 self._assigned = wanted

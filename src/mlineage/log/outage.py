@@ -11,13 +11,14 @@ from collections.abc import Callable
 from mlineage.errors import EventLogError
 
 log = logging.getLogger("mlineage.outage")
+
+
 class Outage:
     """A long-running service's view of a dependency that stopped answering: warns once
     when it starts (and what happens meanwhile), waits with a growing back-off between
     tries, and says when it answers again."""
 
-    def __init__(self, what: str, *, first_wait: float = 0.5, longest_wait: float = 5.0
-                 ) -> None:
+    def __init__(self, what: str, *, first_wait: float = 0.5, longest_wait: float = 5.0) -> None:
         self.what = what
         self.first_wait = first_wait
         self.longest_wait = longest_wait
@@ -28,8 +29,12 @@ class Outage:
         """Note a failure: a warning when it starts an outage."""
         if self.since is None:
             self.since = time.monotonic()
-            log.warning("%s is not answering (%s); retrying until it does: nothing is lost "
-                        "and nothing is applied twice", self.what, exc)
+            log.warning(
+                "%s is not answering (%s); retrying until it does: nothing is lost "
+                "and nothing is applied twice",
+                self.what,
+                exc,
+            )
         else:
             log.debug("%s still not answering: %s", self.what, exc)
 
@@ -42,8 +47,9 @@ class Outage:
         while not stop() and time.monotonic() < end:
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
-    def recover(self, exc: BaseException, step: Callable[[], None],
-                stop: Callable[[], bool]) -> bool:
+    def recover(
+        self, exc: BaseException, step: Callable[[], None], stop: Callable[[], bool]
+    ) -> bool:
         """After ``exc``: wait, then try ``step`` (the caller's way back to what the log has
         committed) until it succeeds; False when ``stop()`` ended the wait first. Raises
         what ``step`` raises unless it is a transient :class:`EventLogError`."""
@@ -64,7 +70,11 @@ class Outage:
         """The dependency answered: report the end of an outage, if one was under way."""
         if self.since is not None:
             so_far = "" if done is None else f" ({done} events so far)"
-            log.warning("%s answers again after %.0f s; resumed%s",
-                        self.what, time.monotonic() - self.since, so_far)
+            log.warning(
+                "%s answers again after %.0f s; resumed%s",
+                self.what,
+                time.monotonic() - self.since,
+                so_far,
+            )
             self.since = None
             self.tries = 0

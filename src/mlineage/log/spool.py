@@ -66,15 +66,17 @@ class SpoolFile:
     def __init__(self, path: Path, lock: IO[str], target: str | None = None) -> None:
         self.path = path
         self._lock = lock
-        self._conn = sqlite3.connect(path, timeout=60, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            path, timeout=60, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         # batch: one append (one publish_many), forwarded in one Kafka transaction
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
             "batch INTEGER NOT NULL, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, "
-            "headers TEXT)")
+            "headers TEXT)"
+        )
         self._conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
         if target is not None:
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('target', ?)", (target,))
@@ -116,15 +118,19 @@ class SpoolFile:
         with self._mutex:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                batch = int(self._conn.execute(
-                    "SELECT coalesce(max(batch), 0) + 1 FROM spool").fetchone()[0])
+                batch = int(
+                    self._conn.execute("SELECT coalesce(max(batch), 0) + 1 FROM spool").fetchone()[
+                        0
+                    ]
+                )
                 rows = [(batch, r.topic, r.key, r.value, _headers_json(r)) for r in records]
                 for start in range(0, len(rows), 200):
-                    chunk = rows[start:start + 200]
+                    chunk = rows[start : start + 200]
                     self._conn.execute(
                         "INSERT INTO spool (batch, topic, key, value, headers) VALUES "
                         + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
-                        [v for row in chunk for v in row])
+                        [v for row in chunk for v in row],
+                    )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -139,11 +145,12 @@ class SpoolFile:
             if first is None:
                 return 0, []
             last_batch = self._conn.execute(
-                "SELECT max(batch) FROM (SELECT batch FROM spool ORDER BY seq LIMIT ?)",
-                (n,)).fetchone()[0]
+                "SELECT max(batch) FROM (SELECT batch FROM spool ORDER BY seq LIMIT ?)", (n,)
+            ).fetchone()[0]
             rows = self._conn.execute(
-                "SELECT seq, topic, key, value, headers FROM spool WHERE batch <= ? "
-                "ORDER BY seq", (last_batch - 1 if last_batch > first else first,)).fetchall()
+                "SELECT seq, topic, key, value, headers FROM spool WHERE batch <= ? ORDER BY seq",
+                (last_batch - 1 if last_batch > first else first,),
+            ).fetchall()
         return rows[-1][0], [OutRecord(t, k, v, _headers(h)) for _, t, k, v, h in rows]
 
     def drop_through(self, seq: int) -> None:
@@ -215,9 +222,15 @@ class SpooledLog(EventLog):
     dense_offsets: ClassVar[bool] = False  # whatever the target's are: assume the weaker
     _live: ClassVar[weakref.WeakSet[SpooledLog]] = weakref.WeakSet()
 
-    def __init__(self, open_target: Callable[[], EventLog], directory: Path, *,
-                 describe: str = "the event log", target_url: str | None = None,
-                 reachable: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        open_target: Callable[[], EventLog],
+        directory: Path,
+        *,
+        describe: str = "the event log",
+        target_url: str | None = None,
+        reachable: Callable[[], bool] | None = None,
+    ) -> None:
         self._open_target = open_target
         # a cheap check before each attempt: opening clients against a log that is down can
         # cost half a minute and leak their threads (kafka-python's), attempt after attempt
@@ -228,8 +241,8 @@ class SpooledLog(EventLog):
         self._target: EventLog | None = None
         self._spool: SpoolFile | None = None
         self._thread: threading.Thread | None = None
-        self._wake = threading.Event()   # new records to forward
-        self._stop = threading.Event()   # close(): the forwarder ends
+        self._wake = threading.Event()  # new records to forward
+        self._stop = threading.Event()  # close(): the forwarder ends
         self._failing_since: float | None = None
         self._forwarded = 0
         self._pid = os.getpid()
@@ -243,8 +256,9 @@ class SpooledLog(EventLog):
         if self._spool is None:
             self._spool = SpoolFile.create(self.directory, self.target_url)
         if self._thread is None:
-            self._thread = threading.Thread(target=self._forward_loop, daemon=True,
-                                            name="mlineage-spool-forwarder")
+            self._thread = threading.Thread(
+                target=self._forward_loop, daemon=True, name="mlineage-spool-forwarder"
+            )
             self._thread.start()
         return self._spool
 
@@ -276,7 +290,8 @@ class SpooledLog(EventLog):
             if size > MAX_RECORD_BYTES:
                 raise EventLogError(
                     f"a record for {r.topic} is {size:,} bytes; Kafka takes at most "
-                    f"{MAX_RECORD_BYTES:,} (message.max.bytes): make the event smaller")
+                    f"{MAX_RECORD_BYTES:,} (message.max.bytes): make the event smaller"
+                )
         self._own().add(records)
         self._wake.set()
 
@@ -314,8 +329,9 @@ class SpooledLog(EventLog):
                 continue
             backoff = 0.2
             if self._failing_since is not None:
-                log.warning("mlineage: %s answers again; forwarded the spooled events",
-                            self.describe)
+                log.warning(
+                    "mlineage: %s answers again; forwarded the spooled events", self.describe
+                )
                 self._failing_since = None
             if not moved:
                 self._wake.wait(1.0)
@@ -348,8 +364,9 @@ class SpooledLog(EventLog):
             try:
                 n = self._forward(orphan)
                 if n:
-                    log.warning("mlineage: forwarded %d events left in %s by an earlier "
-                                "process", n, path)
+                    log.warning(
+                        "mlineage: forwarded %d events left in %s by an earlier process", n, path
+                    )
                 moved += n
             finally:
                 orphan.close(remove_if_empty=True)
@@ -362,7 +379,10 @@ class SpooledLog(EventLog):
             log.warning(
                 "mlineage: %s is not answering (%s); events are kept in %s and will be "
                 "forwarded, in order, when it answers. Nothing is lost.",
-                self.describe, exc, path)
+                self.describe,
+                exc,
+                path,
+            )
             self._drop_target()
 
     def _drop_target(self) -> None:
@@ -381,9 +401,14 @@ class SpooledLog(EventLog):
             self._after_fork()
             return
         if self._spool is not None and not self.flush(timeout):
-            log.warning("mlineage: %d events could not reach %s within %.0f s; they stay in "
-                        "%s and the next mlineage process forwards them",
-                        self.pending(), self.describe, timeout, self._spool.path)
+            log.warning(
+                "mlineage: %d events could not reach %s within %.0f s; they stay in "
+                "%s and the next mlineage process forwards them",
+                self.pending(),
+                self.describe,
+                timeout,
+                self._spool.path,
+            )
         self._stop.set()
         self._wake.set()
         stuck = False
@@ -415,8 +440,9 @@ class SpooledLog(EventLog):
     def committed(self, group: str, topic: str) -> dict[int, int]:
         return self.target().committed(group, topic)
 
-    def transact(self, group: str, consumed: Mapping[tuple[str, int], int],
-                 produce: Sequence[OutRecord]) -> None:
+    def transact(
+        self, group: str, consumed: Mapping[tuple[str, int], int], produce: Sequence[OutRecord]
+    ) -> None:
         self.target().transact(group, consumed, produce)
 
 
@@ -429,6 +455,7 @@ def _flush_at_exit() -> None:
 
 def tcp_reachable(addresses: Sequence[str], timeout: float = 2.0) -> Callable[[], bool]:
     """A check that one of ``host:port`` accepts a TCP connection."""
+
     def check() -> bool:
         for address in addresses:
             host, _, port = address.rpartition(":")
@@ -438,4 +465,5 @@ def tcp_reachable(addresses: Sequence[str], timeout: float = 2.0) -> Callable[[]
             except (OSError, ValueError):
                 continue
         return False
+
     return check

@@ -106,7 +106,9 @@ class SqliteEventLog(EventLog):
                 # check_same_thread=False only so the fork hook can close it from the
                 # forking thread; each thread still uses its own connection
                 conn = sqlite3.connect(
-                    self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                    self.path,
+                    timeout=_BUSY_TIMEOUT_S,
+                    isolation_level=None,
                     check_same_thread=False,
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -154,9 +156,12 @@ class SqliteEventLog(EventLog):
             table = self._ensure_topic(conn, topic)
             (base,) = conn.execute(f'SELECT coalesce(max(offset) + 1, 0) FROM "{table}"').fetchone()
             _insert_rows(
-                conn, f'INSERT INTO "{table}" (offset, key, value, headers, timestamp_ms)',
-                [(base + i, r.key, r.value, _encode_headers(r.headers), now)
-                 for i, r in enumerate(recs)],
+                conn,
+                f'INSERT INTO "{table}" (offset, key, value, headers, timestamp_ms)',
+                [
+                    (base + i, r.key, r.value, _encode_headers(r.headers), now)
+                    for i, r in enumerate(recs)
+                ],
             )
 
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
@@ -164,11 +169,15 @@ class SqliteEventLog(EventLog):
             return []
         table = _table(topic)
         try:
-            rows = self._conn().execute(
-                f'SELECT offset, key, value, headers, timestamp_ms FROM "{table}" '
-                "WHERE offset >= ? ORDER BY offset LIMIT ?",
-                (offset, max_records),
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f'SELECT offset, key, value, headers, timestamp_ms FROM "{table}" '
+                    "WHERE offset >= ? ORDER BY offset LIMIT ?",
+                    (offset, max_records),
+                )
+                .fetchall()
+            )
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return []
@@ -183,18 +192,25 @@ class SqliteEventLog(EventLog):
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         try:
-            (end,) = self._conn().execute(
-                f'SELECT coalesce(max(offset) + 1, 0) FROM "{_table(topic)}"'
-            ).fetchone()
+            (end,) = (
+                self._conn()
+                .execute(f'SELECT coalesce(max(offset) + 1, 0) FROM "{_table(topic)}"')
+                .fetchone()
+            )
         except sqlite3.OperationalError:
             end = 0
         return {0: int(end)}
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
-        rows = self._conn().execute(
-            "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?",
-            (group, topic),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT partition, next_offset FROM consumer_offsets "
+                "WHERE group_id = ? AND topic = ?",
+                (group, topic),
+            )
+            .fetchall()
+        )
         return {int(p): int(o) for p, o in rows}
 
     def transact(
@@ -207,7 +223,8 @@ class SqliteEventLog(EventLog):
         with self._write() as conn:
             self._append(conn, produce)
             _insert_rows(
-                conn, "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)",
+                conn,
+                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)",
                 [(group, t, p, o) for (t, p), o in consumed.items()],
                 suffix=" ON CONFLICT (group_id, topic, partition) "
                 "DO UPDATE SET next_offset = excluded.next_offset",
@@ -224,15 +241,16 @@ class SqliteEventLog(EventLog):
 _ROWS_PER_STATEMENT = 500  # x 5 columns stays far below SQLite's 32,766 bound parameters
 
 
-def _insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[object, ...]],
-                 suffix: str = "") -> None:
+def _insert_rows(
+    conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[object, ...]], suffix: str = ""
+) -> None:
     """Bulk insert as multi-row ``VALUES`` statements, a chunk of rows per statement."""
     if not rows:
         return
     width = len(rows[0])
     one = "(" + ", ".join("?" * width) + ")"
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
         params = [value for row in chunk for value in row]
         conn.execute(f"{insert} VALUES {', '.join([one] * len(chunk))}{suffix}", params)
 

@@ -32,16 +32,31 @@ from mlineage.events.models import (
 )
 from mlineage.log.base import Record
 
-MAP_FIELDS = frozenset({"properties", "parameters", "metrics", "input_artifacts",
-                        "output_artifacts", "tags"})
+MAP_FIELDS = frozenset(
+    {"properties", "parameters", "metrics", "input_artifacts", "output_artifacts", "tags"}
+)
 REMOVE_FIELDS = {"properties_to_remove": "properties", "parameters_to_remove": "parameters"}
 SKIP_FIELDS = frozenset({"kind", "artifact_arn"})
 _TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
 # Columns of each batch, in order (the store turns them into Arrow tables).
-EVENT_COLUMNS = ("event_id", "event_type", "schema_version", "occurred_at", "account_id",
-                 "region", "producer", "caused_by", "entity_kind", "entity_key", "version",
-                 "topic", "partition", "offset", "body")
+EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "account_id",
+    "region",
+    "producer",
+    "caused_by",
+    "entity_kind",
+    "entity_key",
+    "version",
+    "topic",
+    "partition",
+    "offset",
+    "body",
+)
 MARK_COLUMNS = ("event_id", "entity_key", "kind", "account_id", "region", "op", "version")
 FACT_COLUMNS = ("event_id", "entity_key", "field", "item", "value", "removed", "version")
 DEAD_COLUMNS = ("topic", "partition", "offset", "key", "value", "error")
@@ -69,8 +84,16 @@ class Changes:
     facts: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in FACT_COLUMNS})
     dead: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in DEAD_COLUMNS})
 
-    def fact(self, event_id: str, key: str, name: str, item: str, value: str | None,
-             removed: bool, version: str) -> None:
+    def fact(
+        self,
+        event_id: str,
+        key: str,
+        name: str,
+        item: str,
+        value: str | None,
+        removed: bool,
+        version: str,
+    ) -> None:
         f = self.facts
         f["event_id"].append(event_id)
         f["entity_key"].append(key)
@@ -80,8 +103,9 @@ class Changes:
         f["removed"].append(removed)
         f["version"].append(version)
 
-    def mark(self, event_id: str, key: str, kind: str, event: AnyEvent, op: str,
-             version: str) -> None:
+    def mark(
+        self, event_id: str, key: str, kind: str, event: AnyEvent, op: str, version: str
+    ) -> None:
         m = self.marks
         m["event_id"].append(event_id)
         m["entity_key"].append(key)
@@ -121,8 +145,9 @@ def entity_key(entity: Any, account: str, region: str) -> str:
     return arns.named_arn(kind, region, account, getattr(entity, f"{kind}_name"))
 
 
-def _entity_facts(changes: Changes, event_id: str, key: str, entity: BaseModel,
-                  version: str) -> None:
+def _entity_facts(
+    changes: Changes, event_id: str, key: str, entity: BaseModel, version: str
+) -> None:
     for name in entity.model_fields_set:
         if name in SKIP_FIELDS:
             continue
@@ -137,14 +162,16 @@ def _entity_facts(changes: Changes, event_id: str, key: str, entity: BaseModel,
                 changes.fact(event_id, key, "tags", tag.key, _dumps(tag.value), False, version)
         elif name in MAP_FIELDS:
             for item, item_value in value.items():
-                changes.fact(event_id, key, name, item, _dumps(_jsonable(item_value)), False,
-                             version)
+                changes.fact(
+                    event_id, key, name, item, _dumps(_jsonable(item_value)), False, version
+                )
         else:
             changes.fact(event_id, key, name, "", _dumps(_jsonable(value)), False, version)
 
 
-def _job_facts(changes: Changes, event_id: str, event: JobCreated | JobStatusChanged,
-               version: str) -> str:
+def _job_facts(
+    changes: Changes, event_id: str, event: JobCreated | JobStatusChanged, version: str
+) -> str:
     p = event.payload
     name = p.job_name or arns.job_name_from_arn(p.job_arn or "")
     key = p.job_arn or arns.job_arn(event.region, event.account_id, p.job_type, name)
@@ -153,8 +180,15 @@ def _job_facts(changes: Changes, event_id: str, event: JobCreated | JobStatusCha
     if isinstance(event, JobCreated):
         c = event.payload
         scalars["status"] = "InProgress"
-        for fname in ("image_uri", "model_data_uri", "checkpoint_uri", "instance_type",
-                      "instance_count", "experiment_config", "metadata"):
+        for fname in (
+            "image_uri",
+            "model_data_uri",
+            "checkpoint_uri",
+            "instance_type",
+            "instance_count",
+            "experiment_config",
+            "metadata",
+        ):
             if getattr(c, fname) is not None:
                 scalars[fname] = _jsonable(getattr(c, fname))
         scalars["inputs"] = _jsonable(c.inputs)
@@ -180,8 +214,10 @@ def _job_facts(changes: Changes, event_id: str, event: JobCreated | JobStatusCha
     return key
 
 
-def project(decoded: Iterable[tuple[Record, AnyEvent | Rejected]],
-            allowed: dict[str, frozenset[str]] | None = None) -> Changes:
+def project(
+    decoded: Iterable[tuple[Record, AnyEvent | Rejected]],
+    allowed: dict[str, frozenset[str]] | None = None,
+) -> Changes:
     """Turn decoded records into column batches. ``allowed`` maps a topic to the event types
     that belong on it; any other event there is dead-lettered."""
     changes = Changes()
@@ -192,7 +228,8 @@ def project(decoded: Iterable[tuple[Record, AnyEvent | Rejected]],
             continue
         if allowed is not None and event.event_type not in allowed.get(record.topic, frozenset()):
             changes.dead_letter(
-                record, f"{event.event_type}: does not belong on topic {record.topic}")
+                record, f"{event.event_type}: does not belong on topic {record.topic}"
+            )
             continue
         event_id = str(event.event_id)
         occurred = canonical_time(event.occurred_at)

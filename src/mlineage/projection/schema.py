@@ -34,85 +34,138 @@ def _c(name: str, sql_type: str = "VARCHAR", field: str | None = None, path: str
 
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec("artifact", "artifacts", ("arn",), (
-        _c("artifact_name"),
-        _c("source_uri", field="source", path="$.source_uri"),
-        _c("source_types", "JSON", "source", "$.source_types"),
-        _c("artifact_type"),
-        _c("metadata", "JSON"),
-    ), ("properties", "tags")),
-    TableSpec("action", "actions", ("arn",), (
-        _c("action_name"),
-        _c("source_uri", field="source", path="$.source_uri"),
-        _c("source_type", field="source", path="$.source_type"),
-        _c("source_id", field="source", path="$.source_id"),
-        _c("action_type"),
-        _c("description"),
-        _c("status"),
-        _c("metadata", "JSON"),
-    ), ("properties", "tags")),
-    TableSpec("context", "contexts", ("arn",), (
-        _c("context_name"),
-        _c("source_uri", field="source", path="$.source_uri"),
-        _c("source_type", field="source", path="$.source_type"),
-        _c("source_id", field="source", path="$.source_id"),
-        _c("context_type"),
-        _c("description"),
-    ), ("properties", "tags")),
-    TableSpec("experiment", "experiments", ("arn",), (
-        _c("experiment_name"),
-        _c("display_name"),
-        _c("description"),
-    ), ("tags",)),
-    TableSpec("trial", "trials", ("arn",), (
-        _c("trial_name"),
-        _c("experiment_name"),
-        _c("display_name"),
-        _c("metadata", "JSON"),
-    ), ("tags",)),
-    TableSpec("trial_component", "trial_components", ("arn",), (
-        _c("trial_component_name"),
-        _c("display_name"),
-        _c("status", field="status", path="$.primary_status"),
-        _c("status_message", field="status", path="$.message"),
-        _c("start_time", "TIMESTAMPTZ"),
-        _c("end_time", "TIMESTAMPTZ"),
-        _c("source_arn", field="source", path="$.source_arn"),
-        _c("source_type", field="source", path="$.source_type"),
-        _c("metadata", "JSON"),
-    ), ("parameters", "input_artifacts", "output_artifacts", "metrics", "tags")),
-    TableSpec("association", "associations", ("source_arn", "destination_arn"), (
-        _c("association_type"),
-    ), ()),
-    TableSpec("trial_component_trial", "trial_component_trials",
-              ("trial_component_arn", "trial_arn"), (
-        _c("trial_component_name"),
-        _c("trial_name"),
-    ), ()),
+    TableSpec(
+        "artifact",
+        "artifacts",
+        ("arn",),
+        (
+            _c("artifact_name"),
+            _c("source_uri", field="source", path="$.source_uri"),
+            _c("source_types", "JSON", "source", "$.source_types"),
+            _c("artifact_type"),
+            _c("metadata", "JSON"),
+        ),
+        ("properties", "tags"),
+    ),
+    TableSpec(
+        "action",
+        "actions",
+        ("arn",),
+        (
+            _c("action_name"),
+            _c("source_uri", field="source", path="$.source_uri"),
+            _c("source_type", field="source", path="$.source_type"),
+            _c("source_id", field="source", path="$.source_id"),
+            _c("action_type"),
+            _c("description"),
+            _c("status"),
+            _c("metadata", "JSON"),
+        ),
+        ("properties", "tags"),
+    ),
+    TableSpec(
+        "context",
+        "contexts",
+        ("arn",),
+        (
+            _c("context_name"),
+            _c("source_uri", field="source", path="$.source_uri"),
+            _c("source_type", field="source", path="$.source_type"),
+            _c("source_id", field="source", path="$.source_id"),
+            _c("context_type"),
+            _c("description"),
+        ),
+        ("properties", "tags"),
+    ),
+    TableSpec(
+        "experiment",
+        "experiments",
+        ("arn",),
+        (
+            _c("experiment_name"),
+            _c("display_name"),
+            _c("description"),
+        ),
+        ("tags",),
+    ),
+    TableSpec(
+        "trial",
+        "trials",
+        ("arn",),
+        (
+            _c("trial_name"),
+            _c("experiment_name"),
+            _c("display_name"),
+            _c("metadata", "JSON"),
+        ),
+        ("tags",),
+    ),
+    TableSpec(
+        "trial_component",
+        "trial_components",
+        ("arn",),
+        (
+            _c("trial_component_name"),
+            _c("display_name"),
+            _c("status", field="status", path="$.primary_status"),
+            _c("status_message", field="status", path="$.message"),
+            _c("start_time", "TIMESTAMPTZ"),
+            _c("end_time", "TIMESTAMPTZ"),
+            _c("source_arn", field="source", path="$.source_arn"),
+            _c("source_type", field="source", path="$.source_type"),
+            _c("metadata", "JSON"),
+        ),
+        ("parameters", "input_artifacts", "output_artifacts", "metrics", "tags"),
+    ),
+    TableSpec(
+        "association",
+        "associations",
+        ("source_arn", "destination_arn"),
+        (_c("association_type"),),
+        (),
+    ),
+    TableSpec(
+        "trial_component_trial",
+        "trial_component_trials",
+        ("trial_component_arn", "trial_arn"),
+        (
+            _c("trial_component_name"),
+            _c("trial_name"),
+        ),
+        (),
+    ),
     TableSpec("lineage_share", "lineage_shares", ("owner_account", "grantee_account"), (), ()),
-    TableSpec("job", "jobs", ("job_arn",), (
-        _c("job_type"),
-        _c("job_name"),
-        _c("status"),
-        _c("image_uri"),
-        _c("instance_type"),
-        _c("instance_count", "BIGINT"),
-        _c("model_data_uri"),
-        _c("checkpoint_uri"),
-        _c("inputs", "JSON"),
-        _c("outputs", "JSON"),
-        _c("final_outputs", "JSON"),
-        _c("failure_reason"),
-        _c("end_time", "TIMESTAMPTZ"),
-        _c("experiment_config", "JSON"),
-        _c("metadata", "JSON"),
-    ), ("parameters", "metrics", "tags")),
+    TableSpec(
+        "job",
+        "jobs",
+        ("job_arn",),
+        (
+            _c("job_type"),
+            _c("job_name"),
+            _c("status"),
+            _c("image_uri"),
+            _c("instance_type"),
+            _c("instance_count", "BIGINT"),
+            _c("model_data_uri"),
+            _c("checkpoint_uri"),
+            _c("inputs", "JSON"),
+            _c("outputs", "JSON"),
+            _c("final_outputs", "JSON"),
+            _c("failure_reason"),
+            _c("end_time", "TIMESTAMPTZ"),
+            _c("experiment_config", "JSON"),
+            _c("metadata", "JSON"),
+        ),
+        ("parameters", "metrics", "tags"),
+    ),
 )
 TABLE_BY_KIND = {spec.kind: spec for spec in TABLES}
 VERTEX_KINDS = ("artifact", "action", "context", "experiment", "trial_component")
 
-_STATE_COLUMNS = ("account_id VARCHAR NOT NULL, region VARCHAR NOT NULL, live BOOLEAN NOT NULL, "
-                  "created_at TIMESTAMPTZ, modified_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ")
+_STATE_COLUMNS = (
+    "account_id VARCHAR NOT NULL, region VARCHAR NOT NULL, live BOOLEAN NOT NULL, "
+    "created_at TIMESTAMPTZ, modified_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ"
+)
 
 
 def create_statements() -> list[str]:
@@ -123,10 +176,10 @@ def create_statements() -> list[str]:
         "NULL, schema_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL, account_id "
         "VARCHAR NOT NULL, region VARCHAR NOT NULL, producer VARCHAR, caused_by VARCHAR, "
         "entity_kind VARCHAR, entity_key VARCHAR, version VARCHAR NOT NULL, topic VARCHAR NOT "
-        "NULL, partition INTEGER NOT NULL, \"offset\" BIGINT NOT NULL, body JSON NOT NULL, "
+        'NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, body JSON NOT NULL, '
         "applied_at TIMESTAMPTZ NOT NULL)",
         "CREATE TABLE IF NOT EXISTS dead_letters (consumer VARCHAR NOT NULL, topic VARCHAR NOT "
-        "NULL, partition INTEGER NOT NULL, \"offset\" BIGINT NOT NULL, key BLOB, value BLOB, "
+        'NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, key BLOB, value BLOB, '
         "error VARCHAR NOT NULL, dead_lettered_at TIMESTAMPTZ NOT NULL)",
         "CREATE TABLE IF NOT EXISTS positions (consumer VARCHAR NOT NULL, topic VARCHAR NOT NULL, "
         "partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT "
@@ -151,26 +204,29 @@ def create_statements() -> list[str]:
         cols = [f"{c} VARCHAR NOT NULL" for c in spec.key_columns]
         cols += [f"{c.name} {c.sql_type}" for c in spec.columns]
         cols += [f"{m} JSON" for m in spec.maps]
-        stmts.append(f"CREATE TABLE IF NOT EXISTS {spec.table} ({', '.join(cols)}, "
-                     f"{_STATE_COLUMNS})")
+        stmts.append(
+            f"CREATE TABLE IF NOT EXISTS {spec.table} ({', '.join(cols)}, {_STATE_COLUMNS})"
+        )
     stmts += view_statements()
     return stmts
 
 
 def view_statements() -> list[str]:
-    vertices = " UNION ALL ".join([
-        "SELECT arn, 'Artifact' AS lineage_type, artifact_type AS type, artifact_name AS name, "
-        "account_id, created_at, modified_at FROM artifacts WHERE live",
-        "SELECT arn, 'Action', action_type, action_name, account_id, created_at, modified_at "
-        "FROM actions WHERE live",
-        "SELECT arn, 'Context', context_type, context_name, account_id, created_at, modified_at "
-        "FROM contexts WHERE live",
-        "SELECT arn, 'Context', 'Experiment', experiment_name, account_id, created_at, "
-        "modified_at FROM experiments WHERE live",
-        "SELECT arn, 'TrialComponent', regexp_replace(source_type, '^SageMaker', ''), "
-        "trial_component_name, account_id, created_at, modified_at FROM trial_components "
-        "WHERE live",
-    ])
+    vertices = " UNION ALL ".join(
+        [
+            "SELECT arn, 'Artifact' AS lineage_type, artifact_type AS type, artifact_name AS name, "
+            "account_id, created_at, modified_at FROM artifacts WHERE live",
+            "SELECT arn, 'Action', action_type, action_name, account_id, created_at, modified_at "
+            "FROM actions WHERE live",
+            "SELECT arn, 'Context', context_type, context_name, account_id, created_at, "
+            "modified_at FROM contexts WHERE live",
+            "SELECT arn, 'Context', 'Experiment', experiment_name, account_id, created_at, "
+            "modified_at FROM experiments WHERE live",
+            "SELECT arn, 'TrialComponent', regexp_replace(source_type, '^SageMaker', ''), "
+            "trial_component_name, account_id, created_at, modified_at FROM trial_components "
+            "WHERE live",
+        ]
+    )
     return [
         f"CREATE OR REPLACE VIEW lineage_vertices AS {vertices}",
         "CREATE OR REPLACE VIEW lineage_edges AS SELECT source_arn, destination_arn, "
@@ -226,8 +282,9 @@ def pivot_select(spec: TableSpec, state: str) -> str:
     if len(spec.key_columns) == 1:
         keys = [f"s.entity_key AS {spec.key_columns[0]}"]
     else:
-        keys = [f"split_part(s.entity_key, ' ', {i + 1}) AS {c}"
-                for i, c in enumerate(spec.key_columns)]
+        keys = [
+            f"split_part(s.entity_key, ' ', {i + 1}) AS {c}" for i, c in enumerate(spec.key_columns)
+        ]
     cols = []
     for c in spec.columns:
         raw = f"max(f.value) FILTER (WHERE f.field = '{c.field}' AND f.item = '')"
@@ -247,7 +304,8 @@ def pivot_select(spec: TableSpec, state: str) -> str:
             f"ORDER BY f.item) {flt} || '}}', '{{}}') AS JSON) AS {m}"
         )
     state_cols = [
-        "s.account_id", "s.region",
+        "s.account_id",
+        "s.region",
         "coalesce(s.modified_v, '') > coalesce(s.deleted_v, '') AS live",
         "CAST(left(s.created_v, 27) AS TIMESTAMPTZ) AS created_at",
         "CAST(left(s.modified_v, 27) AS TIMESTAMPTZ) AS modified_at",

@@ -97,9 +97,16 @@ class ProjectorService:
     """Stop conditions: ``until_end`` (default), ``max_events``, ``timeout``; ``follow=True``
     keeps polling until another condition holds."""
 
-    def __init__(self, log: EventLog, store: DuckDBStore, *, batch_size: int = 50_000,
-                 consumer: str = CONSUMER, snapshot: Path | None = None,
-                 snapshot_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        store: DuckDBStore,
+        *,
+        batch_size: int = 50_000,
+        consumer: str = CONSUMER,
+        snapshot: Path | None = None,
+        snapshot_interval: float = 2.0,
+    ) -> None:
         self.log = log
         self.store = store
         self.batch_size = batch_size
@@ -126,8 +133,11 @@ class ProjectorService:
         cp = shutil.which("cp") or "/bin/cp"
         problem = None
         try:
-            copy = subprocess.Popen([cp, str(self.store.path), str(tmp)],  # noqa: S603
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            copy = subprocess.Popen(  # noqa: S603 - cp from PATH, our own paths
+                [cp, str(self.store.path), str(tmp)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             failpoints.hit("snapshot.mid_copy")
             _, errors = copy.communicate()
             if copy.returncode != 0:
@@ -167,8 +177,10 @@ class ProjectorService:
 
         def stored(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
             return {tp: self._committed.get(tp, 0) for tp in tps}
-        return self.log.consumer(PROJECTED_TOPICS, positions=stored,
-                                 max_poll_records=self.batch_size)
+
+        return self.log.consumer(
+            PROJECTED_TOPICS, positions=stored, max_poll_records=self.batch_size
+        )
 
     def _prepare(self, consumer: Consumer, limit: int, wait: float) -> _Prepared:
         """Read up to ``limit`` records and project them (pure Python; never touches the
@@ -216,13 +228,26 @@ class ProjectorService:
         writes the current one (DuckDB releases the GIL), so Python and DuckDB work overlap;
         batches still commit in order."""
         with self.consumer() as consumer:
-            return self._run(consumer, follow, max_events, timeout, poll_interval, progress,
-                             stop or (lambda: False))
+            return self._run(
+                consumer,
+                follow,
+                max_events,
+                timeout,
+                poll_interval,
+                progress,
+                stop or (lambda: False),
+            )
 
-    def _run(self, consumer: Consumer, follow: bool, max_events: int | None,
-             timeout: float | None, poll_interval: float,
-             progress: Callable[[int, int], None] | None,
-             stop: Callable[[], bool]) -> ProjectorStats:
+    def _run(
+        self,
+        consumer: Consumer,
+        follow: bool,
+        max_events: int | None,
+        timeout: float | None,
+        poll_interval: float,
+        progress: Callable[[int, int], None] | None,
+        stop: Callable[[], bool],
+    ) -> ProjectorStats:
         total = ProjectorStats()
         deadline = None if timeout is None else time.monotonic() + timeout
         outage = Outage(f"projector: the event log {self.log.kind}")
@@ -239,7 +264,8 @@ class ProjectorService:
             planned = 0
             limit = limit_for(planned)
             pending: Future[_Prepared] | None = (
-                pool.submit(self._prepare, consumer, limit, 0.0) if limit else None)
+                pool.submit(self._prepare, consumer, limit, 0.0) if limit else None
+            )
             while pending is not None:
                 try:
                     prepared = pending.result()
@@ -278,8 +304,9 @@ class ProjectorService:
                     # nothing in hand: stop at the end unless following, else wait for more
                     if got == 0 and not follow and consumer.at_end():
                         break
-                    pending = pool.submit(self._prepare, consumer, limit,
-                                          poll_interval if got == 0 else 0.0)
+                    pending = pool.submit(
+                        self._prepare, consumer, limit, poll_interval if got == 0 else 0.0
+                    )
             if pending is not None:
                 pending.cancel()
                 with contextlib.suppress(Exception):
@@ -295,7 +322,7 @@ def _decoded(records: list[Record]) -> Iterator[tuple[Record, AnyEvent | Rejecte
     a whole batch held at once were most of the projector's memory (they are dropped as soon
     as their chunk is projected)."""
     for start in range(0, len(records), DECODE_CHUNK):
-        chunk = records[start:start + DECODE_CHUNK]
+        chunk = records[start : start + DECODE_CHUNK]
         yield from zip(chunk, decode_many([r.value for r in chunk]), strict=True)
 
 
@@ -306,8 +333,13 @@ class _Prepared:
     changes: Changes | None
 
 
-def replay(log: EventLog, db_path: Path, *, batch_size: int = 50_000,
-           progress: Callable[[int, int], None] | None = None) -> ProjectorStats:
+def replay(
+    log: EventLog,
+    db_path: Path,
+    *,
+    batch_size: int = 50_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ProjectorStats:
     """Rebuild the projection from offset 0 into a new file, checkpoint it and swap it in.
     Refuses while another process holds the projection."""
     db_path = Path(db_path)
@@ -340,9 +372,13 @@ def leftovers(db_path: Path) -> list[Path]:
     files (and their WALs) and snapshots' temporary copies. Only the holder of the
     :class:`WriterLock` writes them, so while it is held none of them is in use."""
     db_path = Path(db_path)
-    return sorted(p for p in db_path.parent.glob(f"{glob.escape(db_path.name)}.*")
-                  if p.name.startswith((f"{db_path.name}{REPLAY_SUFFIX}",
-                                        f"{snapshot_path(db_path).name}{TMP_SUFFIX}")))
+    return sorted(
+        p
+        for p in db_path.parent.glob(f"{glob.escape(db_path.name)}.*")
+        if p.name.startswith(
+            (f"{db_path.name}{REPLAY_SUFFIX}", f"{snapshot_path(db_path).name}{TMP_SUFFIX}")
+        )
+    )
 
 
 def remove_leftovers(db_path: Path) -> None:

@@ -74,9 +74,14 @@ class GraphChanges:
             self.vertices.clear()
             self.edges.clear()
 
+
 _ARROW_TYPES: dict[str, pa.DataType] = {
-    "schema_version": pa.int32(), "partition": pa.int32(), "offset": pa.int64(),
-    "removed": pa.bool_(), "key": pa.binary(), "value": pa.string(),
+    "schema_version": pa.int32(),
+    "partition": pa.int32(),
+    "offset": pa.int64(),
+    "removed": pa.bool_(),
+    "key": pa.binary(),
+    "value": pa.string(),
 }
 
 # Columns left out of the checksum: where a record was read and when it was written.
@@ -96,8 +101,9 @@ def _arrow(columns: dict[str, list[Any]], names: tuple[str, ...]) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=list(names))
 
 
-def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
-              ) -> tuple[Any, ...] | None:
+def fetch_one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> tuple[Any, ...] | None:
     """First row of a query. DuckDB 2 keeps a result that was not read to the end open and
     refuses other work on the connection, so always read the whole result."""
     rows = con.execute(sql, params or []).fetchall()
@@ -162,8 +168,9 @@ class DuckDBStore:
     def _migrate(self) -> None:
         row = None
         with contextlib.suppress(duckdb.CatalogException):
-            row = fetch_one(self.con,
-                            "SELECT value FROM mlineage_meta WHERE key = 'schema_version'")
+            row = fetch_one(
+                self.con, "SELECT value FROM mlineage_meta WHERE key = 'schema_version'"
+            )
         if row is not None and int(row[0]) != schema.SCHEMA_VERSION:
             raise ProjectionError(
                 f"{self.path} has projection schema {row[0]}, this mlineage writes "
@@ -188,19 +195,25 @@ class DuckDBStore:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def apply(self, changes: Changes, positions: Mapping[tuple[str, int], int],
-              consumer: str) -> None:
+    def apply(
+        self, changes: Changes, positions: Mapping[tuple[str, int], int], consumer: str
+    ) -> None:
         """Write one batch and the positions it consumed, in one transaction."""
         con = self.con
         con.register("b_events", _arrow(changes.events, EVENT_COLUMNS))
         con.register("b_marks", _arrow(changes.marks, MARK_COLUMNS))
         con.register("b_facts", _arrow(changes.facts, FACT_COLUMNS))
         con.register("b_dead", _arrow(changes.dead, DEAD_COLUMNS))
-        con.register("b_positions", pa.table({
-            "topic": pa.array([t for t, _ in positions], pa.string()),
-            "partition": pa.array([p for _, p in positions], pa.int32()),
-            "next_offset": pa.array(list(positions.values()), pa.int64()),
-        }))
+        con.register(
+            "b_positions",
+            pa.table(
+                {
+                    "topic": pa.array([t for t, _ in positions], pa.string()),
+                    "partition": pa.array([p for _, p in positions], pa.int32()),
+                    "next_offset": pa.array(list(positions.values()), pa.int64()),
+                }
+            ),
+        )
         try:
             con.execute("BEGIN")
             self._merge(consumer)
@@ -222,47 +235,73 @@ class DuckDBStore:
         # 1. new events (first of each id in the batch, and not applied before); a batch
         #    rarely repeats an id, and the window that picks the first costs a sort
         dups = fetch_one(self.con, "SELECT count(*) - count(DISTINCT event_id) FROM b_events")
-        batch = "b_events" if dups is None or dups[0] == 0 else (
-            "(SELECT * FROM b_events QUALIFY row_number() OVER (PARTITION BY event_id "
-            "ORDER BY topic, partition, \"offset\") = 1)")
-        sql(f"CREATE OR REPLACE TEMP TABLE new_events AS SELECT b.* FROM {batch} b "
-            "ANTI JOIN events e ON e.event_id = b.event_id")
-        sql("INSERT INTO events SELECT event_id, event_type, schema_version, "
+        batch = (
+            "b_events"
+            if dups is None or dups[0] == 0
+            else (
+                "(SELECT * FROM b_events QUALIFY row_number() OVER (PARTITION BY event_id "
+                'ORDER BY topic, partition, "offset") = 1)'
+            )
+        )
+        sql(
+            f"CREATE OR REPLACE TEMP TABLE new_events AS SELECT b.* FROM {batch} b "
+            "ANTI JOIN events e ON e.event_id = b.event_id"
+        )
+        sql(
+            "INSERT INTO events SELECT event_id, event_type, schema_version, "
             "CAST(occurred_at AS TIMESTAMPTZ), account_id, region, producer, caused_by, "
-            "entity_kind, entity_key, version, topic, partition, \"offset\", CAST(body AS JSON), "
-            "now() FROM new_events")
+            'entity_kind, entity_key, version, topic, partition, "offset", CAST(body AS JSON), '
+            "now() FROM new_events"
+        )
         # 2. entities touched, and their stored facts (one scan of entity_fields: the table
         #    grows with the projection, and each scan of it is paid on every batch)
-        sql("CREATE OR REPLACE TEMP TABLE new_marks AS SELECT m.* FROM b_marks m "
-            "SEMI JOIN new_events n ON n.event_id = m.event_id")
-        sql("CREATE OR REPLACE TEMP TABLE touched AS SELECT entity_key, "
+        sql(
+            "CREATE OR REPLACE TEMP TABLE new_marks AS SELECT m.* FROM b_marks m "
+            "SEMI JOIN new_events n ON n.event_id = m.event_id"
+        )
+        sql(
+            "CREATE OR REPLACE TEMP TABLE touched AS SELECT entity_key, "
             "arg_max(kind, version) AS kind, arg_max(account_id, version) AS account_id, "
             "arg_max(region, version) AS region, max(version) AS last_v, "
             "max(version) FILTER (WHERE op = 'upsert') AS up_max, "
             "max(version) FILTER (WHERE op = 'delete') AS del_max "
-            "FROM new_marks GROUP BY entity_key")
-        sql("CREATE OR REPLACE TEMP TABLE old_fields AS SELECT f.rowid AS rid, f.* "
-            "FROM entity_fields f SEMI JOIN touched t ON t.entity_key = f.entity_key")
+            "FROM new_marks GROUP BY entity_key"
+        )
+        sql(
+            "CREATE OR REPLACE TEMP TABLE old_fields AS SELECT f.rowid AS rid, f.* "
+            "FROM entity_fields f SEMI JOIN touched t ON t.entity_key = f.entity_key"
+        )
         # 3. facts: greatest version per (entity, field, item) wins
-        sql("CREATE OR REPLACE TEMP TABLE new_facts AS SELECT entity_key, field, item, value, "
+        sql(
+            "CREATE OR REPLACE TEMP TABLE new_facts AS SELECT entity_key, field, item, value, "
             "removed, version FROM b_facts f SEMI JOIN new_events n ON n.event_id = f.event_id "
             "QUALIFY row_number() OVER (PARTITION BY entity_key, field, item ORDER BY version "
-            "DESC, removed DESC, value DESC NULLS FIRST) = 1")
-        sql("CREATE OR REPLACE TEMP TABLE replaced AS SELECT o.rid FROM old_fields o "
+            "DESC, removed DESC, value DESC NULLS FIRST) = 1"
+        )
+        sql(
+            "CREATE OR REPLACE TEMP TABLE replaced AS SELECT o.rid FROM old_fields o "
             "JOIN new_facts n ON o.entity_key = n.entity_key AND o.field = n.field "
-            "AND o.item = n.item WHERE o.version < n.version")
+            "AND o.item = n.item WHERE o.version < n.version"
+        )
         sql("DELETE FROM entity_fields WHERE rowid IN (SELECT rid FROM replaced)")
-        sql("CREATE OR REPLACE TEMP TABLE kept_fields AS SELECT o.* EXCLUDE (rid) "
-            "FROM old_fields o ANTI JOIN replaced r ON r.rid = o.rid")
-        sql("CREATE OR REPLACE TEMP TABLE added_fields AS SELECT n.* FROM new_facts n "
+        sql(
+            "CREATE OR REPLACE TEMP TABLE kept_fields AS SELECT o.* EXCLUDE (rid) "
+            "FROM old_fields o ANTI JOIN replaced r ON r.rid = o.rid"
+        )
+        sql(
+            "CREATE OR REPLACE TEMP TABLE added_fields AS SELECT n.* FROM new_facts n "
             "ANTI JOIN kept_fields k ON k.entity_key = n.entity_key AND k.field = n.field "
-            "AND k.item = n.item")
+            "AND k.item = n.item"
+        )
         sql("INSERT INTO entity_fields SELECT * FROM added_fields")
         # the stored facts of the touched entities, as they are now
-        sql("CREATE OR REPLACE TEMP TABLE touched_fields AS SELECT * FROM kept_fields "
-            "UNION ALL SELECT * FROM added_fields")
+        sql(
+            "CREATE OR REPLACE TEMP TABLE touched_fields AS SELECT * FROM kept_fields "
+            "UNION ALL SELECT * FROM added_fields"
+        )
         # 4. entity state
-        sql("CREATE OR REPLACE TEMP TABLE merged AS SELECT t.entity_key, "
+        sql(
+            "CREATE OR REPLACE TEMP TABLE merged AS SELECT t.entity_key, "
             "CASE WHEN s.last_v IS NULL OR t.last_v > s.last_v THEN t.kind ELSE s.kind END "
             "AS kind, "
             "CASE WHEN s.last_v IS NULL OR t.last_v > s.last_v THEN t.account_id "
@@ -280,22 +319,29 @@ class DuckDBStore:
             "coalesce(greatest(s.deleted_v, t.del_max), '')) <> (coalesce(s.modified_v, '') > "
             "coalesce(s.deleted_v, '')) AS ends_changed, "
             "s.rowid AS rid FROM touched t LEFT JOIN entity_state s "
-            "ON s.entity_key = t.entity_key")
+            "ON s.entity_key = t.entity_key"
+        )
         # first upsert after the newest delete: incremental unless a newer delete arrived,
         # then recomputed from the events of that entity
-        sql("CREATE OR REPLACE TEMP TABLE batch_created AS SELECT m.entity_key, "
+        sql(
+            "CREATE OR REPLACE TEMP TABLE batch_created AS SELECT m.entity_key, "
             "min(n.version) AS v FROM merged m JOIN new_marks n ON n.entity_key = m.entity_key "
-            "AND n.op = 'upsert' AND n.version > coalesce(m.deleted_v, '') GROUP BY m.entity_key")
-        sql("CREATE OR REPLACE TEMP TABLE recomputed AS SELECT m.entity_key, min(e.version) AS v "
+            "AND n.op = 'upsert' AND n.version > coalesce(m.deleted_v, '') GROUP BY m.entity_key"
+        )
+        sql(
+            "CREATE OR REPLACE TEMP TABLE recomputed AS SELECT m.entity_key, min(e.version) AS v "
             "FROM merged m JOIN events e ON e.entity_key = m.entity_key "
             "AND e.event_type <> 'EntityDeleted' AND e.version > m.deleted_v "
-            "WHERE m.deleted_v IS DISTINCT FROM m.old_deleted GROUP BY m.entity_key")
-        sql("CREATE OR REPLACE TEMP TABLE touched_state AS SELECT m.entity_key, m.kind, "
+            "WHERE m.deleted_v IS DISTINCT FROM m.old_deleted GROUP BY m.entity_key"
+        )
+        sql(
+            "CREATE OR REPLACE TEMP TABLE touched_state AS SELECT m.entity_key, m.kind, "
             "m.account_id, m.region, CASE WHEN m.deleted_v IS DISTINCT FROM m.old_deleted "
             "THEN r.v ELSE least(m.old_created, b.v) END AS created_v, m.modified_v, "
             "m.deleted_v, m.last_v "
             "FROM merged m LEFT JOIN batch_created b ON b.entity_key = m.entity_key "
-            "LEFT JOIN recomputed r ON r.entity_key = m.entity_key")
+            "LEFT JOIN recomputed r ON r.entity_key = m.entity_key"
+        )
         sql("DELETE FROM entity_state WHERE rowid IN (SELECT rid FROM merged)")
         sql("INSERT INTO entity_state SELECT * FROM touched_state")
         # 5. rebuild the touched rows of the fixed tables
@@ -305,63 +351,95 @@ class DuckDBStore:
             if spec.kind not in kinds:
                 continue
             if len(spec.key_columns) == 1:
-                sql(f"DELETE FROM {spec.table} WHERE {spec.key_columns[0]} IN "
-                    f"(SELECT entity_key FROM touched)")
+                sql(
+                    f"DELETE FROM {spec.table} WHERE {spec.key_columns[0]} IN "
+                    f"(SELECT entity_key FROM touched)"
+                )
             else:
                 a, b = spec.key_columns
-                sql(f"DELETE FROM {spec.table} t USING (SELECT split_part(entity_key, ' ', 1) "
+                sql(
+                    f"DELETE FROM {spec.table} t USING (SELECT split_part(entity_key, ' ', 1) "
                     f"AS a, split_part(entity_key, ' ', 2) AS b FROM touched WHERE kind = "
-                    f"'{spec.kind}') k WHERE t.{a} = k.a AND t.{b} = k.b")
+                    f"'{spec.kind}') k WHERE t.{a} = k.a AND t.{b} = k.b"
+                )
             sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched_state')}")
         # visible edges: recompute the associations touched, and those at an end whose
         # liveness or newest delete changed (updating a shared artifact, such as an image
         # every job uses, must not recompute all of its edges)
-        sql("CREATE OR REPLACE TEMP TABLE ends_changed AS SELECT entity_key FROM merged "
-            "WHERE ends_changed AND kind <> 'association'")
-        sql("CREATE OR REPLACE TEMP TABLE affected_edges AS "
+        sql(
+            "CREATE OR REPLACE TEMP TABLE ends_changed AS SELECT entity_key FROM merged "
+            "WHERE ends_changed AND kind <> 'association'"
+        )
+        sql(
+            "CREATE OR REPLACE TEMP TABLE affected_edges AS "
             "SELECT entity_key FROM touched WHERE kind = 'association' UNION "
             "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
             "SEMI JOIN ends_changed t ON t.entity_key = a.source_arn UNION "
             "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
-            "SEMI JOIN ends_changed t ON t.entity_key = a.destination_arn")
-        sql("DELETE FROM visible_edges v USING (SELECT split_part(entity_key, ' ', 1) AS src, "
+            "SEMI JOIN ends_changed t ON t.entity_key = a.destination_arn"
+        )
+        sql(
+            "DELETE FROM visible_edges v USING (SELECT split_part(entity_key, ' ', 1) AS src, "
             "split_part(entity_key, ' ', 2) AS dst FROM affected_edges) f "
-            "WHERE v.source_arn = f.src AND v.destination_arn = f.dst")
+            "WHERE v.source_arn = f.src AND v.destination_arn = f.dst"
+        )
         sql(f"INSERT INTO visible_edges {schema.visible_edges_select('affected_edges')}")
         if self._graph_changes is not None:
             vertex_kinds = ", ".join(f"'{k}'" for k in schema.VERTEX_KINDS)
             self._batch_changes = sql(
                 f"SELECT entity_key, false FROM touched WHERE kind IN ({vertex_kinds}) "
-                "UNION ALL SELECT entity_key, true FROM affected_edges").fetchall()
+                "UNION ALL SELECT entity_key, true FROM affected_edges"
+            ).fetchall()
         # lineage groups: one per (account, region) seen, created at its first event
-        sql("CREATE OR REPLACE TEMP TABLE new_groups AS SELECT account_id, region, "
-            "min(CAST(occurred_at AS TIMESTAMPTZ)) AS created_at FROM new_events GROUP BY ALL")
-        sql("DELETE FROM lineage_groups g USING new_groups n WHERE g.account_id = n.account_id "
-            "AND g.region = n.region AND g.created_at > n.created_at")
-        sql("INSERT INTO lineage_groups SELECT 'arn:aws:sagemaker:' || n.region || ':' || "
+        sql(
+            "CREATE OR REPLACE TEMP TABLE new_groups AS SELECT account_id, region, "
+            "min(CAST(occurred_at AS TIMESTAMPTZ)) AS created_at FROM new_events GROUP BY ALL"
+        )
+        sql(
+            "DELETE FROM lineage_groups g USING new_groups n WHERE g.account_id = n.account_id "
+            "AND g.region = n.region AND g.created_at > n.created_at"
+        )
+        sql(
+            "INSERT INTO lineage_groups SELECT 'arn:aws:sagemaker:' || n.region || ':' || "
             f"n.account_id || ':lineage-group/{LINEAGE_GROUP_NAME}', n.account_id, n.region, "
             f"'{LINEAGE_GROUP_NAME}', n.created_at FROM new_groups n ANTI JOIN lineage_groups g "
-            "ON g.account_id = n.account_id AND g.region = n.region")
+            "ON g.account_id = n.account_id AND g.region = n.region"
+        )
         # dead letters and positions
-        sql("INSERT INTO dead_letters SELECT ?, topic, partition, \"offset\", key, value, error, "
-            "now() FROM b_dead", [consumer])
-        sql("INSERT INTO positions SELECT ?, topic, partition, next_offset, now() "
+        sql(
+            'INSERT INTO dead_letters SELECT ?, topic, partition, "offset", key, value, error, '
+            "now() FROM b_dead",
+            [consumer],
+        )
+        sql(
+            "INSERT INTO positions SELECT ?, topic, partition, next_offset, now() "
             "FROM b_positions ON CONFLICT (consumer, topic, partition) DO UPDATE SET "
-            "next_offset = excluded.next_offset, updated_at = excluded.updated_at", [consumer])
+            "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+            [consumer],
+        )
 
     # -- reads ---------------------------------------------------------------------------------
 
     def checksum(self) -> str:
         """Row counts plus a digest of every projected table's rows in canonical form
         (DuckDB's text form of the row; positions and wall-clock columns left out)."""
-        tables = ["events", "dead_letters", "entity_fields", "entity_state", "lineage_groups",
-                  "visible_edges"]
+        tables = [
+            "events",
+            "dead_letters",
+            "entity_fields",
+            "entity_state",
+            "lineage_groups",
+            "visible_edges",
+        ]
         tables += [spec.table for spec in schema.TABLES]
         digest = hashlib.sha256()
         for table in sorted(tables):
             exclude = _CHECKSUM_EXCLUDE.get(table)
-            select = (f"SELECT * EXCLUDE ({', '.join(chr(34) + c + chr(34) for c in exclude)})"
-                      if exclude else "SELECT *")
+            select = (
+                f"SELECT * EXCLUDE ({', '.join(chr(34) + c + chr(34) for c in exclude)})"
+                if exclude
+                else "SELECT *"
+            )
             # a multiset hash: the sums of every row's md5 (both halves), streamed in constant
             # memory and independent of row order; a lost or doubled row changes it
             count, low, high = fetch_one(

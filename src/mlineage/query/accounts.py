@@ -43,7 +43,9 @@ def visible_accounts(con: duckdb.DuckDBPyConnection, account: str) -> list[str]:
     """The caller and every owner with a live share to it (not transitive)."""
     rows = con.execute(
         "SELECT DISTINCT owner_account FROM lineage_shares WHERE live AND grantee_account = ? "
-        "ORDER BY 1", [account]).fetchall()
+        "ORDER BY 1",
+        [account],
+    ).fetchall()
     return sorted({account, *(r[0] for r in rows)})
 
 
@@ -53,10 +55,12 @@ def _predicates(account: str) -> dict[str, str]:
     v = "list_contains($v, {})"
     pair = "{0} AND {1}"
     preds = {spec.table: v.format("account_id") for spec in TABLES}
-    preds["associations"] = pair.format(v.format(_acct("source_arn")),
-                                        v.format(_acct("destination_arn")))
-    preds["trial_component_trials"] = pair.format(v.format(_acct("trial_component_arn")),
-                                                  v.format(_acct("trial_arn")))
+    preds["associations"] = pair.format(
+        v.format(_acct("source_arn")), v.format(_acct("destination_arn"))
+    )
+    preds["trial_component_trials"] = pair.format(
+        v.format(_acct("trial_component_arn")), v.format(_acct("trial_arn"))
+    )
     preds["lineage_shares"] = "(owner_account = $a OR grantee_account = $a)"
     preds["lineage_groups"] = v.format("account_id")
     first, second = "split_part(entity_key, ' ', 1)", "split_part(entity_key, ' ', 2)"
@@ -73,8 +77,9 @@ def _predicates(account: str) -> dict[str, str]:
     preds["dead_letters"] = "false"
     preds["positions"] = "false"
     preds["lineage_vertices"] = v.format("account_id")
-    preds["lineage_edges"] = pair.format(v.format(_acct("source_arn")),
-                                         v.format(_acct("destination_arn")))
+    preds["lineage_edges"] = pair.format(
+        v.format(_acct("source_arn")), v.format(_acct("destination_arn"))
+    )
     return preds
 
 
@@ -100,12 +105,13 @@ def _select(table: str, where: str) -> str:
     end = _PUBLISHER_HIDDEN.get(table)
     if end is None:
         return f"SELECT * FROM {table} WHERE {where}"
-    return (f"SELECT * REPLACE (CASE WHEN list_contains($v, account_id) THEN account_id "
-            f"ELSE {_acct(end)} END AS account_id) FROM {table} WHERE {where}")
+    return (
+        f"SELECT * REPLACE (CASE WHEN list_contains($v, account_id) THEN account_id "
+        f"ELSE {_acct(end)} END AS account_id) FROM {table} WHERE {where}"
+    )
 
 
-def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
-                 ) -> LineageStore:
+def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB") -> LineageStore:
     """A :class:`LineageStore` holding exactly what ``account`` may see."""
 
     if not _ACCOUNT_RE.match(account):
@@ -120,8 +126,9 @@ def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
         src.execute("COMMIT")
 
 
-def _account_view(store: LineageStore, src: duckdb.DuckDBPyConnection, account: str,
-                  memory_limit: str) -> LineageStore:
+def _account_view(
+    store: LineageStore, src: duckdb.DuckDBPyConnection, account: str, memory_limit: str
+) -> LineageStore:
     from mlineage.query.store import LineageStore  # noqa: PLC0415 - circular at import time
 
     visible = visible_accounts(src, account)
@@ -135,43 +142,76 @@ def _account_view(store: LineageStore, src: duckdb.DuckDBPyConnection, account: 
             for table, where in _predicates(account).items():
                 if table in ("lineage_vertices", "lineage_edges"):
                     continue
-                ddl = src.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ? "
-                                  "AND database_name = current_database()", [table]).fetchall()
+                ddl = src.execute(
+                    "SELECT sql FROM duckdb_tables() WHERE table_name = ? "
+                    "AND database_name = current_database()",
+                    [table],
+                ).fetchall()
                 out.execute(ddl[0][0])
                 _copy(src, out, _select(table, where), params, table)
             # the views become tables of what this caller sees, SameAs computed for it
-            out.execute("CREATE TABLE lineage_vertices (arn VARCHAR, lineage_type VARCHAR, "
-                        "type VARCHAR, name VARCHAR, account_id VARCHAR, created_at "
-                        "TIMESTAMPTZ, modified_at TIMESTAMPTZ)")
-            _copy(src, out, "SELECT * FROM lineage_vertices WHERE "
-                  + _predicates(account)["lineage_vertices"], params, "lineage_vertices")
-            out.execute("CREATE TABLE lineage_edges (source_arn VARCHAR, destination_arn "
-                        "VARCHAR, association_type VARCHAR, account_id VARCHAR)")
-            _copy(src, out, _select("lineage_edges", _predicates(account)["lineage_edges"]),
-                  params, "lineage_edges")
+            out.execute(
+                "CREATE TABLE lineage_vertices (arn VARCHAR, lineage_type VARCHAR, "
+                "type VARCHAR, name VARCHAR, account_id VARCHAR, created_at "
+                "TIMESTAMPTZ, modified_at TIMESTAMPTZ)"
+            )
+            _copy(
+                src,
+                out,
+                "SELECT * FROM lineage_vertices WHERE " + _predicates(account)["lineage_vertices"],
+                params,
+                "lineage_vertices",
+            )
+            out.execute(
+                "CREATE TABLE lineage_edges (source_arn VARCHAR, destination_arn "
+                "VARCHAR, association_type VARCHAR, account_id VARCHAR)"
+            )
+            _copy(
+                src,
+                out,
+                _select("lineage_edges", _predicates(account)["lineage_edges"]),
+                params,
+                "lineage_edges",
+            )
             _copy(src, out, _SAME_AS, params, "lineage_edges")
-            out.execute("DELETE FROM lineage_edges WHERE association_type = 'SameAs' AND "
-                        "rowid NOT IN (SELECT min(rowid) FROM lineage_edges GROUP BY "
-                        "source_arn, destination_arn)")
+            out.execute(
+                "DELETE FROM lineage_edges WHERE association_type = 'SameAs' AND "
+                "rowid NOT IN (SELECT min(rowid) FROM lineage_edges GROUP BY "
+                "source_arn, destination_arn)"
+            )
             for stmt in view_statements():
                 if stmt.startswith("CREATE OR REPLACE MACRO"):
                     out.execute(stmt)
             out.execute("CHECKPOINT")
         finally:
             out.close()
-        con = duckdb.connect(str(path), read_only=True, config={
-            "enable_external_access": False, "memory_limit": memory_limit})
+        con = duckdb.connect(
+            str(path),
+            read_only=True,
+            config={"enable_external_access": False, "memory_limit": memory_limit},
+        )
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")  # nothing above can be undone
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
-    return LineageStore(con, path, snapshot_taken=store.snapshot_taken, account=account,
-                        visible_accounts=visible, cleanup=tmpdir)
+    return LineageStore(
+        con,
+        path,
+        snapshot_taken=store.snapshot_taken,
+        account=account,
+        visible_accounts=visible,
+        cleanup=tmpdir,
+    )
 
 
-def _copy(src: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection, query: str,
-          params: dict[str, object], table: str) -> None:
+def _copy(
+    src: duckdb.DuckDBPyConnection,
+    out: duckdb.DuckDBPyConnection,
+    query: str,
+    params: dict[str, object],
+    table: str,
+) -> None:
     """Rows of ``query`` on the projection into ``table`` of the private file (via Arrow)."""
     used = {k: v for k, v in params.items() if f"${k}" in query}
     rows = src.sql(query, params=used).to_arrow_table()

@@ -184,12 +184,14 @@ def _map(value: Any) -> dict[str, Any]:
 
 def _metadata(value: Any) -> dict[str, Any] | None:
     data = _map(value)
-    out = _prune({
-        "CommitId": data.get("commit_id"),
-        "Repository": data.get("repository"),
-        "GeneratedBy": data.get("generated_by"),
-        "ProjectId": data.get("project_id"),
-    })
+    out = _prune(
+        {
+            "CommitId": data.get("commit_id"),
+            "Repository": data.get("repository"),
+            "GeneratedBy": data.get("generated_by"),
+            "ProjectId": data.get("project_id"),
+        }
+    )
     return out or None
 
 
@@ -208,8 +210,13 @@ def _artifact_source(row: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _named_source(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    out = _prune({"SourceUri": row.get("source_uri"), "SourceType": row.get("source_type"),
-                  "SourceId": row.get("source_id")})
+    out = _prune(
+        {
+            "SourceUri": row.get("source_uri"),
+            "SourceType": row.get("source_type"),
+            "SourceId": row.get("source_id"),
+        }
+    )
     return out or None
 
 
@@ -244,8 +251,11 @@ def _artifact_values(value: Any) -> dict[str, Any]:
 
 
 def _metrics(value: Any) -> list[dict[str, Any]]:
-    return [{"MetricName": name, "Last": last} for name, last in sorted(_map(value).items())
-            if last is not None]
+    return [
+        {"MetricName": name, "Last": last}
+        for name, last in sorted(_map(value).items())
+        if last is not None
+    ]
 
 
 def _group_arn(row: Mapping[str, Any]) -> str | None:
@@ -256,80 +266,122 @@ def _group_arn(row: Mapping[str, Any]) -> str | None:
 
 
 def _times(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"CreationTime": _ts(row.get("created_at")),
-            "LastModifiedTime": _ts(row.get("modified_at"))}
+    return {
+        "CreationTime": _ts(row.get("created_at")),
+        "LastModifiedTime": _ts(row.get("modified_at")),
+    }
 
 
 # -- response shapes -----------------------------------------------------------------------------
 
 
 def _describe_artifact(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ArtifactName": r.get("artifact_name"), "ArtifactArn": r["arn"],
-        "Source": _artifact_source(r), "ArtifactType": r.get("artifact_type"),
-        "Properties": _map(r.get("properties")), **_times(r),
-        "MetadataProperties": _metadata(r.get("metadata")), "LineageGroupArn": _group_arn(r),
-        "Tags": _tags(r.get("tags")),
-    })
+    return _prune(
+        {
+            "ArtifactName": r.get("artifact_name"),
+            "ArtifactArn": r["arn"],
+            "Source": _artifact_source(r),
+            "ArtifactType": r.get("artifact_type"),
+            "Properties": _map(r.get("properties")),
+            **_times(r),
+            "MetadataProperties": _metadata(r.get("metadata")),
+            "LineageGroupArn": _group_arn(r),
+            "Tags": _tags(r.get("tags")),
+        }
+    )
 
 
 def _describe_action(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ActionName": r.get("action_name"), "ActionArn": r["arn"],
-        "Source": _named_source(r), "ActionType": r.get("action_type"),
-        "Description": r.get("description"), "Status": r.get("status"),
-        "Properties": _map(r.get("properties")), **_times(r),
-        "MetadataProperties": _metadata(r.get("metadata")), "LineageGroupArn": _group_arn(r),
-        "Tags": _tags(r.get("tags")),
-    })
+    return _prune(
+        {
+            "ActionName": r.get("action_name"),
+            "ActionArn": r["arn"],
+            "Source": _named_source(r),
+            "ActionType": r.get("action_type"),
+            "Description": r.get("description"),
+            "Status": r.get("status"),
+            "Properties": _map(r.get("properties")),
+            **_times(r),
+            "MetadataProperties": _metadata(r.get("metadata")),
+            "LineageGroupArn": _group_arn(r),
+            "Tags": _tags(r.get("tags")),
+        }
+    )
 
 
 def _describe_context(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ContextName": r.get("context_name"), "ContextArn": r["arn"],
-        "Source": _named_source(r), "ContextType": r.get("context_type"),
-        "Description": r.get("description"), "Properties": _map(r.get("properties")),
-        **_times(r), "LineageGroupArn": _group_arn(r), "Tags": _tags(r.get("tags")),
-    })
+    return _prune(
+        {
+            "ContextName": r.get("context_name"),
+            "ContextArn": r["arn"],
+            "Source": _named_source(r),
+            "ContextType": r.get("context_type"),
+            "Description": r.get("description"),
+            "Properties": _map(r.get("properties")),
+            **_times(r),
+            "LineageGroupArn": _group_arn(r),
+            "Tags": _tags(r.get("tags")),
+        }
+    )
 
 
 def _describe_experiment(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ExperimentName": r.get("experiment_name"), "ExperimentArn": r["arn"],
-        "DisplayName": r.get("display_name"), "Description": r.get("description"),
-        **_times(r), "Tags": _tags(r.get("tags")),
-    })
+    return _prune(
+        {
+            "ExperimentName": r.get("experiment_name"),
+            "ExperimentArn": r["arn"],
+            "DisplayName": r.get("display_name"),
+            "Description": r.get("description"),
+            **_times(r),
+            "Tags": _tags(r.get("tags")),
+        }
+    )
 
 
 def _describe_trial(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "TrialName": r.get("trial_name"), "TrialArn": r["arn"],
-        "DisplayName": r.get("display_name"), "ExperimentName": r.get("experiment_name"),
-        **_times(r), "MetadataProperties": _metadata(r.get("metadata")),
-        "Tags": _tags(r.get("tags")),
-    })
+    return _prune(
+        {
+            "TrialName": r.get("trial_name"),
+            "TrialArn": r["arn"],
+            "DisplayName": r.get("display_name"),
+            "ExperimentName": r.get("experiment_name"),
+            **_times(r),
+            "MetadataProperties": _metadata(r.get("metadata")),
+            "Tags": _tags(r.get("tags")),
+        }
+    )
 
 
 def _describe_trial_component(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "TrialComponentName": r.get("trial_component_name"), "TrialComponentArn": r["arn"],
-        "DisplayName": r.get("display_name"), "Source": _tc_source(r),
-        "Status": _tc_status(r), "StartTime": _ts(r.get("start_time")),
-        "EndTime": _ts(r.get("end_time")), **_times(r),
-        "Parameters": _parameters(r.get("parameters")),
-        "InputArtifacts": _artifact_values(r.get("input_artifacts")),
-        "OutputArtifacts": _artifact_values(r.get("output_artifacts")),
-        "MetadataProperties": _metadata(r.get("metadata")),
-        "Metrics": _metrics(r.get("metrics")), "LineageGroupArn": _group_arn(r),
-        "Tags": _tags(r.get("tags")),
-    })
+    return _prune(
+        {
+            "TrialComponentName": r.get("trial_component_name"),
+            "TrialComponentArn": r["arn"],
+            "DisplayName": r.get("display_name"),
+            "Source": _tc_source(r),
+            "Status": _tc_status(r),
+            "StartTime": _ts(r.get("start_time")),
+            "EndTime": _ts(r.get("end_time")),
+            **_times(r),
+            "Parameters": _parameters(r.get("parameters")),
+            "InputArtifacts": _artifact_values(r.get("input_artifacts")),
+            "OutputArtifacts": _artifact_values(r.get("output_artifacts")),
+            "MetadataProperties": _metadata(r.get("metadata")),
+            "Metrics": _metrics(r.get("metrics")),
+            "LineageGroupArn": _group_arn(r),
+            "Tags": _tags(r.get("tags")),
+        }
+    )
 
 
 def _describe_lineage_group(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "LineageGroupName": r.get("lineage_group_name"), "LineageGroupArn": r["arn"],
-        "CreationTime": _ts(r.get("created_at")),
-    })
+    return _prune(
+        {
+            "LineageGroupName": r.get("lineage_group_name"),
+            "LineageGroupArn": r["arn"],
+            "CreationTime": _ts(r.get("created_at")),
+        }
+    )
 
 
 _DESCRIBE: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
@@ -344,70 +396,110 @@ _DESCRIBE: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 
 
 def _summary_artifact(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ArtifactArn": r["arn"], "ArtifactName": r.get("artifact_name"),
-        "Source": _artifact_source(r), "ArtifactType": r.get("artifact_type"), **_times(r),
-    })
+    return _prune(
+        {
+            "ArtifactArn": r["arn"],
+            "ArtifactName": r.get("artifact_name"),
+            "Source": _artifact_source(r),
+            "ArtifactType": r.get("artifact_type"),
+            **_times(r),
+        }
+    )
 
 
 def _summary_action(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ActionArn": r["arn"], "ActionName": r.get("action_name"), "Source": _named_source(r),
-        "ActionType": r.get("action_type"), "Status": r.get("status"), **_times(r),
-    })
+    return _prune(
+        {
+            "ActionArn": r["arn"],
+            "ActionName": r.get("action_name"),
+            "Source": _named_source(r),
+            "ActionType": r.get("action_type"),
+            "Status": r.get("status"),
+            **_times(r),
+        }
+    )
 
 
 def _summary_context(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ContextArn": r["arn"], "ContextName": r.get("context_name"),
-        "Source": _named_source(r), "ContextType": r.get("context_type"), **_times(r),
-    })
+    return _prune(
+        {
+            "ContextArn": r["arn"],
+            "ContextName": r.get("context_name"),
+            "Source": _named_source(r),
+            "ContextType": r.get("context_type"),
+            **_times(r),
+        }
+    )
 
 
 def _summary_experiment(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "ExperimentArn": r["arn"], "ExperimentName": r.get("experiment_name"),
-        "DisplayName": r.get("display_name"), **_times(r),
-    })
+    return _prune(
+        {
+            "ExperimentArn": r["arn"],
+            "ExperimentName": r.get("experiment_name"),
+            "DisplayName": r.get("display_name"),
+            **_times(r),
+        }
+    )
 
 
 def _summary_trial(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "TrialArn": r["arn"], "TrialName": r.get("trial_name"),
-        "DisplayName": r.get("display_name"), **_times(r),
-    })
+    return _prune(
+        {
+            "TrialArn": r["arn"],
+            "TrialName": r.get("trial_name"),
+            "DisplayName": r.get("display_name"),
+            **_times(r),
+        }
+    )
 
 
 def _summary_trial_component(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "TrialComponentName": r.get("trial_component_name"), "TrialComponentArn": r["arn"],
-        "DisplayName": r.get("display_name"), "TrialComponentSource": _tc_source(r),
-        "Status": _tc_status(r), "StartTime": _ts(r.get("start_time")),
-        "EndTime": _ts(r.get("end_time")), **_times(r),
-    })
+    return _prune(
+        {
+            "TrialComponentName": r.get("trial_component_name"),
+            "TrialComponentArn": r["arn"],
+            "DisplayName": r.get("display_name"),
+            "TrialComponentSource": _tc_source(r),
+            "Status": _tc_status(r),
+            "StartTime": _ts(r.get("start_time")),
+            "EndTime": _ts(r.get("end_time")),
+            **_times(r),
+        }
+    )
 
 
 def _summary_association(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "SourceArn": r["source_arn"], "DestinationArn": r["destination_arn"],
-        "SourceType": r.get("source_type"), "DestinationType": r.get("destination_type"),
-        "AssociationType": r.get("association_type"), "SourceName": r.get("source_name"),
-        "DestinationName": r.get("destination_name"), "CreationTime": _ts(r.get("created_at")),
-    })
+    return _prune(
+        {
+            "SourceArn": r["source_arn"],
+            "DestinationArn": r["destination_arn"],
+            "SourceType": r.get("source_type"),
+            "DestinationType": r.get("destination_type"),
+            "AssociationType": r.get("association_type"),
+            "SourceName": r.get("source_name"),
+            "DestinationName": r.get("destination_name"),
+            "CreationTime": _ts(r.get("created_at")),
+        }
+    )
 
 
 def _summary_lineage_group(r: Mapping[str, Any]) -> dict[str, Any]:
-    return _prune({
-        "LineageGroupArn": r["arn"], "LineageGroupName": r.get("lineage_group_name"),
-        "CreationTime": _ts(r.get("created_at")),
-    })
+    return _prune(
+        {
+            "LineageGroupArn": r["arn"],
+            "LineageGroupName": r.get("lineage_group_name"),
+            "CreationTime": _ts(r.get("created_at")),
+        }
+    )
 
 
 # -- describe ------------------------------------------------------------------------------------
 
 
-def _live_rows(con: duckdb.DuckDBPyConnection, kind: str, column: str,
-               value: str) -> list[dict[str, Any]]:
+def _live_rows(
+    con: duckdb.DuckDBPyConnection, kind: str, column: str, value: str
+) -> list[dict[str, Any]]:
     """Live rows of ``kind`` whose ``column`` (a fixed identifier) equals ``value``; for trial
     components names and ARNs compare case-insensitively (their stored ARNs are lower case)."""
     table = _TABLE[kind]
@@ -417,8 +509,7 @@ def _live_rows(con: duckdb.DuckDBPyConnection, kind: str, column: str,
         value = value.lower()
         if column != "arn":
             expr = f"lower(t.{column})"
-    return _rows(con, f"SELECT * FROM {table} t WHERE {live}{expr} = ? ORDER BY t.arn",
-                 [value])
+    return _rows(con, f"SELECT * FROM {table} t WHERE {live}{expr} = ? ORDER BY t.arn", [value])
 
 
 def _one(rows: list[dict[str, Any]], kind: str, key: str) -> dict[str, Any]:
@@ -427,20 +518,24 @@ def _one(rows: list[dict[str, Any]], kind: str, key: str) -> dict[str, Any]:
     if len(rows) > 1:
         raise QueryError(
             f"{_LABELS[kind]} name {key!r} is used in {len(rows)} accounts or regions: pass the "
-            f"ARN instead, one of {', '.join(str(r['arn']) for r in rows)}")
+            f"ARN instead, one of {', '.join(str(r['arn']) for r in rows)}"
+        )
     return rows[0]
 
 
-def describe(con: duckdb.DuckDBPyConnection, arn_or_name: str,
-             kind: str | None = None) -> dict[str, Any]:
+def describe(
+    con: duckdb.DuckDBPyConnection, arn_or_name: str, kind: str | None = None
+) -> dict[str, Any]:
     """SageMaker's Describe* for the live entity with this ARN or name (see the module
     docstring). Raises :class:`NotFoundError` when there is none, :class:`QueryError` when the
     request is malformed or a name is ambiguous."""
     wanted = resolve_kind(kind) if kind is not None else None
     if wanted == "association":
-        raise QueryError("associations cannot be described: list them with "
-                         "list_entities(con, 'association', source_arn=..., "
-                         "destination_arn=...)")
+        raise QueryError(
+            "associations cannot be described: list them with "
+            "list_entities(con, 'association', source_arn=..., "
+            "destination_arn=...)"
+        )
     key = arn_or_name.strip()
     if not key:
         raise QueryError("arn_or_name must not be empty")
@@ -452,15 +547,18 @@ def describe(con: duckdb.DuckDBPyConnection, arn_or_name: str,
         if found is None:
             raise QueryError(
                 f"cannot describe a {parsed.resource} ARN: describe an artifact, action, "
-                "context, experiment, trial, trial component or lineage group")
+                "context, experiment, trial, trial component or lineage group"
+            )
         if wanted is not None and wanted != found:
             raise QueryError(f"{key} is a {_LABELS[found]} ARN, not a {_LABELS[wanted]}")
         row = _one(_live_rows(con, found, "arn", key), found, key)
         return _DESCRIBE[found](row)
 
     if wanted == "artifact":
-        raise QueryError("artifacts are described by ARN (artifact names are not unique): "
-                         "list them with list_entities(con, 'artifact', ...) to find it")
+        raise QueryError(
+            "artifacts are described by ARN (artifact names are not unique): "
+            "list them with list_entities(con, 'artifact', ...) to find it"
+        )
     if wanted is not None:
         row = _one(_live_rows(con, wanted, _NAME_COLUMN[wanted], key), wanted, key)
         return _DESCRIBE[wanted](row)
@@ -468,14 +566,17 @@ def describe(con: duckdb.DuckDBPyConnection, arn_or_name: str,
     candidates = list(NAME_KINDS)
     if key == arns.LINEAGE_GROUP_NAME:
         candidates.append("lineage_group")
-    hits = {k: rows for k in candidates
-            if (rows := _live_rows(con, k, _NAME_COLUMN[k], key))}
+    hits = {k: rows for k in candidates if (rows := _live_rows(con, k, _NAME_COLUMN[k], key))}
     if not hits:
-        raise NotFoundError(f"{key} not found: no action, context, experiment, trial or trial "
-                            "component has that name")
+        raise NotFoundError(
+            f"{key} not found: no action, context, experiment, trial or trial "
+            "component has that name"
+        )
     if len(hits) > 1:
-        raise QueryError(f"name {key!r} is used by more than one kind ({', '.join(hits)}): "
-                         "pass kind to say which one")
+        raise QueryError(
+            f"name {key!r} is used by more than one kind ({', '.join(hits)}): "
+            "pass kind to say which one"
+        )
     found, rows = next(iter(hits.items()))
     return _DESCRIBE[found](_one(rows, found, key))
 
@@ -528,59 +629,92 @@ _CREATED = {"created_after": "t.created_at >= ?", "created_before": "t.created_a
 _TIMES = "t.created_at, t.modified_at"
 
 
-def _entity_spec(kind: str, columns: str, filters: dict[str, str],
-                 summary: Callable[[Mapping[str, Any]], dict[str, Any]]) -> _ListSpec:
+def _entity_spec(
+    kind: str,
+    columns: str,
+    filters: dict[str, str],
+    summary: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> _ListSpec:
     return _ListSpec(
-        source=f"{_TABLE[kind]} t", where="t.live", columns=f"t.arn, {columns}, {_TIMES}",
+        source=f"{_TABLE[kind]} t",
+        where="t.live",
+        columns=f"t.arn, {columns}, {_TIMES}",
         filters={**filters, **_CREATED},
         sorts={"Name": f"t.{_NAME_COLUMN[kind]}", "CreationTime": "t.created_at"},
-        tiebreak=("t.arn",), summary=summary,
+        tiebreak=("t.arn",),
+        summary=summary,
     )
 
 
 _SPECS: dict[str, _ListSpec] = {
     "artifact": _entity_spec(
-        "artifact", "t.artifact_name, t.source_uri, t.source_types, t.artifact_type",
+        "artifact",
+        "t.artifact_name, t.source_uri, t.source_types, t.artifact_type",
         {"source_uri": "t.source_uri = ?", "artifact_type": "t.artifact_type = ?"},
-        _summary_artifact),
+        _summary_artifact,
+    ),
     "action": _entity_spec(
-        "action", "t.action_name, t.source_uri, t.source_type, t.source_id, t.action_type, "
-        "t.status",
+        "action",
+        "t.action_name, t.source_uri, t.source_type, t.source_id, t.action_type, t.status",
         {"source_uri": "t.source_uri = ?", "action_type": "t.action_type = ?"},
-        _summary_action),
+        _summary_action,
+    ),
     "context": _entity_spec(
-        "context", "t.context_name, t.source_uri, t.source_type, t.source_id, t.context_type",
+        "context",
+        "t.context_name, t.source_uri, t.source_type, t.source_id, t.context_type",
         {"source_uri": "t.source_uri = ?", "context_type": "t.context_type = ?"},
-        _summary_context),
+        _summary_context,
+    ),
     "experiment": _entity_spec(
-        "experiment", "t.experiment_name, t.display_name", {}, _summary_experiment),
+        "experiment", "t.experiment_name, t.display_name", {}, _summary_experiment
+    ),
     "trial": _entity_spec(
-        "trial", "t.trial_name, t.display_name",
+        "trial",
+        "t.trial_name, t.display_name",
         {"experiment_name": "t.experiment_name = ?", "trial_component_name": _TRIAL_TCS},
-        _summary_trial),
+        _summary_trial,
+    ),
     "trial_component": _entity_spec(
-        "trial_component", "t.trial_component_name, t.display_name, t.source_arn, "
+        "trial_component",
+        "t.trial_component_name, t.display_name, t.source_arn, "
         "t.source_type, t.status, t.status_message, t.start_time, t.end_time",
-        {"experiment_name": _TC_TRIALS.format("r.experiment_name = ?"),
-         "trial_name": _TC_TRIALS.format("r.trial_name = ?"),
-         "source_arn": "t.source_arn = ?"},
-        _summary_trial_component),
+        {
+            "experiment_name": _TC_TRIALS.format("r.experiment_name = ?"),
+            "trial_name": _TC_TRIALS.format("r.trial_name = ?"),
+            "source_arn": "t.source_arn = ?",
+        },
+        _summary_trial_component,
+    ),
     "association": _ListSpec(
-        source=f"({_ASSOCIATIONS}) t", where="", columns="t.*",
-        filters={"source_arn": "t.source_arn = ?", "destination_arn": "t.destination_arn = ?",
-                 "source_type": "t.source_type = ?",
-                 "destination_type": "t.destination_type = ?",
-                 "association_type": "t.association_type = ?", **_CREATED},
-        sorts={"SourceArn": "t.source_arn", "DestinationArn": "t.destination_arn",
-               "SourceType": "t.source_type", "DestinationType": "t.destination_type",
-               "CreationTime": "t.created_at"},
-        tiebreak=("t.source_arn", "t.destination_arn"), summary=_summary_association,
+        source=f"({_ASSOCIATIONS}) t",
+        where="",
+        columns="t.*",
+        filters={
+            "source_arn": "t.source_arn = ?",
+            "destination_arn": "t.destination_arn = ?",
+            "source_type": "t.source_type = ?",
+            "destination_type": "t.destination_type = ?",
+            "association_type": "t.association_type = ?",
+            **_CREATED,
+        },
+        sorts={
+            "SourceArn": "t.source_arn",
+            "DestinationArn": "t.destination_arn",
+            "SourceType": "t.source_type",
+            "DestinationType": "t.destination_type",
+            "CreationTime": "t.created_at",
+        },
+        tiebreak=("t.source_arn", "t.destination_arn"),
+        summary=_summary_association,
     ),
     "lineage_group": _ListSpec(
-        source="lineage_groups t", where="", columns="t.arn, t.lineage_group_name, t.created_at",
+        source="lineage_groups t",
+        where="",
+        columns="t.arn, t.lineage_group_name, t.created_at",
         filters=dict(_CREATED),
         sorts={"Name": "t.lineage_group_name", "CreationTime": "t.created_at"},
-        tiebreak=("t.arn",), summary=_summary_lineage_group,
+        tiebreak=("t.arn",),
+        summary=_summary_lineage_group,
     ),
 }
 
@@ -623,19 +757,31 @@ def list_entities(
     :data:`SORT_KEYS`), ``sort_order``, ``max_results`` (1..1000) or ``next_token``."""
     canonical = resolve_kind(kind)
     spec = _SPECS[canonical]
-    given: dict[str, Any] = {name: value for name, value in {
-        "source_uri": source_uri, "artifact_type": artifact_type, "action_type": action_type,
-        "context_type": context_type, "experiment_name": experiment_name,
-        "trial_name": trial_name, "trial_component_name": trial_component_name,
-        "source_arn": source_arn, "destination_arn": destination_arn,
-        "source_type": source_type, "destination_type": destination_type,
-        "association_type": association_type, "created_after": created_after,
-        "created_before": created_before,
-    }.items() if value is not None}
+    given: dict[str, Any] = {
+        name: value
+        for name, value in {
+            "source_uri": source_uri,
+            "artifact_type": artifact_type,
+            "action_type": action_type,
+            "context_type": context_type,
+            "experiment_name": experiment_name,
+            "trial_name": trial_name,
+            "trial_component_name": trial_component_name,
+            "source_arn": source_arn,
+            "destination_arn": destination_arn,
+            "source_type": source_type,
+            "destination_type": destination_type,
+            "association_type": association_type,
+            "created_after": created_after,
+            "created_before": created_before,
+        }.items()
+        if value is not None
+    }
     for name, value in given.items():
         if name not in spec.filters:
-            raise QueryError(f"{name} does not filter {_LABELS[canonical]}s: use "
-                             f"{', '.join(spec.filters)}")
+            raise QueryError(
+                f"{name} does not filter {_LABELS[canonical]}s: use {', '.join(spec.filters)}"
+            )
         if isinstance(value, datetime):
             if value.tzinfo is None or value.utcoffset() is None:
                 raise QueryError(f"{name} must be a timezone-aware datetime")
@@ -643,19 +789,26 @@ def list_entities(
             raise QueryError(f"{name} must be a string, got {type(value).__name__}")
     sort = "CreationTime" if sort_by is None else sort_by
     if sort not in spec.sorts:
-        raise QueryError(f"sort_by must be one of {', '.join(spec.sorts)} for "
-                         f"{_LABELS[canonical]}s, got {sort_by!r}")
+        raise QueryError(
+            f"sort_by must be one of {', '.join(spec.sorts)} for "
+            f"{_LABELS[canonical]}s, got {sort_by!r}"
+        )
     if sort_order not in SORT_ORDERS:
         raise QueryError(f"sort_order must be Ascending or Descending, got {sort_order!r}")
-    if max_results is not None and (isinstance(max_results, bool)
-                                    or not isinstance(max_results, int)
-                                    or not 1 <= max_results <= MAX_RESULTS):
-        raise QueryError(f"max_results must be an integer from 1 to {MAX_RESULTS}, "
-                         f"got {max_results!r}")
+    if max_results is not None and (
+        isinstance(max_results, bool)
+        or not isinstance(max_results, int)
+        or not 1 <= max_results <= MAX_RESULTS
+    ):
+        raise QueryError(
+            f"max_results must be an integer from 1 to {MAX_RESULTS}, got {max_results!r}"
+        )
 
-    digest = hashlib.sha256(json.dumps(
-        [canonical, sorted((k, _param(v)) for k, v in given.items()), sort, sort_order],
-    ).encode()).hexdigest()[:24]
+    digest = hashlib.sha256(
+        json.dumps(
+            [canonical, sorted((k, _param(v)) for k, v in given.items()), sort, sort_order],
+        ).encode()
+    ).hexdigest()[:24]
     offset = decode_token(next_token, digest) if next_token else 0
 
     conditions = [spec.where] if spec.where else []
@@ -684,5 +837,14 @@ def list_entities(
     return out
 
 
-__all__ = ["DESCRIBE_KINDS", "FILTERS", "KINDS", "NAME_KINDS", "SORT_KEYS", "SUMMARY_KEYS",
-           "describe", "list_entities", "resolve_kind"]
+__all__ = [
+    "DESCRIBE_KINDS",
+    "FILTERS",
+    "KINDS",
+    "NAME_KINDS",
+    "SORT_KEYS",
+    "SUMMARY_KEYS",
+    "describe",
+    "list_entities",
+    "resolve_kind",
+]

@@ -45,11 +45,16 @@ Int64s = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 _EMPTY = np.zeros(0, dtype=np.int32)
-_NO_VERTICES = pa.table({"arn": pa.array([], pa.string()),
-                         "lineage_type": pa.array([], pa.string()),
-                         "type": pa.array([], pa.string()), "c": pa.array([], pa.int64()),
-                         "m": pa.array([], pa.int64()),
-                         "account_id": pa.array([], pa.string())})
+_NO_VERTICES = pa.table(
+    {
+        "arn": pa.array([], pa.string()),
+        "lineage_type": pa.array([], pa.string()),
+        "type": pa.array([], pa.string()),
+        "c": pa.array([], pa.int64()),
+        "m": pa.array([], pa.int64()),
+        "account_id": pa.array([], pa.string()),
+    }
+)
 
 
 def _csr(keys: Ints, n: int) -> tuple[Int64s, Ints]:
@@ -137,8 +142,14 @@ class LineageGraph:
     # -- building ------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection, *, vertices_sql: str = "lineage_vertices",
-             edges_sql: str = "lineage_edges", same_as: bool = True) -> LineageGraph:
+    def load(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        vertices_sql: str = "lineage_vertices",
+        edges_sql: str = "lineage_edges",
+        same_as: bool = True,
+    ) -> LineageGraph:
         """Read the vertices and edges (one read transaction, so both are of one committed
         state) and build the index from their columns; with ``same_as``, also the SameAs
         links (none where an edge joins the two artifacts already)."""
@@ -152,12 +163,18 @@ class LineageGraph:
                 "epoch_us(created_at) AS c, epoch_us(modified_at) AS m, account_id "
                 f"FROM {vertices_sql} UNION ALL SELECT DISTINCT x, NULL, NULL, NULL, NULL, NULL "
                 f"FROM (SELECT source_arn AS x FROM {edges_sql} UNION SELECT destination_arn "
-                f"FROM {edges_sql}) ANTI JOIN {vertices_sql} v ON v.arn = x)")
-            vertices = con.sql("SELECT arn, lineage_type, type, c, m, account_id "
-                               "FROM mlineage_graph_ids ORDER BY vid").to_arrow_table()
-            links = (" UNION ALL SELECT a.vid, b.vid, 'SameAs', true "
-                     f"FROM {_same_as_pairs('mlineage_graph_ids', edges_sql, 'true')}"
-                     if same_as else "")
+                f"FROM {edges_sql}) ANTI JOIN {vertices_sql} v ON v.arn = x)"
+            )
+            vertices = con.sql(
+                "SELECT arn, lineage_type, type, c, m, account_id "
+                "FROM mlineage_graph_ids ORDER BY vid"
+            ).to_arrow_table()
+            links = (
+                " UNION ALL SELECT a.vid, b.vid, 'SameAs', true "
+                f"FROM {_same_as_pairs('mlineage_graph_ids', edges_sql, 'true')}"
+                if same_as
+                else ""
+            )
             edges = con.sql(
                 f"SELECT s.vid, d.vid, e.association_type, false FROM {edges_sql} e "
                 "JOIN mlineage_graph_ids s ON s.arn = e.source_arn "
@@ -214,17 +231,30 @@ class LineageGraph:
 
     # -- following writes ----------------------------------------------------------------
 
-    def apply(self, vertices: pa.Table, gone_vertices: Iterable[str], edges: pa.Table,
-              gone_edges: Iterable[tuple[str, str]], *, same_as: bool = False) -> None:
+    def apply(
+        self,
+        vertices: pa.Table,
+        gone_vertices: Iterable[str],
+        edges: pa.Table,
+        gone_edges: Iterable[tuple[str, str]],
+        *,
+        same_as: bool = False,
+    ) -> None:
         """Bring the index up to date: ``vertices`` (rows as :meth:`load` reads them) are
         live now, ``gone_vertices`` are not; ``edges`` are visible now (replacing any edge
         between the same two ends), ``gone_edges`` are not. Cost: the size of the change,
         plus an overlay rebuild proportional to the edges added since the last compaction."""
         self._views = None
         vertices, edges = _table(vertices), _table(edges)
-        new_arns = [a for a in dict.fromkeys(
-            vertices.column(0).to_pylist() + edges.column(0).to_pylist()
-            + edges.column(1).to_pylist()) if a not in self.ids]
+        new_arns = [
+            a
+            for a in dict.fromkeys(
+                vertices.column(0).to_pylist()
+                + edges.column(0).to_pylist()
+                + edges.column(1).to_pylist()
+            )
+            if a not in self.ids
+        ]
         if new_arns:
             self._add_ids(new_arns)
         for arn in gone_vertices:
@@ -232,14 +262,16 @@ class LineageGraph:
             if gone is not None:
                 self.lineage_type[gone] = -1
         if vertices.num_rows:
-            vid = np.array([self.ids[a] for a in vertices.column(0).to_pylist()],
-                           dtype=np.int64)
-            self.lineage_type[vid] = [_LT_CODE.get(x, -1) if x is not None else -1
-                                      for x in vertices.column(1).to_pylist()]
+            vid = np.array([self.ids[a] for a in vertices.column(0).to_pylist()], dtype=np.int64)
+            self.lineage_type[vid] = [
+                _LT_CODE.get(x, -1) if x is not None else -1 for x in vertices.column(1).to_pylist()
+            ]
             self.type[vid] = _codes_into(vertices.column(2).to_pylist(), self.type_names)
             self.account[vid] = _codes_into(vertices.column(5).to_pylist(), self.account_names)
-            for values, has, column in ((self.created, self.has_created, 3),
-                                        (self.modified, self.has_modified, 4)):
+            for values, has, column in (
+                (self.created, self.has_created, 3),
+                (self.modified, self.has_modified, 4),
+            ):
                 col = vertices.column(column)
                 has[vid] = col.is_valid().to_numpy(zero_copy_only=False)
                 values[vid] = col.fill_null(0).to_numpy(zero_copy_only=False)
@@ -262,16 +294,23 @@ class LineageGraph:
             self.edge_dst = np.concatenate([self.edge_dst, dst])
             self.edge_type = np.concatenate([self.edge_type, typ])
             self.edge_live = np.concatenate([self.edge_live, np.ones(len(src), dtype=bool)])
-            self.edge_same_as = np.concatenate([self.edge_same_as,
-                                                np.full(len(src), same_as, dtype=bool)])
+            self.edge_same_as = np.concatenate(
+                [self.edge_same_as, np.full(len(src), same_as, dtype=bool)]
+            )
         if len(self.edge_src) - self.base_edges > max(10_000, self.base_edges // 8):
             self.compact()
         elif edges.num_rows or new_arns:
             self._index_overlay()
 
-    def refresh(self, con: duckdb.DuckDBPyConnection, vertices: Iterable[str],
-                edges: Iterable[tuple[str, str]], *, vertices_sql: str = "lineage_vertices",
-                edges_sql: str = "lineage_edges") -> None:
+    def refresh(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        vertices: Iterable[str],
+        edges: Iterable[tuple[str, str]],
+        *,
+        vertices_sql: str = "lineage_vertices",
+        edges_sql: str = "lineage_edges",
+    ) -> None:
         """Read the current state of these vertices and edges (those a batch changed, from
         :meth:`~mlineage.projection.store.DuckDBStore.take_graph_changes`) and
         :meth:`apply` it: the cost of the change, not of the graph."""
@@ -281,7 +320,9 @@ class LineageGraph:
             rows = con.sql(
                 f"SELECT arn, lineage_type, type, epoch_us(created_at) AS c, "
                 f"epoch_us(modified_at) AS m, account_id FROM {vertices_sql} "
-                f"WHERE arn IN (SELECT unnest($a))", params={"a": arns}).to_arrow_table()
+                f"WHERE arn IN (SELECT unnest($a))",
+                params={"a": arns},
+            ).to_arrow_table()
             found = con.sql(
                 f"SELECT e.source_arn, e.destination_arn, e.association_type FROM {edges_sql} e "
                 "JOIN (SELECT unnest($s) AS s, unnest($d) AS d) p "
@@ -291,25 +332,32 @@ class LineageGraph:
         finally:
             con.execute("COMMIT")
         live = set(rows.column(0).to_pylist())
-        visible = set(zip(found.column(0).to_pylist(), found.column(1).to_pylist(),
-                          strict=True))
-        self.apply(rows, [a for a in arns if a not in live], found,
-                   [p for p in pairs if p not in visible])
+        visible = set(zip(found.column(0).to_pylist(), found.column(1).to_pylist(), strict=True))
+        self.apply(
+            rows, [a for a in arns if a not in live], found, [p for p in pairs if p not in visible]
+        )
         if self.tracks_same_as:
-            self._refresh_same_as(con, set(arns) | {e for p in pairs for e in p},
-                                  vertices_sql, edges_sql)
+            self._refresh_same_as(
+                con, set(arns) | {e for p in pairs for e in p}, vertices_sql, edges_sql
+            )
 
-    def _refresh_same_as(self, con: duckdb.DuckDBPyConnection, touched: set[str],
-                         vertices_sql: str, edges_sql: str) -> None:
+    def _refresh_same_as(
+        self, con: duckdb.DuckDBPyConnection, touched: set[str], vertices_sql: str, edges_sql: str
+    ) -> None:
         """Recompute the SameAs links of every artifact id among ``touched``."""
         ids = sorted({i for i in map(_artifact_id, touched) if i is not None})
         if not ids:
             return
         wanted = con.sql(
             "SELECT a.arn, b.arn, 'SameAs' FROM "
-            + _same_as_pairs(vertices_sql, edges_sql,
-                             "split_part(a.arn, '/', 2) IN (SELECT unnest($ids))", by="arn"),
-            params={"ids": ids}).to_arrow_table()
+            + _same_as_pairs(
+                vertices_sql,
+                edges_sql,
+                "split_part(a.arn, '/', 2) IN (SELECT unnest($ids))",
+                by="arn",
+            ),
+            params={"ids": ids},
+        ).to_arrow_table()
         mine = set(ids)
         for eid in np.flatnonzero(self.edge_same_as & self.edge_live).tolist():
             if _artifact_id(self.arns[int(self.edge_src[eid])]) in mine:
@@ -376,16 +424,28 @@ class LineageGraph:
         """(ARN, type, lineage type) of each vertex, in one pass over plain lists."""
         names, arns = [*self.type_names, None], self.arns
         lts = [*LINEAGE_TYPES, ""]
-        return [(arns[v], names[t], lts[lt]) for v, t, lt in zip(
-            vids.tolist(), self.type[vids].tolist(), self.lineage_type[vids].tolist(),
-            strict=True)]
+        return [
+            (arns[v], names[t], lts[lt])
+            for v, t, lt in zip(
+                vids.tolist(),
+                self.type[vids].tolist(),
+                self.lineage_type[vids].tolist(),
+                strict=True,
+            )
+        ]
 
     def edges(self, eids: Ints) -> list[tuple[str, str, str | None]]:
         """(source ARN, destination ARN, association type) of each edge."""
         names, arns = [*self.edge_type_names, None], self.arns
-        return [(arns[s], arns[d], names[t]) for s, d, t in zip(
-            self.edge_src[eids].tolist(), self.edge_dst[eids].tolist(),
-            self.edge_type[eids].tolist(), strict=True)]
+        return [
+            (arns[s], arns[d], names[t])
+            for s, d, t in zip(
+                self.edge_src[eids].tolist(),
+                self.edge_dst[eids].tolist(),
+                self.edge_type[eids].tolist(),
+                strict=True,
+            )
+        ]
 
     def edge_type_of(self, eid: int) -> str | None:
         code = int(self.edge_type[eid])
@@ -395,8 +455,9 @@ class LineageGraph:
         """The codes of these accounts in ``account`` (accounts the graph has none of are
         left out)."""
         wanted = set(accounts)
-        return np.array([i for i, name in enumerate(self.account_names) if name in wanted],
-                        dtype=np.int32)
+        return np.array(
+            [i for i, name in enumerate(self.account_names) if name in wanted], dtype=np.int32
+        )
 
     def steps(self, frontier: Ints, forward: bool, backward: bool) -> tuple[Ints, Ints, Ints]:
         """Every live edge at ``frontier`` in the given directions, as (edge id, the frontier
@@ -439,10 +500,16 @@ class Views:
         self.edge_live = g.edge_live.data
         self.edge_same_as = g.edge_same_as.data
         self.account = g.account.data
-        self.out_csrs = [(p.data, e.data) for p, e in (
-            (g.out_ptr, g.out_eid), (g.ov_out_ptr, g.ov_out_eid)) if len(e)]
-        self.in_csrs = [(p.data, e.data) for p, e in (
-            (g.in_ptr, g.in_eid), (g.ov_in_ptr, g.ov_in_eid)) if len(e)]
+        self.out_csrs = [
+            (p.data, e.data)
+            for p, e in ((g.out_ptr, g.out_eid), (g.ov_out_ptr, g.ov_out_eid))
+            if len(e)
+        ]
+        self.in_csrs = [
+            (p.data, e.data)
+            for p, e in ((g.in_ptr, g.in_eid), (g.ov_in_ptr, g.ov_in_eid))
+            if len(e)
+        ]
 
 
 def _same_as_pairs(vertices: str, edges: str, where: str, *, by: str = "vid") -> str:

@@ -42,8 +42,18 @@ from mlineage.query.errors import QueryError  # re-exported: raised by query_lin
 from mlineage.query.graph import LINEAGE_TYPES, Ints, LineageGraph
 from mlineage.query.paging import decode_token, encode_token
 
-__all__ = ["DIRECTIONS", "LINEAGE_TYPES", "MAX_DEPTH", "Edge", "LineageFilter", "LineageGraph",
-           "LineageResult", "QueryError", "Vertex", "query_lineage"]
+__all__ = [
+    "DIRECTIONS",
+    "LINEAGE_TYPES",
+    "MAX_DEPTH",
+    "Edge",
+    "LineageFilter",
+    "LineageGraph",
+    "LineageResult",
+    "QueryError",
+    "Vertex",
+    "query_lineage",
+]
 
 DIRECTIONS: tuple[str, ...] = ("Both", "Ascendants", "Descendants")
 MAX_DEPTH = 100
@@ -73,17 +83,32 @@ class LineageFilter:
                 object.__setattr__(self, name, value.replace(tzinfo=UTC))
 
     def is_empty(self) -> bool:
-        return all(v in (None, [], (), {}) for v in (
-            self.types, self.lineage_types, self.created_before, self.created_after,
-            self.modified_before, self.modified_after, self.properties))
+        return all(
+            v in (None, [], (), {})
+            for v in (
+                self.types,
+                self.lineage_types,
+                self.created_before,
+                self.created_after,
+                self.modified_before,
+                self.modified_after,
+                self.properties,
+            )
+        )
 
     def digest(self) -> str:
-        return json.dumps({
-            "t": sorted(self.types or []), "l": sorted(self.lineage_types or []),
-            "cb": _iso(self.created_before), "ca": _iso(self.created_after),
-            "mb": _iso(self.modified_before), "ma": _iso(self.modified_after),
-            "p": sorted((self.properties or {}).items()),
-        }, sort_keys=True)
+        return json.dumps(
+            {
+                "t": sorted(self.types or []),
+                "l": sorted(self.lineage_types or []),
+                "cb": _iso(self.created_before),
+                "ca": _iso(self.created_after),
+                "mb": _iso(self.modified_before),
+                "ma": _iso(self.modified_after),
+                "p": sorted((self.properties or {}).items()),
+            },
+            sort_keys=True,
+        )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -114,10 +139,17 @@ class LineageResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "Vertices": [{"Arn": v.arn, "Type": v.type, "LineageType": v.lineage_type}
-                         for v in self.vertices],
-            "Edges": [{"SourceArn": e.source_arn, "DestinationArn": e.destination_arn,
-                       "AssociationType": e.association_type} for e in self.edges],
+            "Vertices": [
+                {"Arn": v.arn, "Type": v.type, "LineageType": v.lineage_type} for v in self.vertices
+            ],
+            "Edges": [
+                {
+                    "SourceArn": e.source_arn,
+                    "DestinationArn": e.destination_arn,
+                    "AssociationType": e.association_type,
+                }
+                for e in self.edges
+            ],
             "TruncatedByDepth": self.truncated_by_depth,
         }
         if self.next_token is not None:
@@ -157,17 +189,37 @@ def query_lineage(
     for lt in filters.lineage_types or []:
         if lt not in LINEAGE_TYPES:
             raise QueryError(f"LineageTypes must be among {', '.join(LINEAGE_TYPES)}, got {lt!r}")
-    digest = hashlib.sha256(json.dumps([
-        sorted(starts_list), direction, include_edges, filters.digest(), max_depth, max_results,
-    ]).encode()).hexdigest()[:24]
+    digest = hashlib.sha256(
+        json.dumps(
+            [
+                sorted(starts_list),
+                direction,
+                include_edges,
+                filters.digest(),
+                max_depth,
+                max_results,
+            ]
+        ).encode()
+    ).hexdigest()[:24]
     offset = decode_token(next_token, digest) if next_token else 0
 
     # an answer can be hundreds of thousands of small tuples: with the cyclic GC running,
     # its collections (re-scanning them as they are made) took most of the time
     sees = None if visible_accounts is None else graph.account_codes(visible_accounts)
     with gc_paused():
-        return _walk(graph, starts_list, direction, include_edges, filters, max_depth,
-                     max_results, offset, digest, properties_of, sees)
+        return _walk(
+            graph,
+            starts_list,
+            direction,
+            include_edges,
+            filters,
+            max_depth,
+            max_results,
+            offset,
+            digest,
+            properties_of,
+            sees,
+        )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -227,11 +279,32 @@ microseconds in all); past it the walk starts over a depth level at a time in nu
 fixed cost per operation is paid back on large walks."""
 
 
-def _walk(graph: LineageGraph, starts_list: list[str], direction: str, include_edges: bool,
-          filters: LineageFilter, max_depth: int, max_results: int | None, offset: int,
-          digest: str, properties_of: Any, sees: Ints | None) -> LineageResult:
-    small = _walk_small(graph, starts_list, direction, include_edges, filters, max_depth,
-                        max_results, offset, digest, properties_of, sees)
+def _walk(
+    graph: LineageGraph,
+    starts_list: list[str],
+    direction: str,
+    include_edges: bool,
+    filters: LineageFilter,
+    max_depth: int,
+    max_results: int | None,
+    offset: int,
+    digest: str,
+    properties_of: Any,
+    sees: Ints | None,
+) -> LineageResult:
+    small = _walk_small(
+        graph,
+        starts_list,
+        direction,
+        include_edges,
+        filters,
+        max_depth,
+        max_results,
+        offset,
+        digest,
+        properties_of,
+        sees,
+    )
     if small is not None:
         return small
     scratch = _scratch_of(graph)
@@ -240,19 +313,40 @@ def _walk(graph: LineageGraph, starts_list: list[str], direction: str, include_e
         # what the walk wrote into the scratch arrays: reached vertices, ordered ones
         touched: list[Ints] = []
         try:
-            return _walk_on(graph, starts_list, direction, include_edges, filters, max_depth,
-                            max_results, offset, digest, properties_of, sees, scratch,
-                            touched)
+            return _walk_on(
+                graph,
+                starts_list,
+                direction,
+                include_edges,
+                filters,
+                max_depth,
+                max_results,
+                offset,
+                digest,
+                properties_of,
+                sees,
+                scratch,
+                touched,
+            )
         finally:
             for ids in touched:
                 scratch.depth[ids] = -1
                 scratch.mark[ids] = -1
 
 
-def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
-                include_edges: bool, filters: LineageFilter, max_depth: int,
-                max_results: int | None, offset: int, digest: str,
-                properties_of: Any, sees: Ints | None) -> LineageResult | None:
+def _walk_small(
+    graph: LineageGraph,
+    starts_list: list[str],
+    direction: str,
+    include_edges: bool,
+    filters: LineageFilter,
+    max_depth: int,
+    max_results: int | None,
+    offset: int,
+    digest: str,
+    properties_of: Any,
+    sees: Ints | None,
+) -> LineageResult | None:
     """The walk of :func:`_walk_on`, vertex by vertex; None when it would follow more than
     :data:`SMALL_WALK_STEPS` edges."""
     views = graph.views()
@@ -264,8 +358,11 @@ def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
         csrs += [(ptr, eids, views.edge_dst) for ptr, eids in views.out_csrs]
     if direction in ("Both", "Ascendants"):
         csrs += [(ptr, eids, views.edge_src) for ptr, eids in views.in_csrs]
-    starts = [v for v in (graph.vid(a) for a in starts_list)
-              if v is not None and (visible is None or account[v] in visible)]
+    starts = [
+        v
+        for v in (graph.vid(a) for a in starts_list)
+        if v is not None and (visible is None or account[v] in visible)
+    ]
     depth: dict[int, int] = dict.fromkeys(starts, 0)
     followed: list[tuple[int, int, int]] = []
     queue = list(depth)
@@ -322,8 +419,10 @@ def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
     order = sorted(chosen, key=lambda v: (depth[v], arns[v]))
     end = len(order) if max_results is None else min(offset + max_results, len(order))
     result = LineageResult(
-        vertices=[Vertex(arns[v], graph.type_of(v), graph.lineage_type_of(v) or "")
-                  for v in order[offset:end]],
+        vertices=[
+            Vertex(arns[v], graph.type_of(v), graph.lineage_type_of(v) or "")
+            for v in order[offset:end]
+        ],
         truncated_by_depth=truncated,
     )
     if include_edges:
@@ -340,10 +439,21 @@ def _walk_small(graph: LineageGraph, starts_list: list[str], direction: str,
     return result
 
 
-def _walk_on(graph: LineageGraph, starts_list: list[str], direction: str, include_edges: bool,
-             filters: LineageFilter, max_depth: int, max_results: int | None, offset: int,
-             digest: str, properties_of: Any, sees: Ints | None, scratch: _Scratch,
-             touched: list[Ints]) -> LineageResult:
+def _walk_on(
+    graph: LineageGraph,
+    starts_list: list[str],
+    direction: str,
+    include_edges: bool,
+    filters: LineageFilter,
+    max_depth: int,
+    max_results: int | None,
+    offset: int,
+    digest: str,
+    properties_of: Any,
+    sees: Ints | None,
+    scratch: _Scratch,
+    touched: list[Ints],
+) -> LineageResult:
     depth, mark = scratch.depth, scratch.mark
     ids = [graph.vid(a) for a in starts_list]
     starts = np.array(sorted({v for v in ids if v is not None}), dtype=np.int32)
@@ -398,14 +508,16 @@ def _walk_on(graph: LineageGraph, starts_list: list[str], direction: str, includ
         mark[reached] = -1
     else:
         chosen = matching
-        edge_ids = (_distinct(fe, scratch.edge_slot) if include_edges
-                    else np.zeros(0, dtype=np.int32))
+        edge_ids = (
+            _distinct(fe, scratch.edge_slot) if include_edges else np.zeros(0, dtype=np.int32)
+        )
 
     order = _ordered(graph, chosen, depth)
     end = len(order) if max_results is None else min(offset + max_results, len(order))
     page = order[offset:end]
-    result = LineageResult(vertices=list(map(Vertex._make, graph.vertices(page))),
-                           truncated_by_depth=truncated)
+    result = LineageResult(
+        vertices=list(map(Vertex._make, graph.vertices(page))), truncated_by_depth=truncated
+    )
     if include_edges and len(edge_ids):
         # an edge goes with the page of its later end in the order (-1: an end not chosen)
         mark[order] = np.arange(len(order), dtype=np.int32)
@@ -424,8 +536,11 @@ def _cat(parts: list[tuple[Ints, Ints, Ints]]) -> tuple[Ints, Ints, Ints]:
         return empty, empty, empty
     if len(parts) == 1:
         return parts[0]
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
 
 
 def _ordered(graph: LineageGraph, chosen: Ints, depth: Ints) -> Ints:
@@ -436,8 +551,7 @@ def _ordered(graph: LineageGraph, chosen: Ints, depth: Ints) -> Ints:
         ordered: Ints = (np.sort(key) & 0xFFFFFFFF).astype(np.int32)
         return ordered
     arns = graph.arns
-    return np.array(sorted(chosen.tolist(), key=lambda v: (int(depth[v]), arns[v])),
-                    dtype=np.int32)
+    return np.array(sorted(chosen.tolist(), key=lambda v: (int(depth[v]), arns[v])), dtype=np.int32)
 
 
 def _edges_ordered(graph: LineageGraph, eids: Ints) -> Ints:
@@ -448,13 +562,16 @@ def _edges_ordered(graph: LineageGraph, eids: Ints) -> Ints:
         ordered: Ints = eids[np.argsort(src.astype(np.int64) * n + dst)]
         return ordered
     arns = graph.arns
-    return np.array(sorted(eids.tolist(), key=lambda e: (arns[int(graph.edge_src[e])],
-                                                          arns[int(graph.edge_dst[e])])),
-                    dtype=np.int32)
+    return np.array(
+        sorted(
+            eids.tolist(),
+            key=lambda e: (arns[int(graph.edge_src[e])], arns[int(graph.edge_dst[e])]),
+        ),
+        dtype=np.int32,
+    )
 
 
-def _matching(graph: LineageGraph, reached: Ints, f: LineageFilter,
-              properties_of: Any) -> Ints:
+def _matching(graph: LineageGraph, reached: Ints, f: LineageFilter, properties_of: Any) -> Ints:
     if f.is_empty():
         return reached
     keep = np.ones(len(reached), dtype=bool)
@@ -465,10 +582,11 @@ def _matching(graph: LineageGraph, reached: Ints, f: LineageFilter,
         wanted = [i for i, name in enumerate(LINEAGE_TYPES) if name in set(f.lineage_types)]
         keep &= np.isin(graph.lineage_type[reached], wanted)
     for bound, values, has, below in (
-            (f.created_before, graph.created, graph.has_created, True),
-            (f.created_after, graph.created, graph.has_created, False),
-            (f.modified_before, graph.modified, graph.has_modified, True),
-            (f.modified_after, graph.modified, graph.has_modified, False)):
+        (f.created_before, graph.created, graph.has_created, True),
+        (f.created_after, graph.created, graph.has_created, False),
+        (f.modified_before, graph.modified, graph.has_modified, True),
+        (f.modified_after, graph.modified, graph.has_modified, False),
+    ):
         limit = _epoch_us(bound)
         if limit is None:
             continue
@@ -479,6 +597,10 @@ def _matching(graph: LineageGraph, reached: Ints, f: LineageFilter,
         arns = [graph.arns[v] for v in out.tolist()]
         props = properties_of(arns) if properties_of else {}
         wanted_items = f.properties.items()
-        out = out[np.array([any(props.get(a, {}).get(k) == val for k, val in wanted_items)
-                            for a in arns], dtype=bool)]
+        out = out[
+            np.array(
+                [any(props.get(a, {}).get(k) == val for k, val in wanted_items) for a in arns],
+                dtype=bool,
+            )
+        ]
     return out

@@ -27,6 +27,8 @@ def decode_token(token: str, digest: str) -> int:
     if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
         raise QueryError("NextToken is not a token this service issued")
     if got != digest:
-        raise QueryError("NextToken belongs to a different request (a different query): repeat "
-                         "the same request parameters with it")
+        raise QueryError(
+            "NextToken belongs to a different request (a different query): repeat "
+            "the same request parameters with it"
+        )
     return offset

@@ -16,8 +16,13 @@ class SqlError(MlineageError):
     """A query failed, was refused (writes) or was cancelled (time limit)."""
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None, *,
-            timeout: float = 30.0) -> Rows:
+def run_sql(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: list[Any] | None = None,
+    *,
+    timeout: float = 30.0,
+) -> Rows:
     """Run ``query`` on a read-only connection; cancel it after ``timeout`` seconds."""
     _check_read_only(query)
     timer = threading.Timer(timeout, con.interrupt)
@@ -31,8 +36,10 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None
     except duckdb.Error as exc:
         text = str(exc)
         if "read-only" in text or "read only" in text:
-            raise SqlError("SQL here is read-only: the projection is rebuilt from the event "
-                           "log; publish events to change it") from exc
+            raise SqlError(
+                "SQL here is read-only: the projection is rebuilt from the event "
+                "log; publish events to change it"
+            ) from exc
         raise SqlError(f"SQL error: {text}") from exc
     finally:
         timer.cancel()
@@ -52,5 +59,7 @@ def _check_read_only(query: str) -> None:
     if len(statements) != 1:
         raise SqlError(f"run one statement at a time (got {len(statements)})")
     if statements[0].type not in _READ_ONLY:
-        raise SqlError("SQL here is read-only: the projection is rebuilt from the event log; "
-                       "publish events to change it (only SELECT and EXPLAIN are accepted)")
+        raise SqlError(
+            "SQL here is read-only: the projection is rebuilt from the event log; "
+            "publish events to change it (only SELECT and EXPLAIN are accepted)"
+        )

@@ -36,10 +36,16 @@ def _connect(path: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
 class LineageStore:
     """Queries on a read-only connection to the projection (or its snapshot)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *,
-                 snapshot_taken: float | None = None, account: str | None = None,
-                 visible_accounts: list[str] | None = None,
-                 cleanup: Path | None = None) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        *,
+        snapshot_taken: float | None = None,
+        account: str | None = None,
+        visible_accounts: list[str] | None = None,
+        cleanup: Path | None = None,
+    ) -> None:
         self.con = con
         self.path = path
         self.snapshot_taken = snapshot_taken
@@ -57,16 +63,18 @@ class LineageStore:
         return account_view(self, account)
 
     @classmethod
-    def open(cls, path: str | Path | Settings | None = None, *,
-             memory_limit: str = "2GB") -> LineageStore:
+    def open(
+        cls, path: str | Path | Settings | None = None, *, memory_limit: str = "2GB"
+    ) -> LineageStore:
         """Open the projection read-only: the live file, or the follower's snapshot when a
         projector holds the live file."""
         if path is None:
             path = Settings.load()
         db = path.db_path if isinstance(path, Settings) else Path(path)
         if not db.exists():
-            raise ProjectionError(f"no projection at {db} yet: publish something (or run "
-                                  "`mlineage demo`) first")
+            raise ProjectionError(
+                f"no projection at {db} yet: publish something (or run `mlineage demo`) first"
+            )
         try:
             return cls(_connect(db, memory_limit), db)
         except duckdb.Error as exc:
@@ -76,7 +84,8 @@ class LineageStore:
         if not snap.exists():
             raise ProjectionError(
                 f"{db} is held by another process and has no snapshot yet: wait for "
-                "`mlineage project --follow` to write one, or stop the process holding it")
+                "`mlineage project --follow` to write one, or stop the process holding it"
+            )
         try:
             return cls(_connect(snap, memory_limit), snap, snapshot_taken=snap.stat().st_mtime)
         except duckdb.Error as exc:
@@ -113,13 +122,22 @@ class LineageStore:
         answer as that caller's :meth:`as_account` view, without copying anything."""
         starts = [start_arns] if isinstance(start_arns, str) else list(start_arns)
         if visible_accounts is not None and self.account is not None:
-            raise ValueError("visible_accounts is for the operator's store; this one already "
-                             f"answers for {self.account}")
-        return query_lineage(self.graph, starts, direction=direction,
-                             include_edges=include_edges, filters=filters, max_depth=max_depth,
-                             max_results=max_results, next_token=next_token,
-                             properties_of=self.properties_of,
-                             visible_accounts=visible_accounts)
+            raise ValueError(
+                "visible_accounts is for the operator's store; this one already "
+                f"answers for {self.account}"
+            )
+        return query_lineage(
+            self.graph,
+            starts,
+            direction=direction,
+            include_edges=include_edges,
+            filters=filters,
+            max_depth=max_depth,
+            max_results=max_results,
+            next_token=next_token,
+            properties_of=self.properties_of,
+            visible_accounts=visible_accounts,
+        )
 
     def properties_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
         """Properties of these entities (artifacts, actions, contexts)."""
@@ -128,7 +146,9 @@ class LineageStore:
         rows = self.con.execute(
             "SELECT arn, CAST(properties AS VARCHAR) FROM (SELECT arn, properties FROM artifacts "
             "UNION ALL SELECT arn, properties FROM actions UNION ALL SELECT arn, properties "
-            "FROM contexts) WHERE arn IN (SELECT unnest(?))", [arns]).fetchall()
+            "FROM contexts) WHERE arn IN (SELECT unnest(?))",
+            [arns],
+        ).fetchall()
         return {arn: json.loads(props) if props else {} for arn, props in rows}
 
     def describe(self, arn_or_name: str, kind: str | None = None) -> dict[str, Any]:
@@ -154,4 +174,3 @@ class LineageStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

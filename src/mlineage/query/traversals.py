@@ -26,14 +26,23 @@ class _Entity:
     arn: str
     max_depth: int = 10
 
-    def _find(self, direction: str, *, types: list[str] | None = None,
-              lineage_types: list[str] | None = None, start: list[str] | None = None,
-              max_depth: int | None = None) -> list[str]:
+    def _find(
+        self,
+        direction: str,
+        *,
+        types: list[str] | None = None,
+        lineage_types: list[str] | None = None,
+        start: list[str] | None = None,
+        max_depth: int | None = None,
+    ) -> list[str]:
         starts = start or [self.arn]
         result = self.store.query_lineage(
-            starts, direction=direction, include_edges=False,
+            starts,
+            direction=direction,
+            include_edges=False,
             filters=LineageFilter(types=types, lineage_types=lineage_types),
-            max_depth=self.max_depth if max_depth is None else max_depth)
+            max_depth=self.max_depth if max_depth is None else max_depth,
+        )
         # QueryLineage returns the starts too; "the upstream datasets of X" leaves X out
         return [v.arn for v in result.vertices if v.arn not in starts]
 
@@ -46,7 +55,9 @@ class _Entity:
             return []
         rows = self.store.con.execute(
             "SELECT source_arn FROM trial_components WHERE arn IN (SELECT unnest(?)) AND live "
-            "AND source_arn IS NOT NULL ORDER BY source_arn", [tc_arns]).fetchall()
+            "AND source_arn IS NOT NULL ORDER BY source_arn",
+            [tc_arns],
+        ).fetchall()
         return [r[0] for r in rows]
 
     def _trials(self, direction: str) -> list[str]:
@@ -58,7 +69,9 @@ class _Entity:
         rows = self.store.con.execute(
             "SELECT DISTINCT j.trial_arn FROM trial_component_trials j JOIN trials t "
             "ON t.arn = j.trial_arn AND t.live WHERE j.live AND j.trial_component_arn IN "
-            "(SELECT unnest(?)) ORDER BY 1", [tcs]).fetchall()
+            "(SELECT unnest(?)) ORDER BY 1",
+            [tcs],
+        ).fetchall()
         return [r[0] for r in rows]
 
 
@@ -101,8 +114,9 @@ class ModelArtifact(Artifact):
         if not contexts:
             return []
         rows = self.store.con.execute(
-            "SELECT source_uri FROM contexts WHERE arn IN (SELECT unnest(?)) AND live "
-            "ORDER BY 1", [contexts]).fetchall()
+            "SELECT source_uri FROM contexts WHERE arn IN (SELECT unnest(?)) AND live ORDER BY 1",
+            [contexts],
+        ).fetchall()
         return [r[0] for r in rows if r[0]]
 
     def dataset_artifacts(self) -> list[str]:
@@ -152,5 +166,12 @@ class LineageTrialComponent(_Entity):
         return self._find(direction, types=["Model"])
 
 
-__all__ = ["Action", "Artifact", "DatasetArtifact", "EndpointContext", "ImageArtifact",
-           "LineageTrialComponent", "ModelArtifact"]
+__all__ = [
+    "Action",
+    "Artifact",
+    "DatasetArtifact",
+    "EndpointContext",
+    "ImageArtifact",
+    "LineageTrialComponent",
+    "ModelArtifact",
+]

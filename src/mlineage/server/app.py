@@ -50,10 +50,12 @@ class ServerConfig:
 def _error(code: str, message: str, status: int) -> Response:
     # a message may quote the request, which may hold text with no UTF-8 form
     message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return JSONResponse({"__type": code, "message": message}, status_code=status,
-                        media_type=CONTENT_TYPE,
-                        headers={"x-amzn-RequestId": str(uuid.uuid4()),
-                                 "x-amzn-ErrorType": code})
+    return JSONResponse(
+        {"__type": code, "message": message},
+        status_code=status,
+        media_type=CONTENT_TYPE,
+        headers={"x-amzn-RequestId": str(uuid.uuid4()), "x-amzn-ErrorType": code},
+    )
 
 
 MAX_BODY = 16 * 1024 * 1024  # far above any lineage request; refused before it is read
@@ -90,27 +92,40 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
     async def handle(request: Request) -> Response:
         body = await _read_body(request)
         if body is None:
-            return _error("RequestEntityTooLarge",
-                          f"the request body is larger than {MAX_BODY} bytes", 413)
+            return _error(
+                "RequestEntityTooLarge", f"the request body is larger than {MAX_BODY} bytes", 413
+            )
         headers = _headers(request)
         if config.credentials is not None:
             try:
-                verified = authenticate(request.method, request.url.path, request.url.query,
-                                        headers, body, config.credentials)
+                verified = authenticate(
+                    request.method,
+                    request.url.path,
+                    request.url.query,
+                    headers,
+                    body,
+                    config.credentials,
+                )
             except AuthError as exc:
                 return _error(exc.code, str(exc), exc.status)
             if verified.region != config.region:
                 # AWS refuses a scope for another region: the request was meant elsewhere
-                return _error("InvalidSignatureException", "Credential should be scoped to a "
-                              f"valid region, not '{verified.region}'. This server serves "
-                              f"'{config.region}'.", 400)
+                return _error(
+                    "InvalidSignatureException",
+                    "Credential should be scoped to a "
+                    f"valid region, not '{verified.region}'. This server serves "
+                    f"'{config.region}'.",
+                    400,
+                )
             credential = verified.credential
             signed = _SIGNED.search(headers.get("authorization", ""))
             if signed is None or "x-amz-target" not in signed.group(1).split(";"):
-                return _error("IncompleteSignatureException",
-                              "X-Amz-Target must be among the signed headers", 400)
-            caller = Caller(credential.account_id, credential.account_id,
-                            config.extended_limits)
+                return _error(
+                    "IncompleteSignatureException",
+                    "X-Amz-Target must be among the signed headers",
+                    400,
+                )
+            caller = Caller(credential.account_id, credential.account_id, config.extended_limits)
         else:
             caller = Caller(config.default_account, None, config.extended_limits)
         target = headers.get("x-amz-target", "")  # a repeated header joins: unknown below
@@ -118,9 +133,12 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
         handler = OPERATIONS.get(name)
         op = shapes.operation(name) if handler is not None else None
         if handler is None or op is None:
-            return _error("UnknownOperationException",
-                          f"Unknown operation {target or '(no X-Amz-Target)'}: mlineage "
-                          "serves SageMaker's lineage operations (see docs/serve.md)", 400)
+            return _error(
+                "UnknownOperationException",
+                f"Unknown operation {target or '(no X-Amz-Target)'}: mlineage "
+                "serves SageMaker's lineage operations (see docs/serve.md)",
+                400,
+            )
         try:
             payload = json.loads(body) if body.strip() else {}
         except (ValueError, RecursionError) as exc:
@@ -139,23 +157,31 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
         except EventLogError as exc:
             if not exc.transient:
                 log.exception("%s failed", name)
-                return _error("InternalFailure", f"{name} failed on the server; see its log",
-                              500)
+                return _error("InternalFailure", f"{name} failed on the server; see its log", 500)
             # the log is away (a Kafka outage); AWS SDKs retry a 503 by themselves
             log.warning("%s: the event log is not answering: %s", name, exc)
             if isinstance(exc, InDoubtError):
-                return _error("ServiceUnavailable", "the event log did not confirm the write "
-                              "in time: it may have been written; describe it before retrying",
-                              503)
-            return _error("ServiceUnavailable", "the event log is not answering; nothing was "
-                          "written: retry later", 503)
+                return _error(
+                    "ServiceUnavailable",
+                    "the event log did not confirm the write "
+                    "in time: it may have been written; describe it before retrying",
+                    503,
+                )
+            return _error(
+                "ServiceUnavailable",
+                "the event log is not answering; nothing was written: retry later",
+                503,
+            )
         except Exception:
             log.exception("%s failed", name)  # the details stay in the server's log
             return _error("InternalFailure", f"{name} failed on the server; see its log", 500)
         finally:
             stats.setdefault(name, deque(maxlen=10_000)).append(time.perf_counter() - started)
-        return Response(json.dumps(shapes.to_json(result)), media_type=CONTENT_TYPE,
-                        headers={"x-amzn-RequestId": str(uuid.uuid4())})
+        return Response(
+            json.dumps(shapes.to_json(result)),
+            media_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": str(uuid.uuid4())},
+        )
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": backend.version})

@@ -48,8 +48,8 @@ class Backend:
         self.store = DuckDBStore(settings.db_path)
         # reads keep their lineage graph and apply what each write batch changed
         self.store.track_graph_changes()
-        self._db = threading.RLock()      # the writer's DuckDB connection: one user at a time
-        self._reads = threading.RLock()   # the readers' connection and caches
+        self._db = threading.RLock()  # the writer's DuckDB connection: one user at a time
+        self._reads = threading.RLock()  # the readers' connection and caches
         self._queue: queue.Queue[tuple[Callable[[WriteTx], Any], Future[Any]]] = queue.Queue()
         self.version = 0
         self._operator: LineageStore | None = None
@@ -155,8 +155,9 @@ class Backend:
         with self._reads:
             return fn(self._store_for(account))
 
-    def read_walk(self, account: str | None,
-                  fn: Callable[[LineageStore, list[str] | None], T]) -> T:
+    def read_walk(
+        self, account: str | None, fn: Callable[[LineageStore, list[str] | None], T]
+    ) -> T:
         """Run ``fn(store, visible_accounts)`` on the operator's store: QueryLineage on
         behalf of ``account`` walks the one index with the accounts it sees (None: the
         operator), with the answer of its account view, copying nothing."""
@@ -198,9 +199,15 @@ class Backend:
 
     def _sole_owner(self, account: str) -> bool:
         """Everything belongs to ``account`` and nothing is shared: its view is everything."""
-        rows = self._operator_store().con.execute(
-            "SELECT count(*) FILTER (WHERE account_id <> ?), count(*) FILTER (WHERE kind = "
-            "'lineage_share') FROM entity_state", [account]).fetchall()
+        rows = (
+            self._operator_store()
+            .con.execute(
+                "SELECT count(*) FILTER (WHERE account_id <> ?), count(*) FILTER (WHERE kind = "
+                "'lineage_share') FROM entity_state",
+                [account],
+            )
+            .fetchall()
+        )
         return bool(rows[0][0] == 0) and bool(rows[0][1] == 0)
 
     def owner(self, key: str) -> str | None:
@@ -208,7 +215,9 @@ class Backend:
         with self._db:
             rows = self.store.con.execute(
                 "SELECT account_id FROM entity_state WHERE entity_key = ? AND modified_v > "
-                "coalesce(deleted_v, '')", [key]).fetchall()
+                "coalesce(deleted_v, '')",
+                [key],
+            ).fetchall()
         return str(rows[0][0]) if rows else None
 
     def close(self) -> None:
@@ -251,12 +260,15 @@ class WriteTx:
             return pending is not None and (view is None or pending == view)
         return can_see(key)
 
-    def publish(self, account: str, drafts: Sequence[Mapping[str, Any]],
-                effects: Mapping[str, str | None]) -> list[AnyEvent]:
+    def publish(
+        self, account: str, drafts: Sequence[Mapping[str, Any]], effects: Mapping[str, str | None]
+    ) -> list[AnyEvent]:
         """Validate ``drafts`` for ``account`` (EventValidationError now, to this caller) and
         stage them; ``effects``: key -> owner after this write (None: deleted)."""
-        events = [validate_record(complete({**d, "account_id": account}, self.backend.settings,
-                                           PRODUCER)) for d in drafts]
+        events = [
+            validate_record(complete({**d, "account_id": account}, self.backend.settings, PRODUCER))
+            for d in drafts
+        ]
         self.records.extend(route(e) for e in events)
         self.effects.update(effects)
         return events

@@ -74,6 +74,7 @@ def operation(name: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         OPERATIONS[name] = fn
         return fn
+
     return register
 
 
@@ -96,8 +97,8 @@ def entity(kind: str, body: Mapping[str, Any], *, skip: tuple[str, ...] = ()) ->
             continue
         name = _snake(key)
         out[_RENAMED.get(name, name)] = (
-            {k: _convert(v) for k, v in value.items()} if key in _MAP_MEMBERS
-            else _convert(value))
+            {k: _convert(v) for k, v in value.items()} if key in _MAP_MEMBERS else _convert(value)
+        )
     return out
 
 
@@ -111,8 +112,9 @@ def _convert(value: Any) -> Any:
     return value
 
 
-def _publish(tx: WriteTx, caller: Caller, drafts: list[dict[str, Any]],
-             effects: dict[str, str | None]) -> None:
+def _publish(
+    tx: WriteTx, caller: Caller, drafts: list[dict[str, Any]], effects: dict[str, str | None]
+) -> None:
     """Stage ``drafts`` in this write; ``effects``: key -> owner afterwards (None: deleted)."""
     try:
         tx.publish(caller.account, drafts, effects)
@@ -152,10 +154,26 @@ def _describe(backend: Backend, caller: Caller, key: str, kind: str) -> dict[str
     return result
 
 
-_LIST_ARGS = {"SourceUri", "ArtifactType", "ActionType", "ContextType", "ExperimentName",
-              "TrialName", "TrialComponentName", "SourceArn", "DestinationArn", "SourceType",
-              "DestinationType", "AssociationType", "CreatedAfter", "CreatedBefore", "SortBy",
-              "SortOrder", "MaxResults", "NextToken"}
+_LIST_ARGS = {
+    "SourceUri",
+    "ArtifactType",
+    "ActionType",
+    "ContextType",
+    "ExperimentName",
+    "TrialName",
+    "TrialComponentName",
+    "SourceArn",
+    "DestinationArn",
+    "SourceType",
+    "DestinationType",
+    "AssociationType",
+    "CreatedAfter",
+    "CreatedBefore",
+    "SortBy",
+    "SortOrder",
+    "MaxResults",
+    "NextToken",
+}
 
 
 def _list(backend: Backend, caller: Caller, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -180,9 +198,9 @@ def _own_live(tx: WriteTx, caller: Caller, key: str, label: str) -> None:
 
 def _visible(tx: WriteTx, backend: Backend, caller: Caller, arn: str) -> bool:
     def probe(store: LineageStore) -> bool:
-        rows = store.con.execute("SELECT 1 FROM lineage_vertices WHERE arn = ?",
-                                 [arn]).fetchall()
+        rows = store.con.execute("SELECT 1 FROM lineage_vertices WHERE arn = ?", [arn]).fetchall()
         return bool(rows)
+
     return tx.visible(caller.view, arn, lambda _: bool(_read(backend, caller, probe)))
 
 
@@ -215,7 +233,9 @@ def _create_named(label: str) -> Handler:
                 _own_live(tx, caller, parent, f"Experiment {body['ExperimentName']}")
             _publish(tx, caller, [upsert(entity(kind, body))], {arn: caller.account})
             return {arn_member: arn}
+
         return _write(backend, write)
+
     return create
 
 
@@ -228,15 +248,19 @@ def _update_named(label: str) -> Handler:
     def update(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         unsupported = _UNSUPPORTED_UPDATES & set(body)
         if unsupported:
-            raise invalid(f"{', '.join(sorted(unsupported))}: not supported by mlineage "
-                          "(set the artifacts again instead)")
+            raise invalid(
+                f"{', '.join(sorted(unsupported))}: not supported by mlineage "
+                "(set the artifacts again instead)"
+            )
         arn = _named_arn(backend, caller, kind, body[name_member])
 
         def write(tx: WriteTx) -> dict[str, Any]:
             _own_live(tx, caller, arn, f"{_label(kind)} {arn}")
             _publish(tx, caller, [upsert(entity(kind, body))], {arn: caller.account})
             return {arn_member: arn}
+
         return _write(backend, write)
+
     return update
 
 
@@ -248,10 +272,13 @@ def _delete_named(label: str) -> Handler:
 
         def write(tx: WriteTx) -> dict[str, Any]:
             _own_live(tx, caller, arn, f"{_label(kind)} {arn}")
-            _publish(tx, caller, [delete({"kind": kind, f"{kind}_name": body[name_member]})],
-                     {arn: None})
+            _publish(
+                tx, caller, [delete({"kind": kind, f"{kind}_name": body[name_member]})], {arn: None}
+            )
             return {arn_member: arn}
+
         return _write(backend, write)
+
     return delete_
 
 
@@ -268,6 +295,7 @@ def _describe_named(label: str) -> Handler:
             if exc.code not in {"ResourceNotFound", "ValidationException"}:
                 raise
         return _describe(backend, caller, name, kind)
+
     return describe
 
 
@@ -276,6 +304,7 @@ def _list_named(label: str) -> Handler:
 
     def list_(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
         return _list(backend, caller, kind, body)
+
     return list_
 
 
@@ -299,6 +328,7 @@ def create_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> d
             raise invalid(f"Artifact {arn} already exists (an artifact per source URI)")
         _publish(tx, caller, [upsert(entity("artifact", body))], {arn: caller.account})
         return {"ArtifactArn": arn}
+
     return _write(backend, write)
 
 
@@ -315,6 +345,7 @@ def update_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> d
         _own_live(tx, caller, arn, f"Artifact {arn}")
         _publish(tx, caller, [upsert(entity("artifact", body))], {arn: caller.account})
         return {"ArtifactArn": arn}
+
     return _write(backend, write)
 
 
@@ -323,8 +354,9 @@ def delete_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> d
     if "ArtifactArn" in body:
         arn = body["ArtifactArn"]
     elif "Source" in body:
-        arn = arns.artifact_arn(backend.settings.region, caller.account,
-                                body["Source"]["SourceUri"])
+        arn = arns.artifact_arn(
+            backend.settings.region, caller.account, body["Source"]["SourceUri"]
+        )
     else:
         raise invalid("Either ArtifactArn or Source must be specified")
 
@@ -332,6 +364,7 @@ def delete_artifact(backend: Backend, caller: Caller, body: dict[str, Any]) -> d
         _own_live(tx, caller, arn, f"Artifact {arn}")
         _publish(tx, caller, [delete({"kind": "artifact", "artifact_arn": arn})], {arn: None})
         return {"ArtifactArn": arn}
+
     return _write(backend, write)
 
 
@@ -354,65 +387,90 @@ def add_association(backend: Backend, caller: Caller, body: dict[str, Any]) -> d
                 raise not_found(f"{end} does not exist")
         if caller.account not in {_account_of(source), _account_of(destination)}:
             # a share makes another account's lineage readable, never writable
-            raise ApiError("AccessDeniedException", f"{caller.account} may not associate two "
-                           "entities of another account: an association needs at least one "
-                           "end of your own")
+            raise ApiError(
+                "AccessDeniedException",
+                f"{caller.account} may not associate two "
+                "entities of another account: an association needs at least one "
+                "end of your own",
+            )
         if tx.live(key):
-            raise invalid(f"The association between {source} and {destination} already "
-                          "exists")
+            raise invalid(f"The association between {source} and {destination} already exists")
         _publish(tx, caller, [upsert(entity("association", body))], {key: caller.account})
         return {"SourceArn": source, "DestinationArn": destination}
+
     return _write(backend, write)
 
 
 @operation("DeleteAssociation")
-def delete_association(backend: Backend, caller: Caller, body: dict[str, Any]
-                       ) -> dict[str, Any]:
+def delete_association(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     source, destination = body["SourceArn"], body["DestinationArn"]
     key = arns.association_key(source, destination)
 
     def write(tx: WriteTx) -> dict[str, Any]:
         _own_live(tx, caller, key, f"The association between {source} and {destination}")
-        _publish(tx, caller, [delete({"kind": "association", "source_arn": source,
-                                      "destination_arn": destination})], {key: None})
+        _publish(
+            tx,
+            caller,
+            [delete({"kind": "association", "source_arn": source, "destination_arn": destination})],
+            {key: None},
+        )
         return {"SourceArn": source, "DestinationArn": destination}
+
     return _write(backend, write)
 
 
 @operation("ListAssociations")
-def list_associations(backend: Backend, caller: Caller, body: dict[str, Any]
-                      ) -> dict[str, Any]:
+def list_associations(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     return _list(backend, caller, "association", body)
 
 
 @operation("AssociateTrialComponent")
-def associate_trial_component(backend: Backend, caller: Caller, body: dict[str, Any]
-                              ) -> dict[str, Any]:
+def associate_trial_component(
+    backend: Backend, caller: Caller, body: dict[str, Any]
+) -> dict[str, Any]:
     tc = _named_arn(backend, caller, "trial_component", body["TrialComponentName"])
     trial = _named_arn(backend, caller, "trial", body["TrialName"])
 
     def write(tx: WriteTx) -> dict[str, Any]:
         _own_live(tx, caller, tc, f"Trial component {tc}")
         _own_live(tx, caller, trial, f"Trial {trial}")
-        _publish(tx, caller, [upsert(entity("trial_component_trial", body))],
-                 {arns.pair_key(tc, trial): caller.account})
+        _publish(
+            tx,
+            caller,
+            [upsert(entity("trial_component_trial", body))],
+            {arns.pair_key(tc, trial): caller.account},
+        )
         return {"TrialComponentArn": tc, "TrialArn": trial}
+
     return _write(backend, write)
 
 
 @operation("DisassociateTrialComponent")
-def disassociate_trial_component(backend: Backend, caller: Caller, body: dict[str, Any]
-                                 ) -> dict[str, Any]:
+def disassociate_trial_component(
+    backend: Backend, caller: Caller, body: dict[str, Any]
+) -> dict[str, Any]:
     tc = _named_arn(backend, caller, "trial_component", body["TrialComponentName"])
     trial = _named_arn(backend, caller, "trial", body["TrialName"])
     key = arns.pair_key(tc, trial)
 
     def write(tx: WriteTx) -> dict[str, Any]:
         _own_live(tx, caller, key, f"The association of {tc} with {trial}")
-        _publish(tx, caller, [delete({"kind": "trial_component_trial",
-                                      "trial_component_name": body["TrialComponentName"],
-                                      "trial_name": body["TrialName"]})], {key: None})
+        _publish(
+            tx,
+            caller,
+            [
+                delete(
+                    {
+                        "kind": "trial_component_trial",
+                        "trial_component_name": body["TrialComponentName"],
+                        "trial_name": body["TrialName"],
+                    }
+                )
+            ],
+            {key: None},
+        )
         return {"TrialComponentArn": tc, "TrialArn": trial}
+
     return _write(backend, write)
 
 
@@ -423,24 +481,38 @@ def disassociate_trial_component(backend: Backend, caller: Caller, body: dict[st
 def query_lineage(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     f = body.get("Filters") or {}
     filters = LineageFilter(
-        types=f.get("Types"), lineage_types=f.get("LineageTypes"),
-        created_before=f.get("CreatedBefore"), created_after=f.get("CreatedAfter"),
-        modified_before=f.get("ModifiedBefore"), modified_after=f.get("ModifiedAfter"),
-        properties=f.get("Properties"))
+        types=f.get("Types"),
+        lineage_types=f.get("LineageTypes"),
+        created_before=f.get("CreatedBefore"),
+        created_after=f.get("CreatedAfter"),
+        modified_before=f.get("ModifiedBefore"),
+        modified_after=f.get("ModifiedAfter"),
+        properties=f.get("Properties"),
+    )
     cap = _EXTENDED_MAX_DEPTH if caller.extended_limits else QUERY_MAX_DEPTH
     depth = body.get("MaxDepth", QUERY_MAX_DEPTH)
     if depth > cap:
-        raise invalid(f"Value '{depth}' at 'maxDepth' failed to satisfy constraint: Member "
-                      f"must have value less than or equal to {cap}")
+        raise invalid(
+            f"Value '{depth}' at 'maxDepth' failed to satisfy constraint: Member "
+            f"must have value less than or equal to {cap}"
+        )
     starts = body.get("StartArns") or []
     if not starts:
         raise invalid("StartArns must name at least one ARN")
     try:
-        result = backend.read_walk(caller.view, lambda s, visible: s.query_lineage(
-            starts, direction=body.get("Direction", "Both"),
-            include_edges=body.get("IncludeEdges", True), filters=filters, max_depth=depth,
-            max_results=body.get("MaxResults"), next_token=body.get("NextToken"),
-            visible_accounts=visible))
+        result = backend.read_walk(
+            caller.view,
+            lambda s, visible: s.query_lineage(
+                starts,
+                direction=body.get("Direction", "Both"),
+                include_edges=body.get("IncludeEdges", True),
+                filters=filters,
+                max_depth=depth,
+                max_results=body.get("MaxResults"),
+                next_token=body.get("NextToken"),
+                visible_accounts=visible,
+            ),
+        )
     except QueryError as exc:
         raise invalid(str(exc)) from exc
     out: dict[str, Any] = result.to_dict()
@@ -449,28 +521,29 @@ def query_lineage(backend: Backend, caller: Caller, body: dict[str, Any]) -> dic
 
 
 @operation("ListLineageGroups")
-def list_lineage_groups(backend: Backend, caller: Caller, body: dict[str, Any]
-                        ) -> dict[str, Any]:
+def list_lineage_groups(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
     return _list(backend, caller, "lineage_group", body)
 
 
 def _group_arn(backend: Backend, caller: Caller, name: str) -> str:
     if name.startswith("arn:"):
         return name
-    return (f"arn:aws:sagemaker:{backend.settings.region}:{caller.account}:lineage-group/"
-            f"{name}")
+    return f"arn:aws:sagemaker:{backend.settings.region}:{caller.account}:lineage-group/{name}"
 
 
 @operation("DescribeLineageGroup")
-def describe_lineage_group(backend: Backend, caller: Caller, body: dict[str, Any]
-                           ) -> dict[str, Any]:
-    return _describe(backend, caller, _group_arn(backend, caller, body["LineageGroupName"]),
-                     "lineage_group")
+def describe_lineage_group(
+    backend: Backend, caller: Caller, body: dict[str, Any]
+) -> dict[str, Any]:
+    return _describe(
+        backend, caller, _group_arn(backend, caller, body["LineageGroupName"]), "lineage_group"
+    )
 
 
 @operation("GetLineageGroupPolicy")
-def get_lineage_group_policy(backend: Backend, caller: Caller, body: dict[str, Any]
-                             ) -> dict[str, Any]:
+def get_lineage_group_policy(
+    backend: Backend, caller: Caller, body: dict[str, Any]
+) -> dict[str, Any]:
     arn = _group_arn(backend, caller, body["LineageGroupName"])
     _describe(backend, caller, arn, "lineage_group")  # ResourceNotFound when it is not
     owner = arn.split(":")[4]
@@ -481,18 +554,30 @@ def get_lineage_group_policy(backend: Backend, caller: Caller, body: dict[str, A
     def grantees(store: LineageStore) -> list[str]:
         rows = store.con.execute(
             "SELECT DISTINCT s.grantee_account FROM lineage_shares s WHERE s.live "
-            "AND s.owner_account = ? ORDER BY 1", [owner]).fetchall()
+            "AND s.owner_account = ? ORDER BY 1",
+            [owner],
+        ).fetchall()
         return [str(r[0]) for r in rows]
 
     accounts = _read(backend, Caller(caller.account, None), grantees)
-    statements = [{
-        "Sid": "mlineage-share",
-        "Effect": "Allow",
-        "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
-        "Action": ["sagemaker:DescribeArtifact", "sagemaker:DescribeAction",
-                   "sagemaker:DescribeContext", "sagemaker:DescribeTrialComponent",
-                   "sagemaker:QueryLineage"],
-        "Resource": [arn],
-    }] if accounts else []
+    statements = (
+        [
+            {
+                "Sid": "mlineage-share",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+                "Action": [
+                    "sagemaker:DescribeArtifact",
+                    "sagemaker:DescribeAction",
+                    "sagemaker:DescribeContext",
+                    "sagemaker:DescribeTrialComponent",
+                    "sagemaker:QueryLineage",
+                ],
+                "Resource": [arn],
+            }
+        ]
+        if accounts
+        else []
+    )
     policy = {"Version": "2012-10-17", "Statement": statements}
     return {"LineageGroupArn": arn, "ResourcePolicy": json.dumps(policy)}

@@ -77,8 +77,7 @@ def parse(op: OperationModel, body: Any, *, extended_limits: bool = False) -> di
     return out if isinstance(out, dict) else {}
 
 
-def _value(shape: Shape, value: Any, path: str, problems: list[str],
-           extended: bool) -> Any:
+def _value(shape: Shape, value: Any, path: str, problems: list[str], extended: bool) -> Any:
     meta = shape.metadata
     where = path or "request"
     kind = shape.type_name
@@ -90,17 +89,21 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         out: dict[str, Any] = {}
         for name in shape.required_members:
             if value.get(name) is None:
-                problems.append(f"Value null at '{_join(path, name)}' failed to satisfy "
-                                "constraint: Member must not be null")
+                problems.append(
+                    f"Value null at '{_join(path, name)}' failed to satisfy "
+                    "constraint: Member must not be null"
+                )
         for name, item in value.items():
             if name not in members:
-                problems.append(f"Unknown parameter '{_join(path, name)}': it is not a member "
-                                f"of {shape.name}")
+                problems.append(
+                    f"Unknown parameter '{_join(path, name)}': it is not a member of {shape.name}"
+                )
                 continue
             if item is None:
                 continue
-            out[name] = _value(members[name], item, _join(path, name), problems,
-                               extended and name in _RELAXED_MAX)
+            out[name] = _value(
+                members[name], item, _join(path, name), problems, extended and name in _RELAXED_MAX
+            )
         return out
     if kind == "list":
         if not isinstance(value, list):
@@ -108,35 +111,46 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
             return value
         _bounds(len(value), _show(value), meta, where, problems, "have length", extended)
         member = shape.member
-        return [_value(member, v, f"{where}.{i + 1}.member", problems, extended)
-                for i, v in enumerate(value)]
+        return [
+            _value(member, v, f"{where}.{i + 1}.member", problems, extended)
+            for i, v in enumerate(value)
+        ]
     if kind == "map":
         if not isinstance(value, dict):
             _mismatch(problems, value, where, "a map")
             return value
         _bounds(len(value), _show(value), meta, where, problems, "have length", extended)
         key_shape, value_shape = shape.key, shape.value
-        return {_value(key_shape, k, f"{where}.key", problems, extended):
-                _value(value_shape, v, f"{where}.value", problems, extended)
-                for k, v in value.items()}
+        return {
+            _value(key_shape, k, f"{where}.key", problems, extended): _value(
+                value_shape, v, f"{where}.value", problems, extended
+            )
+            for k, v in value.items()
+        }
     if kind == "string":
         if not isinstance(value, str):
             _mismatch(problems, value, where, "a string")
             return value
         if not value.isascii() and not _encodable(value):
-            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be "
-                            "valid Unicode (it holds a lone UTF-16 surrogate)")
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must be "
+                "valid Unicode (it holds a lone UTF-16 surrogate)"
+            )
             return value
         _bounds(len(value), _show(value), meta, where, problems, "have length", extended)
         enum = shape.enum
         if enum and value not in enum:
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            f"Member must satisfy enum value set: [{', '.join(enum)}]")
+            problems.append(
+                f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{', '.join(enum)}]"
+            )
         pattern = meta.get("pattern")
         compiled = _pattern(pattern) if pattern else None
         if compiled is not None and not compiled.fullmatch(value):  # Java matches()
-            problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                            f"Member must satisfy regular expression pattern: {pattern}")
+            problems.append(
+                f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
+                f"Member must satisfy regular expression pattern: {pattern}"
+            )
         return value
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -145,8 +159,11 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
         _bounds(value, f"'{value}'", meta, where, problems, "have value", extended)
         return value
     if kind in ("double", "float"):
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                isinstance(value, float) and not math.isfinite(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
             _mismatch(problems, value, where, "a finite number")
             return value
         _bounds(value, f"'{value}'", meta, where, problems, "have value", extended)
@@ -164,25 +181,37 @@ def _value(shape: Shape, value: Any, path: str, problems: list[str],
 
 
 def _mismatch(problems: list[str], value: Any, where: str, what: str) -> None:
-    problems.append(f"Value {_show(value)} at '{where}' failed to satisfy constraint: "
-                    f"Member must be {what}")
+    problems.append(
+        f"Value {_show(value)} at '{where}' failed to satisfy constraint: Member must be {what}"
+    )
 
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{_camel(name)}" if path else _camel(name)
 
 
-def _bounds(n: float, shown: str, meta: dict[str, Any], where: str, problems: list[str],
-            what: str, extended: bool) -> None:
+def _bounds(
+    n: float,
+    shown: str,
+    meta: dict[str, Any],
+    where: str,
+    problems: list[str],
+    what: str,
+    extended: bool,
+) -> None:
     """Check ``n`` (a length or a number, shown to the caller as ``shown``) against the
     shape's min and max; ``extended`` lifts the max."""
     low, high = meta.get("min"), meta.get("max")
     if low is not None and n < low:
-        problems.append(f"Value {shown} at '{where}' failed to satisfy constraint: "
-                        f"Member must {what} greater than or equal to {low}")
+        problems.append(
+            f"Value {shown} at '{where}' failed to satisfy constraint: "
+            f"Member must {what} greater than or equal to {low}"
+        )
     if high is not None and n > high and not extended:
-        problems.append(f"Value {shown} at '{where}' failed to satisfy constraint: "
-                        f"Member must {what} less than or equal to {high}")
+        problems.append(
+            f"Value {shown} at '{where}' failed to satisfy constraint: "
+            f"Member must {what} less than or equal to {high}"
+        )
 
 
 def _timestamp(value: Any) -> datetime | None:

@@ -35,8 +35,11 @@ _TC_SOURCE_TYPE = {
     "ProcessingJob": "SageMakerProcessingJob",
     "TransformJob": "SageMakerTransformJob",
 }
-_DEFAULT_OUTPUT_TYPE = {"TrainingJob": "Model", "ProcessingJob": "DataSet",
-                        "TransformJob": "DataSet"}
+_DEFAULT_OUTPUT_TYPE = {
+    "TrainingJob": "Model",
+    "ProcessingJob": "DataSet",
+    "TransformJob": "DataSet",
+}
 _TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 
 
@@ -73,28 +76,44 @@ class _Out:
                 "producer": RULESET,
                 "caused_by": str(src.event_id),
             }
-        self.records.append((key, {
-            **self._envelope,
-            "event_id": arns.derived_event_id(str(src.event_id), rule, key),
-            "payload": {"entity": entity},
-        }))
+        self.records.append(
+            (
+                key,
+                {
+                    **self._envelope,
+                    "event_id": arns.derived_event_id(str(src.event_id), rule, key),
+                    "payload": {"entity": entity},
+                },
+            )
+        )
 
-    def artifact(self, rule: str, uri: str, artifact_type: str,
-                 metadata: MetadataProperties | None = None) -> str:
+    def artifact(
+        self, rule: str, uri: str, artifact_type: str, metadata: MetadataProperties | None = None
+    ) -> str:
         arn = arns.artifact_arn(self.region, self.account, uri)
-        entity: dict[str, Any] = {"kind": "artifact", "source": {"source_uri": uri},
-                                  "artifact_type": artifact_type}
+        entity: dict[str, Any] = {
+            "kind": "artifact",
+            "source": {"source_uri": uri},
+            "artifact_type": artifact_type,
+        }
         if metadata is not None:
             entity["metadata"] = metadata.model_dump(exclude_none=True)
         self.add(rule, arn, entity)
         return arn
 
-    def associate(self, rule: str, source_arn: str, destination_arn: str,
-                  association_type: str) -> None:
-        self.add(rule, arns.association_key(source_arn, destination_arn), {
-            "kind": "association", "source_arn": source_arn,
-            "destination_arn": destination_arn, "association_type": association_type,
-        })
+    def associate(
+        self, rule: str, source_arn: str, destination_arn: str, association_type: str
+    ) -> None:
+        self.add(
+            rule,
+            arns.association_key(source_arn, destination_arn),
+            {
+                "kind": "association",
+                "source_arn": source_arn,
+                "destination_arn": destination_arn,
+                "association_type": association_type,
+            },
+        )
 
     def named(self, rule: str, kind: str, name: str, fields: dict[str, Any]) -> str:
         arn = arns.named_arn(kind, self.region, self.account, name)
@@ -104,8 +123,9 @@ class _Out:
 
 def derive(event: AnyEvent) -> list[EntityUpserted]:
     """The entity events SageMaker would create for ``event`` (none for entity events)."""
-    return [EntityUpserted.model_validate_json(dumps(record))
-            for _, record in derive_records(event)]
+    return [
+        EntityUpserted.model_validate_json(dumps(record)) for _, record in derive_records(event)
+    ]
 
 
 def derive_records(event: AnyEvent) -> list[tuple[str, dict[str, Any]]]:
@@ -174,8 +194,11 @@ def _job_created(out: _Out, event: JobCreated) -> None:
         contributors.append(out.artifact("job.input", ref.uri, ref.artifact_type or "DataSet"))
     products: list[str] = []
     for ref in p.outputs:
-        products.append(out.artifact(
-            "job.output", ref.uri, ref.artifact_type or _DEFAULT_OUTPUT_TYPE[p.job_type]))
+        products.append(
+            out.artifact(
+                "job.output", ref.uri, ref.artifact_type or _DEFAULT_OUTPUT_TYPE[p.job_type]
+            )
+        )
     if p.checkpoint_uri is not None:
         products.append(out.artifact("job.checkpoint", p.checkpoint_uri, "Checkpoint"))
     for arn in contributors:
@@ -186,13 +209,19 @@ def _job_created(out: _Out, event: JobCreated) -> None:
     if config is not None and config.experiment_name is not None:
         out.named("job.experiment", "experiment", config.experiment_name, {})
         if config.trial_name is not None:
-            out.named("job.trial", "trial", config.trial_name,
-                      {"experiment_name": config.experiment_name})
+            out.named(
+                "job.trial", "trial", config.trial_name, {"experiment_name": config.experiment_name}
+            )
             trial_arn = arns.named_arn("trial", out.region, out.account, config.trial_name)
-            out.add("job.trial_component_trial", arns.pair_key(tc_arn, trial_arn), {
-                "kind": "trial_component_trial", "trial_component_name": tc_name,
-                "trial_name": config.trial_name,
-            })
+            out.add(
+                "job.trial_component_trial",
+                arns.pair_key(tc_arn, trial_arn),
+                {
+                    "kind": "trial_component_trial",
+                    "trial_component_name": tc_name,
+                    "trial_name": config.trial_name,
+                },
+            )
 
 
 def _job_status_changed(out: _Out, event: JobStatusChanged) -> None:
@@ -212,8 +241,9 @@ def _job_status_changed(out: _Out, event: JobStatusChanged) -> None:
         tc["output_artifacts"] = _artifact_map(p.outputs)
     tc_arn = out.named("status.trial_component", "trial_component", tc_name, tc)
     for ref in p.outputs:
-        arn = out.artifact("status.output", ref.uri,
-                           ref.artifact_type or _DEFAULT_OUTPUT_TYPE[p.job_type])
+        arn = out.artifact(
+            "status.output", ref.uri, ref.artifact_type or _DEFAULT_OUTPUT_TYPE[p.job_type]
+        )
         out.associate("status.produced", tc_arn, arn, "Produced")
 
 
@@ -222,18 +252,27 @@ def _model_package_created(out: _Out, event: ModelPackageCreated) -> None:
     group = p.model_package_group_name
     group_arn = arns.model_package_group_arn(out.region, out.account, group)
     package_arn = p.model_package_arn or arns.model_package_arn(
-        out.region, out.account, group, p.version)
-    group_ctx = out.named("package.group", "context", arns.model_group_context_name(group), {
-        "source": {"source_uri": group_arn}, "context_type": "ModelGroup",
-    })
+        out.region, out.account, group, p.version
+    )
+    group_ctx = out.named(
+        "package.group",
+        "context",
+        arns.model_group_context_name(group),
+        {
+            "source": {"source_uri": group_arn},
+            "context_type": "ModelGroup",
+        },
+    )
     package = out.artifact("package.artifact", package_arn, "ModelPackage", p.metadata)
     approval_fields: dict[str, Any] = {
-        "source": {"source_uri": package_arn}, "action_type": "Approval",
+        "source": {"source_uri": package_arn},
+        "action_type": "Approval",
     }
     if p.approval_status is not None:
         approval_fields["properties"] = {"ApprovalStatus": p.approval_status}
-    approval = out.named("package.approval", "action",
-                         arns.approval_action_name(group, p.version), approval_fields)
+    approval = out.named(
+        "package.approval", "action", arns.approval_action_name(group, p.version), approval_fields
+    )
     model = out.artifact("package.model", p.model_data_uri, "Model")
     out.associate("package.contributed", model, package, "ContributedTo")
     if p.image_uri is not None:
@@ -246,27 +285,41 @@ def _model_package_created(out: _Out, event: ModelPackageCreated) -> None:
 def _endpoint_created(out: _Out, event: EndpointCreated) -> None:
     p = event.payload
     endpoint_arn = p.endpoint_arn or arns.endpoint_arn(out.region, out.account, p.endpoint_name)
-    endpoint = out.named("endpoint.context", "context",
-                         arns.endpoint_context_name(p.endpoint_name),
-                         {"source": {"source_uri": endpoint_arn}, "context_type": "Endpoint"})
-    deployment = out.named("endpoint.deployment", "action",
-                           arns.deployment_action_name(p.endpoint_name), {
-                               "source": {"source_uri": endpoint_arn},
-                               "action_type": "ModelDeployment", "status": "Completed",
-                           })
+    endpoint = out.named(
+        "endpoint.context",
+        "context",
+        arns.endpoint_context_name(p.endpoint_name),
+        {"source": {"source_uri": endpoint_arn}, "context_type": "Endpoint"},
+    )
+    deployment = out.named(
+        "endpoint.deployment",
+        "action",
+        arns.deployment_action_name(p.endpoint_name),
+        {
+            "source": {"source_uri": endpoint_arn},
+            "action_type": "ModelDeployment",
+            "status": "Completed",
+        },
+    )
     for m in p.models:
         contributors = [out.artifact("endpoint.model", m.model_data_uri, "Model")]
         if m.image_uri is not None:
             contributors.append(out.artifact("endpoint.image", m.image_uri, "Image"))
         if m.model_package_arn is not None:
             contributors.append(
-                out.artifact("endpoint.package", m.model_package_arn, "ModelPackage"))
+                out.artifact("endpoint.package", m.model_package_arn, "ModelPackage")
+            )
             parsed_pkg = arns.parse_arn(m.model_package_arn)
             group_version = arns.parse_model_package_arn(m.model_package_arn)
             if parsed_pkg is not None and group_version is not None:
-                contributors.append(arns.named_arn(
-                    "action", parsed_pkg.region, parsed_pkg.account,
-                    arns.approval_action_name(*group_version)))
+                contributors.append(
+                    arns.named_arn(
+                        "action",
+                        parsed_pkg.region,
+                        parsed_pkg.account,
+                        arns.approval_action_name(*group_version),
+                    )
+                )
         for arn in contributors:
             out.associate("endpoint.contributed", arn, deployment, "ContributedTo")
     out.associate("endpoint.deployed", deployment, endpoint, "AssociatedWith")

@@ -60,9 +60,12 @@ def transform(records: list[Record]) -> tuple[list[OutRecord], int]:
             dead += 1
             continue
         if event.event_type not in SOURCE_EVENT_TYPES:
-            out.append(dead_letter(
-                record, f"{event.event_type}: not a source event; publish it to "
-                f"{TOPIC_ENTITIES}"))
+            out.append(
+                dead_letter(
+                    record,
+                    f"{event.event_type}: not a source event; publish it to {TOPIC_ENTITIES}",
+                )
+            )
             dead += 1
             continue
         try:
@@ -85,8 +88,14 @@ class TrackerService:
     fenced by the group's metadata. A batch whose commit the group refuses (a rebalance took
     its partitions) is dropped and re-read by whoever owns them now."""
 
-    def __init__(self, log: EventLog, *, batch_size: int = 5000, group: str = GROUP,
-                 instance: str | None = None) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        batch_size: int = 5000,
+        group: str = GROUP,
+        instance: str | None = None,
+    ) -> None:
         self.log = log
         self.batch_size = batch_size
         self.group = group
@@ -94,8 +103,9 @@ class TrackerService:
 
     def lag(self) -> int:
         committed = self.log.committed(self.group, TOPIC_JOBS)
-        return sum(max(0, end - committed.get(p, 0))
-                   for p, end in self.log.end_offsets(TOPIC_JOBS).items())
+        return sum(
+            max(0, end - committed.get(p, 0)) for p, end in self.log.end_offsets(TOPIC_JOBS).items()
+        )
 
     def run(
         self,
@@ -108,15 +118,29 @@ class TrackerService:
         stop: Callable[[], bool] | None = None,
     ) -> TrackerStats:
         """``stop()`` is asked between batches; True ends the run (a clean shutdown)."""
-        with self.log.consumer([TOPIC_JOBS], group=self.group, instance=self.instance,
-                               max_poll_records=self.batch_size) as consumer:
-            return self._run(consumer, follow, max_events, timeout, poll_interval, progress,
-                             stop or (lambda: False))
+        with self.log.consumer(
+            [TOPIC_JOBS], group=self.group, instance=self.instance, max_poll_records=self.batch_size
+        ) as consumer:
+            return self._run(
+                consumer,
+                follow,
+                max_events,
+                timeout,
+                poll_interval,
+                progress,
+                stop or (lambda: False),
+            )
 
-    def _run(self, consumer: Consumer, follow: bool, max_events: int | None,
-             timeout: float | None, poll_interval: float,
-             progress: Callable[[int, int], None] | None,
-             stop: Callable[[], bool]) -> TrackerStats:
+    def _run(
+        self,
+        consumer: Consumer,
+        follow: bool,
+        max_events: int | None,
+        timeout: float | None,
+        poll_interval: float,
+        progress: Callable[[int, int], None] | None,
+        stop: Callable[[], bool],
+    ) -> TrackerStats:
         stats = TrackerStats()
         deadline = None if timeout is None else time.monotonic() + timeout
         misses = 0  # empty polls in a row: wait only once the log looked drained
@@ -132,8 +156,7 @@ class TrackerService:
             if limit <= 0:
                 return stats
             try:
-                records = consumer.poll(limit,
-                                        timeout=poll_interval if follow or misses else 0.0)
+                records = consumer.poll(limit, timeout=poll_interval if follow or misses else 0.0)
                 misses = 0 if records else misses + 1
                 if records:
                     with gc_paused():
@@ -165,4 +188,3 @@ class TrackerService:
                 continue
             if should_stop():
                 return stats
-
