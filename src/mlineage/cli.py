@@ -597,6 +597,42 @@ def describe(
         out.print(table)
 
 
+@cli.command()
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event.")
+@click.option("--no-sync", is_flag=True, help="Read the projection as it is.")
+@pass_ctx
+def history(ctx: Ctx, key: str, as_json: bool, no_sync: bool) -> None:
+    """Every event applied to one entity, oldest first, as it was published.
+
+    KEY is the entity's ARN, or for an association "SOURCE_ARN DESTINATION_ARN" (the
+    entity_key column of the events table). The projection records where each event was
+    read; the events themselves are read back from the log.
+    """
+    with _open_store(ctx.settings, no_sync) as store, open_log(ctx.settings.log_url) as log:
+        found = ops.history(store.con, log, key)
+    if not found:
+        raise click.ClickException(
+            f"no events for {key!r}: pass an ARN as `mlineage list` or `describe` shows it "
+            "(an association: the source and destination ARNs, space-separated, quoted)"
+        )
+    if as_json:
+        for entry in found:
+            print(json.dumps(entry, sort_keys=True))
+        return
+    table = Table("version", "event", "producer", "read at", "payload", box=None)
+    for entry in found:
+        payload = (entry["event"] or {}).get("payload")
+        table.add_row(
+            entry["version"],
+            entry["event_type"],
+            entry["producer"] or "",
+            f"{entry['topic']}[{entry['partition']}]@{entry['offset']}",
+            "(no longer in the log)" if entry["event"] is None else json.dumps(payload),
+        )
+    out.print(table)
+
+
 @cli.command(name="list")
 @click.argument("kind")
 @click.option("--source-uri")

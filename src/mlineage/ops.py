@@ -246,6 +246,36 @@ def projector_dead_letters(db_path: Path, limit: int = 100) -> list[dict[str, An
     ]
 
 
+def history(con: duckdb.DuckDBPyConnection, log: EventLog, key: str) -> list[dict[str, Any]]:
+    """Every event applied to the entity ``key`` (an ARN; an association is ``"SOURCE_ARN
+    DESTINATION_ARN"``), oldest first in merge order, each with the event as published: the
+    projection keeps where each event was read, and its body is read back from the log."""
+    rows = con.execute(
+        'SELECT version, event_type, producer, topic, partition, "offset" FROM events '
+        "WHERE entity_key = ? ORDER BY version",
+        [key],
+    ).fetchall()
+    out = []
+    for version, event_type, producer, topic, partition, offset in rows:
+        found = log.read(topic, partition, offset, 1)
+        if not found or found[0].offset != offset:
+            body: Any = None  # only when the log lost it (Kafka retention shorter than forever)
+        else:
+            body = json.loads(found[0].value)
+        out.append(
+            {
+                "version": version,
+                "event_type": event_type,
+                "producer": producer,
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "event": body,
+            }
+        )
+    return out
+
+
 @dataclass
 class RedriveResult:
     redriven: list[DeadLetter] = field(default_factory=list)

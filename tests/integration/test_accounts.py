@@ -1315,8 +1315,8 @@ def _sql_templates(
             False,
         ),
         lambda: (
-            "SELECT event_type, entity_kind, entity_key, account_id, "
-            "CAST(body AS VARCHAR) FROM events WHERE entity_key LIKE ?",
+            "SELECT event_type, entity_kind, entity_key, account_id, producer, "
+            "version FROM events WHERE entity_key LIKE ?",
             [f"%{account()}%"],
             False,
         ),

@@ -263,3 +263,34 @@ def test_describe_and_list(demo_home: Path) -> None:
     proc = run(demo_home, "list", "artifacts", "--trial-name", "x", check=False)
     assert proc.returncode == 1
     assert "trial_name" in proc.stderr
+
+
+def test_history_reads_each_event_back_from_the_log(demo_home: Path) -> None:
+    """The projection keeps where each event was read, not its body: `history` joins the
+    two, oldest first in merge order, with the bodies exactly as the log holds them."""
+    rows = json.loads(
+        run(
+            demo_home,
+            "sql",
+            "SELECT entity_key, list(event_id ORDER BY version) AS ids FROM events "
+            "WHERE entity_kind = 'trial_component' GROUP BY ALL HAVING count(*) > 1 "
+            "ORDER BY entity_key LIMIT 1",
+            "--format",
+            "json",
+        ).stdout
+    )
+    key, ids = rows[0]["entity_key"], rows[0]["ids"]
+    lines = run(demo_home, "history", key, "--json").stdout.splitlines()
+    found = [json.loads(line) for line in lines]
+    assert [f["event"]["event_id"] for f in found] == ids
+    assert [f["version"] for f in found] == sorted(f["version"] for f in found)
+    name = key.rsplit("/", 1)[1]
+    for f in found:
+        assert f["event_type"] == f["event"]["event_type"] == "EntityUpserted"
+        assert f["event"]["payload"]["entity"]["trial_component_name"] == name
+        assert f["version"].endswith(f["event"]["event_id"])
+    table = run(demo_home, "history", key).stdout
+    assert "mlineage.entities.v1" in table
+    proc = run(demo_home, "history", "arn:aws:sagemaker:us-east-1:0:artifact/none", check=False)
+    assert proc.returncode == 1
+    assert "no events for" in proc.stderr

@@ -55,7 +55,6 @@ EVENT_COLUMNS = (
     "topic",
     "partition",
     "offset",
-    "body",
 )
 MARK_COLUMNS = ("event_id", "entity_key", "kind", "account_id", "region", "op", "version")
 FACT_COLUMNS = ("event_id", "entity_key", "field", "item", "value", "removed", "version")
@@ -264,5 +263,4 @@ def project(
         events["topic"].append(record.topic)
         events["partition"].append(record.partition)
         events["offset"].append(record.offset)
-        events["body"].append(record.value.decode("utf-8"))
     return changes

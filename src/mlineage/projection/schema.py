@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -171,13 +171,15 @@ _STATE_COLUMNS = (
 def create_statements() -> list[str]:
     stmts = [
         "CREATE TABLE IF NOT EXISTS mlineage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
-        # every applied event, as it was in the log (topic/partition/offset: where it was read)
+        # every applied event, and where it was read (topic/partition/offset); its body stays
+        # in the log, which `mlineage history` reads (a copy here was a third of the file and
+        # of the merge's time)
         "CREATE TABLE IF NOT EXISTS events (event_id VARCHAR NOT NULL, event_type VARCHAR NOT "
         "NULL, schema_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL, account_id "
         "VARCHAR NOT NULL, region VARCHAR NOT NULL, producer VARCHAR, caused_by VARCHAR, "
         "entity_kind VARCHAR, entity_key VARCHAR, version VARCHAR NOT NULL, topic VARCHAR NOT "
-        'NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, body JSON NOT NULL, '
-        "applied_at TIMESTAMPTZ NOT NULL)",
+        'NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, applied_at TIMESTAMPTZ '
+        "NOT NULL)",
         "CREATE TABLE IF NOT EXISTS dead_letters (consumer VARCHAR NOT NULL, topic VARCHAR NOT "
         'NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, key BLOB, value BLOB, '
         "error VARCHAR NOT NULL, dead_lettered_at TIMESTAMPTZ NOT NULL)",
