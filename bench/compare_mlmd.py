@@ -7,7 +7,7 @@ same seed it is the workload of ``embedded_pipeline.py`` and ``query_lineage.py`
 datasets, images, event ids and times).
 
 Each side runs in a child process of its own (this script with ``--side``), so its peak RSS
-(``ru_maxrss``) is its own:
+(``VmHWM``, which starts afresh at exec) is its own:
 
 - **MLMD** (``ml-metadata`` 1.17.0, SQLite file store, ``READWRITE_OPENCREATE``): artifact
   types DataSet, Image, Model, Endpoint; execution types Training and Deploy. A job is a
@@ -62,6 +62,7 @@ with an interpreter that has both mlineage and ``ml-metadata==1.17.0`` (which ne
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -255,6 +256,12 @@ class Workload:
 
 
 def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far: VmHWM on Linux, which starts afresh at
+    exec (ru_maxrss does not: a child forked from a large parent reports the parent's peak)."""
+    with contextlib.suppress(OSError, ValueError), Path("/proc/self/status").open() as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
@@ -918,7 +925,7 @@ def render(
             f"mlineage query_lineage, max_depth={MLINEAGE_DEPTH}, include_edges=True; one at a "
             "time, wall time per call.\n"
             "open + first query: a new store object and one query (mlineage builds its "
-            "in-memory index there). Peak RSS: ru_maxrss of the side's process (all stages)."
+            "in-memory index there). Peak RSS: VmHWM of the side's process (all stages)."
         ),
         caption_justify="left",
     )

@@ -13,6 +13,12 @@ Usage::
 
     .venv/bin/python bench/embedded_pipeline.py --jobs 10000 --seed 1 [--json] [--keep]
     .venv/bin/python bench/embedded_pipeline.py --jobs 1000,10000 --workdir /tmp/bench
+    .venv/bin/python bench/embedded_pipeline.py --jobs 20000 --anchor 4d9ecb2
+
+``--anchor REV`` also runs the same workload on the code of an earlier revision (its ``src``
+and this script as they were there, from ``git archive``, in a child process of their own)
+first, and prints the two side by side: the figures of one run on one
+machine, so a change to the engine is measured against what it replaced.
 
 This is a benchmark, not a test: it prints figures (a table per N, and with ``--json`` one
 JSON line per N), and fails only when the pipeline itself misbehaves (dead letters, wrong
@@ -22,6 +28,7 @@ counts, a checksum that changes across replay).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +36,7 @@ import random
 import resource
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -129,7 +137,12 @@ def chunks(drafts: Iterator[Draft], size: int) -> Iterator[list[Draft]]:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set size of this process so far: VmHWM on Linux, which starts afresh at
+    exec (ru_maxrss does not: a child forked from a large parent reports the parent's peak)."""
+    with contextlib.suppress(OSError, ValueError), Path("/proc/self/status").open() as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
@@ -361,7 +374,7 @@ def render(console: Console, result: RunResult) -> None:
         title=f"embedded pipeline — N = {result.jobs:,} jobs ({2 * result.jobs:,} source "
         f"events), seed {result.seed}, publish chunk {result.chunk:,}",
         title_justify="left",
-        caption="peak RSS = ru_maxrss of this process after the stage (it never goes down, so "
+        caption="peak RSS = VmHWM of this process after the stage (it never goes down, so "
         "a later N inherits the peaks of earlier ones); '…at last batch' = the same "
         "when the stage wrote its last batch",
         caption_justify="left",
@@ -412,6 +425,86 @@ def render(console: Console, result: RunResult) -> None:
     console.print(f"projected rows: {counts}")
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_anchor(rev: str, n_jobs: int, seed: int, chunk: int, root: Path) -> dict[str, Any]:
+    """The figures of ``rev``'s code on the same workload (its own child process)."""
+    tree = root / f"anchor-{rev}"
+    if not tree.exists():
+        tree.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", rev, "src", "bench"],  # noqa: S607
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            raise SystemExit(f"--anchor {rev}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)  # noqa: S607
+    note(f"N={n_jobs:,}: the anchor {rev}")
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(tree / "bench" / "embedded_pipeline.py"),
+            f"--jobs={n_jobs}",
+            f"--seed={seed}",
+            f"--chunk={chunk}",
+            f"--workdir={root / f'anchor-run-{rev}-{n_jobs}'}",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"the anchor {rev} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(lines[-1])
+    return figures
+
+
+def render_side_by_side(
+    console: Console, result: RunResult, anchor: dict[str, Any], rev: str
+) -> None:
+    table = Table(
+        title=f"N = {result.jobs:,} jobs: this code next to the anchor {rev} (one run)",
+        title_justify="left",
+    )
+    for name in ("stage", "figure", "this", rev, "this / anchor"):
+        table.add_column(name, justify="left" if name in ("stage", "figure") else "right")
+    theirs = {s["name"]: s for s in anchor["stages"]}
+    for stage in result.stages:
+        other = theirs.get(stage.name)
+        if other is None:
+            continue
+        for key, value in stage.rates.items():
+            was = other["rates"].get(key)
+            if was:
+                table.add_row(
+                    stage.name, key, _fmt_rate(value), _fmt_rate(was), f"{value / was:.2f}x"
+                )
+        table.add_row(
+            stage.name,
+            "peak RSS MiB",
+            f"{stage.peak_rss_mib:,.0f}",
+            f"{other['peak_rss_mib']:,.0f}",
+            f"{stage.peak_rss_mib / other['peak_rss_mib']:.2f}x",
+        )
+    table.add_section()
+    for label, mine, was in (
+        ("projection MiB", result.db_mib, anchor["db_mib"]),
+        ("log MiB", result.log_mib, anchor["log_mib"]),
+        ("end-to-end jobs/s", result.end_to_end_jobs_per_s, anchor["end_to_end_jobs_per_s"]),
+    ):
+        table.add_row("", label, f"{mine:,.1f}", f"{was:,.1f}", f"{mine / was:.2f}x" if was else "")
+    console.print(table)
+    same = "equal" if anchor["checksum"] == result.checksum else "different (the schema changed)"
+    rows = "equal" if anchor["table_counts"] == result.table_counts else "DIFFERENT"
+    console.print(f"checksums: {same}; table rows: {rows}")
+
+
 def parse_jobs(values: Sequence[str] | None) -> list[int]:
     if not values:
         return [DEFAULT_JOBS]
@@ -457,6 +550,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--json", action="store_true", help="also print one JSON line of the figures per N"
     )
+    parser.add_argument(
+        "--anchor",
+        metavar="REV",
+        help="also run the workload on the code of git revision REV and print both side by side",
+    )
     args = parser.parse_args(argv)
     try:
         args.jobs = parse_jobs(args.jobs)
@@ -482,6 +580,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     temp = args.workdir is None
     root = Path(tempfile.mkdtemp(prefix="mlineage-bench-")) if temp else args.workdir
     try:
+        # the anchors first: a child forked later, from this process grown large, would
+        # start with its memory counted (the anchor's old code may measure with ru_maxrss)
+        anchors = (
+            {n: run_anchor(args.anchor, n, args.seed, args.chunk, root) for n in args.jobs}
+            if args.anchor
+            else {}
+        )
         for n_jobs in args.jobs:
             home = root / f"n-{n_jobs}"
             if home.exists():
@@ -492,6 +597,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not args.keep:
                     shutil.rmtree(home, ignore_errors=True)
             render(console, result)
+            if args.anchor:
+                render_side_by_side(console, result, anchors[n_jobs], args.anchor)
             if args.json:
                 figures = asdict(result)
                 figures["machine"] = info

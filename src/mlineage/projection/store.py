@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +48,11 @@ from mlineage.projection.project import (
 )
 
 Positions = dict[tuple[str, int], int]
+
+MEMORY_LIMIT = "512MB"
+"""DuckDB's memory limit in a process that writes the projection (``MLINEAGE_DUCKDB_MEMORY``
+overrides it). DuckDB's own default, 80% of the machine, let its buffer pool grow with the
+projection; past the limit it spills to ``<projection>.tmp`` instead."""
 
 GRAPH_CHANGES_LIMIT = 100_000
 """Changed vertices and edges :meth:`DuckDBStore.take_graph_changes` keeps at most; past it
@@ -144,6 +150,15 @@ class DuckDBStore:
             # checkpointed (rewriting row groups), ~4x the cost of the commit itself. The WAL
             # is checkpointed at this size, on close, and before each snapshot instead.
             self.con.execute("SET checkpoint_threshold = '1GB'")
+            limit = os.environ.get("MLINEAGE_DUCKDB_MEMORY") or MEMORY_LIMIT
+            try:
+                self.con.execute("SET memory_limit = ?", [limit])
+            except duckdb.Error as exc:
+                self.con.close()
+                raise ProjectionError(
+                    f"MLINEAGE_DUCKDB_MEMORY={limit!r} is not a memory size DuckDB accepts "
+                    "(for example 512MB or 2GB)"
+                ) from exc
             self._migrate()
         self._graph_changes: GraphChanges | None = None
         self._batch_changes: list[tuple[Any, ...]] = []
@@ -250,8 +265,7 @@ class DuckDBStore:
         sql(
             "INSERT INTO events SELECT event_id, event_type, schema_version, "
             "CAST(occurred_at AS TIMESTAMPTZ), account_id, region, producer, caused_by, "
-            'entity_kind, entity_key, version, topic, partition, "offset", CAST(body AS JSON), '
-            "now() FROM new_events"
+            'entity_kind, entity_key, version, topic, partition, "offset", now() FROM new_events'
         )
         # 2. entities touched, and their stored facts (one scan of entity_fields: the table
         #    grows with the projection, and each scan of it is paid on every batch)
