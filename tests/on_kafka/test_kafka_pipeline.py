@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from mlineage import Recorder, Settings
+from mlineage import Recorder, Settings, ops
 from mlineage.events.codec import decode
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, open_log
 from mlineage.log.kafka import KafkaEventLog
@@ -94,8 +94,14 @@ def test_same_events_give_the_same_projection_as_the_embedded_log(
     with Recorder(embedded) as rec:
         rec.publish_many(events)
     sync(embedded)
-    with DuckDBStore(embedded.db_path, read_only=True) as store:
+    tc = (
+        "arn:aws:sagemaker:us-east-1:000000000000:experiment-trial-component/"
+        "job-7-3-aws-training-job"
+    )
+    with DuckDBStore(embedded.db_path, read_only=True) as store, open_log(embedded.log_url) as log:
         expected = store.checksum()
+        embedded_history = [h["event"] for h in ops.history(store.con, log, tc)]
+    assert len(embedded_history) == 2
 
     kafka = Settings.load(home=tmp_path / "kafka", log_url=kafka_url, environ={})
     with Recorder(kafka) as rec:
@@ -109,6 +115,8 @@ def test_same_events_give_the_same_projection_as_the_embedded_log(
         with DuckDBStore(kafka.db_path) as store:
             ProjectorService(log, store, batch_size=100).run(timeout=120)
             assert store.checksum() == expected
+            # the bodies are read back from Kafka by position: the same events as embedded
+            assert [h["event"] for h in ops.history(store.con, log, tc)] == embedded_history
         rebuilt = replay(log, tmp_path / "replayed.duckdb")
         assert rebuilt.dead_lettered == 0
     with DuckDBStore(tmp_path / "replayed.duckdb", read_only=True) as store:
