@@ -34,8 +34,8 @@ from mlineage.log.base import (
     TopicPartition,
 )
 from mlineage.log.outage import Outage
-from mlineage.projection.project import Changes, project
-from mlineage.projection.store import DuckDBStore, snapshot_path
+from mlineage.projection.project import project
+from mlineage.projection.store import Batch, DuckDBStore, snapshot_path
 
 CONSUMER = "mlineage-projector"
 PROJECTED_TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES)
@@ -189,11 +189,11 @@ class ProjectorService:
         if not records:
             moved = consumer.advanced()  # past commit markers only: store that too
             if moved:
-                return _Prepared(records, moved, project([], ALLOWED))
+                return _Prepared(records, moved, Batch.of(project([], ALLOWED)))
             return _Prepared(records, {}, None)
         with gc_paused():
-            changes = project(_decoded(records), ALLOWED)
-        return _Prepared(records, consumer.consumed(records), changes)
+            batch = Batch.of(project(_decoded(records), ALLOWED))
+        return _Prepared(records, consumer.consumed(records), batch)
 
     def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
         """Read up to ``limit`` records across the topics and apply them as one batch."""
@@ -208,7 +208,7 @@ class ProjectorService:
         self.store.apply(prepared.changes, prepared.consumed, self.consumer_name)
         self._committed.update(prepared.consumed)
         stats.consumed = len(prepared.records)
-        stats.dead_lettered = len(prepared.changes.dead["offset"])
+        stats.dead_lettered = prepared.changes.dead.num_rows
         stats.applied = stats.consumed - stats.dead_lettered
         stats.batches = 1
         return stats
@@ -330,7 +330,7 @@ def _decoded(records: list[Record]) -> Iterator[tuple[Record, AnyEvent | Rejecte
 class _Prepared:
     records: list[Record]
     consumed: dict[tuple[str, int], int]
-    changes: Changes | None
+    changes: Batch | None
 
 
 def replay(

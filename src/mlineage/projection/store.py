@@ -29,6 +29,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,27 @@ def _arrow(columns: dict[str, list[Any]], names: tuple[str, ...]) -> pa.Table:
             typ = pa.binary()
         arrays.append(pa.array(columns[name], type=typ))
     return pa.Table.from_arrays(arrays, names=list(names))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch's columns as Arrow tables, ready for :meth:`DuckDBStore.apply`. The projector
+    builds it on its prefetch thread, so the Python lists of :class:`Changes` are gone before
+    the batch waits its turn (they were most of a waiting batch's memory)."""
+
+    events: pa.Table
+    marks: pa.Table
+    facts: pa.Table
+    dead: pa.Table
+
+    @classmethod
+    def of(cls, changes: Changes) -> Batch:
+        return cls(
+            _arrow(changes.events, EVENT_COLUMNS),
+            _arrow(changes.marks, MARK_COLUMNS),
+            _arrow(changes.facts, FACT_COLUMNS),
+            _arrow(changes.dead, DEAD_COLUMNS),
+        )
 
 
 def fetch_one(
@@ -211,14 +233,15 @@ class DuckDBStore:
     # -- writes --------------------------------------------------------------------------------
 
     def apply(
-        self, changes: Changes, positions: Mapping[tuple[str, int], int], consumer: str
+        self, changes: Changes | Batch, positions: Mapping[tuple[str, int], int], consumer: str
     ) -> None:
         """Write one batch and the positions it consumed, in one transaction."""
         con = self.con
-        con.register("b_events", _arrow(changes.events, EVENT_COLUMNS))
-        con.register("b_marks", _arrow(changes.marks, MARK_COLUMNS))
-        con.register("b_facts", _arrow(changes.facts, FACT_COLUMNS))
-        con.register("b_dead", _arrow(changes.dead, DEAD_COLUMNS))
+        batch = changes if isinstance(changes, Batch) else Batch.of(changes)
+        con.register("b_events", batch.events)
+        con.register("b_marks", batch.marks)
+        con.register("b_facts", batch.facts)
+        con.register("b_dead", batch.dead)
         con.register(
             "b_positions",
             pa.table(
