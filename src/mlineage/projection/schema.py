@@ -172,8 +172,8 @@ def create_statements() -> list[str]:
     stmts = [
         "CREATE TABLE IF NOT EXISTS mlineage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
         # every applied event, and where it was read (topic/partition/offset); its body stays
-        # in the log, which `mlineage history` reads (a copy here was a third of the file and
-        # of the merge's time)
+        # in the log, which `mlineage history` reads (a copy here was a quarter of the file and
+        # a third of the merge's time)
         "CREATE TABLE IF NOT EXISTS events (event_id VARCHAR NOT NULL, event_type VARCHAR NOT "
         "NULL, schema_version INTEGER NOT NULL, occurred_at TIMESTAMPTZ NOT NULL, account_id "
         "VARCHAR NOT NULL, region VARCHAR NOT NULL, producer VARCHAR, caused_by VARCHAR, "

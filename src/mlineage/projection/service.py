@@ -203,12 +203,12 @@ class ProjectorService:
 
     def _apply(self, prepared: _Prepared) -> ProjectorStats:
         stats = ProjectorStats()
-        if prepared.changes is None:
+        if prepared.batch is None:
             return stats
-        self.store.apply(prepared.changes, prepared.consumed, self.consumer_name)
+        self.store.apply(prepared.batch, prepared.consumed, self.consumer_name)
         self._committed.update(prepared.consumed)
         stats.consumed = len(prepared.records)
-        stats.dead_lettered = prepared.changes.dead.num_rows
+        stats.dead_lettered = prepared.batch.dead.num_rows
         stats.applied = stats.consumed - stats.dead_lettered
         stats.batches = 1
         return stats
@@ -279,7 +279,7 @@ class ProjectorService:
                         break
                     pending = pool.submit(self._prepare, consumer, limit, poll_interval)
                     continue
-                if prepared.changes is not None:
+                if prepared.batch is not None:
                     outage.over(total.consumed)  # the log answered
                 got = len(prepared.records)
                 planned += got
@@ -330,7 +330,7 @@ def _decoded(records: list[Record]) -> Iterator[tuple[Record, AnyEvent | Rejecte
 class _Prepared:
     records: list[Record]
     consumed: dict[tuple[str, int], int]
-    changes: Batch | None
+    batch: Batch | None
 
 
 def replay(
