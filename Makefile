@@ -33,7 +33,7 @@ test: $(STAMP) $(SDK_STAMP)  ## the whole test suite, plus lint, types and schem
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## the quick loop (under a minute): unit, the contract suite on SQLite, golden files
-	$(BIN)/python -m pytest -q -m "not slow and not kafka" tests/unit tests/contract \
+	$(BIN)/python -m pytest -q -m "not slow and not kafka and not containers" tests/unit tests/contract \
 		tests/integration/test_query_golden.py
 
 flake-check:  ## the whole CI run 5 times on a fresh clone, one core kept busy (RUNS=5)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -40,7 +41,10 @@ BROKER_SH = REPO / "scripts" / "kafka" / "broker.sh"
 ENV_EXTERNAL = "MLINEAGE_TEST_KAFKA"
 ENV_NO_DOCKER = "MLINEAGE_TEST_KAFKA_NO_DOCKER"
 ENV_IMAGE = "MLINEAGE_TEST_KAFKA_IMAGE"
-DEFAULT_IMAGE = "confluentinc/cp-kafka:7.6.0"
+KAFKA_VERSION = re.search(  # the tests' broker, from jars or in a container: one version
+    r"<kafka.version>(.+?)</kafka.version>", (REPO / "scripts" / "kafka" / "pom.xml").read_text()
+)
+DEFAULT_IMAGE = f"apache/kafka:{KAFKA_VERSION.group(1) if KAFKA_VERSION else 'latest'}"
 
 FETCH_TIMEOUT_S = 900.0
 START_TIMEOUT_S = 120.0
@@ -270,12 +274,16 @@ def docker_available(timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _kafka_container_class() -> Any:
-    try:
-        from testcontainers.community.kafka import KafkaContainer
-    except ImportError:  # older testcontainers
-        from testcontainers.kafka import KafkaContainer
-    return KafkaContainer
+def _docker_container_class() -> Any:
+    # testcontainers thinks it runs inside a container when /.dockerenv exists, and then
+    # reaches published ports through the bridge's gateway, which a dockerd started with
+    # --iptables=false (scripts/containers/setup.sh) does not route: use the host's ports.
+    # Ryuk (the reaper container) is a registry image; close() removes the container instead.
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    from testcontainers.core.container import DockerContainer
+
+    return DockerContainer
 
 
 class ContainerBroker(Broker):
@@ -286,8 +294,8 @@ class ContainerBroker(Broker):
     kind = "container"
     restartable = True
 
-    def __init__(self, container: Any) -> None:
-        super().__init__(container.get_bootstrap_server())
+    def __init__(self, container: Any, port: int) -> None:
+        super().__init__(f"127.0.0.1:{port}")
         self._container = container
         self._closed = False
 
@@ -310,35 +318,88 @@ class ContainerBroker(Broker):
         with contextlib.suppress(Exception):
             self._container.stop()
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the broker's log, for a failing test's message."""
+        try:
+            out, err = self._container.get_logs()
+            return _tail((out + err).decode(errors="replace"), lines)
+        except Exception:
+            return ""
+
+
+def _remove_when_gone(container_id: str) -> None:
+    """If this test process dies without its teardown, the container follows it (without
+    Ryuk, nothing else would remove it): a detached watcher, as broker.sh has for the JVM."""
+    subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            'while kill -0 "$1" 2>/dev/null; do sleep 2; done; docker rm -f "$2" >/dev/null 2>&1',
+            "watch",
+            str(os.getpid()),
+            container_id,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
 
 def start_container_broker() -> ContainerBroker:
-    """A new Kafka container (KRaft, one node, configured like the local broker)."""
-    kafka_container = _kafka_container_class()
+    """A new Kafka container (apache/kafka: KRaft, one node, configured like the local
+    broker), its client port published on a free host port and advertised as such."""
+    docker_container = _docker_container_class()
     image = os.environ.get(ENV_IMAGE, DEFAULT_IMAGE)
-    container = kafka_container(image).with_kraft().with_bind_ports(9093, free_port())
-    # A single node needs these for transactions; testcontainers sets only the offsets topic's.
+    port = free_port()
+    container = docker_container(image).with_bind_ports(9092, port)
     for key, value in {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        # clients on the published port; the broker talks to itself (transactions) on its own
+        # listener, as the published address means nothing inside the container
+        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093,BROKER://:9094",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port},BROKER://localhost:9094",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": (
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT"
+        ),
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_INTER_BROKER_LISTENER_NAME": "BROKER",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        # one node: internal topics with one replica and one partition (as broker.sh)
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
         "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_NUM_PARTITIONS": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
         "KAFKA_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS": "1000",
+        "KAFKA_BROKER_HEARTBEAT_INTERVAL_MS": "500",
+        "KAFKA_BROKER_SESSION_TIMEOUT_MS": "4000",
         "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
         "KAFKA_NUM_PARTITIONS": "1",
         "KAFKA_HEAP_OPTS": "-Xmx384m -Xms128m",
     }.items():
         container.with_env(key, value)
     try:
-        container.start(timeout=int(START_TIMEOUT_S))
+        container.start()
     except Exception as exc:
         with contextlib.suppress(Exception):
             container.stop()
-        raise BrokerUnavailable(f"the Kafka container ({image}) did not start: {exc!r}") from exc
-    broker = ContainerBroker(container)
+        raise BrokerUnavailable(
+            f"the Kafka container ({image}) did not start: {exc!r} (on a machine without a "
+            "registry, scripts/containers/setup.sh builds the image)"
+        ) from exc
+    _remove_when_gone(container.get_wrapped_container().id)
+    broker = ContainerBroker(container, port)
     try:
-        wait_ready(broker.bootstrap)
-    except BrokerUnavailable:
+        wait_ready(broker.bootstrap, timeout_s=START_TIMEOUT_S)
+    except BrokerUnavailable as exc:
+        tail = broker.log_tail()
         broker.close()
-        raise
+        raise BrokerUnavailable(f"{exc}\n{tail}") from exc
     return broker
 
 
