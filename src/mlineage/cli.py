@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -29,8 +28,14 @@ from mlineage.errors import EventValidationError, MlineageError, ProjectionBusyE
 from mlineage.events.codec import parse_json, validate_record
 from mlineage.events.schemas import export
 from mlineage.log.base import TOPIC_DLQ, open_log
-from mlineage.pipeline import sync
-from mlineage.projection.service import PROJECTED_TOPICS, ProjectorService, WriterLock, replay
+from mlineage.pipeline import SyncStats, sync
+from mlineage.projection.service import (
+    PROJECTED_TOPICS,
+    AccessLock,
+    ProjectorService,
+    WriterLock,
+    replay,
+)
 from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.query import catalog
 from mlineage.query.lineage import DIRECTIONS, LINEAGE_TYPES, LineageFilter, LineageResult
@@ -115,13 +120,34 @@ def _progress_bar(label: str) -> tuple[Progress, Callable[[str, int, int], None]
     return progress, update
 
 
-def _sync(settings: Settings, quiet: bool = False) -> None:
-    if quiet or not err.is_terminal:
-        sync(settings)
-        return
-    bar, update = _progress_bar("catching up:")
-    with bar:
-        sync(settings, progress=update)
+def _note(message: str) -> None:
+    err.print(f"note: {message}", markup=False)
+
+
+def _sync(settings: Settings, quiet: bool = False) -> SyncStats | None:
+    """Catch up with the log (the embedded log's tracker too), taking turns with the other
+    processes of this home; None when the projection is held elsewhere (a follower's, or
+    a Python reader's: the follower projects what is new, the next catch-up does)."""
+    lock = AccessLock(settings.db_path)
+    lock.acquire(exclusive=True, note=_note)
+    try:
+        if quiet or not err.is_terminal:
+            stats = sync(settings)
+        else:
+            bar, update = _progress_bar("catching up:")
+            with bar:
+                stats = sync(settings, progress=update)
+    except ProjectionBusyError:
+        return None
+    finally:
+        lock.release()
+    return None if stats.followed else stats
+
+
+def _sync_after_write(settings: Settings, what: str) -> None:
+    """After a write that reached the log: project it here, or say who will."""
+    if _sync(settings) is None:
+        out.print(f"{what}; the running projector (or server) applies it to {settings.db_path}")
 
 
 # -- demo -------------------------------------------------------------------------------------
@@ -264,7 +290,7 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
             return
     out.print(f"published {len(valid)} events to {settings.log_url}")
     if not no_sync and settings.log_url.startswith("sqlite:"):
-        _sync(settings)
+        _sync_after_write(settings, "published")
 
 
 # -- consumers --------------------------------------------------------------------------------
@@ -332,6 +358,23 @@ def track(
     )
 
 
+def _track_in_background(settings: Settings, stopping: threading.Event) -> threading.Thread:
+    """The embedded log's tracker, following the log beside a projector that follows it (a
+    thread with its own log connection; a failure stops the projector too)."""
+
+    def run() -> None:
+        try:
+            with open_log(settings.log_url) as log:
+                TrackerService(log).run(follow=True, stop=stopping.is_set)
+        except Exception:
+            logging.getLogger("mlineage.track").exception("the tracker stopped")
+            stopping.set()
+
+    thread = threading.Thread(target=run, name="mlineage-tracker", daemon=True)
+    thread.start()
+    return thread
+
+
 @cli.command()
 @click.option("--follow", is_flag=True, help="Keep running and project new events as they come.")
 @click.option("--timeout", type=float, help="Stop after this many seconds.")
@@ -356,13 +399,21 @@ def project(
     """Run the projector: apply the log to the DuckDB projection (to the end of the log).
 
     With --follow it keeps running, holds the DuckDB file, and keeps a snapshot beside it
-    (lineage.duckdb.snapshot) fresh for other commands, which read it meanwhile.
+    (lineage.duckdb.snapshot) fresh for other commands, which read it meanwhile; on the
+    embedded log it also runs the tracker, so jobs published meanwhile get their lineage.
     """
     settings = ctx.settings
     lock = WriterLock(settings.db_path)
+    access = AccessLock(settings.db_path)
+    stop = _stop_on_sigterm()
     if follow:
         _service_logging()
         lock.acquire("project --follow")
+        # readers and catch-ups of other commands finish first, and none starts until the
+        # first snapshot is there for them
+        access.acquire(exclusive=True, note=_note)
+    tracker: threading.Thread | None = None
+    stopping = threading.Event()
     try:
         with open_log(settings.log_url) as log, DuckDBStore(settings.db_path) as store:
             service = ProjectorService(
@@ -373,16 +424,27 @@ def project(
                 snapshot_interval=snapshot_interval,
             )
             if follow:
+                service.write_snapshot()
+                access.release()
+                if log.kind == "sqlite":
+                    # on the embedded log nobody else tracks while a follower runs
+                    tracker = _track_in_background(settings, stopping)
                 err.print(
-                    f"following {settings.log_url} into {settings.db_path}; readers use "
+                    f"following {settings.log_url} into {settings.db_path}"
+                    f"{' (and tracking it)' if tracker else ''}; readers use "
                     f"{snapshot_path(settings.db_path)} (Ctrl-C to stop)"
                 )
-                service.write_snapshot()
             try:
-                stats = service.run(follow=follow, timeout=timeout, stop=_stop_on_sigterm())
+                stats = service.run(
+                    follow=follow, timeout=timeout, stop=lambda: stop() or stopping.is_set()
+                )
             except KeyboardInterrupt:
                 return
     finally:
+        stopping.set()
+        if tracker is not None:
+            tracker.join()
+        access.release()
         lock.release()
     out.print(
         f"projected {stats.consumed} records: applied {stats.applied}, "
@@ -435,8 +497,19 @@ def checksum(ctx: Ctx, no_sync: bool) -> None:
     settings = ctx.settings
     if not no_sync:
         _sync(settings, quiet=True)
-    with DuckDBStore(settings.db_path, read_only=True) as store:
-        out.print(store.checksum())
+    lock = AccessLock(settings.db_path)
+    lock.acquire(exclusive=False, note=_note)  # no catch-up writes the file meanwhile
+    try:
+        try:
+            store = DuckDBStore(settings.db_path, read_only=True)
+        except ProjectionBusyError:
+            # a follower holds the file: digest the snapshot it keeps
+            store = DuckDBStore(snapshot_path(settings.db_path), read_only=True)
+            _note(f"a projector holds {settings.db_path}; digesting its snapshot")
+        with store:
+            out.print(store.checksum())
+    finally:
+        lock.release()
 
 
 # -- SQL --------------------------------------------------------------------------------------
@@ -453,11 +526,7 @@ def _open_store(
     """Catch up with the log (embedded), then open the projection for reading. When a
     projector follows the log it holds the file: read the snapshot it keeps fresh. With
     ``account``, a store holding only what that account may see."""
-    if not no_sync:
-        # a follower that holds the projection keeps it fresh: read its snapshot below
-        with contextlib.suppress(ProjectionBusyError):
-            _sync(settings, quiet=True)
-    store = LineageStore.open(settings)
+    store = LineageStore.open(settings, sync=not no_sync, note=_note)
     age = store.snapshot_age
     if age is not None:
         err.print(
@@ -939,7 +1008,7 @@ def _set_share(settings: Settings, owner: str, grantee: str, *, shared: bool) ->
     state = "now shares" if shared else "no longer shares"
     out.print(f"{owner} {state} its lineage with {grantee}")
     if settings.log_url.startswith("sqlite:"):
-        _sync(settings, quiet=True)
+        _sync_after_write(settings, "recorded")
 
 
 @cli.command()
@@ -1138,7 +1207,16 @@ def serve(
         )
     _service_logging()
     lock = WriterLock(settings.db_path).acquire("serve")
-    backend = Backend(settings)
+    access = AccessLock(settings.db_path)
+    access.acquire(exclusive=True, note=_note)  # as `project --follow` does
+    try:
+        backend = Backend(settings)
+        backend.write_snapshot(force=True)
+    except BaseException:
+        lock.release()
+        raise
+    finally:
+        access.release()
     stop = backend.follow()
     app = create_app(
         backend, ServerConfig(keys, settings.account_id, extended_limits, settings.region)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlineage.log.base import EventLog, open_log
-from mlineage.projection.service import ProjectorService, ProjectorStats
+from mlineage.projection.service import ProjectorService, ProjectorStats, WriterLock
 from mlineage.projection.store import DuckDBStore
 from mlineage.settings import Settings
 from mlineage.tracker.service import TrackerService, TrackerStats
@@ -19,6 +19,9 @@ Progress = Callable[[str, int, int], None]
 class SyncStats:
     tracker: TrackerStats
     projector: ProjectorStats
+    followed: bool = False
+    """Nothing was done here: a follower (``project --follow``, ``serve``) holds the
+    projection and keeps it current, tracking included on the embedded log."""
 
 
 def sync(
@@ -32,9 +35,12 @@ def sync(
 
     With Kafka the auto-tracker is a service (``mlineage track --follow``, a consumer group
     member with its own transactional id): a command must not join its group in passing, so
-    only the projection catches up here."""
+    only the projection catches up here. Nor does anything happen here while a follower
+    holds the projection (``followed``): it tracks and projects what is new itself."""
     own_log = log is None
     own_store = store is None
+    if own_store and WriterLock.held_elsewhere(settings.db_path):
+        return SyncStats(TrackerStats(), ProjectorStats(), followed=True)
     log = log or open_log(settings.log_url)
     try:
         tracker = TrackerStats()

@@ -63,9 +63,17 @@ class WriterLock:
     def acquire(self, what: str) -> WriterLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = self.path.open("a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        # a short window: readers probe this lock for an instant (held_elsewhere), and must
+        # never make a starting follower fail
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
@@ -86,11 +94,129 @@ class WriterLock:
             self._fh.close()
             self._fh = None
 
+    @staticmethod
+    def held_elsewhere(db_path: Path) -> bool:
+        """True while a process holds the lock (a follower, serve or replay): it keeps the
+        projection current, so a command must not catch up itself. The holder's own process
+        must not ask (its descriptor counts as another holder)."""
+        path = Path(f"{db_path}.lock")
+        if not path.exists():
+            return False
+        with path.open("a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
+
     def __enter__(self) -> WriterLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class AccessLock:
+    """Who may open the projection file right now, between processes of one home (a flock
+    on ``<db>.access``): a command that catches up holds it exclusively, readers of the file
+    share it for as long as their connection is open, and a starting follower takes it
+    exclusively until its first snapshot exists. DuckDB itself lets one writer *or* readers
+    open a file, and fails the others at once; this turns those failures into short waits."""
+
+    NOTE_AFTER_S = 1.0
+
+    def __init__(self, db_path: Path, *, timeout: float = 120.0) -> None:
+        self.path = Path(f"{db_path}.access")
+        self.timeout = timeout
+        self._fh: IO[str] | None = None
+
+    def acquire(self, *, exclusive: bool, note: Callable[[str], None] | None = None) -> None:
+        """Wait for the lock (saying so through ``note`` after a second), at most
+        ``timeout`` seconds. A projection directory that does not exist needs no lock."""
+        if not self.path.parent.is_dir():
+            return
+        fh = self.path.open("a+")
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        started = time.monotonic()
+        noted = False
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= self.timeout:
+                    fh.close()
+                    raise ProjectionBusyError(
+                        f"another mlineage process kept {self.path.with_suffix('')} busy for "
+                        f"{self.timeout:.0f}s; try again when it has finished"
+                    ) from None
+                if note is not None and not noted and waited >= self.NOTE_AFTER_S:
+                    note("waiting for another mlineage process to finish with the projection")
+                    noted = True
+                time.sleep(0.02)
+        self._fh = fh
+
+    def share(self) -> None:
+        """Turn an exclusive hold into a shared one (after catching up, to read)."""
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+class Snapshotter:
+    """Keeps a copy of a held projection (``<db>.snapshot``) fresh for other processes, which
+    cannot open the file while this one writes it. :meth:`maybe` writes at most every
+    ``interval`` seconds, only after changes, and never more than ~1/5 of the time (large
+    files copy slowly)."""
+
+    def __init__(self, store: DuckDBStore, path: Path, interval: float = 2.0) -> None:
+        self.store = store
+        self.path = path
+        self.interval = interval
+        self.dirty = True
+        self._at = 0.0
+        self._cost = 0.0
+
+    def write(self) -> None:
+        """Checkpoint and copy the projection to the snapshot path (atomically replaced)."""
+        started = time.monotonic()
+        self.store.checkpoint()
+        tmp = self.path.with_name(f"{self.path.name}{TMP_SUFFIX}{os.getpid()}")
+        # Copy in a child process: closing any descriptor of the DuckDB file in *this*
+        # process would release every POSIX lock it holds on it, DuckDB's write lock
+        # included (fcntl lock semantics), letting other processes open the live file.
+        cp = shutil.which("cp") or "/bin/cp"
+        problem = None
+        try:
+            copy = subprocess.Popen(  # noqa: S603 - cp from PATH, our own paths
+                [cp, str(self.store.path), str(tmp)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            failpoints.hit("snapshot.mid_copy")
+            _, errors = copy.communicate()
+            if copy.returncode != 0:
+                problem = errors.decode(errors="replace").strip()
+        except OSError as exc:
+            problem = str(exc)
+        if problem is not None:
+            tmp.unlink(missing_ok=True)
+            raise ProjectionError(f"could not write the snapshot {self.path}: {problem}")
+        os.replace(tmp, self.path)
+        self._at = time.monotonic()
+        self._cost = self._at - started
+        self.dirty = False
+
+    def maybe(self) -> None:
+        if self.dirty and time.monotonic() - self._at >= max(self.interval, 5 * self._cost):
+            self.write()
 
 
 class ProjectorService:
@@ -111,53 +237,15 @@ class ProjectorService:
         self.store = store
         self.batch_size = batch_size
         self.consumer_name = consumer
-        self.snapshot = snapshot
-        self.snapshot_interval = snapshot_interval
-        self._snapshot_at = 0.0
-        self._snapshot_cost = 0.0
-        self._dirty = True
+        self.snapshotter = (
+            Snapshotter(store, snapshot, snapshot_interval) if snapshot is not None else None
+        )
         self._committed: dict[TopicPartition, int] = {}
 
     def write_snapshot(self) -> None:
-        """Checkpoint and copy the projection to the snapshot path (atomically replaced), for
-        readers while this process holds the file. At most every ``snapshot_interval``
-        seconds, and never more than ~1/5 of the time (large files copy slowly)."""
-        if self.snapshot is None:
-            return
-        started = time.monotonic()
-        self.store.checkpoint()
-        tmp = self.snapshot.with_name(f"{self.snapshot.name}{TMP_SUFFIX}{os.getpid()}")
-        # Copy in a child process: closing any descriptor of the DuckDB file in *this*
-        # process would release every POSIX lock it holds on it, DuckDB's write lock
-        # included (fcntl lock semantics), letting other processes open the live file.
-        cp = shutil.which("cp") or "/bin/cp"
-        problem = None
-        try:
-            copy = subprocess.Popen(  # noqa: S603 - cp from PATH, our own paths
-                [cp, str(self.store.path), str(tmp)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            failpoints.hit("snapshot.mid_copy")
-            _, errors = copy.communicate()
-            if copy.returncode != 0:
-                problem = errors.decode(errors="replace").strip()
-        except OSError as exc:
-            problem = str(exc)
-        if problem is not None:
-            tmp.unlink(missing_ok=True)
-            raise ProjectionError(f"could not write the snapshot {self.snapshot}: {problem}")
-        os.replace(tmp, self.snapshot)
-        self._snapshot_at = time.monotonic()
-        self._snapshot_cost = self._snapshot_at - started
-        self._dirty = False
-
-    def _maybe_snapshot(self) -> None:
-        if self.snapshot is None or not self._dirty:
-            return
-        interval = max(self.snapshot_interval, 5 * self._snapshot_cost)
-        if time.monotonic() - self._snapshot_at >= interval:
-            self.write_snapshot()
+        """Write the readers' snapshot now (see :class:`Snapshotter`)."""
+        if self.snapshotter is not None:
+            self.snapshotter.write()
 
     def lag(self) -> int:
         positions = self.store.positions(self.consumer_name)
@@ -294,10 +382,11 @@ class ProjectorService:
                 total.batches += stats.batches
                 if progress is not None and got:
                     progress(total.consumed, self.lag())
-                if got:
-                    self._dirty = True
-                if follow:
-                    self._maybe_snapshot()
+                if self.snapshotter is not None:
+                    if got:
+                        self.snapshotter.dirty = True
+                    if follow:
+                        self.snapshotter.maybe()
                 if should_stop():
                     break
                 if pending is None and limit:

@@ -9,15 +9,18 @@ cannot open the live file reads the snapshot instead, and says how old it is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from mlineage.errors import ProjectionError
+from mlineage.errors import ProjectionBusyError, ProjectionError
+from mlineage.projection.service import AccessLock
 from mlineage.projection.store import snapshot_path
 from mlineage.query import catalog
 from mlineage.query.accounts import account_view
@@ -53,6 +56,7 @@ class LineageStore:
         """The caller this store answers for (None: the operator, who sees everything)."""
         self.visible_accounts = visible_accounts
         self._cleanup = cleanup
+        self._closers: list[Callable[[], None]] = []
         self.loaded_graph: LineageGraph | None = None
         """The lineage graph index once built (the first QueryLineage builds it)."""
 
@@ -64,13 +68,43 @@ class LineageStore:
 
     @classmethod
     def open(
-        cls, path: str | Path | Settings | None = None, *, memory_limit: str = "2GB"
+        cls,
+        path: str | Path | Settings | None = None,
+        *,
+        memory_limit: str = "2GB",
+        sync: bool = True,
+        note: Callable[[str], None] | None = None,
     ) -> LineageStore:
         """Open the projection read-only: the live file, or the follower's snapshot when a
-        projector holds the live file."""
-        if path is None:
-            path = Settings.load()
-        db = path.db_path if isinstance(path, Settings) else Path(path)
+        projector (``project --follow``, ``serve``) holds the live file.
+
+        Given :class:`Settings` (or nothing: the environment's), it first catches up with
+        the log as the CLI does (the embedded log's tracker too), unless ``sync=False`` or a
+        follower keeps the projection current. Processes of one home take turns: one
+        catches up while the others wait for it (``note`` hears about a wait over a
+        second), and readers keep a shared hold until :meth:`close`."""
+        where = Settings.load() if path is None else path
+        settings = where if isinstance(where, Settings) and sync else None
+        db = where.db_path if isinstance(where, Settings) else Path(where)
+        lock = AccessLock(db)
+        lock.acquire(exclusive=settings is not None, note=note)
+        try:
+            if settings is not None:
+                from mlineage.pipeline import sync as sync_log  # noqa: PLC0415 - cycle
+
+                # a follower that holds the projection keeps it fresh: read its snapshot
+                with contextlib.suppress(ProjectionBusyError):
+                    sync_log(settings)
+                lock.share()
+            store = cls._open_file(db, memory_limit)
+        except BaseException:
+            lock.release()
+            raise
+        store._closers.append(lock.release)
+        return store
+
+    @classmethod
+    def _open_file(cls, db: Path, memory_limit: str) -> LineageStore:
         if not db.exists():
             raise ProjectionError(
                 f"no projection at {db} yet: publish something (or run `mlineage demo`) first"
@@ -166,6 +200,8 @@ class LineageStore:
 
     def close(self) -> None:
         self.con.close()
+        while self._closers:
+            self._closers.pop()()
         if self._cleanup is not None:
             shutil.rmtree(self._cleanup, ignore_errors=True)
 

@@ -30,7 +30,8 @@ from mlineage.events.models import AnyEvent
 from mlineage.log.base import EventLog, OutRecord, open_log
 from mlineage.log.outage import Outage
 from mlineage.pipeline import sync
-from mlineage.projection.store import DuckDBStore
+from mlineage.projection.service import Snapshotter
+from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.query.accounts import account_view, visible_accounts
 from mlineage.query.store import LineageStore
 from mlineage.recorder import complete, route
@@ -54,8 +55,18 @@ class Backend:
         self.version = 0
         self._operator: LineageStore | None = None
         self._views: dict[str, tuple[int, LineageStore]] = {}
+        # other processes (the CLI) read this while serve holds the file
+        self.snapshotter = Snapshotter(self.store, snapshot_path(settings.db_path))
         self.catch_up()
         threading.Thread(target=self._writer, daemon=True, name="mlineage-serve-writer").start()
+
+    def write_snapshot(self, *, force: bool = False) -> None:
+        """Refresh the readers' snapshot: now, or when due (see :class:`Snapshotter`)."""
+        with self._db:
+            if force:
+                self.snapshotter.write()
+            else:
+                self.snapshotter.maybe()
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -121,6 +132,7 @@ class Backend:
             stats = sync(self.settings, log=self.log, store=self.store)
             if stats.tracker.consumed or stats.projector.consumed or self.version == 0:
                 self.version += 1
+                self.snapshotter.dirty = True
                 return True
         return False
 
@@ -134,6 +146,7 @@ class Backend:
             while not stop.wait(interval):
                 try:
                     self.catch_up()
+                    self.write_snapshot()
                 except EventLogError as exc:
                     if not exc.transient:
                         log.warning("catching up with the log failed: %r", exc)
