@@ -124,29 +124,31 @@ def _note(message: str) -> None:
     err.print(f"note: {message}", markup=False)
 
 
-def _sync(settings: Settings, quiet: bool = False) -> SyncStats | None:
+def _sync(settings: Settings, quiet: bool = False) -> SyncStats:
     """Catch up with the log (the embedded log's tracker too), taking turns with the other
-    processes of this home; None when the projection is held elsewhere (a follower's, or
-    a Python reader's: the follower projects what is new, the next catch-up does)."""
+    processes of this home (``followed``: a follower holds the projection and does it)."""
     lock = AccessLock(settings.db_path)
     lock.acquire(exclusive=True, note=_note)
     try:
         if quiet or not err.is_terminal:
-            stats = sync(settings)
-        else:
-            bar, update = _progress_bar("catching up:")
-            with bar:
-                stats = sync(settings, progress=update)
-    except ProjectionBusyError:
-        return None
+            return sync(settings)
+        bar, update = _progress_bar("catching up:")
+        with bar:
+            return sync(settings, progress=update)
     finally:
         lock.release()
-    return None if stats.followed else stats
 
 
 def _sync_after_write(settings: Settings, what: str) -> None:
-    """After a write that reached the log: project it here, or say who will."""
-    if _sync(settings) is None:
+    """After a write that reached the log: project it here, or say who will. The write is
+    done either way, so this never fails the command (a retrying script must not write
+    twice)."""
+    try:
+        stats = _sync(settings)
+    except ProjectionBusyError as exc:
+        out.print(f"{what}; not projected yet ({exc}): the next command catches up")
+        return
+    if stats.followed:
         out.print(f"{what}; the running projector (or server) applies it to {settings.db_path}")
 
 
