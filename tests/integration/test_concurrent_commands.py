@@ -22,6 +22,7 @@ import pytest
 
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS
 from mlineage.log.sqlite import SqliteEventLog
+from mlineage.query.store import LineageStore
 from tests.helpers import read_all, wait_until
 from tests.kafka_broker import free_port
 
@@ -166,3 +167,37 @@ def test_concurrent_commands_all_succeed_and_nothing_is_published_twice(
         assert len(derived) == len(set(derived)), "an event was derived twice"
     finally:
         log.close()
+
+
+def test_a_starting_follower_waits_for_a_reader_instead_of_failing(home: Path) -> None:
+    """A reader holding the projection (here a LineageStore of this process) makes a
+    starting `project --follow` wait, saying so, and it takes over once the reader is done
+    (it used to exit 1, "held by another process")."""
+    reader = LineageStore.open(home / "lineage.duckdb")
+    follower = subprocess.Popen(
+        [*CLI, "--home", str(home), "project", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stderr: list[str] = []
+        assert follower.stderr is not None
+        wait_until(
+            lambda: bool(stderr.append(follower.stderr.readline()) or "waiting" in stderr[-1]),
+            "the follower says it waits for the reader",
+            timeout=120,
+        )
+        assert follower.poll() is None
+        reader.close()
+        wait_until(
+            lambda: "following" in follower.stderr.readline(),
+            "the follower took over the projection",
+            timeout=120,
+        )
+        assert (home / "lineage.duckdb.snapshot").exists()
+        assert follower.poll() is None
+    finally:
+        reader.close()
+        follower.terminate()
+        follower.wait(timeout=60)
