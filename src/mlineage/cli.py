@@ -411,9 +411,9 @@ def project(
     if follow:
         _service_logging()
         lock.acquire("project --follow")
-        # readers and catch-ups of other commands finish first, and none starts until the
-        # first snapshot is there for them
-        access.acquire(exclusive=True, note=_note)
+    # readers and catch-ups of other commands finish first; a follower lets them in again
+    # once its first snapshot is there for them
+    access.acquire(exclusive=True, note=_note)
     tracker: threading.Thread | None = None
     stopping = threading.Event()
     try:
@@ -464,7 +464,12 @@ def replay_cmd(ctx: Ctx) -> None:
     settings = ctx.settings
     with open_log(settings.log_url) as log:
         if log.kind == "sqlite":  # with Kafka the tracker is a service: never join its group
-            TrackerService(log).run()
+            access = AccessLock(settings.db_path)
+            access.acquire(exclusive=True, note=_note)  # no other command tracks meanwhile
+            try:
+                TrackerService(log).run()
+            finally:
+                access.release()
         total = sum(sum(log.end_offsets(t).values()) for t in PROJECTED_TOPICS)
         bar = Progress(
             TextColumn("replaying"),
