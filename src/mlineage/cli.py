@@ -34,6 +34,7 @@ from mlineage.projection.service import (
     AccessLock,
     ProjectorService,
     WriterLock,
+    reading,
     replay,
 )
 from mlineage.projection.store import DuckDBStore, snapshot_path
@@ -484,7 +485,7 @@ def replay_cmd(ctx: Ctx) -> None:
             stats = replay(
                 log, settings.db_path, progress=lambda done, lag: bar.update(task, completed=done)
             )
-    with DuckDBStore(settings.db_path, read_only=True) as store:
+    with reading(settings.db_path, note=_note) as store:
         digest = store.checksum()
     out.print(
         f"replayed {stats.consumed} records ({stats.dead_lettered} dead-lettered) into "
@@ -504,19 +505,8 @@ def checksum(ctx: Ctx, no_sync: bool) -> None:
     settings = ctx.settings
     if not no_sync:
         _sync(settings, quiet=True)
-    lock = AccessLock(settings.db_path)
-    lock.acquire(exclusive=False, note=_note)  # no catch-up writes the file meanwhile
-    try:
-        try:
-            store = DuckDBStore(settings.db_path, read_only=True)
-        except ProjectionBusyError:
-            # a follower holds the file: digest the snapshot it keeps
-            store = DuckDBStore(snapshot_path(settings.db_path), read_only=True)
-            _note(f"a projector holds {settings.db_path}; digesting its snapshot")
-        with store:
-            out.print(store.checksum())
-    finally:
-        lock.release()
+    with reading(settings.db_path, note=_note) as store:
+        out.print(store.checksum())
 
 
 # -- SQL --------------------------------------------------------------------------------------

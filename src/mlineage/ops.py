@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 
+from mlineage.errors import ProjectionError
 from mlineage.events.codec import Rejected, decode_many
 from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
 from mlineage.log.base import (
@@ -38,7 +39,7 @@ from mlineage.log.base import (
 )
 from mlineage.log.spool import spooled_counts
 from mlineage.projection.service import CONSUMER as PROJECTOR
-from mlineage.projection.service import PROJECTED_TOPICS
+from mlineage.projection.service import PROJECTED_TOPICS, reading
 from mlineage.projection.store import snapshot_path
 from mlineage.settings import Settings
 from mlineage.tracker.service import GROUP as TRACKER
@@ -82,34 +83,23 @@ def _tp(topic: str, partition: int) -> str:
     return f"{topic}[{partition}]"
 
 
-def _open_projection(db_path: Path) -> tuple[duckdb.DuckDBPyConnection, Path, str] | None:
-    """A read-only connection to the projection: the file itself when nobody holds it, else
-    the snapshot a follower keeps (with the path opened and a label for it)."""
-    for path, label in ((db_path, str(db_path)), (snapshot_path(db_path), "snapshot")):
-        if not path.exists():
-            continue
-        try:
-            return duckdb.connect(str(path), read_only=True), path, label
-        except duckdb.Error:
-            continue
-    return None
-
-
 def _read_projection(db_path: Path) -> tuple[dict[tuple[str, int], int] | None, int | None, str]:
-    """Positions and dead-letter count of the projection."""
-    opened = _open_projection(db_path)
-    if opened is None:
+    """Positions and dead-letter count of the projection (or of the snapshot a follower
+    keeps), read in turn with the other processes of the home."""
+    if not db_path.exists() and not snapshot_path(db_path).exists():
         return None, None, f"no projection at {db_path} yet"
-    con, path, label = opened
     try:
-        rows = con.execute(
-            "SELECT topic, partition, next_offset FROM positions WHERE consumer = ?", [PROJECTOR]
-        ).fetchall()
-        count = con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
+        with reading(db_path) as store:
+            label = str(db_path) if store.path == db_path else "snapshot"
+            rows = store.con.execute(
+                "SELECT topic, partition, next_offset FROM positions WHERE consumer = ?",
+                [PROJECTOR],
+            ).fetchall()
+            count = store.con.execute("SELECT count(*) FROM dead_letters").fetchall()[0][0]
     except duckdb.Error:
-        return None, None, f"{path} is not an mlineage projection"
-    finally:
-        con.close()
+        return None, None, f"{db_path} is not an mlineage projection"
+    except ProjectionError as exc:
+        return None, None, str(exc)
     return {(t, p): o for t, p, o in rows}, int(count), label
 
 
@@ -228,18 +218,14 @@ def dead_letters(
 
 
 def projector_dead_letters(db_path: Path, limit: int = 100) -> list[dict[str, Any]]:
-    opened = _open_projection(db_path)
-    if opened is None:
+    if not db_path.exists() and not snapshot_path(db_path).exists():
         return []
-    con = opened[0]
-    try:
-        rows = con.execute(
+    with reading(db_path) as store:
+        rows = store.con.execute(
             'SELECT topic, partition, "offset", error, dead_lettered_at FROM dead_letters '
             'ORDER BY dead_lettered_at, topic, partition, "offset" LIMIT ?',
             [limit],
         ).fetchall()
-    finally:
-        con.close()
     return [
         {"topic": t, "partition": p, "offset": o, "error": e, "at": str(a)}
         for t, p, o, e, a in rows

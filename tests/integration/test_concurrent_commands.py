@@ -10,6 +10,7 @@ and leave the new events to it (it tracks them too)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,6 +23,8 @@ import pytest
 
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS
 from mlineage.log.sqlite import SqliteEventLog
+from mlineage.projection.service import AccessLock
+from mlineage.projection.store import DuckDBStore
 from mlineage.query.store import LineageStore
 from tests.helpers import read_all, wait_until
 from tests.kafka_broker import free_port
@@ -201,3 +204,55 @@ def test_a_starting_follower_waits_for_a_reader_instead_of_failing(home: Path) -
         reader.close()
         follower.terminate()
         follower.wait(timeout=60)
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """True when process ``pid`` has ``path`` open (it is at the lock on it, or past it)."""
+    fds = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(OSError):
+        return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
+    return False
+
+
+@pytest.mark.parametrize(
+    "args", [["status", "--json"], ["dlq", "list", "--json"], ["checksum", "--no-sync"]]
+)
+def test_a_short_read_waits_for_a_catch_up_instead_of_racing_it(
+    home: Path, args: list[str]
+) -> None:
+    """While a command catches up (it holds the access lock and the file for writing),
+    `status`, `dlq list` and `checksum` wait for it and then read the live file. `status`
+    and `dlq list` used to open the file without the lock: they read around a catch-up, and
+    a catch-up that began while they read failed ("held by another process")."""
+    db = home / "lineage.duckdb"
+    access = AccessLock(db)
+    access.acquire(exclusive=True)
+    writer = DuckDBStore(db)  # what a catch-up holds
+    reader = subprocess.Popen(
+        [*CLI, "--home", str(home), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: _holds_open(reader.pid, access.path.resolve()) or reader.poll() is not None,
+            f"{args[0]} is at the access lock",
+            timeout=120,
+        )
+        assert reader.poll() is None, f"{args[0]} did not wait: {reader.communicate()}"
+        writer.close()
+        access.release()
+        stdout, stderr = reader.communicate(timeout=120)
+        assert reader.returncode == 0, stderr
+        if args[0] == "status":
+            projector = json.loads(stdout)["consumers"][1]
+            assert projector["where"] == str(db), projector  # the live file, not a fallback
+            assert sum(projector["positions"].values()) > 0
+        elif args[0] == "checksum":
+            assert len(stdout.strip()) == 64
+    finally:
+        writer.close()
+        access.release()
+        reader.kill()
+        reader.communicate()

@@ -170,6 +170,30 @@ class AccessLock:
             self._fh = None
 
 
+@contextlib.contextmanager
+def reading(db_path: Path, *, note: Callable[[str], None] | None = None) -> Iterator[DuckDBStore]:
+    """The projection open read-only for a short read, holding :class:`AccessLock` shared
+    meanwhile (a reader outside it makes another command's catch-up fail to open the file):
+    the live file, or the snapshot a follower keeps while it holds the live one.
+    :class:`ProjectionError` when there is neither."""
+    lock = AccessLock(db_path)
+    lock.acquire(exclusive=False, note=note)
+    try:
+        try:
+            store = DuckDBStore(db_path, read_only=True)
+        except ProjectionBusyError:
+            snap = snapshot_path(db_path)
+            if not snap.exists():
+                raise
+            store = DuckDBStore(snap, read_only=True)
+            if note is not None:
+                note(f"a projector holds {db_path}; reading its snapshot")
+        with store:
+            yield store
+    finally:
+        lock.release()
+
+
 class Snapshotter:
     """Keeps a copy of a held projection (``<db>.snapshot``) fresh for other processes, which
     cannot open the file while this one writes it. :meth:`maybe` writes at most every
@@ -477,9 +501,14 @@ def remove_leftovers(db_path: Path) -> None:
 
 
 def _is_held(db_path: Path) -> bool:
-    """True when another process has the DuckDB file open for writing."""
+    """True when another process has the DuckDB file open for writing. The probe opens it
+    for writing, so it takes turns with readers (a reader's hold is not a writer's)."""
+    access = AccessLock(db_path)
+    access.acquire(exclusive=True)
     try:
         duckdb.connect(str(db_path)).close()
     except duckdb.Error as exc:
         return "lock" in str(exc).lower()
+    finally:
+        access.release()
     return False
