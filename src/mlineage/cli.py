@@ -11,15 +11,17 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-import duckdb
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from mlineage import __version__, ops
@@ -46,7 +48,7 @@ from mlineage.settings import Settings
 from mlineage.tracker.service import TrackerService
 
 # piped output is not cut at 80 columns: scripts and logs get whole lines
-_WIDTH = None if sys.stdout.isatty() else 240
+_WIDTH = None if sys.stdout.isatty() else 100_000
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
@@ -189,7 +191,9 @@ def demo(ctx: Ctx) -> None:
             "[bold]Where did the model behind the endpoint come from?[/] "
             "(ascendants of the endpoint, as QueryLineage walks them)"
         )
-        out.print(_ancestor_tree(con, endpoint))
+        walked = store.query_lineage([endpoint], direction="Ascendants")
+        shown = _shown(store, [v.arn for v in walked.vertices])
+        out.print(*_lineage_trees([endpoint], walked, shown, "Ascendants"))
         query = "SELECT job_name, job_type, status, metrics FROM jobs ORDER BY created_at"
         out.print(f"\n[bold]SQL:[/] {query}")
         _print_rows(*store.sql(query), "table")
@@ -203,46 +207,12 @@ def demo(ctx: Ctx) -> None:
     for line in (
         'mlineage sql "SELECT type, count(*) FROM lineage_vertices GROUP BY ALL"',
         'mlineage sql "SELECT * FROM lineage_edges" --format csv',
+        "mlineage query-lineage ARN --direction Ascendants --format tree   # this tree",
         "mlineage checksum          # digest of the projection",
         "mlineage replay            # rebuild it from the log: same checksum",
         "mlineage publish events.jsonl   # your own events (see schemas/examples)",
     ):
         out.print(f"  {line}")
-
-
-def _ancestor_tree(con: duckdb.DuckDBPyConnection, start: str, max_depth: int = 10) -> Tree:
-    def label(arn: str) -> str:
-        rows = con.execute(
-            "SELECT lineage_type, type, coalesce(name, '') FROM lineage_vertices WHERE arn = ?",
-            [arn],
-        ).fetchall()
-        if not rows:
-            return arn
-        lineage_type, typ, name = rows[0]
-        if lineage_type == "Artifact":
-            uris = con.execute("SELECT source_uri FROM artifacts WHERE arn = ?", [arn]).fetchall()
-            name = uris[0][0] if uris and uris[0][0] else name
-        return f"[cyan]{typ or lineage_type}[/] {name or arn.rsplit('/', 1)[-1]}"
-
-    tree = Tree(label(start))
-    seen = {start}
-
-    def walk(node: Tree, arn: str, depth: int) -> None:
-        if depth >= max_depth:
-            return
-        parents = con.execute(
-            "SELECT source_arn, association_type FROM lineage_edges WHERE destination_arn = ? "
-            "ORDER BY association_type, source_arn",
-            [arn],
-        ).fetchall()
-        for parent, assoc in parents:
-            child = node.add(f"[dim]{assoc} ←[/] {label(parent)}")
-            if parent not in seen:
-                seen.add(parent)
-                walk(child, parent, depth + 1)
-
-    walk(tree, start, 0)
-    return tree
 
 
 # -- publishing -------------------------------------------------------------------------------
@@ -537,28 +507,60 @@ def _open_store(
         store.close()
 
 
+class _PlainTable(Table):
+    """A table whose cells are plain text: data never reads as rich markup (a ``[/]`` in a
+    URI or an error made rich raise, a ``[red]`` recoloured the rest)."""
+
+    def add_row(self, *renderables: RenderableType | None, **kwargs: Any) -> None:
+        super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
+
+
+def _print_table(table: _PlainTable) -> None:
+    """Print a table without cutting an ARN: a column holding ARNs is as wide as its longest
+    one and the other columns fold to make room. When even that does not fit (a narrow
+    terminal), each row is printed as a block of ``column value`` lines instead."""
+    fold_min = 8  # narrowest a folded column may get
+    needed = 0
+    for column in table.columns:
+        texts = [c.plain if isinstance(c, Text) else str(c) for c in column.cells]
+        longest = max((len(c) for c in texts if c.startswith("arn:")), default=0)
+        if longest:
+            column.min_width = max(longest, column.min_width or 0)
+            column.no_wrap = True
+            needed += longest + 3
+        else:
+            column.overflow = "fold"
+            needed += min(fold_min, max((len(c) for c in texts), default=0)) + 3
+    if table.row_count == 0 or needed <= out.width:
+        out.print(table)
+        return
+    names = [str(c.header) for c in table.columns]
+    width = max(len(n) for n in names)
+    by_column = [list(c.cells) for c in table.columns]
+    for n in range(table.row_count):
+        out.print(f"[dim]-- {escape(str(table.title or 'row'))} {n + 1} --[/]")
+        for name, cells in zip(names, by_column, strict=True):
+            out.print(f"[bold]{escape(name.ljust(width))}[/] ", cells[n], sep="")
+
+
 def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    """Rows as a table, CSV (``\\n`` line ends, a header even when empty) or JSON."""
+
     def cell(v: Any) -> Any:
         return v.isoformat() if hasattr(v, "isoformat") else v
 
     if fmt == "json":
-        sys.stdout.write(
-            json.dumps(
-                [{n: cell(v) for n, v in zip(names, r, strict=True)} for r in rows],
-                default=str,
-                indent=2,
-            )
-            + "\n"
-        )
+        objects = [{n: cell(v) for n, v in zip(names, r, strict=True)} for r in rows]
+        sys.stdout.write(json.dumps(objects, default=str, indent=2) + "\n")
     elif fmt == "csv":
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(names)
         w.writerows([[cell(v) for v in r] for r in rows])
     else:
-        table = Table(*names, show_lines=False)
+        table = _PlainTable(*names, show_lines=False)
         for r in rows:
             table.add_row(*["NULL" if v is None else str(cell(v)) for v in r])
-        out.print(table)
+        _print_table(table)
         out.print(f"[dim]{len(rows)} row(s)[/]")
 
 
@@ -606,7 +608,8 @@ def sql(
     with _open_store(ctx.settings, no_sync, account) as store:
         if account is None:
             store.con.execute(f"SET memory_limit = '{memory_limit}'")
-        _print_rows(*store.sql(query, timeout=timeout), fmt)
+        # as JSON, a JSON column is a JSON value, not a string holding one
+        _print_rows(*store.sql(query, timeout=timeout, decode_json=fmt == "json"), fmt)
 
 
 # -- describe and list ------------------------------------------------------------------------
@@ -657,10 +660,10 @@ def describe(
     elif fmt == "csv":
         _print_rows(["field", "value"], list(_flat(found).items()), "csv")
     else:
-        table = Table("Field", "Value", show_header=False)
+        table = _PlainTable("Field", "Value", show_header=False)
         for key, value in _flat(found).items():
             table.add_row(key, str(value))
-        out.print(table)
+        _print_table(table)
 
 
 @cli.command()
@@ -686,7 +689,7 @@ def history(ctx: Ctx, key: str, as_json: bool, no_sync: bool) -> None:
         for entry in found:
             print(json.dumps(entry, sort_keys=True))
         return
-    table = Table("version", "event", "producer", "read at", "payload", box=None)
+    table = _PlainTable("version", "event", "producer", "read at", "payload", box=None)
     for entry in found:
         payload = (entry["event"] or {}).get("payload")
         table.add_row(
@@ -696,7 +699,7 @@ def history(ctx: Ctx, key: str, as_json: bool, no_sync: bool) -> None:
             f"{entry['topic']}[{entry['partition']}]@{entry['offset']}",
             "(no longer in the log)" if entry["event"] is None else json.dumps(payload),
         )
-    out.print(table)
+    _print_table(table)
 
 
 @cli.command(name="list")
@@ -780,7 +783,7 @@ def list_cmd(
         sys.stdout.write(json.dumps(_plain(page), indent=2, sort_keys=True) + "\n")
         return
     flat = [_flat(s) for s in summaries]
-    columns = list(dict.fromkeys(k for r in flat for k in r))
+    columns = list(catalog.SUMMARY_COLUMNS[resolved])  # the same on every page, even empty
     _print_rows(columns, [tuple(r.get(n) for n in columns) for r in flat], fmt)
     if page.get("NextToken"):
         err.print(f"more: --next-token {page['NextToken']}")
@@ -802,20 +805,170 @@ def _when(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _labels(store: LineageStore, arns: list[str]) -> dict[str, str]:
-    """A readable label per ARN: the entity's type and name (an artifact's SourceUri)."""
+@dataclass(frozen=True)
+class _Shown:
+    """How a vertex is shown: its type and name (an artifact's SourceUri), its lineage type
+    and the status of a job or action (None when it has none)."""
+
+    label: str
+    lineage_type: str
+    status: str | None
+
+
+_BAD_STATUSES = frozenset({"Failed", "Stopped", "Stopping"})
+
+
+def _shown(store: LineageStore, arns: list[str]) -> dict[str, _Shown]:
     if not arns:
         return {}
     rows = store.con.execute(
-        "SELECT v.arn, coalesce(v.type, v.lineage_type), coalesce(a.source_uri, v.name, v.arn) "
+        "SELECT v.arn, coalesce(v.type, v.lineage_type), coalesce(a.source_uri, v.name, v.arn), "
+        "v.lineage_type, coalesce(t.status, x.status) "
         "FROM lineage_vertices v LEFT JOIN artifacts a ON a.arn = v.arn "
+        "LEFT JOIN trial_components t ON t.arn = v.arn LEFT JOIN actions x ON x.arn = v.arn "
         "WHERE v.arn IN (SELECT unnest(?))",
         [arns],
     ).fetchall()
-    return {arn: f"{typ} {name}" for arn, typ, name in rows}
+    return {arn: _Shown(f"{typ} {name}", lt, status) for arn, typ, name, lt, status in rows}
 
 
-def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult, fmt: str) -> None:
+def _dot_text(text: str) -> str:
+    """A Graphviz quoted string's content: backslashes and quotes escaped, lines kept."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _mermaid_text(text: str) -> str:
+    """Mermaid label text: entity codes for what Mermaid would read as markup or HTML."""
+    codes = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "|": "#124;"}
+    return "".join(codes.get(c, c) for c in text.replace("\n", " "))
+
+
+# lineage type -> Graphviz shape and fill, Mermaid class
+_DOT_STYLE = {
+    "Artifact": ("note", "#e8f1fb"),
+    "TrialComponent": ("box", "#eaf6e6"),
+    "Context": ("hexagon", "#fdf3e1"),
+    "Action": ("parallelogram", "#f3e8fb"),
+}
+_MERMAID_CLASSES = [
+    "  classDef Artifact fill:#e8f1fb,stroke:#4a78b5",
+    "  classDef TrialComponent fill:#eaf6e6,stroke:#4c8a3f",
+    "  classDef Context fill:#fdf3e1,stroke:#b5852d",
+    "  classDef Action fill:#f3e8fb,stroke:#7e4ab5",
+    "  classDef failed fill:#fde0dc,stroke:#c0392b,stroke-dasharray:4 2",
+]
+
+
+def _dot(
+    starts: list[str], arns: list[str], result: LineageResult, shown: dict[str, _Shown]
+) -> list[str]:
+    ids = {arn: f"n{i}" for i, arn in enumerate(arns)}
+    lines = ["digraph lineage {", "  rankdir=LR;", "  node [shape=box, style=filled, fontsize=10];"]
+    for arn in arns:
+        info = shown.get(arn)
+        shape, fill = _DOT_STYLE.get(info.lineage_type if info else "", ("box", "white"))
+        label = info.label if info else arn
+        attrs = [f'label="{_dot_text(label)}"', f'tooltip="{_dot_text(arn)}"', f"shape={shape}"]
+        if info is not None and info.status in _BAD_STATUSES:
+            attrs += ['fillcolor="#fde0dc"', 'color="#c0392b"', 'style="filled,dashed"']
+            attrs[0] = f'label="{_dot_text(f"{label} ({info.status})")}"'
+        else:
+            attrs.append(f'fillcolor="{fill}"')
+        if arn in starts:
+            attrs.append("penwidth=3")
+        lines.append(f"  {ids[arn]} [{', '.join(attrs)}];")
+    for e in result.edges:
+        lines.append(
+            f"  {ids[e.source_arn]} -> {ids[e.destination_arn]} "
+            f'[label="{_dot_text(e.association_type or "")}", fontsize=8];'
+        )
+    return [*lines, "}"]
+
+
+def _mermaid(
+    starts: list[str], arns: list[str], result: LineageResult, shown: dict[str, _Shown]
+) -> list[str]:
+    ids = {arn: f"n{i}" for i, arn in enumerate(arns)}
+    lines = ["graph LR"]
+    for arn in arns:
+        info = shown.get(arn)
+        label = info.label if info else arn
+        if info is not None and info.status in _BAD_STATUSES:
+            label = f"{label} ({info.status})"
+        lines.append(f'  {ids[arn]}["{_mermaid_text(label)}"]')
+    for e in result.edges:
+        assoc = _mermaid_text(e.association_type or "")
+        lines.append(
+            f"  {ids[e.source_arn]} -->|{assoc}| {ids[e.destination_arn]}"
+            if assoc
+            else f"  {ids[e.source_arn]} --> {ids[e.destination_arn]}"
+        )
+    lines += _MERMAID_CLASSES
+    for arn in arns:
+        info = shown.get(arn)
+        if info is None:
+            continue
+        klass = "failed" if info.status in _BAD_STATUSES else info.lineage_type
+        lines.append(f"  class {ids[arn]} {klass}")
+    lines += [f"  style {ids[arn]} stroke-width:3px" for arn in starts if arn in ids]
+    return lines
+
+
+def _tree_label(arn: str, info: _Shown | None) -> str:
+    if info is None:
+        return escape(arn)
+    typ, _, name = info.label.partition(" ")
+    text = f"[cyan]{escape(typ)}[/] {escape(name)}"
+    if info.status is not None:
+        color = (
+            "red"
+            if info.status in _BAD_STATUSES
+            else "green"
+            if info.status == "Completed"
+            else "yellow"
+        )
+        text += f" [{color}]{escape(info.status)}[/]"
+    return text
+
+
+def _lineage_trees(
+    starts: list[str], result: LineageResult, shown: dict[str, _Shown], direction: str
+) -> list[Tree]:
+    """The result as one tree per start: Ascendants hang under what they produced
+    (``←``), descendants under what produced them (``→``), both ways with Both. A vertex
+    reached again is shown once more, marked, and not expanded again."""
+    near: dict[str, list[tuple[str, str, str]]] = {}
+    for e in result.edges:
+        assoc = e.association_type or ""
+        if direction in ("Descendants", "Both"):
+            near.setdefault(e.source_arn, []).append((assoc, "→", e.destination_arn))
+        if direction in ("Ascendants", "Both"):
+            near.setdefault(e.destination_arn, []).append((assoc, "←", e.source_arn))
+    seen: set[str] = set()
+
+    def grow(node: Tree, arn: str) -> None:
+        for assoc, arrow, other in sorted(near.get(arn, [])):
+            again = other in seen
+            seen.add(other)
+            child = node.add(
+                f"[dim]{escape(assoc)} {arrow}[/] {_tree_label(other, shown.get(other))}"
+                + (" [dim](shown above)[/]" if again else "")
+            )
+            if not again:
+                grow(child, other)
+
+    trees = []
+    for start in starts:
+        seen.add(start)
+        tree = Tree(_tree_label(start, shown.get(start)))
+        grow(tree, start)
+        trees.append(tree)
+    return trees
+
+
+def _print_lineage(
+    store: LineageStore, starts: list[str], result: LineageResult, fmt: str, direction: str
+) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
@@ -826,50 +979,31 @@ def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult
             + [a for e in result.edges for a in (e.source_arn, e.destination_arn)]
         )
     )
-    labels = _labels(store, arns)
+    shown = _shown(store, arns)
     if fmt in ("dot", "mermaid"):
-        ids = {arn: f"n{i}" for i, arn in enumerate(arns)}
-
-        def text(arn: str) -> str:
-            return labels.get(arn, arn).replace('"', "'")
-
-        if fmt == "dot":
-            lines = ["digraph lineage {", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
-            for arn in arns:
-                extra = ", style=bold, color=blue" if arn in starts else ""
-                lines.append(f'  {ids[arn]} [label="{text(arn)}", tooltip="{arn}"{extra}];')
-            for e in result.edges:
-                lines.append(
-                    f"  {ids[e.source_arn]} -> {ids[e.destination_arn]} "
-                    f'[label="{e.association_type or ""}", fontsize=8];'
-                )
-            lines.append("}")
-        else:
-            lines = ["graph LR"]
-            for arn in arns:
-                lines.append(f'  {ids[arn]}["{text(arn)}"]')
-            for e in result.edges:
-                lines.append(
-                    f"  {ids[e.source_arn]} -->|{e.association_type or ''}| "
-                    f"{ids[e.destination_arn]}"
-                )
-            lines += [f"  style {ids[arn]} stroke-width:3px" for arn in starts if arn in ids]
+        lines = (_dot if fmt == "dot" else _mermaid)(starts, arns, result, shown)
         sys.stdout.write("\n".join(lines) + "\n")
         return
-    table = Table("LineageType", "Type", "Name / SourceUri", "Arn", title="Vertices")
-    for v in result.vertices:
-        name = labels.get(v.arn, "").split(" ", 1)[-1]
-        table.add_row(v.lineage_type, v.type or "", name, v.arn)
-    out.print(table)
-    if result.edges:
-        edges = Table("Source", "AssociationType", "Destination", title="Edges")
-        for e in result.edges:
-            edges.add_row(
-                labels.get(e.source_arn, e.source_arn),
-                e.association_type or "",
-                labels.get(e.destination_arn, e.destination_arn),
-            )
-        out.print(edges)
+    if fmt == "tree":
+        for tree in _lineage_trees(starts, result, shown, direction):
+            out.print(tree)
+    else:
+        table = _PlainTable("LineageType", "Type", "Name / SourceUri", "Arn", title="Vertices")
+        for v in result.vertices:
+            info = shown.get(v.arn)
+            name = info.label.split(" ", 1)[-1] if info else ""
+            table.add_row(v.lineage_type, v.type or "", name, v.arn)
+        _print_table(table)
+        if result.edges:
+            edges = _PlainTable("Source", "AssociationType", "Destination", title="Edges")
+            for e in result.edges:
+                src, dst = shown.get(e.source_arn), shown.get(e.destination_arn)
+                edges.add_row(
+                    src.label if src else e.source_arn,
+                    e.association_type or "",
+                    dst.label if dst else e.destination_arn,
+                )
+            _print_table(edges)
     notes = [f"{len(result.vertices)} vertices, {len(result.edges)} edges"]
     if result.truncated_by_depth:
         notes.append("cut short by --max-depth: a deeper query returns more")
@@ -919,10 +1053,11 @@ def _print_lineage(store: LineageStore, starts: list[str], result: LineageResult
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "dot", "mermaid"]),
+    type=click.Choice(["table", "json", "tree", "dot", "mermaid"]),
     default="table",
     show_default=True,
-    help="dot: Graphviz (`| dot -Tsvg > g.svg`); mermaid: paste into Markdown.",
+    help="tree: one tree per start ARN, as the demo prints; dot: Graphviz "
+    "(`| dot -Tsvg > g.svg`); mermaid: paste into Markdown. Failed jobs are marked.",
 )
 @click.option("--no-sync", is_flag=True, help="Query the projection as it is.")
 @click.option(
@@ -990,7 +1125,9 @@ def query_lineage_cmd(
             max_results=max_results,
             next_token=next_token,
         )
-        _print_lineage(store, starts, result, fmt)
+        if fmt == "tree" and no_edges:
+            raise click.UsageError("--format tree draws the edges: leave out --no-edges")
+        _print_lineage(store, starts, result, fmt, direction)
 
 
 # -- cross-account sharing ---------------------------------------------------------------------
@@ -1045,11 +1182,11 @@ def status(ctx: Ctx, as_json: bool) -> None:
         out.print_json(json.dumps(st.as_dict()))
         return
     out.print(f"log {st.log}")
-    table = Table("consumer", "reads from", "position", "lag", box=None)
+    table = _PlainTable("consumer", "reads from", "position", "lag", box=None)
     for c in st.consumers:
         positions = ", ".join(f"{k}@{v}" for k, v in c.positions.items()) or "-"
         table.add_row(c.name, c.where, positions, f"{c.lag:,}")
-    out.print(table)
+    _print_table(table)
     in_table = "-" if st.dead_letters_table is None else f"{st.dead_letters_table:,}"
     out.print(
         f"dead letters: {st.dead_letters_topic:,} on {TOPIC_DLQ} not redriven "
@@ -1085,7 +1222,7 @@ def dlq_list(ctx: Ctx, show_all: bool, limit: int, as_json: bool) -> None:
         for row in table_rows:
             print(json.dumps({"source": "projector", **row}))
         return
-    table = Table("source", "where", "original", "event", "error", box=None)
+    table = _PlainTable("source", "where", "original", "event", "error", box=None)
     for letter in letters:
         table.add_row(
             "tracker",
@@ -1105,7 +1242,7 @@ def dlq_list(ctx: Ctx, show_all: bool, limit: int, as_json: bool) -> None:
     if not letters and not table_rows:
         out.print("no dead letters")
         return
-    out.print(table)
+    _print_table(table)
 
 
 @dlq.command("redrive")

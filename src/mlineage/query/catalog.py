@@ -104,6 +104,38 @@ SUMMARY_KEYS: dict[str, str] = {
     "lineage_group": "LineageGroupSummaries",
 }
 
+_TIME_KEYS = ("CreationTime", "LastModifiedTime")
+SUMMARY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "artifact": ("ArtifactArn", "ArtifactName", "Source", "ArtifactType", *_TIME_KEYS),
+    "action": ("ActionArn", "ActionName", "Source", "ActionType", "Status", *_TIME_KEYS),
+    "context": ("ContextArn", "ContextName", "Source", "ContextType", *_TIME_KEYS),
+    "experiment": ("ExperimentArn", "ExperimentName", "DisplayName", *_TIME_KEYS),
+    "trial": ("TrialArn", "TrialName", "DisplayName", *_TIME_KEYS),
+    "trial_component": (
+        "TrialComponentName",
+        "TrialComponentArn",
+        "DisplayName",
+        "TrialComponentSource",
+        "Status",
+        "StartTime",
+        "EndTime",
+        *_TIME_KEYS,
+    ),
+    "association": (
+        "SourceArn",
+        "DestinationArn",
+        "SourceType",
+        "DestinationType",
+        "AssociationType",
+        "SourceName",
+        "DestinationName",
+        "CreationTime",
+    ),
+    "lineage_group": ("LineageGroupArn", "LineageGroupName", "CreationTime"),
+}
+"""Every key a kind's summary can have, in order: the fixed columns of ``list`` as a table
+or CSV (a summary leaves out the keys it has no value for)."""
+
 _LABELS = {k: k.replace("_", " ") for k in KINDS}
 _RESOURCE_KIND = {resource: kind for kind, resource in arns.ENTITY_RESOURCE.items()}
 _RESOURCE_KIND["lineage-group"] = "lineage_group"
@@ -843,6 +875,7 @@ __all__ = [
     "KINDS",
     "NAME_KINDS",
     "SORT_KEYS",
+    "SUMMARY_COLUMNS",
     "SUMMARY_KEYS",
     "describe",
     "list_entities",

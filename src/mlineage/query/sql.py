@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -22,8 +23,10 @@ def run_sql(
     params: list[Any] | None = None,
     *,
     timeout: float = 30.0,
+    decode_json: bool = False,
 ) -> Rows:
-    """Run ``query`` on a read-only connection; cancel it after ``timeout`` seconds."""
+    """Run ``query`` on a read-only connection; cancel it after ``timeout`` seconds. With
+    ``decode_json`` the values of JSON columns are parsed (DuckDB returns them as text)."""
     _check_read_only(query)
     timer = threading.Timer(timeout, con.interrupt)
     timer.start()
@@ -43,7 +46,19 @@ def run_sql(
         raise SqlError(f"SQL error: {text}") from exc
     finally:
         timer.cancel()
+    if decode_json:
+        parsed = [i for i, d in enumerate(cur.description or []) if str(d[1]) == "JSON"]
+        if parsed:
+            rows = [_decoded(row, parsed) for row in rows]
     return names, rows
+
+
+def _decoded(row: tuple[Any, ...], columns: list[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in columns:
+        if isinstance(values[i], str):
+            values[i] = json.loads(values[i])
+    return tuple(values)
 
 
 _READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})

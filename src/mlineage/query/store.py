@@ -194,9 +194,17 @@ class LineageStore:
         (see :func:`mlineage.query.catalog.list_entities`)."""
         return catalog.list_entities(self.con, catalog.resolve_kind(kind), **filters)
 
-    def sql(self, query: str, params: list[Any] | None = None, *, timeout: float = 30.0) -> Rows:
-        """Run a read-only query; returns (column names, rows)."""
-        return run_sql(self.con, query, params, timeout=timeout)
+    def sql(
+        self,
+        query: str,
+        params: list[Any] | None = None,
+        *,
+        timeout: float = 30.0,
+        decode_json: bool = False,
+    ) -> Rows:
+        """Run a read-only query; returns (column names, rows). ``decode_json``: values of
+        JSON columns parsed (else the JSON text, as DuckDB returns it)."""
+        return run_sql(self.con, query, params, timeout=timeout, decode_json=decode_json)
 
     def close(self) -> None:
         self.con.close()
