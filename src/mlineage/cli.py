@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -11,7 +12,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from mlineage import __version__, ops
+from mlineage import __version__, arns, ops
 from mlineage import demo as wf
 from mlineage.errors import EventValidationError, MlineageError, ProjectionBusyError
 from mlineage.events.codec import parse_json, validate_record
@@ -42,6 +42,7 @@ from mlineage.projection.service import (
 from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.query import catalog
 from mlineage.query.lineage import DIRECTIONS, LINEAGE_TYPES, LineageFilter, LineageResult
+from mlineage.query.lookup import match_choice, match_value
 from mlineage.query.store import LineageStore
 from mlineage.recorder import Recorder, complete, route
 from mlineage.settings import Settings
@@ -543,6 +544,15 @@ def _print_table(table: _PlainTable) -> None:
             out.print(f"[bold]{escape(name.ljust(width))}[/] ", cells[n], sep="")
 
 
+def _resolve(store: LineageStore, key: str) -> str:
+    """The ARN of the entity ``key`` names (see :func:`mlineage.query.lookup.resolve`),
+    saying on stderr what it was taken for when it was not that ARN itself."""
+    found = store.resolve(key)
+    if found.how != "arn":
+        err.print(f"note: {key} is {found.arn} ({found.how})", markup=False)
+    return found.arn
+
+
 def _print_rows(names: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
     """Rows as a table, CSV (``\\n`` line ends, a header even when empty) or JSON."""
 
@@ -651,10 +661,17 @@ def _flat(summary: dict[str, Any]) -> dict[str, Any]:
 def describe(
     ctx: Ctx, arn_or_name: str, kind: str | None, fmt: str, no_sync: bool, account: str | None
 ) -> None:
-    """Describe one entity by ARN (or by name where SageMaker allows it), as SageMaker's
-    Describe* calls answer."""
+    """Describe one entity, as SageMaker's Describe* calls answer.
+
+    ARN_OR_NAME is what you know: the entity's ARN or name, an artifact's URI (s3://...,
+    an image URI), a job's name or ARN (its trial component), or an endpoint's or model
+    package's ARN (what has it as its source)."""
     with _open_store(ctx.settings, no_sync, account) as store:
-        found = store.describe(arn_or_name, catalog.resolve_kind(kind) if kind else None)
+        if kind:
+            found = store.describe(arn_or_name, catalog.resolve_kind(kind))
+        else:
+            target = _resolve(store, arn_or_name)
+            found = store.describe(target, None)
     if fmt == "json":
         sys.stdout.write(json.dumps(_plain(found), indent=2, sort_keys=True) + "\n")
     elif fmt == "csv":
@@ -716,6 +733,8 @@ def history(ctx: Ctx, key: str, as_json: bool, no_sync: bool) -> None:
 @click.option("--source-type")
 @click.option("--destination-type")
 @click.option("--association-type")
+@click.option("--job-type", help="jobs: TrainingJob, ProcessingJob or TransformJob.")
+@click.option("--status", help="jobs: InProgress, Completed, Failed, Stopping or Stopped.")
 @click.option("--created-after", help="ISO 8601 time (UTC when no zone is given), inclusive.")
 @click.option("--created-before")
 @click.option(
@@ -755,9 +774,17 @@ def list_cmd(
     """List entities of KIND with SageMaker's filters, sort orders and paging.
 
     KIND: artifacts, actions, contexts, experiments, trials, trial-components, associations,
-    lineage-groups, or shares (live lineage shares). Only the filters SageMaker has for that
-    kind are accepted.
+    lineage-groups (singular or plural, - or _), shares (live lineage shares) or jobs (the
+    published jobs, with --job-type and --status). Only the filters SageMaker has for that
+    kind are accepted. Type values match case-insensitively (dataset: DataSet) and a job
+    type without SageMaker's prefix (--destination-type TrainingJob).
     """
+    job_filters = {k: options.pop(k) for k in ("job_type", "status")}
+    if kind.replace("-", "_").lower() in ("jobs", "job"):
+        _list_jobs(ctx, job_filters, created_after, created_before, fmt, no_sync, account, options)
+        return
+    if any(v is not None for v in job_filters.values()):
+        raise click.UsageError("--job-type and --status filter `mlineage list jobs` only")
     if kind.replace("-", "_").lower() in ("shares", "share", "lineage_shares", "lineage_share"):
         with _open_store(ctx.settings, no_sync, account) as store:
             names, rows = store.sql(
@@ -777,6 +804,10 @@ def list_cmd(
     filters = {k: v for k, v in filters.items() if v is not None}
     resolved = catalog.resolve_kind(kind)
     with _open_store(ctx.settings, no_sync, account) as store:
+        for name, field in _LOOSE_FILTERS.items():
+            if name in filters:
+                option = "--" + name.replace("_", "-")
+                filters[name] = match_value(store.con, field, filters[name], option)
         page = store.list_entities(resolved, **filters)
     summaries = page[catalog.SUMMARY_KEYS[resolved]]
     if fmt == "json":
@@ -785,6 +816,59 @@ def list_cmd(
     flat = [_flat(s) for s in summaries]
     columns = list(catalog.SUMMARY_COLUMNS[resolved])  # the same on every page, even empty
     _print_rows(columns, [tuple(r.get(n) for n in columns) for r in flat], fmt)
+    if page.get("NextToken"):
+        err.print(f"more: --next-token {page['NextToken']}")
+
+
+# list filters whose values are matched loosely, and the values they are matched against
+_LOOSE_FILTERS = {
+    "artifact_type": "artifact_type",
+    "action_type": "action_type",
+    "context_type": "context_type",
+    "source_type": "end_type",
+    "destination_type": "end_type",
+    "association_type": "association_type",
+}
+_JOB_VALUES = {
+    "job_type": tuple(arns.JOB_RESOURCE),
+    "status": ("InProgress", "Completed", "Failed", "Stopping", "Stopped"),
+}
+
+
+def _list_jobs(
+    ctx: Ctx,
+    job_filters: dict[str, str | None],
+    created_after: str | None,
+    created_before: str | None,
+    fmt: str,
+    no_sync: bool,
+    account: str | None,
+    options: dict[str, Any],
+) -> None:
+    paging = ("sort_order", "max_results", "next_token")
+    if options.get("sort_by") not in (None, "CreationTime"):
+        raise click.UsageError("jobs are sorted by CreationTime only")
+    other = [k for k, v in options.items() if v is not None and k not in (*paging, "sort_by")]
+    if other:
+        flags = ", ".join("--" + k.replace("_", "-") for k in other)
+        raise click.UsageError(f"{flags}: not a filter of jobs (use --job-type, --status)")
+    given = {}
+    for name, value in job_filters.items():
+        if value is not None:
+            given[name] = match_choice(value, _JOB_VALUES[name], "--" + name.replace("_", "-"))
+    with _open_store(ctx.settings, no_sync, account) as store:
+        page = store.list_jobs(
+            **given,
+            created_after=_when(created_after, "--created-after"),
+            created_before=_when(created_before, "--created-before"),
+            **{k: options[k] for k in paging if options.get(k) is not None},
+        )
+    if fmt == "json":
+        sys.stdout.write(json.dumps(_plain(page), indent=2, sort_keys=True) + "\n")
+        return
+    columns = list(catalog.JOB_COLUMNS)
+    rows = [tuple(_plain(s.get(n)) for n in columns) for s in page["JobSummaries"]]
+    _print_rows(columns, rows, fmt)
     if page.get("NextToken"):
         err.print(f"more: --next-token {page['NextToken']}")
 
@@ -805,7 +889,7 @@ def _when(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Shown:
     """How a vertex is shown: its type and name (an artifact's SourceUri), its lineage type
     and the status of a job or action (None when it has none)."""
@@ -1033,7 +1117,7 @@ def _print_lineage(
     "--lineage-type",
     "lineage_types",
     multiple=True,
-    type=click.Choice(LINEAGE_TYPES),
+    type=click.Choice(LINEAGE_TYPES, case_sensitive=False),
     help="Artifact, Action, Context or TrialComponent. Repeatable.",
 )
 @click.option("--created-after", help="ISO 8601 time (UTC when no zone is given).")
@@ -1100,7 +1184,7 @@ def query_lineage_cmd(
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--property")
         props[key] = value
     filters = LineageFilter(
-        types=list(types) or None,
+        types=None,
         lineage_types=list(lineage_types) or None,
         created_after=_when(created_after, "--created-after"),
         created_before=_when(created_before, "--created-before"),
@@ -1109,7 +1193,13 @@ def query_lineage_cmd(
         properties=props or None,
     )
     with _open_store(ctx.settings, no_sync, account) as store:
-        starts = list(start_arns)
+        if types:
+            wanted = [match_value(store.con, "type", t, "--type") for t in types]
+            filters = dataclasses.replace(filters, types=wanted)
+        starts = [
+            a if a.startswith("arn:") and store.graph.vid(a) is not None else _resolve(store, a)
+            for a in start_arns
+        ]
         unknown = [a for a in starts if store.graph.vid(a) is None]
         for arn in unknown:
             err.print(

@@ -7,18 +7,21 @@ invalid input raises :class:`EventValidationError` before anything is written.
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from types import FrameType
+from typing import Any, SupportsFloat
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from mlineage import __version__, arns
 from mlineage.errors import EventValidationError
-from mlineage.events.codec import encode, validate_record
+from mlineage.events.codec import encode, format_errors, validate_record
 from mlineage.events.models import (
     SOURCE_EVENT_TYPES,
     AnyEvent,
@@ -27,6 +30,7 @@ from mlineage.events.models import (
     EntityUpserted,
     JobCreated,
     JobStatusChanged,
+    JobStatusChangedPayload,
     ModelPackageCreated,
     canonical_time,
 )
@@ -36,6 +40,8 @@ from mlineage.projection.project import entity_key
 from mlineage.settings import Settings
 
 PRODUCER = f"mlineage-python/{__version__}"
+
+log = logging.getLogger("mlineage.recorder")
 
 DataRefs = Sequence[Mapping[str, Any]] | Mapping[str, str]
 
@@ -47,6 +53,11 @@ def _refs(value: DataRefs | None) -> list[dict[str, Any]]:
     if isinstance(value, Mapping):
         return [{"name": k, "uri": v} for k, v in value.items()]
     return [dict(v) for v in value]
+
+
+def _limit(reason: str | None) -> str | None:
+    """A failure reason cut to what the event holds (1024 characters)."""
+    return None if reason is None else reason[:1024]
 
 
 def _plain(value: Any) -> Any:
@@ -96,21 +107,136 @@ def _source_key(event: AnyEvent) -> str:
     return event.payload.endpoint_arn or arns.endpoint_arn(r, a, event.payload.endpoint_name)
 
 
-@dataclass
-class JobRun:
-    """Handed out by :meth:`Recorder.job`: add outputs and metrics as the job produces them."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while a :meth:`Recorder.job` block ran in the main thread: raised there
+    so the block unwinds (its ``finally`` clauses run) and the job ends ``Stopped``. A
+    :class:`KeyboardInterrupt`, so ``except Exception`` does not swallow it and, uncaught, it
+    ends the program as Ctrl-C does."""
 
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
+
+class JobRun:
+    """Handed out by :meth:`Recorder.job`: add outputs and metrics as the job produces them.
+
+    Each is checked when added, against the same model the job's final ``JobStatusChanged``
+    is validated with, so a bad value raises :class:`EventValidationError` naming the field
+    at the call that added it (and is not kept), never at the end of the job."""
+
+    def __init__(self, created: JobCreated) -> None:
+        p = created.payload
+        self.job_type: str = p.job_type
+        self.job_name: str = p.job_name
+        self.trial_component_arn: str = arns.trial_component_arn(
+            created.region,
+            created.account_id,
+            arns.job_trial_component_name(p.job_type, p.job_name),
+        )
+        """The ARN of the trial component the auto-tracker derives for this job."""
+        self.outputs: list[dict[str, Any]] = []
+        self.metrics: dict[str, float] = {}
 
     def output(self, name: str, uri: str, artifact_type: str | None = None) -> None:
+        """An output of the job (an artifact ``Produced`` by its trial component; its ARN is
+        :meth:`Recorder.artifact_arn` of ``uri``). Default type: SageMaker's for the job."""
         ref: dict[str, Any] = {"name": name, "uri": uri}
         if artifact_type is not None:
             ref["artifact_type"] = artifact_type
+        self._check(self.payload("Completed", outputs=[*self.outputs, ref]))
         self.outputs.append(ref)
 
     def metric(self, name: str, value: float) -> None:
-        self.metrics[name] = float(value)
+        """Set a metric's final value (a finite number: NaN and infinity are refused)."""
+        number = _number(value)
+        self._check(self.payload("Completed", metrics={**self.metrics, name: number}))
+        if not isinstance(number, float):  # the model refuses every non-float: a backstop
+            raise TypeError(f"metric {name!r}: {value!r} is not a number")
+        self.metrics[name] = number
+
+    def payload(
+        self,
+        status: str,
+        failure_reason: str | None = None,
+        *,
+        outputs: list[dict[str, Any]] | None = None,
+        metrics: Mapping[str, object] | None = None,
+    ) -> dict[str, Any]:
+        """The payload of the ``JobStatusChanged`` that ends this job with ``status``."""
+        payload: dict[str, Any] = {
+            "job_type": self.job_type,
+            "job_name": self.job_name,
+            "status": status,
+            "outputs": list(self.outputs if outputs is None else outputs),
+            "metrics": dict(self.metrics if metrics is None else metrics),
+        }
+        if failure_reason is not None:
+            payload["failure_reason"] = failure_reason
+        return payload
+
+    @staticmethod
+    def _check(payload: Mapping[str, Any]) -> None:
+        try:
+            JobStatusChangedPayload.model_validate(payload)
+        except ValidationError as exc:
+            message, problems = format_errors(exc, "JobStatusChanged")
+            raise EventValidationError(message, problems) from None
+
+
+def _number(value: object) -> object:
+    """A metric value as the event holds it: a float for anything that converts to one (an
+    int, a numpy or torch scalar, a Decimal); anything else (bool, str, None, an array of
+    several values) as it is, for the model to refuse."""
+    if isinstance(value, SupportsFloat) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, Terminated):
+        return "Stopped by SIGTERM"
+    if isinstance(exc, KeyboardInterrupt):
+        return "Stopped by KeyboardInterrupt"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _SigtermStops:
+    """While a job's block runs in the main thread, SIGTERM raises :class:`Terminated` there
+    (when nothing else handles SIGTERM); while the job's end is recorded it waits, and is
+    delivered again, to the previous (default) handler, once the end is recorded."""
+
+    def __init__(self) -> None:
+        self._installed = False
+        self._running = False
+        self._pending = False
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return  # someone (an outer job, the framework) handles SIGTERM already
+        self._running = True
+        signal.signal(signal.SIGTERM, self._handle)
+        self._installed = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._running:
+            self._running = False  # one Terminated per block; a second SIGTERM waits
+            raise Terminated
+        self._pending = True
+
+    def hold(self) -> None:
+        """The block has ended: from now on SIGTERM waits until :meth:`stop`."""
+        self._running = False
+
+    def stop(self) -> None:
+        if not self._installed:
+            return
+        self._installed = False
+        if signal.getsignal(signal.SIGTERM) == self._handle:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self._pending:
+            signal.raise_signal(signal.SIGTERM)
 
 
 class Recorder:
@@ -352,32 +478,85 @@ class Recorder:
         return event
 
     def artifact_arn(self, source_uri: str) -> str:
-        """The ARN an artifact with this SourceUri has in this recorder's account."""
+        """The ARN an artifact with this SourceUri has in this recorder's account, e.g. of a
+        job's output (``run.output(name, uri)``) or input, without a round trip: ARNs are
+        derived (:mod:`mlineage.arns`), so a custom step can associate with an artifact the
+        tracker has not derived yet (an association waits for its ends)."""
         return arns.artifact_arn(self.settings.region, self.settings.account_id, source_uri)
 
     @contextmanager
     def job(self, job_type: str, job_name: str, **created: Any) -> Iterator[JobRun]:
-        """Publish ``JobCreated`` on entry and ``JobStatusChanged`` on exit: ``Completed`` with
-        the outputs and metrics added to the yielded :class:`JobRun`, or ``Failed`` with the
-        exception as the reason (the exception is re-raised)."""
-        self.job_created(job_type, job_name, **created)
-        run = JobRun()
+        """Publish ``JobCreated`` on entry (``created``: the other arguments of
+        :meth:`job_created`) and ``JobStatusChanged`` on exit, always:
+
+        - ``Completed``, with the outputs and metrics added to the yielded :class:`JobRun`
+          (each checked when added: a bad one raises :class:`EventValidationError` there);
+        - ``Stopped`` on :class:`KeyboardInterrupt` (Ctrl-C) or SIGTERM;
+        - ``Failed`` on any other exception, ``"{type}: {message}"`` as the reason.
+
+        The block's exception is re-raised unchanged (the same object and traceback). A
+        problem recording the end never replaces it, nor leaves the job ``InProgress``: if
+        the final event cannot be built (say, a NaN put into ``run.metrics`` directly) the
+        job ends ``Failed`` with a reason naming what was wrong and a warning is logged; if
+        the log cannot take the end, a warning is logged when the block raised, and the
+        log's error is raised when it did not.
+
+        SIGTERM: inside the block, when it runs in the main thread and SIGTERM has its
+        default handler, a handler is installed that raises :class:`Terminated` (a
+        ``KeyboardInterrupt``) where the block is, so it unwinds, ``Stopped`` is published
+        and the exception goes on (uncaught, it ends the program like Ctrl-C, exit status
+        130 / -SIGINT). The previous handler is restored on exit; a SIGTERM arriving while
+        the end is being recorded waits for it, then takes its default course. In other
+        threads, or when SIGTERM is handled already, nothing is installed."""
+        run = JobRun(self.job_created(job_type, job_name, **created))
+        sigterm = _SigtermStops()
         try:
-            yield run
+            try:
+                sigterm.start()
+                yield run
+            finally:
+                sigterm.hold()
         except BaseException as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:1024]
-            self.job_status_changed(
-                job_type,
-                job_name,
-                "Failed",
-                outputs=run.outputs,
-                metrics=run.metrics,
-                failure_reason=reason,
-            )
+            status = "Stopped" if isinstance(exc, KeyboardInterrupt) else "Failed"
+            self._end_job(run, status, _reason(exc), raised=exc)
             raise
-        self.job_status_changed(
-            job_type, job_name, "Completed", outputs=run.outputs, metrics=run.metrics
-        )
+        else:
+            self._end_job(run, "Completed")
+        finally:
+            sigterm.stop()
+
+    def _end_job(
+        self,
+        run: JobRun,
+        status: str,
+        reason: str | None = None,
+        *,
+        raised: BaseException | None = None,
+    ) -> None:
+        """Publish the job's final status; when its event cannot be built, ``Failed`` with a
+        reason naming what was wrong. Publish errors go to the log when ``raised``."""
+        try:
+            try:
+                event = self.build("JobStatusChanged", run.payload(status, _limit(reason)))
+            except Exception as exc:  # whatever it is, the job must end
+                problem = f"the job's end could not be recorded as {status}: {exc}"
+                full = problem if reason is None else f"{reason} (and {problem})"
+                event = self.build(
+                    "JobStatusChanged",
+                    run.payload("Failed", _limit(full), outputs=[], metrics={}),
+                )
+                log.warning("%s %s: recorded as Failed: %s", run.job_type, run.job_name, problem)
+            self.publish(event)
+        except Exception as exc:
+            if raised is None:
+                raise
+            log.warning(
+                "%s %s: could not record its end (%s); the job's own %s goes on",
+                run.job_type,
+                run.job_name,
+                exc,
+                type(raised).__name__,
+            )
 
     def close(self) -> None:
         if self._owns_log and self._log is not None:
@@ -391,4 +570,4 @@ class Recorder:
         self.close()
 
 
-__all__ = ["EventValidationError", "JobRun", "Recorder", "complete", "route"]
+__all__ = ["EventValidationError", "JobRun", "Recorder", "Terminated", "complete", "route"]

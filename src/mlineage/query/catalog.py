@@ -175,7 +175,10 @@ def resolve_kind(name: str) -> str:
     key = re.sub(r"[-\s]+", "_", text).lower()
     kind = _ALIASES.get(key)
     if kind is None:
-        raise QueryError(f"unknown kind {name!r}: use one of {', '.join(KINDS)}")
+        plural = ", ".join(k.replace("_", "-") + "s" for k in KINDS)
+        raise QueryError(
+            f"unknown kind {name!r}: use one of {plural} (singular or plural, - or _ alike)"
+        )
     return kind
 
 
@@ -869,9 +872,90 @@ def list_entities(
     return out
 
 
+# -- jobs (mlineage's own: SageMaker lists each job type with its own API) ------------------
+
+JOB_COLUMNS = (
+    "JobName",
+    "JobType",
+    "JobArn",
+    "Status",
+    "FailureReason",
+    "CreationTime",
+    "LastModifiedTime",
+    "EndTime",
+)
+
+
+def list_jobs(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    job_type: str | None = None,
+    status: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    sort_order: str = "Descending",
+    max_results: int | None = None,
+    next_token: str | None = None,
+) -> dict[str, Any]:
+    """The published jobs, newest first: ``{"JobSummaries": [...], "NextToken": ...}`` with
+    :data:`JOB_COLUMNS` (a key without a value left out), paged like the List* calls."""
+    if sort_order not in SORT_ORDERS:
+        raise QueryError(f"sort_order must be one of {', '.join(SORT_ORDERS)}")
+    if max_results is not None and not 1 <= max_results <= MAX_RESULTS:
+        raise QueryError(f"max_results must be between 1 and {MAX_RESULTS}")
+    given = {"job_type": job_type, "status": status, "created_after": created_after}
+    given["created_before"] = created_before
+    given = {k: v for k, v in given.items() if v is not None}
+    digest = hashlib.sha256(
+        json.dumps(["jobs", sorted((k, _param(v)) for k, v in given.items()), sort_order]).encode()
+    ).hexdigest()[:24]
+    offset = decode_token(next_token, digest) if next_token else 0
+    conditions = ["live"]
+    params: list[Any] = []
+    for name, value in given.items():
+        conditions.append(
+            {"created_after": "created_at >= ?", "created_before": "created_at <= ?"}.get(
+                name, f"{name} = ?"
+            )
+        )
+        params.append(value)
+    direction = "ASC" if sort_order == "Ascending" else "DESC"
+    sql = (
+        "SELECT job_name, job_type, job_arn, status, failure_reason, created_at, modified_at, "
+        f"end_time FROM jobs WHERE {' AND '.join(conditions)} "
+        f"ORDER BY created_at {direction}, job_arn {direction}"
+    )
+    if max_results is not None:
+        sql += " LIMIT ?"
+        params.append(max_results + 1)
+    sql += " OFFSET ?"
+    params.append(offset)
+    rows = con.execute(sql, params).fetchall()
+    more = max_results is not None and len(rows) > max_results
+    page = rows[:max_results] if max_results is not None else rows
+    out: dict[str, Any] = {
+        "JobSummaries": [
+            _prune(
+                dict(
+                    zip(
+                        JOB_COLUMNS,
+                        (name, typ, arn, st, reason, _ts(c), _ts(m), _ts(e)),
+                        strict=True,
+                    )
+                )
+            )
+            for name, typ, arn, st, reason, c, m, e in page
+        ]
+    }
+    if more:
+        out["NextToken"] = encode_token(offset + len(page), digest)
+    return out
+
+
 __all__ = [
     "DESCRIBE_KINDS",
     "FILTERS",
+    "JOB_COLUMNS",
     "KINDS",
     "NAME_KINDS",
     "SORT_KEYS",
@@ -879,5 +963,6 @@ __all__ = [
     "SUMMARY_KEYS",
     "describe",
     "list_entities",
+    "list_jobs",
     "resolve_kind",
 ]

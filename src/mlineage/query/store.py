@@ -22,9 +22,10 @@ import duckdb
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.projection.service import AccessLock
 from mlineage.projection.store import snapshot_path
-from mlineage.query import catalog
+from mlineage.query import catalog, lookup
 from mlineage.query.accounts import account_view
 from mlineage.query.lineage import LineageFilter, LineageGraph, LineageResult, query_lineage
+from mlineage.query.lookup import Found
 from mlineage.query.sql import Rows, run_sql
 from mlineage.settings import Settings
 
@@ -185,6 +186,11 @@ class LineageStore:
         ).fetchall()
         return {arn: json.loads(props) if props else {} for arn, props in rows}
 
+    def resolve(self, key: str) -> Found:
+        """The live entity ``key`` names: an ARN, a name, an artifact's URI, a job's name or
+        ARN (its trial component), an endpoint's ARN (see :mod:`mlineage.query.lookup`)."""
+        return lookup.resolve(self.con, key)
+
     def describe(self, arn_or_name: str, kind: str | None = None) -> dict[str, Any]:
         """SageMaker's Describe* for one live entity (NotFoundError when there is none)."""
         return catalog.describe(self.con, arn_or_name, kind)
@@ -193,6 +199,10 @@ class LineageStore:
         """SageMaker's List* for a kind, with its filters, sort and paging
         (see :func:`mlineage.query.catalog.list_entities`)."""
         return catalog.list_entities(self.con, catalog.resolve_kind(kind), **filters)
+
+    def list_jobs(self, **filters: Any) -> dict[str, Any]:
+        """The published jobs, newest first (see :func:`mlineage.query.catalog.list_jobs`)."""
+        return catalog.list_jobs(self.con, **filters)
 
     def sql(
         self,
