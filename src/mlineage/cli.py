@@ -7,16 +7,19 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+import duckdb
 from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,13 +29,17 @@ from rich.tree import Tree
 
 from mlineage import __version__, arns, ops
 from mlineage import demo as wf
-from mlineage.errors import EventValidationError, MlineageError, ProjectionBusyError
+from mlineage.errors import (
+    ConfigurationError,
+    EventValidationError,
+    MlineageError,
+    ProjectionBusyError,
+)
 from mlineage.events.codec import parse_json, validate_record
 from mlineage.events.schemas import export
 from mlineage.log.base import TOPIC_DLQ, open_log
 from mlineage.pipeline import SyncStats, sync
 from mlineage.projection.service import (
-    PROJECTED_TOPICS,
     AccessLock,
     ProjectorService,
     WriterLock,
@@ -105,40 +112,108 @@ def cli(ctx: click.Context, /, **flags: Any) -> None:
     ctx.obj = Ctx(**flags)
 
 
-def _progress_bar(label: str) -> tuple[Progress, Callable[[str, int, int], None]]:
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} records"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    tasks: dict[str, Any] = {}
+class _Reporter:
+    """Progress of a catch-up or a replay on stderr, once it has run for a second: a bar
+    per stage on a terminal; piped, a plain line every few seconds and one at the end.
+    ``update(stage, done, lag)`` is what :func:`mlineage.pipeline.sync` reports."""
 
-    def update(stage: str, done: int, lag: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(f"{label} {stage}", total=done + lag)
-        progress.update(tasks[stage], completed=done, total=done + lag)
+    LINE_EVERY_S = 5.0
 
-    return progress, update
+    def __init__(self, label: str) -> None:
+        self.label = label
+        # MLINEAGE_PROGRESS_AFTER: seconds before progress shows (0: from the start)
+        after = os.environ.get("MLINEAGE_PROGRESS_AFTER", "1")
+        try:
+            self.show_after = max(0.0, float(after))
+        except ValueError:
+            raise ConfigurationError(
+                f"MLINEAGE_PROGRESS_AFTER={after!r} is not a number of seconds"
+            ) from None
+        self._stages: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._bar: Progress | None = None
+        self._tasks: dict[str, Any] = {}
+        self._lines = 0
+        self._started = 0.0
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Reporter:
+        self._started = time.monotonic()
+        if self.show_after == 0 and not err.is_terminal:
+            err.print(self._line(), markup=False)  # at once, before any work
+            self._lines += 1
+        self._thread = threading.Thread(target=self._show, name="progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def update(self, stage: str, done: int, lag: int) -> None:
+        with self._lock:
+            self._stages[stage] = (done, done + lag)
+            if self._bar is not None:
+                self._bar_update(stage)
+
+    def _bar_update(self, stage: str) -> None:
+        assert self._bar is not None  # noqa: S101 - narrows the type
+        done, total = self._stages[stage]
+        if stage not in self._tasks:
+            self._tasks[stage] = self._bar.add_task(f"{self.label} {stage}", total=total)
+        self._bar.update(self._tasks[stage], completed=done, total=total)
+
+    def _line(self) -> str:
+        parts = [f"{stage} {done:,}/{total:,}" for stage, (done, total) in self._stages.items()]
+        elapsed = time.monotonic() - self._started
+        return f"{self.label} {', '.join(parts) or 'starting'} records ({elapsed:.0f}s)"
+
+    def _show(self) -> None:
+        if self._done.wait(self.show_after):
+            return
+        with self._lock:
+            if err.is_terminal:
+                self._bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.completed:,}/{task.total:,} records"),
+                    TimeElapsedColumn(),
+                    console=err,
+                    transient=True,
+                )
+                self._bar.start()
+                for stage in self._stages:
+                    self._bar_update(stage)
+                return
+        if self._lines and self._done.wait(self.LINE_EVERY_S):
+            return
+        while True:
+            with self._lock:
+                err.print(self._line(), markup=False)
+                self._lines += 1
+            if self._done.wait(self.LINE_EVERY_S):
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            if self._bar is not None:
+                self._bar.stop()
+            elif self._lines and exc[0] is None:
+                err.print(self._line().replace(self.label, f"{self.label} done,", 1), markup=False)
 
 
 def _note(message: str) -> None:
     err.print(f"note: {message}", markup=False)
 
 
-def _sync(settings: Settings, quiet: bool = False) -> SyncStats:
+def _sync(settings: Settings) -> SyncStats:
     """Catch up with the log (the embedded log's tracker too), taking turns with the other
     processes of this home (``followed``: a follower holds the projection and does it)."""
     lock = AccessLock(settings.db_path)
     lock.acquire(exclusive=True, note=_note)
     try:
-        if quiet or not err.is_terminal:
-            return sync(settings)
-        bar, update = _progress_bar("catching up:")
-        with bar:
-            return sync(settings, progress=update)
+        with _Reporter("catching up:") as reporter:
+            return sync(settings, progress=reporter.update)
     finally:
         lock.release()
 
@@ -439,22 +514,15 @@ def replay_cmd(ctx: Ctx) -> None:
             access = AccessLock(settings.db_path)
             access.acquire(exclusive=True, note=_note)  # no other command tracks meanwhile
             try:
-                TrackerService(log).run()
+                with _Reporter("replaying:") as reporter:
+                    TrackerService(log).run(
+                        progress=lambda n, lag: reporter.update("track", n, lag)
+                    )
             finally:
                 access.release()
-        total = sum(sum(log.end_offsets(t).values()) for t in PROJECTED_TOPICS)
-        bar = Progress(
-            TextColumn("replaying"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} records"),
-            TimeElapsedColumn(),
-            console=err,
-            disable=not err.is_terminal,
-        )
-        with bar:
-            task = bar.add_task("replay", total=total)
+        with _Reporter("replaying:") as reporter:
             stats = replay(
-                log, settings.db_path, progress=lambda done, lag: bar.update(task, completed=done)
+                log, settings.db_path, progress=lambda n, lag: reporter.update("project", n, lag)
             )
     with reading(settings.db_path, note=_note) as store:
         digest = store.checksum()
@@ -475,7 +543,7 @@ def checksum(ctx: Ctx, no_sync: bool) -> None:
     """Print one hex digest of the projected state (equal logs give equal checksums)."""
     settings = ctx.settings
     if not no_sync:
-        _sync(settings, quiet=True)
+        _sync(settings)
     with reading(settings.db_path, note=_note) as store:
         out.print(store.checksum())
 
@@ -494,7 +562,8 @@ def _open_store(
     """Catch up with the log (embedded), then open the projection for reading. When a
     projector follows the log it holds the file: read the snapshot it keeps fresh. With
     ``account``, a store holding only what that account may see."""
-    store = LineageStore.open(settings, sync=not no_sync, note=_note)
+    with _Reporter("catching up:") as reporter:
+        store = LineageStore.open(settings, sync=not no_sync, note=_note, progress=reporter.update)
     age = store.snapshot_age
     if age is not None:
         err.print(
@@ -1480,8 +1549,10 @@ def schemas_export(out_dir: Path) -> None:
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        err.print("aborted")
+    except (click.exceptions.Abort, KeyboardInterrupt, duckdb.InterruptException):
+        # Ctrl-C: what was committed stays (the log and the projection move in whole
+        # batches) and a replay's half-built file is gone; running it again goes on
+        err.print("interrupted: nothing half-done is kept; run the command again to finish")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

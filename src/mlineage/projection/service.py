@@ -340,6 +340,8 @@ class ProjectorService:
         writes the current one (DuckDB releases the GIL), so Python and DuckDB work overlap;
         batches still commit in order."""
         with self.consumer() as consumer:
+            if progress is not None:
+                progress(0, self.lag())  # the size of the run, before its first batch
             return self._run(
                 consumer,
                 follow,
@@ -464,10 +466,15 @@ def replay(
         tmp = db_path.with_name(f"{db_path.name}{REPLAY_SUFFIX}{os.getpid()}")
         store = DuckDBStore(tmp)
         try:
-            stats = ProjectorService(log, store, batch_size=batch_size).run(progress=progress)
-            store.checkpoint()
-        finally:
-            store.close()
+            try:
+                stats = ProjectorService(log, store, batch_size=batch_size).run(progress=progress)
+                store.checkpoint()
+            finally:
+                store.close()
+        except BaseException:  # interrupted or failed: the live file stays, the new one goes
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}.wal").unlink(missing_ok=True)
+            raise
         failpoints.hit("replay.before_swap")
         Path(f"{db_path}.wal").unlink(missing_ok=True)
         os.replace(tmp, db_path)

@@ -75,6 +75,7 @@ class LineageStore:
         memory_limit: str = "2GB",
         sync: bool = True,
         note: Callable[[str], None] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> LineageStore:
         """Open the projection read-only: the live file, or the follower's snapshot when a
         projector (``project --follow``, ``serve``) holds the live file.
@@ -83,7 +84,8 @@ class LineageStore:
         the log as the CLI does (the embedded log's tracker too), unless ``sync=False`` or a
         follower keeps the projection current. Processes of one home take turns: one
         catches up while the others wait for it (``note`` hears about a wait over a
-        second), and readers keep a shared hold until :meth:`close`."""
+        second), and readers keep a shared hold until :meth:`close`. ``progress(stage,
+        done, lag)`` hears how the catch-up goes (stage ``track`` or ``project``)."""
         where = Settings.load() if path is None else path
         settings = where if isinstance(where, Settings) and sync else None
         db = where.db_path if isinstance(where, Settings) else Path(where)
@@ -95,7 +97,7 @@ class LineageStore:
 
                 # a follower that holds the projection keeps it fresh: read its snapshot
                 with contextlib.suppress(ProjectionBusyError):
-                    sync_log(settings)
+                    sync_log(settings, progress=progress)
                 lock.share()
             store = cls._open_file(db, memory_limit)
         except BaseException:

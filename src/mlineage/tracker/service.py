@@ -121,6 +121,8 @@ class TrackerService:
         with self.log.consumer(
             [TOPIC_JOBS], group=self.group, instance=self.instance, max_poll_records=self.batch_size
         ) as consumer:
+            if progress is not None:
+                progress(0, consumer.lag())  # the size of the run, before its first batch
             return self._run(
                 consumer,
                 follow,
