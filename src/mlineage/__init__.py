@@ -27,7 +27,7 @@ from mlineage.errors import (
     ProjectionBusyError,
     ProjectionError,
 )
-from mlineage.recorder import JobRun, Recorder
+from mlineage.recorder import JobRun, Recorder, Terminated
 from mlineage.settings import Settings
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ __all__ = [
     "Recorder",
     "Settings",
     "SqlError",
+    "Terminated",
     "Vertex",
     "__version__",
 ]

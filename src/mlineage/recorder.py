@@ -177,7 +177,7 @@ class JobRun:
             JobStatusChangedPayload.model_validate(payload)
         except ValidationError as exc:
             message, problems = format_errors(exc, "JobStatusChanged")
-            raise EventValidationError(message, problems) from None
+            raise EventValidationError(message, problems) from exc
 
 
 def _number(value: object) -> object:
@@ -504,8 +504,8 @@ class Recorder:
         SIGTERM: inside the block, when it runs in the main thread and SIGTERM has its
         default handler, a handler is installed that raises :class:`Terminated` (a
         ``KeyboardInterrupt``) where the block is, so it unwinds, ``Stopped`` is published
-        and the exception goes on (uncaught, it ends the program like Ctrl-C, exit status
-        130 / -SIGINT). The previous handler is restored on exit; a SIGTERM arriving while
+        and the exception goes on (uncaught, it ends the program with its traceback, exit
+        status 1). The previous handler is restored on exit; a SIGTERM arriving while
         the end is being recorded waits for it, then takes its default course. In other
         threads, or when SIGTERM is handled already, nothing is installed."""
         run = JobRun(self.job_created(job_type, job_name, **created))
