@@ -8,12 +8,13 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,9 @@ from mlineage.errors import (
     EventValidationError,
     MlineageError,
     ProjectionBusyError,
+    ProjectionError,
 )
-from mlineage.events.codec import parse_json, validate_record
+from mlineage.events.codec import validate_record
 from mlineage.events.schemas import export
 from mlineage.log.base import TOPIC_DLQ, open_log
 from mlineage.pipeline import SyncStats, sync
@@ -70,6 +72,9 @@ class Ctx:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = Settings.load(**self.flags)
+            note = self._settings.log_url_note()
+            if note is not None:
+                _note(note)
         return self._settings
 
 
@@ -202,6 +207,11 @@ class _Reporter:
                 err.print(self._line().replace(self.label, f"{self.label} done,", 1), markup=False)
 
 
+def _require_published(settings: Settings) -> None:
+    if (empty := settings.nothing_published()) is not None:
+        raise ProjectionError(empty)
+
+
 def _note(message: str) -> None:
     err.print(f"note: {message}", markup=False)
 
@@ -234,6 +244,9 @@ def _sync_after_write(settings: Settings, what: str) -> None:
 # -- demo -------------------------------------------------------------------------------------
 
 
+DEMO_HOME = Path(".mlineage-demo")
+
+
 @cli.command()
 @pass_ctx
 def demo(ctx: Ctx) -> None:
@@ -243,8 +256,21 @@ def demo(ctx: Ctx) -> None:
     transform -> model package -> endpoint, derives and projects the lineage, prints the
     endpoint's lineage as a tree and a sample SQL query. Safe to run again: the events have
     fixed ids, so nothing is applied twice.
+
+    It uses a home of its own, ./.mlineage-demo, so demo data never lands in the log you
+    configured (MLINEAGE_HOME, MLINEAGE_LOG); --home, --log or --db choose another.
     """
-    settings = ctx.settings
+    told = any(ctx.flags.get(k) is not None for k in ("home", "log_url", "db_path"))
+    if told:
+        settings = ctx.settings
+    else:
+        theirs = ("MLINEAGE_HOME", "MLINEAGE_LOG", "MLINEAGE_DB", "MLINEAGE_SPOOL_DIR")
+        settings = Settings.load(
+            home=DEMO_HOME,
+            account_id=ctx.flags.get("account_id"),
+            region=ctx.flags.get("region"),
+            environ={k: v for k, v in os.environ.items() if k not in theirs},
+        )
     with Recorder(settings, producer=f"mlineage-demo/{__version__}") as rec:
         events = rec.publish_many(wf.workflow(rec))
         endpoint = wf.endpoint_context_arn(rec)
@@ -279,6 +305,11 @@ def demo(ctx: Ctx) -> None:
             f" (mlineage is {Path(sys.argv[0]).resolve()}: "
             "`source .venv/bin/activate` puts it on your PATH)"
         )
+    if not told:
+        out.print(
+            f"\nThe demo has a home of its own, {settings.home}/ (never your configured log). "
+            f"To explore it: [bold]export MLINEAGE_HOME={settings.home}[/]"
+        )
     out.print(f"\n[bold]Try next{hint}:[/]")
     for line in (
         'mlineage sql "SELECT type, count(*) FROM lineage_vertices GROUP BY ALL"',
@@ -303,31 +334,32 @@ def demo(ctx: Ctx) -> None:
 )
 @pass_ctx
 def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
-    """Publish events from FILE (JSON lines; - for stdin).
+    """Publish events from FILE (- for stdin).
 
-    Each line is one event; event_id, occurred_at, schema_version, account_id and region are
-    filled in when absent. Every line is validated first: if any line is bad, each bad line
-    is reported with its number and nothing is written.
+    FILE holds JSON events: one per line (JSON lines), pretty-printed documents one after
+    the other, or JSON arrays of events. event_id, occurred_at, schema_version, account_id
+    and region are filled in when absent. Every event is validated first: if any is bad,
+    each bad one is reported with its line number and nothing is written.
     """
     settings = ctx.settings
     rec = Recorder(settings, producer=f"mlineage-cli/{__version__}")
     valid = []
     problems = []
-    for number, line in enumerate(file, start=1):
-        if not line.strip():
-            continue
+    for where, value in _documents(file.read()):
         try:
-            draft = parse_json(line)
-            if isinstance(draft, dict):
-                draft = complete(draft, settings, rec.producer)
+            if isinstance(value, EventValidationError):
+                raise value
+            draft = complete(value, settings, rec.producer) if isinstance(value, dict) else value
             valid.append(validate_record(draft))
         except EventValidationError as exc:
-            problems.append(f"line {number}: {exc}")
+            problems.append(f"{where}: {exc}")
     if problems:
-        for p in problems:
+        for p in problems[:MAX_PROBLEMS_SHOWN]:
             err.print(p, markup=False)
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            err.print(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more", markup=False)
         raise click.ClickException(
-            f"{len(problems)} bad line(s); nothing was published. Fix them and publish again."
+            f"{len(problems)} bad event(s); nothing was published. Fix them and publish again."
         )
     with rec:
         rec.log.append([route(e) for e in valid])
@@ -340,6 +372,58 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
     out.print(f"published {len(valid)} events to {settings.log_url}")
     if not no_sync and settings.log_url.startswith("sqlite:"):
         _sync_after_write(settings, "published")
+
+
+MAX_PROBLEMS_SHOWN = 50
+_DECODER = json.JSONDecoder()
+
+
+def _malformed(where: str, exc: json.JSONDecodeError) -> tuple[str, EventValidationError]:
+    problem = f"malformed JSON: {exc.msg} (column {exc.colno})"
+    return where, EventValidationError(f"event: {problem}", [("event", "(json)", problem)])
+
+
+def _values(where: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, list):  # an array of events
+        for k, item in enumerate(value, start=1):
+            yield f"{where}, item {k}", item
+    else:
+        yield where, value
+
+
+def _documents(text: str) -> Iterator[tuple[str, Any]]:
+    """The JSON values of ``text``, each with where it starts ("line N"; "line N, item K"
+    inside an array), malformed JSON as an EventValidationError. JSON lines are read line by
+    line (each bad line is one problem); anything else (pretty-printed documents one after
+    the other) as a stream of values, which stops at the first malformed one."""
+    lines = text.splitlines()
+    if all(not ln.strip() or ln[0] in "{[" for ln in lines):  # each line opens a value
+        for number, ln in enumerate(lines, start=1):
+            if not ln.strip():
+                continue
+            try:
+                value = json.loads(ln)
+            except json.JSONDecodeError as exc:
+                yield _malformed(f"line {number}", exc)
+                continue
+            yield from _values(f"line {number}", value)
+        return
+    pos, line, n = 0, 1, len(text)
+    while True:
+        start = pos
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        line += text.count("\n", start, pos)
+        if pos >= n:
+            return
+        try:
+            value, end = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            yield _malformed(f"line {exc.lineno}", exc)
+            return
+        yield from _values(f"line {line}", value)
+        line += text.count("\n", pos, end)
+        pos = end
 
 
 # -- consumers --------------------------------------------------------------------------------
@@ -509,6 +593,7 @@ def replay_cmd(ctx: Ctx) -> None:
     Refuses while another process (such as `project --follow`) holds the projection.
     """
     settings = ctx.settings
+    _require_published(settings)
     with open_log(settings.log_url) as log:
         if log.kind == "sqlite":  # with Kafka the tracker is a service: never join its group
             access = AccessLock(settings.db_path)
@@ -542,6 +627,7 @@ def replay_cmd(ctx: Ctx) -> None:
 def checksum(ctx: Ctx, no_sync: bool) -> None:
     """Print one hex digest of the projected state (equal logs give equal checksums)."""
     settings = ctx.settings
+    _require_published(settings)
     if not no_sync:
         _sync(settings)
     with reading(settings.db_path, note=_note) as store:
@@ -1335,12 +1421,17 @@ def unshare(ctx: Ctx, owner: str, grantee: str) -> None:
 def status(ctx: Ctx, as_json: bool) -> None:
     """Show each consumer's position and lag, dead letters and spooled events."""
     settings = ctx.settings
+    if (empty := settings.nothing_published()) is not None:
+        out.print(empty, markup=False)
+        return
     with open_log(settings.log_url) as log:
         st = ops.status(log, settings)
     if as_json:
         out.print_json(json.dumps(st.as_dict()))
         return
-    out.print(f"log {st.log}")
+    where = f" (the file {settings.log_file})" if settings.log_file is not None else ""
+    out.print(f"log {st.log}{where}", markup=False)
+    out.print(f"projection {settings.db_path.absolute()}", markup=False)
     table = _PlainTable("consumer", "reads from", "position", "lag", box=None)
     for c in st.consumers:
         positions = ", ".join(f"{k}@{v}" for k, v in c.positions.items()) or "-"
@@ -1364,14 +1455,20 @@ def dlq() -> None:
 
 
 @dlq.command("list")
+@click.option("--no-sync", is_flag=True, help="List without catching up with the log first.")
 @click.option("--all", "show_all", is_flag=True, help="Include dead letters already redriven.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @pass_ctx
-def dlq_list(ctx: Ctx, show_all: bool, limit: int, as_json: bool) -> None:
+def dlq_list(ctx: Ctx, show_all: bool, limit: int, as_json: bool, no_sync: bool) -> None:
     """List dead letters: the tracker's (topic mlineage.dlq.v1) and the projector's
     (table dead_letters), each with its reason and original position."""
     settings = ctx.settings
+    if (empty := settings.nothing_published()) is not None:
+        out.print(empty, markup=False)
+        return
+    if not no_sync:
+        _sync(settings)  # the projector's dead letters of what was published meanwhile
     with open_log(settings.log_url) as log:
         letters = ops.dead_letters(log, pending_only=not show_all, limit=limit)
     table_rows = ops.projector_dead_letters(settings.db_path, limit)
@@ -1430,6 +1527,47 @@ def dlq_redrive(ctx: Ctx, dry_run: bool) -> None:
             f"{len(result.still_bad)} still fail; they are back on {TOPIC_DLQ} with "
             "the current error"
         )
+
+
+def _dlq_place(text: str) -> tuple[int, int]:
+    """``mlineage.dlq.v1[0]@5`` (as `dlq list` shows it) or ``0@5``: (partition, offset)."""
+    match = re.fullmatch(rf"(?:{re.escape(TOPIC_DLQ)}\[)?(\d+)\]?@(\d+)", text.strip())
+    if match is None:
+        raise click.BadParameter(
+            f"{text!r} is not a place such as {TOPIC_DLQ}[0]@5 or 0@5 (see `mlineage dlq list`)"
+        )
+    return int(match[1]), int(match[2])
+
+
+@dlq.command("discard")
+@click.argument("places", nargs=-1, metavar="[PLACE]...")
+@click.option("--all", "discard_all", is_flag=True, help="Discard every pending dead letter.")
+@click.option("--dry-run", is_flag=True, help="Show what would be discarded; change nothing.")
+@pass_ctx
+def dlq_discard(ctx: Ctx, places: tuple[str, ...], discard_all: bool, dry_run: bool) -> None:
+    """Give up on dead letters that will never be redriven (a test event, a producer bug
+    that is fixed going forward).
+
+    PLACE is where `mlineage dlq list` shows it (mlineage.dlq.v1[0]@5, or 0@5); --all takes
+    every pending one. The DLQ topic keeps every record (a discard only moves the redrive
+    position past it), and the pending ones not discarded stay pending.
+    """
+    if bool(places) == discard_all:
+        raise click.UsageError("name the dead letters to discard (PLACE...) or give --all")
+    which = None if discard_all else {_dlq_place(p) for p in places}
+    with open_log(ctx.settings.log_url) as log:
+        try:
+            result = ops.discard(log, which, dry_run=dry_run)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+    verb = "would discard" if dry_run else "discarded"
+    for letter in result.discarded:
+        out.print(
+            f"{verb} {TOPIC_DLQ}[{letter.record.partition}]@{letter.record.offset} "
+            f"({letter.summary}): {letter.error}",
+            markup=False,
+        )
+    out.print(f"{verb} {len(result.discarded)} dead letter(s); {len(result.kept)} still pending")
 
 
 # -- the SageMaker-compatible API ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,14 @@ class Status:
     dead_letters_topic: int
     dead_letters_table: int | None
     spooled: dict[str, int]
+    log_file: str | None = None  # the embedded log's file, absolute
+    projection: str = ""  # the projection's file, absolute
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "log": self.log,
+            "log_file": self.log_file,
+            "projection": self.projection,
             "ends": self.ends,
             "consumers": [c.__dict__ for c in self.consumers],
             "dead_letters": {
@@ -90,7 +95,7 @@ def _read_projection(db_path: Path) -> tuple[dict[tuple[str, int], int] | None, 
         return None, None, f"no projection at {db_path} yet"
     try:
         with reading(db_path) as store:
-            label = str(db_path) if store.path == db_path else "snapshot"
+            label = str(db_path.absolute()) if store.path == db_path else "snapshot"
             rows = store.con.execute(
                 "SELECT topic, partition, next_offset FROM positions WHERE consumer = ?",
                 [PROJECTOR],
@@ -148,6 +153,8 @@ def status(log: EventLog, settings: Settings) -> Status:
         dead_letters_topic=len(dead_letters(log, pending_only=True)) if dlq.lag else 0,
         dead_letters_table=dead_table,
         spooled=spooled,
+        log_file=None if settings.log_file is None else str(settings.log_file),
+        projection=str(settings.db_path.absolute()),
     )
 
 
@@ -230,6 +237,53 @@ def projector_dead_letters(db_path: Path, limit: int = 100) -> list[dict[str, An
         {"topic": t, "partition": p, "offset": o, "error": e, "at": str(a)}
         for t, p, o, e, a in rows
     ]
+
+
+@dataclass
+class DiscardResult:
+    discarded: list[DeadLetter] = field(default_factory=list)
+    kept: list[DeadLetter] = field(default_factory=list)
+
+
+def discard(
+    log: EventLog, which: Collection[tuple[int, int]] | None = None, *, dry_run: bool = False
+) -> DiscardResult:
+    """Give up on pending dead letters: every one (``which`` None) or those at these
+    (partition, offset) places of the DLQ topic. Like :func:`redrive` it moves the redrive
+    position past the pending ones, in one ``transact`` per partition with the records it
+    appends: the dead letters kept are appended to the DLQ again, unchanged (they stay
+    pending, at the back), the discarded ones are not. The topic keeps every record, so a
+    discard is on the record too. :class:`ValueError` names a place that is not pending."""
+    if which is not None:
+        pending = {(d.record.partition, d.record.offset) for d in dead_letters(log)}
+        missing = sorted(set(which) - pending)
+        if missing:
+            places = ", ".join(f"{TOPIC_DLQ}[{p}]@{o}" for p, o in missing)
+            raise ValueError(f"not a pending dead letter: {places} (see `mlineage dlq list`)")
+    result = DiscardResult()
+    start = log.committed(REDRIVE_GROUP, TOPIC_DLQ)
+    ends = log.end_offsets(TOPIC_DLQ)
+    for partition in log.partitions(TOPIC_DLQ):
+        offset = start.get(partition, 0)
+        end = ends.get(partition, 0)
+        while offset < end:
+            records = [r for r in log.read(TOPIC_DLQ, partition, offset, 1000) if r.offset < end]
+            if not records:
+                break
+            produce: list[OutRecord] = []
+            for record in records:
+                letter = _dead_letter(record)
+                if which is None or (partition, record.offset) in which:
+                    result.discarded.append(letter)
+                else:
+                    result.kept.append(letter)
+                    produce.append(
+                        OutRecord(TOPIC_DLQ, record.key, record.value, tuple(record.headers))
+                    )
+            offset = records[-1].offset + 1
+            if not dry_run:
+                log.transact(REDRIVE_GROUP, {(TOPIC_DLQ, partition): offset}, produce)
+    return result
 
 
 def history(con: duckdb.DuckDBPyConnection, log: EventLog, key: str) -> list[dict[str, Any]]:

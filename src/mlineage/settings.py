@@ -78,3 +78,37 @@ class Settings:
             kafka_options=kafka,
             spool_dir=Path(env.get("MLINEAGE_SPOOL_DIR") or home_path / "spool"),
         )
+
+    @property
+    def log_file(self) -> Path | None:
+        """The embedded log's file, absolute (None with Kafka)."""
+        if not self.log_url.startswith("sqlite:///"):
+            return None
+        return Path(self.log_url.removeprefix("sqlite:///")).absolute()
+
+    def log_url_note(self) -> str | None:
+        """A word when ``sqlite:///x/...`` (relative: ``./x/...``) most likely meant the
+        absolute ``/x/...``: ``./x`` does not exist and ``/x`` does."""
+        rest = self.log_url.removeprefix("sqlite:///")
+        if not self.log_url.startswith("sqlite:///") or rest.startswith("/"):
+            return None
+        first = Path(rest).parts[0] if Path(rest).parts else ""
+        if first and not Path(first).exists() and (Path("/") / first).exists():
+            return (
+                f"{self.log_url} is the file {Path(rest).absolute()} (relative to here); "
+                f"for /{rest} write sqlite:////{rest}"
+            )
+        return None
+
+    def nothing_published(self) -> str | None:
+        """Why there is nothing to read here (no embedded log and no projection), with what to
+        do; None when there is something. Reads check it first, so a read in the wrong
+        directory says so instead of creating an empty home."""
+        log_file = self.log_file
+        if log_file is None or log_file.exists() or self.db_path.exists():
+            return None
+        return (
+            f"nothing published here yet: no log at {log_file} and no projection at "
+            f"{self.db_path.absolute()}. Publish events (`mlineage publish`), run "
+            "`mlineage demo`, or point --home / MLINEAGE_HOME at the home you meant"
+        )

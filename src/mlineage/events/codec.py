@@ -10,15 +10,18 @@ record at ``from_version + 1``. Only v1 exists today, so the registry is empty.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mlineage.errors import EventValidationError
+from mlineage.events import models
 from mlineage.events.models import (
     EVENT_ADAPTER,
     EVENT_LIST_ADAPTER,
@@ -94,13 +97,33 @@ def format_errors(
         if err["type"] == "missing":
             rule = "is required"
         elif err["type"] == "extra_forbidden":
-            rule = "is not a field of this event (unknown field)"
+            rule = "is not a field of this event (unknown field)" + _did_you_mean(kept[-1])
         problems.append((event_type, path, rule))
     text = "; ".join(
         f"{t}: field '{f}' {r}" if r.startswith("is ") else f"{t}: field '{f}': {r}"
         for t, f, r in problems
     )
     return text, problems
+
+
+@functools.cache
+def _field_names() -> tuple[str, ...]:
+    """Every field name of the event models (the words a misspelt key is compared with)."""
+    return tuple(
+        sorted(
+            {
+                name
+                for m in vars(models).values()
+                if isinstance(m, type) and issubclass(m, BaseModel)
+                for name in m.model_fields
+            }
+        )
+    )
+
+
+def _did_you_mean(key: str) -> str:
+    close = difflib.get_close_matches(key, _field_names(), n=1, cutoff=0.75)
+    return f": did you mean '{close[0]}'?" if close else ""
 
 
 _KIND_TAGS = frozenset(

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -96,10 +97,20 @@ class DataRef(_Model):
     artifact_type: TypeName | None = None
 
 
+def _also(name: str, sagemaker: str) -> Any:
+    """A field that also takes SageMaker's own key (``ExperimentName`` for
+    ``experiment_name``): a job's ExperimentConfig can be passed on as SageMaker wrote it."""
+    return Field(None, validation_alias=AliasChoices(name, sagemaker))
+
+
 class ExperimentConfig(_Model):
-    experiment_name: Name | None = None
-    trial_name: Name | None = None
-    trial_component_display_name: DisplayName | None = None
+    experiment_name: Name | None = _also("experiment_name", "ExperimentName")
+    trial_name: Name | None = _also("trial_name", "TrialName")
+    trial_component_display_name: DisplayName | None = _also(
+        "trial_component_display_name", "TrialComponentDisplayName"
+    )
+    # SageMaker Experiments' run: recorded with the job; mlineage derives no run entity
+    run_name: Name | None = _also("run_name", "RunName")
 
     @model_validator(mode="after")
     def _trial_needs_experiment(self) -> ExperimentConfig:

@@ -87,6 +87,8 @@ class LineageStore:
         second), and readers keep a shared hold until :meth:`close`. ``progress(stage,
         done, lag)`` hears how the catch-up goes (stage ``track`` or ``project``)."""
         where = Settings.load() if path is None else path
+        if isinstance(where, Settings) and (empty := where.nothing_published()) is not None:
+            raise ProjectionError(empty)
         settings = where if isinstance(where, Settings) and sync else None
         db = where.db_path if isinstance(where, Settings) else Path(where)
         lock = AccessLock(db)
