@@ -418,10 +418,12 @@ class Recorder:
 
     # -- entity events -------------------------------------------------------------------------
 
-    def upsert(self, entity: Mapping[str, Any] | BaseModel) -> EntityUpserted:
-        """Create an entity or set some of its fields: ``{"kind": "artifact", ...}``."""
-        result: EntityUpserted = self._emit("EntityUpserted", {"entity": _plain(entity)})
-        return result
+    def upsert(self, entity: Mapping[str, Any] | BaseModel) -> str:
+        """Create an entity or set some of its fields: ``{"kind": "artifact", ...}``. Returns
+        its ARN (an association's key, ``"SOURCE_ARN DESTINATION_ARN"``; a share's,
+        ``"OWNER GRANTEE"``); :meth:`publish` of :meth:`build` returns the event itself."""
+        event: EntityUpserted = self._emit("EntityUpserted", {"entity": _plain(entity)})
+        return entity_key(event.payload.entity, event.account_id, event.region)
 
     def delete(self, kind: str, **key: Any) -> EntityDeleted:
         """Delete an entity by its key, e.g. ``delete("action", action_name="train")``."""
@@ -429,15 +431,34 @@ class Recorder:
         return result
 
     def associate(
-        self, source_arn: str, destination_arn: str, association_type: str = "ContributedTo"
-    ) -> EntityUpserted:
-        return self.upsert(
+        self, source: str, destination: str, association_type: str = "ContributedTo"
+    ) -> tuple[str, str]:
+        """Associate two entities, given by ARN or, for artifacts, by URI (``s3://...``: the
+        artifact of that URI in this recorder's account). Returns (source ARN, destination
+        ARN), as SageMaker's AddAssociation does."""
+        ends = (self._end("source", source), self._end("destination", destination))
+        self.upsert(
             {
                 "kind": "association",
-                "source_arn": source_arn,
-                "destination_arn": destination_arn,
+                "source_arn": ends[0],
+                "destination_arn": ends[1],
                 "association_type": association_type,
             }
+        )
+        return ends
+
+    def _end(self, which: str, value: str) -> str:
+        if value.startswith("arn:"):
+            return value
+        if "://" in value:
+            return self.artifact_arn(value)
+        problem = (
+            f"{value!r} is neither an ARN nor an artifact's URI: give an ARN, or a URI such as "
+            "s3://bucket/key for the artifact of that URI"
+        )
+        raise EventValidationError(
+            f"EntityUpserted: field 'entity.{which}_arn': {problem}",
+            [("EntityUpserted", f"entity.{which}_arn", problem)],
         )
 
     def share(self, grantee_account: str, *, owner_account: str | None = None) -> EntityUpserted:

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from mlineage import EventLogError, EventValidationError, Recorder, Settings
+from mlineage import EventLogError, EventValidationError, LineageStore, Recorder, Settings
 from mlineage.events.codec import decode
 from mlineage.log.base import TOPIC_JOBS, OutRecord, open_log
 from mlineage.log.sqlite import SqliteEventLog
@@ -408,3 +408,30 @@ def test_trial_component_arn_is_the_arn_the_projection_has(tmp_path: Path) -> No
         "arn:aws:sagemaker:eu-west-1:111122223333:"
         "experiment-trial-component/churn-xgb-7-aws-training-job"
     )
+
+
+def test_upsert_returns_the_arn_and_associate_takes_uris(tmp_path: Path) -> None:
+    """`upsert` returns the entity's ARN (as the projection keys it); `associate` takes an
+    artifact's URI where an ARN is expected, and names the field for anything else."""
+    settings = Settings.load(home=tmp_path / "home", environ={})
+    with Recorder(settings) as rec:
+        data = rec.upsert(
+            {
+                "kind": "artifact",
+                "source": {"source_uri": "s3://up/data/"},
+                "artifact_type": "DataSet",
+            }
+        )
+        action = rec.upsert({"kind": "action", "action_name": "prep", "action_type": "Step"})
+        assert data == rec.artifact_arn("s3://up/data/")
+        ends = rec.associate("s3://up/data/", action)
+        assert ends == (data, action)
+        with pytest.raises(EventValidationError, match=r"entity\.destination_arn") as bad:
+            rec.associate("s3://up/data/", "prep")
+        assert "neither an ARN nor an artifact's URI" in str(bad.value)
+    sync(settings)
+    with LineageStore.open(settings.db_path) as store:
+        arns = {r[0] for r in store.sql("SELECT arn FROM lineage_vertices")[1]}
+        assert {data, action} <= arns
+        edges = store.sql("SELECT source_arn, destination_arn FROM lineage_edges")[1]
+        assert (data, action) in edges

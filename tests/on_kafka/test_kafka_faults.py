@@ -279,9 +279,8 @@ def test_producers_spool_while_the_broker_is_down_and_lose_nothing(tmp_path: Pat
 
         def publish(first: int, count: int) -> None:
             for i in range(first, first + count):
-                event = rec.upsert(
-                    {"kind": "action", "action_name": f"step-{i}", "action_type": "Step"}
-                )
+                entity = {"kind": "action", "action_name": f"step-{i}", "action_type": "Step"}
+                event = rec.publish(rec.build("EntityUpserted", {"entity": entity}))
                 published.append(str(event.event_id))
 
         publish(0, 200)
