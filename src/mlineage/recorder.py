@@ -7,7 +7,9 @@ invalid input raises :class:`EventValidationError` before anything is written.
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import signal
 import threading
 import uuid
@@ -23,6 +25,7 @@ from mlineage import __version__, arns
 from mlineage.errors import EventValidationError
 from mlineage.events.codec import encode, format_errors, validate_record
 from mlineage.events.models import (
+    MAX_METRIC_POINTS,
     SOURCE_EVENT_TYPES,
     AnyEvent,
     EndpointCreated,
@@ -31,6 +34,7 @@ from mlineage.events.models import (
     JobCreated,
     JobStatusChanged,
     JobStatusChangedPayload,
+    MetricPoint,
     ModelPackageCreated,
     canonical_time,
 )
@@ -133,6 +137,8 @@ class JobRun:
         """The ARN of the trial component the auto-tracker derives for this job."""
         self.outputs: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {}
+        """Each metric's last value (what :meth:`metric` recorded, or set here directly)."""
+        self._series: dict[str, _Series] = {}
 
     def output(self, name: str, uri: str, artifact_type: str | None = None) -> None:
         """An output of the job (an artifact ``Produced`` by its trial component; its ARN is
@@ -143,13 +149,38 @@ class JobRun:
         self._check(self.payload("Completed", outputs=[*self.outputs, ref]))
         self.outputs.append(ref)
 
-    def metric(self, name: str, value: float) -> None:
-        """Set a metric's final value (a finite number: NaN and infinity are refused)."""
+    def metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Record a value of a metric (a finite number: NaN and infinity are refused), at a
+        training ``step`` if given. Call it as often as the job produces values: the job
+        ends with SageMaker's summary of each metric (Min, Max, Avg, StdDev, Count, Last)
+        and its per-step values (the last :data:`MAX_METRIC_POINTS` of them, each with its
+        time)."""
         number = _number(value)
-        self._check(self.payload("Completed", metrics={**self.metrics, name: number}))
+        others = {n: 0.0 for n in self.metrics if n != name}
+        self._check(self.payload("Completed", outputs=[], metrics={**others, name: number}))
         if not isinstance(number, float):  # the model refuses every non-float: a backstop
             raise TypeError(f"metric {name!r}: {value!r} is not a number")
+        point: dict[str, Any] = {"value": number}
+        if step is not None:
+            point["step"] = step
+        point["timestamp"] = canonical_time(datetime.now(UTC))
+        try:
+            MetricPoint.model_validate(point, strict=False)
+        except ValidationError as exc:
+            message, problems = format_errors(exc, f"metric {name!r}")
+            raise EventValidationError(message, problems) from exc
+        self._series.setdefault(name, _Series()).add(number, point)
         self.metrics[name] = number
+
+    def summaries(self) -> dict[str, object]:
+        """What the job's end publishes as its metrics: the summary of each metric recorded
+        with :meth:`metric`, the value itself of one set in :attr:`metrics` directly."""
+        out: dict[str, object] = {}
+        for name, last in self.metrics.items():
+            series = self._series.get(name)
+            recorded = series is not None and series.points[-1]["value"] == last
+            out[name] = series.summary(last) if series is not None and recorded else last
+        return out
 
     def payload(
         self,
@@ -165,7 +196,7 @@ class JobRun:
             "job_name": self.job_name,
             "status": status,
             "outputs": list(self.outputs if outputs is None else outputs),
-            "metrics": dict(self.metrics if metrics is None else metrics),
+            "metrics": self.summaries() if metrics is None else dict(metrics),
         }
         if failure_reason is not None:
             payload["failure_reason"] = failure_reason
@@ -178,6 +209,38 @@ class JobRun:
         except ValidationError as exc:
             message, problems = format_errors(exc, "JobStatusChanged")
             raise EventValidationError(message, problems) from exc
+
+
+class _Series:
+    """A metric's running summary (Welford's mean and variance) and its last points."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.low = math.inf
+        self.high = -math.inf
+        self.points: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_METRIC_POINTS)
+
+    def add(self, value: float, point: dict[str, Any]) -> None:
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+        self.low, self.high = min(self.low, value), max(self.high, value)
+        self.points.append(point)
+
+    def summary(self, last: object) -> dict[str, Any]:
+        avg = min(max(self.mean, self.low), self.high)  # rounding never leaves [min, max]
+        return {
+            "count": self.count,
+            "min": self.low,
+            "max": self.high,
+            "avg": avg,
+            "std_dev": math.sqrt(max(self.m2, 0.0) / self.count),
+            "last": last,
+            "values": list(self.points),
+        }
 
 
 def _number(value: object) -> object:

@@ -30,6 +30,11 @@ from tests.helpers import read_all, wait_until
 NAN = float("nan")
 
 
+def lasts(end: dict[str, Any]) -> dict[str, Any]:
+    """The last value of each metric of a job's end (a summary's, or the value itself)."""
+    return {k: v["last"] if isinstance(v, dict) else v for k, v in end["metrics"].items()}
+
+
 def _settings(home: Path) -> Settings:
     return Settings.load(home=home, account_id="111122223333", region="eu-west-1", environ={})
 
@@ -83,7 +88,7 @@ def test_a_bad_metric_is_refused_at_once_and_the_job_still_ends(
         run.metric("epochs", 3)  # an int is a number: stored as a float
     end = _end(settings, "bad-metric")
     assert end["status"] == "Completed"
-    assert end["metrics"] == {"auc": 0.9, "epochs": 3.0}  # the refused value was not kept
+    assert lasts(end) == {"auc": 0.9, "epochs": 3.0}  # the refused value was not kept
 
 
 @pytest.mark.parametrize(
@@ -241,7 +246,7 @@ def test_keyboard_interrupt_ends_the_job_stopped(tmp_path: Path) -> None:
     assert raised.value is interrupt
     end = _end(settings, "ctrl-c")
     assert end["status"] == "Stopped"
-    assert end["metrics"] == {"loss": 0.25}
+    assert lasts(end) == {"loss": 0.25}
 
 
 CHILD = textwrap.dedent(
@@ -298,7 +303,7 @@ def test_sigterm_stops_a_job_in_a_subprocess(tmp_path: Path) -> None:
     assert "restored True" in out  # the default handler is back once the block is left
     end = _end(settings, "sigterm-job")
     assert end["status"] == "Stopped"
-    assert end["metrics"] == {"epoch": 1.0}
+    assert lasts(end) == {"epoch": 1.0}
 
 
 LATE_CHILD = textwrap.dedent(
@@ -435,3 +440,45 @@ def test_upsert_returns_the_arn_and_associate_takes_uris(tmp_path: Path) -> None
         assert {data, action} <= arns
         edges = store.sql("SELECT source_arn, destination_arn FROM lineage_edges")[1]
         assert (data, action) in edges
+
+
+def test_metrics_keep_sagemakers_summary_and_their_per_step_values(tmp_path: Path) -> None:
+    settings = Settings.load(home=tmp_path / "home", environ={})
+    losses = [0.9, 0.5, 0.4, 0.45, 0.2]
+    with Recorder(settings) as rec:
+        with rec.job("TrainingJob", "summed") as run:
+            for step, loss in enumerate(losses):
+                run.metric("train:loss", loss, step=step)
+            run.metric("auc", 0.93)
+            with pytest.raises(EventValidationError, match="step"):
+                run.metric("train:loss", 0.1, step=-1)
+        tc = run.trial_component_arn
+    sync(settings)
+    with LineageStore.open(settings.db_path) as store:
+        described = store.describe(tc)
+        metrics = {m["MetricName"]: m for m in described["Metrics"]}
+        mean = sum(losses) / len(losses)
+        std = (sum((x - mean) ** 2 for x in losses) / len(losses)) ** 0.5
+        loss = metrics["train:loss"]
+        assert loss["Count"] == 5
+        assert loss["Min"] == 0.2
+        assert loss["Max"] == 0.9
+        assert loss["Last"] == 0.2
+        assert loss["Avg"] == pytest.approx(mean)
+        assert loss["StdDev"] == pytest.approx(std)
+        assert metrics["auc"] == {
+            "MetricName": "auc",
+            "Count": 1,
+            "Min": 0.93,
+            "Max": 0.93,
+            "Avg": 0.93,
+            "StdDev": 0.0,
+            "Last": 0.93,
+        }
+        # the per-step values stay in the projection, for SQL
+        _, rows = store.sql(
+            "SELECT v.step, v.value FROM (SELECT unnest(CAST(json_extract(metrics, "
+            "'$.\"train:loss\".values') AS STRUCT(value DOUBLE, step BIGINT, timestamp "
+            f"VARCHAR)[])) AS v FROM trial_components WHERE arn = '{tc}') ORDER BY 1"
+        )
+        assert rows == list(enumerate(losses))

@@ -91,6 +91,7 @@ def format_errors(
             part
             for i, part in enumerate(loc)
             if not (_is_kind_tag(part) and i > 0 and loc[i - 1] in ("entity", "payload"))
+            and not (part in models.METRIC_TAGS and i > 1 and loc[i - 2] == "metrics")
         ]
         path = ".".join(kept) or "(event)"
         rule = err["msg"].removeprefix("Value error, ")

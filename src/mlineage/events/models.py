@@ -8,6 +8,7 @@ consumers re-validate what they read from the log and dead-letter what fails.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -17,11 +18,13 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
     TypeAdapter,
     model_validator,
 )
+from pydantic import Tag as Branch
 
 from mlineage import arns
 
@@ -84,6 +87,70 @@ class MetadataProperties(_Model):
     repository: MetadataString | None = None
     generated_by: MetadataString | None = None
     project_id: MetadataString | None = None
+
+
+class MetricPoint(_Model):
+    """One recorded value of a metric: at a training step, at a time (either may be left
+    out)."""
+
+    value: float
+    step: Annotated[int, Field(ge=0)] | None = None
+    timestamp: AwareDatetime | None = None
+
+
+MAX_METRIC_POINTS = 1000
+"""Per-step values a metric keeps in one event (beyond them only its summary counts them)."""
+MAX_POINTS_PER_EVENT = 10_000
+
+
+class MetricSummary(_Model):
+    """SageMaker's TrialComponentMetricSummary of a metric (``StdDev`` is the population
+    standard deviation), with the per-step values it summarizes (at most
+    :data:`MAX_METRIC_POINTS`; ``count`` counts every value recorded)."""
+
+    count: Annotated[int, Field(ge=1)]
+    min: float
+    max: float
+    avg: float
+    std_dev: Annotated[float, Field(ge=0)]
+    last: float
+    values: Annotated[list[MetricPoint], Field(max_length=MAX_METRIC_POINTS)] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricSummary:
+        # a tolerance for float rounding in the average of many values
+        slack = 1e-9 * max(1.0, abs(self.min), abs(self.max))
+        if not self.min <= self.max:
+            raise ValueError("min is larger than max")
+        for name in ("avg", "last"):
+            if not self.min - slack <= getattr(self, name) <= self.max + slack:
+                raise ValueError(f"{name} is outside [min, max]")
+        if len(self.values) > self.count:
+            raise ValueError("more values than count")
+        return self
+
+
+def _metric_kind(value: Any) -> str:
+    return "summary" if isinstance(value, dict | MetricSummary) else "number"
+
+
+# tagged, so a bad value gets one error naming the metric (not one per branch)
+MetricValue = Annotated[
+    Annotated[float, Branch("number")] | Annotated[MetricSummary, Branch("summary")],
+    Discriminator(_metric_kind),
+]
+"""A metric: its final value, or its summary (what ``Recorder.job`` publishes)."""
+METRIC_TAGS = frozenset({"number", "summary"})
+Metrics = Annotated[dict[PropertyKey, MetricValue], Field(max_length=300)]
+
+
+def _check_points(metrics: Mapping[str, MetricValue] | None) -> None:
+    if (
+        metrics
+        and sum(len(v.values) for v in metrics.values() if isinstance(v, MetricSummary))
+        > MAX_POINTS_PER_EVENT
+    ):
+        raise ValueError(f"metrics hold more than {MAX_POINTS_PER_EVENT} per-step values")
 
 
 # --- source events ----------------------------------------------------------------------------
@@ -163,7 +230,7 @@ class JobStatusChangedPayload(_Model):
     job_arn: Arn | None = None
     status: JobStatus
     outputs: Annotated[list[DataRef], Field(max_length=60)] = []
-    metrics: Annotated[dict[PropertyKey, float], Field(max_length=300)] = {}
+    metrics: Metrics = {}
     failure_reason: Message | None = None
     end_time: AwareDatetime | None = None
 
@@ -172,6 +239,7 @@ class JobStatusChangedPayload(_Model):
         if self.job_name is None and self.job_arn is None:
             raise ValueError("one of job_name or job_arn is required")
         _check_job_arn(self.job_arn, self.job_type, self.job_name)
+        _check_points(self.metrics)
         return self
 
 
@@ -344,9 +412,14 @@ class TrialComponentEntity(_Model):
     parameters_to_remove: Annotated[list[PropertyKey], Field(max_length=300)] | None = None
     input_artifacts: ArtifactMap | None = None
     output_artifacts: ArtifactMap | None = None
-    metrics: Annotated[dict[PropertyKey, float], Field(max_length=300)] | None = None
+    metrics: Metrics | None = None
     metadata: MetadataProperties | None = None
     tags: Tags | None = None
+
+    @model_validator(mode="after")
+    def _points(self) -> TrialComponentEntity:
+        _check_points(self.metrics)
+        return self
 
 
 class AssociationEntity(_Model):

@@ -204,7 +204,7 @@ def _job_facts(
         end = s.end_time or (event.occurred_at if s.status in _TERMINAL else None)
         if end is not None:
             scalars["end_time"] = canonical_time(end)
-        maps["metrics"] = dict(s.metrics)
+        maps["metrics"] = {name: _jsonable(value) for name, value in s.metrics.items()}
     for fname, value in scalars.items():
         changes.fact(event_id, key, fname, "", _dumps(value), False, version)
     for fname, entries in maps.items():

@@ -26,9 +26,10 @@ Decisions (SageMaker leaves these open, or mlineage differs on purpose):
   ``CreatedBy`` / ``LastModifiedBy`` are never returned (the log records no caller identity).
 - ``Tags`` (``[{Key, Value}]``, sorted by key) are included in Describe* responses, although
   SageMaker returns them only through ListTags.
-- ``Metrics`` of a trial component is SageMaker's list form, ``[{MetricName, Last}]`` sorted
-  by name: the projection keeps the last value of each metric only, so ``Min``, ``Max``,
-  ``Avg``, ``Count``... are not returned.
+- ``Metrics`` of a trial component is SageMaker's list form sorted by name: ``[{MetricName,
+  Max, Min, Last, Count, Avg, StdDev}]`` for a metric published with its summary (as
+  ``Recorder.job`` does), ``[{MetricName, Last}]`` for one published as a final value. The
+  per-step values stay in the projection (``trial_components.metrics``), not in Describe.
 - ``LineageGroupArn`` (the owning account's default lineage group) is returned for artifacts,
   actions, contexts and trial components, as SageMaker does.
 - ``created_after`` / ``created_before`` are inclusive ("created on or after / on or
@@ -285,12 +286,29 @@ def _artifact_values(value: Any) -> dict[str, Any]:
     }
 
 
+_SUMMARY_KEYS = {
+    "max": "Max",
+    "min": "Min",
+    "last": "Last",
+    "count": "Count",
+    "avg": "Avg",
+    "std_dev": "StdDev",
+}
+
+
 def _metrics(value: Any) -> list[dict[str, Any]]:
-    return [
-        {"MetricName": name, "Last": last}
-        for name, last in sorted(_map(value).items())
-        if last is not None
-    ]
+    """SageMaker's TrialComponentMetricSummary list: the whole summary of a metric recorded
+    with its values (``Recorder.job``), ``Last`` alone of one given as a final value."""
+    out = []
+    for name, metric in sorted(_map(value).items()):
+        if isinstance(metric, dict):
+            summary = {
+                key: metric[field] for field, key in _SUMMARY_KEYS.items() if field in metric
+            }
+            out.append({"MetricName": name, **summary})
+        elif metric is not None:
+            out.append({"MetricName": name, "Last": metric})
+    return out
 
 
 def _group_arn(row: Mapping[str, Any]) -> str | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from mlineage import arns
 from mlineage.events.codec import dumps
 from mlineage.events.models import (
@@ -236,7 +238,10 @@ def _job_status_changed(out: _Out, event: JobStatusChanged) -> None:
     if end_time is not None:
         tc["end_time"] = _iso(end_time)
     if p.metrics:
-        tc["metrics"] = dict(p.metrics)
+        tc["metrics"] = {
+            name: v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else v
+            for name, v in p.metrics.items()
+        }
     if p.outputs:
         tc["output_artifacts"] = _artifact_map(p.outputs)
     tc_arn = out.named("status.trial_component", "trial_component", tc_name, tc)
