@@ -1205,6 +1205,20 @@ def check_list(
         got = view.list_entities(kind, **request)[key]
     assert_arns_visible(got, oracle.visible, why)
     assert got == want, f"{why}\n got {got}\n want {want}"
+    # the operator's store filtered in the query (what serve does): the same, page by page
+    seen = sorted(oracle.visible)
+    size = rng.choice((None, 1, 3))
+    filtered: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = op.list_entities(
+            kind, **request, max_results=size, next_token=token, visible_accounts=seen
+        )
+        filtered += page[key]
+        token = page.get("NextToken")
+        if token is None:
+            break
+    assert filtered == got, f"visible_accounts, pages of {size}: {why}"
     STATS["list"] += 1
 
 
@@ -1275,6 +1289,9 @@ def check_describe(
         else:
             arn = next(iter(hits.values()))[0]
             assert got == ("ok", op.describe(arn)), why
+    # the operator's store filtered in the query (what serve does): the same answer
+    filtered = outcome(lambda: op.describe(target, kind, visible_accounts=sorted(oracle.visible)))
+    assert filtered == got, f"visible_accounts: {why}"
     # an answer names visible accounts only (an error may echo what was asked)
     assert_arns_visible(
         got[1] if got[0] == "ok" else got[1].replace(target, ""), oracle.visible, why

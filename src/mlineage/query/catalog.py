@@ -65,7 +65,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -184,6 +184,28 @@ def resolve_kind(name: str) -> str:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+def _seen(visible_accounts: Sequence[str] | None) -> str | None:
+    """The visible accounts as a SQL list literal (None: the operator, who sees all). Each is
+    checked to be 12 digits, so the literal can only be a list of account ids."""
+    if visible_accounts is None:
+        return None
+    bad = [a for a in visible_accounts if not isinstance(a, str) or not _ACCOUNT.match(a)]
+    if bad:
+        raise QueryError(f"an account id is 12 digits, got {bad[0]!r}")
+    return "[" + ", ".join(f"'{a}'" for a in sorted(set(visible_accounts))) + "]::VARCHAR[]"
+
+
+def _in(seen: str, column: str) -> str:
+    """``column`` (an account id) is among ``seen`` (from :func:`_seen`)."""
+    return f"list_contains({seen}, {column})"
+
+
+def _arn_account(column: str) -> str:
+    return f"split_part({column}, ':', 5)"
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -551,12 +573,15 @@ def _summary_lineage_group(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _live_rows(
-    con: duckdb.DuckDBPyConnection, kind: str, column: str, value: str
+    con: duckdb.DuckDBPyConnection, kind: str, column: str, value: str, seen: str | None
 ) -> list[dict[str, Any]]:
-    """Live rows of ``kind`` whose ``column`` (a fixed identifier) equals ``value``; for trial
-    components names and ARNs compare case-insensitively (their stored ARNs are lower case)."""
+    """Live rows of ``kind`` whose ``column`` (a fixed identifier) equals ``value``, of the
+    ``seen`` accounts (None: any); for trial components names and ARNs compare
+    case-insensitively (their stored ARNs are lower case)."""
     table = _TABLE[kind]
     live = "" if kind == "lineage_group" else "t.live AND "
+    if seen is not None:
+        live += _in(seen, "t.account_id") + " AND "
     expr = f"t.{column}"
     if kind == "trial_component":
         value = value.lower()
@@ -577,11 +602,17 @@ def _one(rows: list[dict[str, Any]], kind: str, key: str) -> dict[str, Any]:
 
 
 def describe(
-    con: duckdb.DuckDBPyConnection, arn_or_name: str, kind: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    arn_or_name: str,
+    kind: str | None = None,
+    *,
+    visible_accounts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """SageMaker's Describe* for the live entity with this ARN or name (see the module
     docstring). Raises :class:`NotFoundError` when there is none, :class:`QueryError` when the
-    request is malformed or a name is ambiguous."""
+    request is malformed or a name is ambiguous. ``visible_accounts``: as a caller who sees
+    only these accounts' entities (the same answer as its account view)."""
+    seen = _seen(visible_accounts)
     wanted = resolve_kind(kind) if kind is not None else None
     if wanted == "association":
         raise QueryError(
@@ -604,7 +635,7 @@ def describe(
             )
         if wanted is not None and wanted != found:
             raise QueryError(f"{key} is a {_LABELS[found]} ARN, not a {_LABELS[wanted]}")
-        row = _one(_live_rows(con, found, "arn", key), found, key)
+        row = _one(_live_rows(con, found, "arn", key, seen), found, key)
         return _DESCRIBE[found](row)
 
     if wanted == "artifact":
@@ -613,13 +644,13 @@ def describe(
             "list them with list_entities(con, 'artifact', ...) to find it"
         )
     if wanted is not None:
-        row = _one(_live_rows(con, wanted, _NAME_COLUMN[wanted], key), wanted, key)
+        row = _one(_live_rows(con, wanted, _NAME_COLUMN[wanted], key, seen), wanted, key)
         return _DESCRIBE[wanted](row)
 
     candidates = list(NAME_KINDS)
     if key == arns.LINEAGE_GROUP_NAME:
         candidates.append("lineage_group")
-    hits = {k: rows for k in candidates if (rows := _live_rows(con, k, _NAME_COLUMN[k], key))}
+    hits = {k: rows for k in candidates if (rows := _live_rows(con, k, _NAME_COLUMN[k], key, seen))}
     if not hits:
         raise NotFoundError(
             f"{key} not found: no action, context, experiment, trial or trial "
@@ -656,15 +687,23 @@ _ASSOCIATIONS = (
     "AND a.live AND a.association_type IS NOT DISTINCT FROM e.association_type "
     "LEFT JOIN ends s ON s.arn = e.source_arn LEFT JOIN ends d ON d.arn = e.destination_arn"
 )
+# __SEEN__(x): "AND x's account is visible" for a caller, nothing for the operator
 _TC_TRIALS = (
     "EXISTS (SELECT 1 FROM trial_component_trials j JOIN trials r ON r.arn = j.trial_arn "
-    "AND r.live WHERE j.live AND j.trial_component_arn = t.arn AND {})"
+    "AND r.live WHERE j.live AND j.trial_component_arn = t.arn AND {} __SEEN__(r))"
 )
 _TRIAL_TCS = (
     "EXISTS (SELECT 1 FROM trial_component_trials j JOIN trial_components c "
     "ON c.arn = j.trial_component_arn AND c.live WHERE j.live AND j.trial_arn = t.arn "
-    "AND lower(c.trial_component_name) = ?)"
+    "AND lower(c.trial_component_name) = ? __SEEN__(c))"
 )
+_SEEN_MARK = re.compile(r"__SEEN__\((\w+)\)")
+
+
+def _scoped(condition: str, seen: str | None) -> str:
+    return _SEEN_MARK.sub(
+        lambda m: "" if seen is None else f"AND {_in(seen, m[1] + '.account_id')}", condition
+    )
 
 
 @dataclass(frozen=True)
@@ -676,6 +715,7 @@ class _ListSpec:
     sorts: dict[str, str]  # SortBy -> column of t
     tiebreak: tuple[str, ...]
     summary: Callable[[Mapping[str, Any]], dict[str, Any]]
+    owners: tuple[str, ...] = ("t.account_id",)  # account columns a caller must see, all
 
 
 _CREATED = {"created_after": "t.created_at >= ?", "created_before": "t.created_at <= ?"}
@@ -759,6 +799,7 @@ _SPECS: dict[str, _ListSpec] = {
         },
         tiebreak=("t.source_arn", "t.destination_arn"),
         summary=_summary_association,
+        owners=(_arn_account("t.source_arn"), _arn_account("t.destination_arn")),
     ),
     "lineage_group": _ListSpec(
         source="lineage_groups t",
@@ -803,11 +844,16 @@ def list_entities(
     sort_order: str = "Descending",
     max_results: int | None = None,
     next_token: str | None = None,
+    visible_accounts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """SageMaker's List* for ``kind``: ``{"<Kind>Summaries": [...], "NextToken": ...}``
     (``NextToken`` only when there are more). Filters that do not apply to ``kind`` (see
     :data:`FILTERS`) raise :class:`QueryError`, as do a bad ``sort_by`` (see
-    :data:`SORT_KEYS`), ``sort_order``, ``max_results`` (1..1000) or ``next_token``."""
+    :data:`SORT_KEYS`), ``sort_order``, ``max_results`` (1..1000) or ``next_token``.
+    ``visible_accounts``: as a caller who sees only these accounts' entities, and the
+    associations and trial memberships between two of them (the same answer as its account
+    view), filtered in the query."""
+    seen = _seen(visible_accounts)
     canonical = resolve_kind(kind)
     spec = _SPECS[canonical]
     given: dict[str, Any] = {
@@ -865,9 +911,11 @@ def list_entities(
     offset = decode_token(next_token, digest) if next_token else 0
 
     conditions = [spec.where] if spec.where else []
+    if seen is not None:
+        conditions += [_in(seen, column) for column in spec.owners]
     params: list[Any] = []
     for name, value in given.items():
-        conditions.append(spec.filters[name])
+        conditions.append(_scoped(spec.filters[name], seen))
         # trial component names are case-insensitive
         params.append(value.lower() if name == "trial_component_name" else value)
     direction = "ASC NULLS FIRST" if sort_order == "Ascending" else "DESC NULLS LAST"

@@ -160,11 +160,7 @@ class LineageStore:
         accounts would (:func:`mlineage.query.accounts.visible_accounts`), with the same
         answer as that caller's :meth:`as_account` view, without copying anything."""
         starts = [start_arns] if isinstance(start_arns, str) else list(start_arns)
-        if visible_accounts is not None and self.account is not None:
-            raise ValueError(
-                "visible_accounts is for the operator's store; this one already "
-                f"answers for {self.account}"
-            )
+        self._operator_only(visible_accounts)
         return query_lineage(
             self.graph,
             starts,
@@ -195,14 +191,35 @@ class LineageStore:
         ARN (its trial component), an endpoint's ARN (see :mod:`mlineage.query.lookup`)."""
         return lookup.resolve(self.con, key)
 
-    def describe(self, arn_or_name: str, kind: str | None = None) -> dict[str, Any]:
-        """SageMaker's Describe* for one live entity (NotFoundError when there is none)."""
-        return catalog.describe(self.con, arn_or_name, kind)
+    def describe(
+        self,
+        arn_or_name: str,
+        kind: str | None = None,
+        *,
+        visible_accounts: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """SageMaker's Describe* for one live entity (NotFoundError when there is none).
+        ``visible_accounts``: as for :meth:`query_lineage`."""
+        self._operator_only(visible_accounts)
+        return catalog.describe(self.con, arn_or_name, kind, visible_accounts=visible_accounts)
 
-    def list_entities(self, kind: str, **filters: Any) -> dict[str, Any]:
+    def list_entities(
+        self, kind: str, *, visible_accounts: list[str] | None = None, **filters: Any
+    ) -> dict[str, Any]:
         """SageMaker's List* for a kind, with its filters, sort and paging
-        (see :func:`mlineage.query.catalog.list_entities`)."""
-        return catalog.list_entities(self.con, catalog.resolve_kind(kind), **filters)
+        (see :func:`mlineage.query.catalog.list_entities`). ``visible_accounts``: as for
+        :meth:`query_lineage`."""
+        self._operator_only(visible_accounts)
+        return catalog.list_entities(
+            self.con, catalog.resolve_kind(kind), visible_accounts=visible_accounts, **filters
+        )
+
+    def _operator_only(self, visible_accounts: list[str] | None) -> None:
+        if visible_accounts is not None and self.account is not None:
+            raise ValueError(
+                "visible_accounts is for the operator's store; this one already "
+                f"answers for {self.account}"
+            )
 
     def list_jobs(self, **filters: Any) -> dict[str, Any]:
         """The published jobs, newest first (see :func:`mlineage.query.catalog.list_jobs`)."""

@@ -5,10 +5,11 @@
   server's projection catches up (on the embedded log the tracker runs too), so the answer
   to a write is sent only once a Describe would see it. Writes run one at a time (one lock),
   so "already exists" and "not found" checks stay true until the write lands.
-- **Reads** go to the projection: the operator's view, or for an authenticated caller the
-  account view (:mod:`mlineage.query.accounts`) of what that account may see, rebuilt after
-  writes and cached per account. When every entity belongs to the caller's account and
-  nothing is shared, the two are the same and the cheaper operator view answers.
+- **Reads** go to the projection, one store for every caller: for an authenticated caller
+  Describe, List and ListAssociations filter by the accounts it sees (its own and its live
+  grantors', :func:`mlineage.query.accounts.visible_accounts`) in the query, and QueryLineage
+  in the walk of the one graph index; nothing is copied per account, so one tenant's
+  writes cost another tenant's reads nothing but the index update they all share.
 - The server owns its DuckDB file (``MLINEAGE_DB``): exactly one projector per file. With
   Kafka it is a projector of its own, beside any ``mlineage project --follow`` on another
   file.
@@ -32,7 +33,7 @@ from mlineage.log.outage import Outage
 from mlineage.pipeline import sync
 from mlineage.projection.service import Snapshotter
 from mlineage.projection.store import DuckDBStore, snapshot_path
-from mlineage.query.accounts import account_view, visible_accounts
+from mlineage.query.accounts import visible_accounts
 from mlineage.query.store import LineageStore
 from mlineage.recorder import complete, route
 from mlineage.settings import Settings
@@ -54,7 +55,6 @@ class Backend:
         self._queue: queue.Queue[tuple[Callable[[WriteTx], Any], Future[Any]]] = queue.Queue()
         self.version = 0
         self._operator: LineageStore | None = None
-        self._views: dict[str, tuple[int, LineageStore]] = {}
         # other processes (the CLI) read this while serve holds the file
         self.snapshotter = Snapshotter(self.store, snapshot_path(settings.db_path))
         self.catch_up()
@@ -161,19 +161,12 @@ class Backend:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def read(self, account: str | None, fn: Callable[[LineageStore], T]) -> T:
-        """Run ``fn`` on the store ``account`` may see (None: everything). Reads use a
+    def read(self, account: str | None, fn: Callable[[LineageStore, list[str] | None], T]) -> T:
+        """Run ``fn(store, visible_accounts)`` on the operator's store: reads on behalf of
+        ``account`` (None: the operator) filter by the accounts it sees in the query and in
+        the graph walk, with the answer of its account view, copying nothing. Reads use a
         connection of their own (DuckDB's MVCC: they see committed batches), so they do not
         wait for a write batch to finish."""
-        with self._reads:
-            return fn(self._store_for(account))
-
-    def read_walk(
-        self, account: str | None, fn: Callable[[LineageStore, list[str] | None], T]
-    ) -> T:
-        """Run ``fn(store, visible_accounts)`` on the operator's store: QueryLineage on
-        behalf of ``account`` walks the one index with the accounts it sees (None: the
-        operator), with the answer of its account view, copying nothing."""
         with self._reads:
             store = self._operator_store()
             visible = None if account is None else visible_accounts(store.con, account)
@@ -196,33 +189,6 @@ class Backend:
 
     _operator_version = -1
 
-    def _store_for(self, account: str | None) -> LineageStore:
-        operator = self._operator_store()
-        if account is None or self._sole_owner(account):
-            return operator
-        cached = self._views.get(account)
-        if cached is not None and cached[0] == self.version:
-            return cached[1]
-        if cached is not None:
-            cached[1].close()
-        version = self.version  # before the copy: a write landing meanwhile makes it stale
-        view = account_view(operator, account)
-        self._views[account] = (version, view)
-        return view
-
-    def _sole_owner(self, account: str) -> bool:
-        """Everything belongs to ``account`` and nothing is shared: its view is everything."""
-        rows = (
-            self._operator_store()
-            .con.execute(
-                "SELECT count(*) FILTER (WHERE account_id <> ?), count(*) FILTER (WHERE kind = "
-                "'lineage_share') FROM entity_state",
-                [account],
-            )
-            .fetchall()
-        )
-        return bool(rows[0][0] == 0) and bool(rows[0][1] == 0)
-
     def owner(self, key: str) -> str | None:
         """The account owning the live entity with this key (None: no such live entity)."""
         with self._db:
@@ -237,9 +203,6 @@ class Backend:
         with self._db, self._reads:
             if self._operator is not None:
                 self._operator.close()
-            for _, view in self._views.values():
-                view.close()
-            self._views.clear()
             self.store.close()
             self.log.close()
 

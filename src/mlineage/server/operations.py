@@ -140,7 +140,9 @@ def delete(key: dict[str, Any]) -> dict[str, Any]:
 # -- reads -----------------------------------------------------------------------------------
 
 
-def _read(backend: Backend, caller: Caller, fn: Callable[[LineageStore], Any]) -> Any:
+def _read(
+    backend: Backend, caller: Caller, fn: Callable[[LineageStore, list[str] | None], Any]
+) -> Any:
     try:
         return backend.read(caller.view, fn)
     except NotFoundError as exc:
@@ -150,7 +152,9 @@ def _read(backend: Backend, caller: Caller, fn: Callable[[LineageStore], Any]) -
 
 
 def _describe(backend: Backend, caller: Caller, key: str, kind: str) -> dict[str, Any]:
-    result: dict[str, Any] = _read(backend, caller, lambda s: s.describe(key, kind))
+    result: dict[str, Any] = _read(
+        backend, caller, lambda s, v: s.describe(key, kind, visible_accounts=v)
+    )
     return result
 
 
@@ -178,7 +182,9 @@ _LIST_ARGS = {
 
 def _list(backend: Backend, caller: Caller, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     kwargs = {_snake(k): v for k, v in body.items() if k in _LIST_ARGS}
-    result: dict[str, Any] = _read(backend, caller, lambda s: s.list_entities(kind, **kwargs))
+    result: dict[str, Any] = _read(
+        backend, caller, lambda s, v: s.list_entities(kind, visible_accounts=v, **kwargs)
+    )
     return result
 
 
@@ -197,8 +203,12 @@ def _own_live(tx: WriteTx, caller: Caller, key: str, label: str) -> None:
 
 
 def _visible(tx: WriteTx, backend: Backend, caller: Caller, arn: str) -> bool:
-    def probe(store: LineageStore) -> bool:
-        rows = store.con.execute("SELECT 1 FROM lineage_vertices WHERE arn = ?", [arn]).fetchall()
+    def probe(store: LineageStore, visible: list[str] | None) -> bool:
+        rows = store.con.execute(
+            "SELECT 1 FROM lineage_vertices WHERE arn = ? "
+            "AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], account_id))",
+            [arn, visible, visible],
+        ).fetchall()
         return bool(rows)
 
     return tx.visible(caller.view, arn, lambda _: bool(_read(backend, caller, probe)))
@@ -500,7 +510,7 @@ def query_lineage(backend: Backend, caller: Caller, body: dict[str, Any]) -> dic
     if not starts:
         raise invalid("StartArns must name at least one ARN")
     try:
-        result = backend.read_walk(
+        result = backend.read(
             caller.view,
             lambda s, visible: s.query_lineage(
                 starts,
@@ -551,7 +561,7 @@ def get_lineage_group_policy(
         # a grantee may use the group, not read whom else its owner shares with
         raise not_found(f"{arn}: only its owner may read its policy")
 
-    def grantees(store: LineageStore) -> list[str]:
+    def grantees(store: LineageStore, _visible: list[str] | None) -> list[str]:
         rows = store.con.execute(
             "SELECT DISTINCT s.grantee_account FROM lineage_shares s WHERE s.live "
             "AND s.owner_account = ? ORDER BY 1",
