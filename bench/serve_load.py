@@ -8,7 +8,13 @@ entity and association a client was told it created must be in the projection (c
 with Describe / ListAssociations, and in the server's DuckDB file after it stops). Prints
 p50 / p99 per operation and the error count; exits 1 on any error or anything missing.
 
-    python bench/serve_load.py --clients 20 --seconds 60 [--json out.json]
+    python bench/serve_load.py --clients 20 --seconds 60 [--accounts 3] [--json out.json]
+
+With ``--accounts N`` the clients are spread over N accounts (client n signs as account
+n mod N), and before the load each account shares its lineage group with the next one
+(``mlineage share``, the last with the first): every caller then reads through the isolation
+rule (its own account plus a grantor's), which is what issue 16 asks to cost within 1.5x of
+one account.
 
 Starts its own server (``mlineage serve`` on a free loopback port, embedded log in a
 temporary home) unless ``--url`` names one (then ``--key``/``--secret`` too).
@@ -36,9 +42,24 @@ from botocore.config import Config
 KEY, SECRET, ACCOUNT = "AKIDLOADTEST0000001", "load-secret", "333333333333"
 
 
-def start_server(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def account_keys(n: int) -> list[tuple[str, str, str]]:
+    """(access key, secret, account) of each of ``n`` accounts; the first is the default."""
+    return [(KEY, SECRET, ACCOUNT)] + [
+        (f"AKIDLOADACCT{i:07d}", f"load-secret-{i}", f"{333333333333 + i:012d}")
+        for i in range(1, n)
+    ]
+
+
+def start_server(home: Path, accounts: int = 1) -> tuple[str, subprocess.Popen[bytes]]:
     creds = home / "credentials.json"
-    creds.write_text(json.dumps({KEY: {"secret_access_key": SECRET, "account_id": ACCOUNT}}))
+    creds.write_text(
+        json.dumps(
+            {
+                key: {"secret_access_key": secret, "account_id": account}
+                for key, secret, account in account_keys(accounts)
+            }
+        )
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -158,6 +179,46 @@ class Client(threading.Thread):
         return lost
 
 
+def share_around(home: Path, url: str, accounts: int, run: str) -> None:
+    """Each account shares with the next (``mlineage share`` on the server's log), then wait
+    until the server shows it: the next account can describe an artifact of the first."""
+    keys = account_keys(accounts)
+    clients = [
+        boto3.client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+        )
+        for key, secret, _ in keys
+    ]
+    made = [
+        c.create_artifact(
+            Source={"SourceUri": f"s3://load/{run}/shared/{i}"}, ArtifactType="Shared"
+        )["ArtifactArn"]
+        for i, c in enumerate(clients)
+    ]
+    for i, (_, _, owner) in enumerate(keys):
+        grantee = keys[(i + 1) % accounts][2]
+        subprocess.run(
+            [sys.executable, "-m", "mlineage.cli", "--home", str(home / "h"), "share",
+             "--owner", owner, "--with", grantee],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    for i in range(accounts):
+        reader = clients[(i + 1) % accounts]
+        while True:
+            try:
+                reader.describe_artifact(ArtifactArn=made[i])
+                break
+            except reader.exceptions.ResourceNotFound:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the shares did not reach the server in 120 s") from None
+                time.sleep(0.2)
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -170,18 +231,25 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--key", default=KEY)
     parser.add_argument("--secret", default=SECRET)
+    parser.add_argument("--accounts", type=int, default=1, help="spread clients over N accounts")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.accounts < 1 or (args.accounts > 1 and args.url):
+        parser.error("--accounts takes N >= 1, and only with the server this script starts")
     with tempfile.TemporaryDirectory(prefix="mlineage-serve-load-") as tmp:
         proc = None
         url = args.url
         if url is None:
-            url, proc = start_server(Path(tmp))
+            url, proc = start_server(Path(tmp), args.accounts)
         try:
             run = str(time.time_ns())[-8:]
+            keys = [(args.key, args.secret, "")]
+            if args.accounts > 1:
+                share_around(Path(tmp), url, args.accounts, run)
+                keys = account_keys(args.accounts)
             until = time.monotonic() + args.seconds
             clients = [
-                Client(n, url, args.key, args.secret, until, run) for n in range(args.clients)
+                Client(n, url, *keys[n % len(keys)][:2], until, run) for n in range(args.clients)
             ]
             started = time.monotonic()
             for c in clients:
@@ -201,7 +269,8 @@ def main() -> None:
     errors = [e for c in clients for e in c.errors]
     total = sum(len(v) for v in latency.values())
     print(
-        f"{args.clients} clients for {elapsed:.0f} s: {total:,} calls "
+        f"{args.clients} clients in {args.accounts} account(s) for {elapsed:.0f} s: "
+        f"{total:,} calls "
         f"({total / elapsed:,.0f}/s), {len(errors)} errors, {len(lost)} missing afterwards; "
         f"{sum(len(c.artifacts) for c in clients):,} artifacts, "
         f"{sum(len(c.actions) for c in clients):,} actions, "
@@ -229,6 +298,7 @@ def main() -> None:
             json.dumps(
                 {
                     "clients": args.clients,
+                    "accounts": args.accounts,
                     "seconds": elapsed,
                     "errors": errors,
                     "missing": lost,
