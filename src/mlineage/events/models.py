@@ -74,12 +74,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
 class Tag(_Model):
-    key: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    key: TagKey
     value: Annotated[str, StringConstraints(max_length=256)]
 
 
 Tags = Annotated[list[Tag], Field(max_length=50)]
+TagKeysToRemove = Annotated[list[TagKey], Field(max_length=50)]
+"""Tags merge per key like properties; ``tags_to_remove`` removes keys (DeleteTags)."""
 
 
 class MetadataProperties(_Model):
@@ -309,6 +314,7 @@ class ArtifactEntity(_Model):
     properties_to_remove: KeysToRemove | None = None
     metadata: MetadataProperties | None = None
     tags: Tags | None = None
+    tags_to_remove: TagKeysToRemove | None = None
 
     @model_validator(mode="after")
     def _key(self) -> ArtifactEntity:
@@ -338,6 +344,7 @@ class ActionEntity(_Model):
     properties_to_remove: KeysToRemove | None = None
     metadata: MetadataProperties | None = None
     tags: Tags | None = None
+    tags_to_remove: TagKeysToRemove | None = None
 
 
 class ContextEntity(_Model):
@@ -349,6 +356,7 @@ class ContextEntity(_Model):
     properties: Properties | None = None
     properties_to_remove: KeysToRemove | None = None
     tags: Tags | None = None
+    tags_to_remove: TagKeysToRemove | None = None
 
 
 class ExperimentEntity(_Model):
@@ -357,6 +365,7 @@ class ExperimentEntity(_Model):
     display_name: DisplayName | None = None
     description: Description | None = None
     tags: Tags | None = None
+    tags_to_remove: TagKeysToRemove | None = None
 
 
 class TrialEntity(_Model):
@@ -366,6 +375,7 @@ class TrialEntity(_Model):
     display_name: DisplayName | None = None
     metadata: MetadataProperties | None = None
     tags: Tags | None = None
+    tags_to_remove: TagKeysToRemove | None = None
 
 
 class TrialComponentStatus(_Model):
@@ -415,6 +425,7 @@ class TrialComponentEntity(_Model):
     metrics: Metrics | None = None
     metadata: MetadataProperties | None = None
     tags: Tags | None = None
+    tags_to_remove: TagKeysToRemove | None = None
 
     @model_validator(mode="after")
     def _points(self) -> TrialComponentEntity:

@@ -35,7 +35,11 @@ from mlineage.log.base import Record
 MAP_FIELDS = frozenset(
     {"properties", "parameters", "metrics", "input_artifacts", "output_artifacts", "tags"}
 )
-REMOVE_FIELDS = {"properties_to_remove": "properties", "parameters_to_remove": "parameters"}
+REMOVE_FIELDS = {
+    "properties_to_remove": "properties",
+    "parameters_to_remove": "parameters",
+    "tags_to_remove": "tags",
+}
 SKIP_FIELDS = frozenset({"kind", "artifact_arn"})
 _TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 

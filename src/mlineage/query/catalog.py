@@ -1018,6 +1018,29 @@ def list_jobs(
     return out
 
 
+# -- for the other query modules (search) ------------------------------------------------------
+
+accounts_literal = _seen
+fetch_rows = _rows
+timestamp = _ts
+tag_list = _tags
+
+
+def table(kind: str) -> str:
+    """The table of ``kind``'s entities."""
+    return _TABLE[kind]
+
+
+def name_column(kind: str) -> str:
+    """The column holding ``kind``'s entity names."""
+    return _NAME_COLUMN[kind]
+
+
+def record(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` of ``kind``'s table as its Describe* response."""
+    return _DESCRIBE[kind](row)
+
+
 __all__ = [
     "DESCRIBE_KINDS",
     "FILTERS",

@@ -13,7 +13,7 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import duckdb
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.projection.service import AccessLock
 from mlineage.projection.store import snapshot_path
-from mlineage.query import catalog, lookup
+from mlineage.query import catalog, lookup, search
 from mlineage.query.accounts import account_view
 from mlineage.query.lineage import LineageFilter, LineageGraph, LineageResult, query_lineage
 from mlineage.query.lookup import Found
@@ -213,6 +213,29 @@ class LineageStore:
         return catalog.list_entities(
             self.con, catalog.resolve_kind(kind), visible_accounts=visible_accounts, **filters
         )
+
+    def search(
+        self,
+        resource: str,
+        expression: Mapping[str, Any] | None = None,
+        *,
+        visible_accounts: list[str] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """SageMaker's Search of ``Experiment``, ``ExperimentTrial`` or
+        ``ExperimentTrialComponent`` records (see :mod:`mlineage.query.search`).
+        ``visible_accounts``: as for :meth:`query_lineage`."""
+        self._operator_only(visible_accounts)
+        return search.search(
+            self.con, resource, expression, visible_accounts=visible_accounts, **options
+        )
+
+    def list_tags(
+        self, arn: str, *, visible_accounts: list[str] | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """ListTags of an entity or a job (see :func:`mlineage.query.search.list_tags`)."""
+        self._operator_only(visible_accounts)
+        return search.list_tags(self.con, arn, visible_accounts=visible_accounts, **options)
 
     def _operator_only(self, visible_accounts: list[str] | None) -> None:
         if visible_accounts is not None and self.account is not None:

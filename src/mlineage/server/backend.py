@@ -22,17 +22,20 @@ import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mlineage import failpoints
 from mlineage.errors import EventLogError
 from mlineage.events.codec import validate_record
-from mlineage.events.models import AnyEvent
+from mlineage.events.models import AnyEvent, EntityDeleted, EntityUpserted
 from mlineage.log.base import EventLog, OutRecord, open_log
 from mlineage.log.outage import Outage
 from mlineage.pipeline import sync
+from mlineage.projection.project import entity_key
 from mlineage.projection.service import Snapshotter
 from mlineage.projection.store import DuckDBStore, snapshot_path
+from mlineage.query import search
 from mlineage.query.accounts import visible_accounts
 from mlineage.query.store import LineageStore
 from mlineage.recorder import complete, route
@@ -91,19 +94,19 @@ class Backend:
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[tuple[Callable[[WriteTx], Any], Future[Any]]]) -> None:
-        overlay: dict[str, str | None] = {}
+        pending = Pending()
         staged: list[OutRecord] = []
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         with self._db:
             for fn, done in batch:
-                tx = WriteTx(self, overlay)
+                tx = WriteTx(self, pending)
                 try:
                     result = fn(tx)
                 except BaseException as exc:
                     outcomes.append((done, None, exc))
                     continue
                 staged.extend(tx.records)
-                overlay.update(tx.effects)
+                pending.update(tx.done)
                 outcomes.append((done, result, None))
             failure: BaseException | None = None
             if staged:
@@ -199,6 +202,17 @@ class Backend:
             ).fetchall()
         return str(rows[0][0]) if rows else None
 
+    def tag_keys(self, kind: str, key: str) -> frozenset[str]:
+        """The tag keys of the live entity with this key in the projection."""
+        with self._db:
+            return frozenset(search.tag_keys(self.store.con, kind, key))
+
+    def stored_name(self, kind: str, key: str) -> str | None:
+        """The name of the live entity as it was written (a trial component's ARN holds it
+        in lower case)."""
+        with self._db:
+            return search.stored_name(self.store.con, kind, key)
+
     def close(self) -> None:
         with self._db, self._reads:
             if self._operator is not None:
@@ -207,22 +221,41 @@ class Backend:
             self.log.close()
 
 
+@dataclass
+class Pending:
+    """What the writes of a batch did before the current one: owners (None: deleted), tag
+    keys and names of the entities they wrote (the projection shows them only after the
+    batch)."""
+
+    owners: dict[str, str | None] = field(default_factory=dict)
+    tags: dict[str, frozenset[str]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def update(self, other: Pending) -> None:
+        self.owners.update(other.owners)
+        self.tags.update(other.tags)
+        self.names.update(other.names)
+
+
 class WriteTx:
     """One write of a batch: what it checks sees the projection plus the writes before it in
     the batch; what it publishes is validated now and appended with the batch."""
 
-    def __init__(self, backend: Backend, overlay: Mapping[str, str | None]) -> None:
+    def __init__(self, backend: Backend, before: Pending) -> None:
         self.backend = backend
-        self.overlay = overlay
+        self.before = before
         self.records: list[OutRecord] = []
-        self.effects: dict[str, str | None] = {}
+        self.done = Pending()
+
+    @property
+    def effects(self) -> dict[str, str | None]:
+        return self.done.owners
 
     def owner(self, key: str) -> str | None:
         """The account owning the live entity (None: there is none)."""
-        if key in self.effects:
-            return self.effects[key]
-        if key in self.overlay:
-            return self.overlay[key]
+        for pending in (self.done, self.before):
+            if key in pending.owners:
+                return pending.owners[key]
         return self.backend.owner(key)
 
     def live(self, key: str) -> bool:
@@ -231,10 +264,26 @@ class WriteTx:
     def visible(self, view: str | None, key: str, can_see: Callable[[str], bool]) -> bool:
         """Whether the caller sees the entity: one created earlier in the batch counts when
         its owner is the caller (or the caller is the operator)."""
-        pending = self.effects.get(key, self.overlay.get(key, ""))
+        pending = self.done.owners.get(key, self.before.owners.get(key, ""))
         if pending != "":
             return pending is not None and (view is None or pending == view)
         return can_see(key)
+
+    def tag_keys(self, kind: str, key: str) -> frozenset[str]:
+        """The tag keys of the live entity, with the batch's writes."""
+        if not self.live(key):
+            return frozenset()
+        for pending in (self.done, self.before):
+            if key in pending.tags:
+                return pending.tags[key]
+        return self.backend.tag_keys(kind, key)
+
+    def name(self, kind: str, key: str) -> str | None:
+        """The live entity's name as written (with the batch's writes)."""
+        for pending in (self.done, self.before):
+            if key in pending.names:
+                return pending.names[key]
+        return self.backend.stored_name(kind, key)
 
     def publish(
         self, account: str, drafts: Sequence[Mapping[str, Any]], effects: Mapping[str, str | None]
@@ -245,6 +294,29 @@ class WriteTx:
             validate_record(complete({**d, "account_id": account}, self.backend.settings, PRODUCER))
             for d in drafts
         ]
+        for event in events:
+            self._note(event)
         self.records.extend(route(e) for e in events)
-        self.effects.update(effects)
+        self.done.owners.update(effects)
         return events
+
+    def _note(self, event: AnyEvent) -> None:
+        """Keep the tag keys and the name an event leaves its entity with."""
+        if isinstance(event, EntityDeleted):
+            self.done.tags[entity_key(event.payload, event.account_id, event.region)] = frozenset()
+            return
+        if not isinstance(event, EntityUpserted):
+            return
+        entity = event.payload.entity
+        key = entity_key(entity, event.account_id, event.region)
+        name = getattr(entity, f"{entity.kind}_name", None)
+        if isinstance(name, str):
+            self.done.names[key] = name
+        added = getattr(entity, "tags", None)
+        removed = getattr(entity, "tags_to_remove", None)
+        if added is None and removed is None:
+            return
+        keys = set(self.tag_keys(entity.kind, key))
+        keys |= {t.key for t in added or []}
+        keys -= set(removed or [])
+        self.done.tags[key] = frozenset(keys)

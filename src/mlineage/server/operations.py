@@ -28,6 +28,7 @@ from typing import Any
 from mlineage import arns
 from mlineage.errors import EventValidationError, NotFoundError
 from mlineage.events.models import canonical_time
+from mlineage.query import search
 from mlineage.query.errors import QueryError
 from mlineage.query.lineage import LineageFilter
 from mlineage.query.store import LineageStore
@@ -591,3 +592,109 @@ def get_lineage_group_policy(
     )
     policy = {"Version": "2012-10-17", "Statement": statements}
     return {"LineageGroupArn": arn, "ResourcePolicy": json.dumps(policy)}
+
+
+# -- tags and Search -----------------------------------------------------------------------------
+
+TAG_LIMIT = 50
+"""Tags one resource may have (SageMaker's limit)."""
+
+
+def _tag_target(arn: str) -> tuple[str, str]:
+    """(kind, projection key) of the entity whose tags AddTags / DeleteTags change."""
+    kind = search.tagged_kind(arn)
+    if kind == "job":
+        raise invalid(
+            f"{arn}: a job's tags are those of its JobCreated event; publish them with the job"
+        )
+    if kind is None:
+        raise not_found(
+            f"{arn} does not exist: mlineage tags artifacts, actions, contexts, experiments, "
+            "trials and trial components"
+        )
+    return kind, arn.lower() if kind == "trial_component" else arn
+
+
+def _tag_upsert(tx: WriteTx, kind: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+    if kind == "artifact":
+        ident: dict[str, Any] = {"artifact_arn": key}
+    else:
+        name = tx.name(kind, key)
+        parsed = arns.parse_arn(key)
+        ident = {f"{kind}_name": name if name is not None else parsed and parsed.name}
+    return upsert({"kind": kind, **ident, **changes})
+
+
+@operation("AddTags")
+def add_tags(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    arn = body["ResourceArn"]
+    kind, key = _tag_target(arn)
+    tags = {t["Key"]: t["Value"] for t in body.get("Tags") or []}  # a key given twice: the last
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        _own_live(tx, caller, key, arn)
+        count = len(tx.tag_keys(kind, key) | set(tags))
+        if count > TAG_LIMIT:
+            raise ApiError(
+                "ResourceLimitExceeded",
+                f"{arn} would have {count} tags: a resource has at most {TAG_LIMIT} (DeleteTags "
+                "removes some)",
+            )
+        if tags:
+            changes = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
+            _publish(tx, caller, [_tag_upsert(tx, kind, key, changes)], {key: caller.account})
+        return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+    return _write(backend, write)
+
+
+@operation("DeleteTags")
+def delete_tags(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    arn = body["ResourceArn"]
+    kind, key = _tag_target(arn)
+    keys = sorted(set(body["TagKeys"]))
+
+    def write(tx: WriteTx) -> dict[str, Any]:
+        _own_live(tx, caller, key, arn)
+        upsert_ = _tag_upsert(tx, kind, key, {"tags_to_remove": keys})
+        _publish(tx, caller, [upsert_], {key: caller.account})
+        return {}
+
+    return _write(backend, write)
+
+
+@operation("ListTags")
+def list_tags(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = _read(
+        backend,
+        caller,
+        lambda s, v: s.list_tags(
+            body["ResourceArn"],
+            max_results=body.get("MaxResults"),
+            next_token=body.get("NextToken"),
+            visible_accounts=v,
+        ),
+    )
+    return result
+
+
+@operation("Search")
+def search_(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("VisibilityConditions"):
+        raise invalid("VisibilityConditions: not supported by mlineage")
+    same_account = body.get("CrossAccountFilterOption") == "SameAccount"
+
+    def run(store: LineageStore, visible: list[str] | None) -> dict[str, Any]:
+        return store.search(
+            body["Resource"],
+            body.get("SearchExpression"),
+            sort_by=body.get("SortBy"),
+            sort_order=body.get("SortOrder"),
+            max_results=body.get("MaxResults"),
+            next_token=body.get("NextToken"),
+            visible_accounts=[caller.account] if same_account else visible,
+            max_results_cap=1000 if caller.extended_limits else search.MAX_RESULTS,
+        )
+
+    result: dict[str, Any] = _read(backend, caller, run)
+    return result

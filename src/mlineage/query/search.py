@@ -1,0 +1,644 @@
+"""SageMaker's Search for experiments, trials and trial components, and ListTags: pure
+functions of a DuckDB connection, translated to one SQL query each (no per-record Python:
+only the page returned is shaped into records).
+
+``search(con, resource, expression, ...)``
+    ``resource``: ``Experiment``, ``ExperimentTrial`` or ``ExperimentTrialComponent``.
+    ``expression``: SageMaker's ``SearchExpression`` (``Filters``, ``NestedFilters``,
+    ``SubExpressions``, ``Operator`` ``And`` / ``Or``). Returns ``{"Results": [{"Experiment" |
+    "Trial" | "TrialComponent": record}], "NextToken": ...}``.
+
+``list_tags(con, arn, ...)``
+    ListTags of a lineage or experiment entity, or of a job (its ``JobCreated`` tags).
+
+Property names (a filter's ``Name``, and ``SortBy``), per resource:
+
+- every resource: its name and ARN (``ExperimentName`` / ``TrialName`` /
+  ``TrialComponentName``, ``...Arn``), ``DisplayName``, ``CreationTime``,
+  ``LastModifiedTime``, ``Tags.<key>``; experiments ``Description``; trials
+  ``ExperimentName`` and ``MetadataProperties.<CommitId|Repository|GeneratedBy|ProjectId>``;
+- trial components: ``Source.SourceArn``, ``Source.SourceType``, ``Status.PrimaryStatus``,
+  ``Status.Message``, ``StartTime``, ``EndTime``, ``Parameters.<name>``,
+  ``Metrics.<name>.<Max|Min|Last|Count|Avg|StdDev>`` (``Metrics.<name>`` alone: ``Last``),
+  ``InputArtifacts.<name>.<Value|MediaType>`` / ``OutputArtifacts...`` (``.Value`` when left
+  out), ``MetadataProperties.*``, and the list ``Parents`` (``Parents.TrialName``,
+  ``Parents.ExperimentName``);
+- trials: the list ``TrialComponentSummaries`` (``.TrialComponentName``,
+  ``.TrialComponentArn``).
+
+Decisions (SageMaker leaves these open, or mlineage differs on purpose):
+
+- Operators follow SageMaker's table: ``Equals``, ``NotEquals``, ``Exists``, ``NotExists``
+  on every property; ``GreaterThan``, ``GreaterThanOrEqualTo``, ``LessThan``,
+  ``LessThanOrEqualTo`` on numbers and times only; ``Contains`` and ``In`` (comma-separated
+  values) on text only. An operator a property does not take is refused, naming both. A
+  filter with a ``Value`` and no ``Operator`` means ``Equals``.
+- ``NotEquals`` also matches a record without the property (``Tags.team NotEquals a``
+  matches untagged records); on a list (``Parents``) it means no element equals.
+- ``Contains`` is case-insensitive; ``Equals`` and ``In`` are exact (trial component ARNs
+  and names compare case-insensitively, as they are everywhere else). ``Contains`` may be
+  used any number of times.
+- Times in a ``Value`` are ISO 8601 (a time without a zone is UTC) or epoch seconds.
+  Numbers compare as numbers; ``Parameters.<name>`` compares a number parameter with a
+  numeric ``Value`` as a number and a string parameter as text.
+- ``NestedFilters`` apply to a list property (``Parents``, ``TrialComponentSummaries``):
+  all their filters must hold for one element. ``SubExpressions`` nest at most
+  :data:`MAX_DEPTH` levels deep.
+- ``SortBy`` takes any property but the lists (default ``LastModifiedTime``,
+  ``Descending``); ties are broken by ARN. A missing sort value sorts as the least value.
+- ``MaxResults`` is 1..100 (default 10; ``max_results_cap`` lifts the cap); ``NextToken``
+  carries the offset and a digest of the request, as in List*.
+- A caller sees only the records of the accounts it sees (``visible_accounts``), and among
+  a trial component's ``Parents`` (and a trial's ``TrialComponentSummaries``) only those
+  of accounts it sees; filters on them see the same.
+- ``ListTags`` returns the tags sorted by key, at most ``max_results`` (>= 50) a page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from mlineage import arns
+from mlineage.errors import NotFoundError
+from mlineage.query import catalog
+from mlineage.query.errors import QueryError
+from mlineage.query.paging import decode_token, encode_token
+
+RESOURCES: dict[str, str] = {
+    "Experiment": "experiment",
+    "ExperimentTrial": "trial",
+    "ExperimentTrialComponent": "trial_component",
+}
+"""Search resources served, and the kind each returns."""
+RECORD_KEYS = {"experiment": "Experiment", "trial": "Trial", "trial_component": "TrialComponent"}
+OPERATORS = (
+    "Equals",
+    "NotEquals",
+    "GreaterThan",
+    "GreaterThanOrEqualTo",
+    "LessThan",
+    "LessThanOrEqualTo",
+    "Contains",
+    "Exists",
+    "NotExists",
+    "In",
+)
+MAX_DEPTH = 5
+MAX_RESULTS = 100
+DEFAULT_RESULTS = 10
+
+_COMPARE = {
+    "GreaterThan": ">",
+    "GreaterThanOrEqualTo": ">=",
+    "LessThan": "<",
+    "LessThanOrEqualTo": "<=",
+}
+_STATS = {"Max": "max", "Min": "min", "Last": "last", "Count": "count", "Avg": "avg"}
+_STATS["StdDev"] = "std_dev"
+_METADATA = {
+    "CommitId": "commit_id",
+    "Repository": "repository",
+    "GeneratedBy": "generated_by",
+    "ProjectId": "project_id",
+}
+
+
+def _pointer(*keys: str) -> str:
+    """A JSON pointer to ``keys`` (any characters: ``~`` and ``/`` escaped)."""
+    return "".join("/" + k.replace("~", "~0").replace("/", "~1") for k in keys)
+
+
+@dataclass
+class _Sql:
+    """A SQL fragment and its parameters, in the order of its ``?``."""
+
+    text: str
+    params: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Prop:
+    """A property of a record: a SQL expression over ``t`` (or a list element's alias) of a
+    type: ``text``, ``number``, ``time`` or ``parameter`` (text or number)."""
+
+    type: str
+    expr: str
+    params: tuple[Any, ...] = ()
+    fold: bool = False  # compare in lower case (trial component names and ARNs)
+    number: _Prop | None = None  # a parameter's number value
+
+
+@dataclass(frozen=True)
+class _ListProp:
+    """A list property (``Parents``): an EXISTS over elements aliased ``e``."""
+
+    source: str  # FROM ... WHERE ... of the elements of t's record, ending in a condition
+    owner: str  # the element alias whose account a caller must see
+    members: Mapping[str, _Prop]
+
+
+_TC_PARENTS = _ListProp(
+    "trial_component_trials j JOIN trials e ON e.arn = j.trial_arn AND e.live "
+    "WHERE j.live AND j.trial_component_arn = t.arn",
+    "e",
+    {
+        "TrialName": _Prop("text", "e.trial_name"),
+        "ExperimentName": _Prop("text", "e.experiment_name"),
+    },
+)
+_TRIAL_COMPONENTS = _ListProp(
+    "trial_component_trials j JOIN trial_components e ON e.arn = j.trial_component_arn "
+    "AND e.live WHERE j.live AND j.trial_arn = t.arn",
+    "e",
+    {
+        "TrialComponentName": _Prop("text", "e.trial_component_name", fold=True),
+        "TrialComponentArn": _Prop("text", "e.arn", fold=True),
+    },
+)
+_LISTS: dict[str, dict[str, _ListProp]] = {
+    "experiment": {},
+    "trial": {"TrialComponentSummaries": _TRIAL_COMPONENTS},
+    "trial_component": {"Parents": _TC_PARENTS},
+}
+
+_TIMES = {
+    "CreationTime": _Prop("time", "t.created_at"),
+    "LastModifiedTime": _Prop("time", "t.modified_at"),
+}
+_FIXED: dict[str, dict[str, _Prop]] = {
+    "experiment": {
+        "ExperimentName": _Prop("text", "t.experiment_name"),
+        "ExperimentArn": _Prop("text", "t.arn"),
+        "DisplayName": _Prop("text", "t.display_name"),
+        "Description": _Prop("text", "t.description"),
+        **_TIMES,
+    },
+    "trial": {
+        "TrialName": _Prop("text", "t.trial_name"),
+        "TrialArn": _Prop("text", "t.arn"),
+        "DisplayName": _Prop("text", "t.display_name"),
+        "ExperimentName": _Prop("text", "t.experiment_name"),
+        **_TIMES,
+    },
+    "trial_component": {
+        "TrialComponentName": _Prop("text", "t.trial_component_name", fold=True),
+        "TrialComponentArn": _Prop("text", "t.arn", fold=True),
+        "DisplayName": _Prop("text", "t.display_name"),
+        "Source.SourceArn": _Prop("text", "t.source_arn"),
+        "Source.SourceType": _Prop("text", "t.source_type"),
+        "Status.PrimaryStatus": _Prop("text", "t.status"),
+        "Status.Message": _Prop("text", "t.status_message"),
+        "StartTime": _Prop("time", "t.start_time"),
+        "EndTime": _Prop("time", "t.end_time"),
+        **_TIMES,
+    },
+}
+_HAS_METADATA = {"trial", "trial_component"}
+
+
+def _json_text(column: str, *keys: str) -> _Prop:
+    return _Prop("text", f"json_extract_string({column}, ?)", (_pointer(*keys),))
+
+
+def _json_number(column: str) -> str:
+    """A number at a JSON pointer (one ``?``) of ``column`` (NULL when it is not one)."""
+    return f"TRY_CAST(json_extract_string({column}, ?) AS DOUBLE)"
+
+
+def _property(kind: str, name: str) -> _Prop:
+    """The scalar property ``name`` of ``kind``'s records (QueryError when there is none)."""
+    fixed = _FIXED[kind].get(name)
+    if fixed is not None:
+        return fixed
+    head, _, rest = name.partition(".")
+    if head == "Tags" and rest:
+        return _json_text("t.tags", rest)
+    if head == "MetadataProperties" and kind in _HAS_METADATA and rest in _METADATA:
+        return _Prop("text", "json_extract_string(t.metadata, ?)", ("$." + _METADATA[rest],))
+    if kind == "trial_component" and rest:
+        if head == "Parameters":
+            number = _Prop(
+                "number", _json_number("t.parameters"), (_pointer(rest, "number_value"),)
+            )
+            return _Prop(
+                "parameter",
+                "json_extract_string(t.parameters, ?)",
+                (_pointer(rest, "string_value"),),
+                number=number,
+            )
+        if head == "Metrics":
+            metric, _, stat = rest.rpartition(".")
+            if stat not in _STATS or not metric:
+                metric, stat = rest, "Last"
+            if stat == "Last":
+                # a metric given as a final value is a plain number: its Last
+                return _Prop(
+                    "number",
+                    f"coalesce({_json_number('t.metrics')}, {_json_number('t.metrics')})",
+                    (_pointer(metric, "last"), _pointer(metric)),
+                )
+            return _Prop("number", _json_number("t.metrics"), (_pointer(metric, _STATS[stat]),))
+        if head in ("InputArtifacts", "OutputArtifacts"):
+            column = "t.input_artifacts" if head == "InputArtifacts" else "t.output_artifacts"
+            artifact, _, member = rest.rpartition(".")
+            if member not in ("Value", "MediaType") or not artifact:
+                artifact, member = rest, "Value"
+            return _json_text(column, artifact, "value" if member == "Value" else "media_type")
+    lists = _LISTS[kind]
+    if head in lists:
+        raise QueryError(
+            f"{name}: {head} is a list: filter it with a Name of {head}.<member> "
+            f"({', '.join(lists[head].members)}); it cannot sort"
+        )
+    known = [*_FIXED[kind], "Tags.<key>"]
+    if kind in _HAS_METADATA:
+        known.append("MetadataProperties.<CommitId|Repository|GeneratedBy|ProjectId>")
+    if kind == "trial_component":
+        known += [
+            "Parameters.<name>",
+            "Metrics.<name>.<Max|Min|Last|Count|Avg|StdDev>",
+            "InputArtifacts.<name>.Value",
+            "OutputArtifacts.<name>.Value",
+        ]
+    known += [f"{h}.<{'|'.join(lp.members)}>" for h, lp in lists.items()]
+    raise QueryError(
+        f"{name!r} is not a property mlineage searches for {RECORD_KEYS[kind]}: use one of "
+        + ", ".join(known)
+    )
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+def _number(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise QueryError(f"{name}: {value!r} is not a number")
+    return number
+
+
+def _time(value: str, name: str) -> datetime:
+    text = value.strip()
+    try:
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return datetime.fromtimestamp(float(text), UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise QueryError(
+            f"{name}: {value!r} is not a time (ISO 8601, such as 2026-01-31T12:00:00Z, or "
+            "epoch seconds)"
+        ) from exc
+
+
+def _compare(prop: _Prop, operator: str, value: str, name: str) -> _Sql:
+    """``prop <operator> value`` as SQL for one value (not Exists/NotExists)."""
+    e, p = prop.expr, list(prop.params)
+    if prop.type == "parameter" and prop.number is not None:
+        if operator in _COMPARE:
+            return _compare(prop.number, operator, value, name)
+        if operator == "Equals":
+            text = _Sql(f"{e} = ?", [*p, value])
+            try:
+                number = _number(value, name)
+            except QueryError:
+                return text
+            n = prop.number
+            return _Sql(f"({text.text} OR {n.expr} = ?)", [*text.params, *n.params, number])
+        return _compare(_Prop("text", e, prop.params), operator, value, name)
+    if operator in ("Contains", "In") and prop.type != "text":
+        raise QueryError(f"{name}: {operator} applies to text, not to a {prop.type}")
+    if operator in _COMPARE and prop.type == "text":
+        raise QueryError(
+            f"{name}: {operator} applies to numbers and times, not to text: use Equals, "
+            "NotEquals, Contains or In"
+        )
+    if operator == "Contains":
+        return _Sql(f"contains(lower({e}), ?)", [*p, value.lower()])
+    if operator == "In":
+        values = [v.strip() for v in value.split(",") if v.strip()]
+        if prop.fold:
+            values = [v.lower() for v in values]
+        column = f"lower({e})" if prop.fold else e
+        return _Sql(f"list_contains(?::VARCHAR[], {column})", [values, *p])
+    typed: Any
+    if prop.type == "number":
+        typed = _number(value, name)
+    elif prop.type == "time":
+        typed = _time(value, name)
+    else:
+        typed = value.lower() if prop.fold else value
+    column = f"lower({e})" if prop.fold else e
+    symbol = _COMPARE.get(operator, "=")
+    return _Sql(f"{column} {symbol} ?", [*p, typed])
+
+
+def _filter(prop: _Prop, flt: Mapping[str, Any], name: str) -> _Sql:
+    operator = flt.get("Operator") or "Equals"
+    if operator not in OPERATORS:
+        raise QueryError(f"{name}: Operator must be one of {', '.join(OPERATORS)}")
+    exists = _Sql(f"{prop.expr} IS NOT NULL", list(prop.params))
+    if prop.number is not None:  # a parameter: a string or a number value
+        n = prop.number
+        exists = _Sql(f"({exists.text} OR {n.expr} IS NOT NULL)", [*exists.params, *n.params])
+    if operator == "Exists":
+        return exists
+    if operator == "NotExists":
+        return _Sql(f"NOT {exists.text}", exists.params)
+    value = flt.get("Value")
+    if not isinstance(value, str) or not value:
+        raise QueryError(f"{name}: {operator} needs a Value")
+    if operator == "NotEquals":
+        eq = _compare(prop, "Equals", value, name)
+        return _Sql(f"NOT coalesce({eq.text}, false)", eq.params)
+    return _compare(prop, operator, value, name)
+
+
+class _Builder:
+    """Turns a SearchExpression into a WHERE condition for ``kind``'s records ``t``."""
+
+    def __init__(self, kind: str, seen: str | None) -> None:
+        self.kind = kind
+        self.seen = seen
+
+    def _element(self, lp: _ListProp, conditions: list[_Sql]) -> _Sql:
+        scope = (
+            "" if self.seen is None else f" AND list_contains({self.seen}, {lp.owner}.account_id)"
+        )
+        where = "".join(f" AND {c.text}" for c in conditions)
+        params = [p for c in conditions for p in c.params]
+        return _Sql(f"EXISTS (SELECT 1 FROM {lp.source}{scope}{where})", params)
+
+    def _list_filter(self, head: str, member: str, flt: Mapping[str, Any], name: str) -> _Sql:
+        lp = _LISTS[self.kind][head]
+        prop = lp.members.get(member)
+        if prop is None:
+            raise QueryError(f"{name}: {head} has the members {', '.join(lp.members)}")
+        operator = flt.get("Operator") or "Equals"
+        # on a list, the negative operators mean "no element ..."
+        if operator in ("NotEquals", "NotExists"):
+            positive = {"NotEquals": "Equals", "NotExists": "Exists"}[operator]
+            inner = self._element(lp, [_filter(prop, {**flt, "Operator": positive}, name)])
+            return _Sql(f"NOT {inner.text}", inner.params)
+        return self._element(lp, [_filter(prop, flt, name)])
+
+    def filter(self, flt: Mapping[str, Any]) -> _Sql:
+        name = flt.get("Name")
+        if not isinstance(name, str) or not name:
+            raise QueryError("a filter needs a Name")
+        head, _, member = name.partition(".")
+        if head in _LISTS[self.kind] and member:
+            return self._list_filter(head, member, flt, name)
+        return _filter(_property(self.kind, name), flt, name)
+
+    def nested(self, nested: Mapping[str, Any]) -> _Sql:
+        head = nested.get("NestedPropertyName")
+        lists = _LISTS[self.kind]
+        if head not in lists:
+            raise QueryError(
+                f"NestedPropertyName {head!r}: {RECORD_KEYS[self.kind]} has "
+                + (f"the list {', '.join(lists)}" if lists else "no list to nest filters on")
+            )
+        lp = lists[head]
+        conditions = []
+        for flt in nested.get("Filters") or []:
+            name = flt.get("Name")
+            prefix, _, member = str(name).partition(".")
+            if prefix != head or member not in lp.members:
+                raise QueryError(
+                    f"{name!r} in NestedFilters of {head}: use "
+                    + ", ".join(f"{head}.{m}" for m in lp.members)
+                )
+            conditions.append(_filter(lp.members[member], flt, str(name)))
+        if not conditions:
+            raise QueryError(f"NestedFilters of {head} need at least one filter")
+        return self._element(lp, conditions)
+
+    def expression(self, expr: Mapping[str, Any], depth: int = 1) -> _Sql:
+        if depth > MAX_DEPTH:
+            raise QueryError(f"SubExpressions nest at most {MAX_DEPTH} levels deep")
+        operator = expr.get("Operator") or "And"
+        if operator not in ("And", "Or"):
+            raise QueryError(f"a SearchExpression's Operator is And or Or, not {operator!r}")
+        parts = [self.filter(f) for f in expr.get("Filters") or []]
+        parts += [self.nested(n) for n in expr.get("NestedFilters") or []]
+        parts += [self.expression(s, depth + 1) for s in expr.get("SubExpressions") or []]
+        if not parts:
+            raise QueryError("a SearchExpression needs Filters, NestedFilters or SubExpressions")
+        joined = f" {operator.upper()} ".join(f"({p.text})" for p in parts)
+        return _Sql(f"({joined})", [v for p in parts for v in p.params])
+
+
+# -- records -----------------------------------------------------------------------------------
+
+
+def _parents(
+    con: duckdb.DuckDBPyConnection, page: list[str], seen: str | None
+) -> dict[str, list[dict[str, Any]]]:
+    scope = "" if seen is None else f" AND list_contains({seen}, r.account_id)"
+    rows = con.execute(
+        "SELECT j.trial_component_arn, r.trial_name, r.experiment_name FROM "
+        "trial_component_trials j JOIN trials r ON r.arn = j.trial_arn AND r.live "
+        f"WHERE j.live AND j.trial_component_arn IN (SELECT unnest(?)){scope} "
+        "ORDER BY r.trial_name, r.arn",
+        [page],
+    ).fetchall()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for arn, trial, experiment in rows:
+        parent = {"TrialName": trial, "ExperimentName": experiment}
+        out.setdefault(arn, []).append({k: v for k, v in parent.items() if v is not None})
+    return out
+
+
+def _components(
+    con: duckdb.DuckDBPyConnection, page: list[str], seen: str | None
+) -> dict[str, list[dict[str, Any]]]:
+    scope = "" if seen is None else f" AND list_contains({seen}, c.account_id)"
+    rows = con.execute(
+        "SELECT j.trial_arn, c.trial_component_name, c.arn, c.source_arn, c.source_type, "
+        "c.created_at FROM trial_component_trials j JOIN trial_components c "
+        f"ON c.arn = j.trial_component_arn AND c.live WHERE j.live AND j.trial_arn IN "
+        f"(SELECT unnest(?)){scope} ORDER BY c.created_at, c.arn",
+        [page],
+    ).fetchall()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for trial, name, arn, source_arn, source_type, created in rows:
+        source = {"SourceArn": source_arn, "SourceType": source_type}
+        source = {k: v for k, v in source.items() if v is not None}
+        summary = {
+            "TrialComponentName": name,
+            "TrialComponentArn": arn,
+            "TrialComponentSource": source or None,
+            "CreationTime": catalog.timestamp(created),
+        }
+        out.setdefault(trial, []).append({k: v for k, v in summary.items() if v is not None})
+    return out
+
+
+def search(
+    con: duckdb.DuckDBPyConnection,
+    resource: str,
+    expression: Mapping[str, Any] | None = None,
+    *,
+    sort_by: str | None = None,
+    sort_order: str | None = None,
+    max_results: int | None = None,
+    next_token: str | None = None,
+    visible_accounts: Sequence[str] | None = None,
+    max_results_cap: int = MAX_RESULTS,
+) -> dict[str, Any]:
+    """SageMaker's Search (see the module docstring). Raises :class:`QueryError` for a
+    resource it does not serve, a property or operator it does not know, a bad value, sort
+    or token."""
+    kind = RESOURCES.get(resource)
+    if kind is None:
+        raise QueryError(
+            f"Search serves the resources {', '.join(RESOURCES)}; mlineage keeps no {resource}"
+        )
+    seen = catalog.accounts_literal(visible_accounts)
+    order = sort_order or "Descending"
+    if order not in catalog.SORT_ORDERS:
+        raise QueryError(f"SortOrder must be Ascending or Descending, got {order!r}")
+    limit = DEFAULT_RESULTS if max_results is None else max_results
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_results_cap:
+        raise QueryError(f"MaxResults must be an integer from 1 to {max_results_cap}")
+    sort = _property(kind, sort_by or "LastModifiedTime")
+
+    conditions = [_Sql("t.live")]
+    if seen is not None:
+        conditions.append(_Sql(f"list_contains({seen}, t.account_id)"))
+    if expression:
+        conditions.append(_Builder(kind, seen).expression(expression))
+    digest = hashlib.sha256(
+        json.dumps([resource, expression, sort_by, order], sort_keys=True, default=str).encode()
+    ).hexdigest()[:24]
+    offset = decode_token(next_token, digest) if next_token else 0
+
+    direction = "ASC NULLS FIRST" if order == "Ascending" else "DESC NULLS LAST"
+    where = " AND ".join(c.text for c in conditions)
+    sql = (
+        f"SELECT t.* FROM {catalog.table(kind)} t WHERE {where} "
+        f"ORDER BY {sort.expr} {direction}, t.arn {direction} LIMIT ? OFFSET ?"
+    )
+    params = [p for c in conditions for p in c.params] + [*sort.params, limit + 1, offset]
+    try:
+        rows = catalog.fetch_rows(con, sql, params)
+    except duckdb.ConversionException as exc:
+        raise QueryError(f"a filter's Value cannot be compared: {exc}") from exc
+    page = rows[:limit]
+    records = [catalog.record(kind, r) for r in page]
+    extra: dict[str, list[dict[str, Any]]] = {}
+    arns_ = [str(r["arn"]) for r in page]
+    if kind == "trial_component":
+        extra = _parents(con, arns_, seen)
+        member = "Parents"
+    elif kind == "trial":
+        extra = _components(con, arns_, seen)
+        member = "TrialComponentSummaries"
+    for arn, rec in zip(arns_, records, strict=True):
+        if extra.get(arn):
+            rec[member] = extra[arn]
+    out: dict[str, Any] = {"Results": [{RECORD_KEYS[kind]: rec} for rec in records]}
+    if len(rows) > limit:
+        out["NextToken"] = encode_token(offset + limit, digest)
+    return out
+
+
+# -- tags --------------------------------------------------------------------------------------
+
+_TAGGED = {**{r: k for k, r in arns.ENTITY_RESOURCE.items()}}
+_JOB_RESOURCES = frozenset(arns.JOB_RESOURCE.values())
+TAG_KINDS = tuple(arns.ENTITY_RESOURCE)
+"""The kinds that take tags through AddTags / DeleteTags (jobs' tags come from JobCreated)."""
+
+
+def tagged_kind(arn: str) -> str | None:
+    """The kind of entity an ARN names for tags (``job`` for a job; None: no such kind)."""
+    parsed = arns.parse_arn(arn)
+    if parsed is None:
+        return None
+    if parsed.resource in _JOB_RESOURCES:
+        return "job"
+    return _TAGGED.get(parsed.resource)
+
+
+def tag_keys(con: duckdb.DuckDBPyConnection, kind: str, arn: str) -> list[str]:
+    """The tag keys of the live entity (empty when there is none)."""
+    table, column = ("jobs", "job_arn") if kind == "job" else (catalog.table(kind), "arn")
+    rows = con.execute(
+        f"SELECT json_keys(tags) FROM {table} WHERE live AND {column} = ?", [arn]
+    ).fetchall()
+    return sorted(rows[0][0] or []) if rows else []
+
+
+def stored_name(con: duckdb.DuckDBPyConnection, kind: str, arn: str) -> str | None:
+    """The name of the live entity ``arn`` as it was written (None: there is none)."""
+    rows = con.execute(
+        f"SELECT {catalog.name_column(kind)} FROM {catalog.table(kind)} WHERE live AND arn = ?",
+        [arn],
+    ).fetchall()
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def list_tags(
+    con: duckdb.DuckDBPyConnection,
+    arn: str,
+    *,
+    max_results: int | None = None,
+    next_token: str | None = None,
+    visible_accounts: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """ListTags: ``{"Tags": [{"Key", "Value"}], "NextToken"?}`` of the live entity or job
+    ``arn`` (NotFoundError when there is none the caller sees)."""
+    kind = tagged_kind(arn)
+    if kind is None:
+        raise NotFoundError(
+            f"{arn}: mlineage keeps tags of artifacts, actions, contexts, experiments, "
+            "trials, trial components and jobs"
+        )
+    seen = catalog.accounts_literal(visible_accounts)
+    lookup = arn.lower() if kind == "trial_component" else arn
+    table, column = ("jobs", "job_arn") if kind == "job" else (catalog.table(kind), "arn")
+    scope = "" if seen is None else f" AND list_contains({seen}, account_id)"
+    rows = con.execute(
+        f"SELECT CAST(tags AS VARCHAR) FROM {table} WHERE live AND {column} = ?{scope}",
+        [lookup],
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(f"{arn} not found")
+    limit = 50 if max_results is None else max_results
+    if limit < 1:
+        raise QueryError("MaxResults must be at least 1")
+    digest = hashlib.sha256(json.dumps(["tags", arn]).encode()).hexdigest()[:24]
+    offset = decode_token(next_token, digest) if next_token else 0
+    tags = catalog.tag_list(rows[0][0])
+    out: dict[str, Any] = {"Tags": tags[offset : offset + limit]}
+    if offset + limit < len(tags):
+        out["NextToken"] = encode_token(offset + limit, digest)
+    return out
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "RESOURCES",
+    "TAG_KINDS",
+    "list_tags",
+    "search",
+    "stored_name",
+    "tag_keys",
+    "tagged_kind",
+]
