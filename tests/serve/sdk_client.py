@@ -31,6 +31,10 @@ from sagemaker.lineage.query import (
     LineageQueryDirectionEnum,
     LineageSourceEnum,
 )
+from smexperiments import experiment as sm_experiment
+from smexperiments import search_expression as sm_search
+from smexperiments import trial as sm_trial
+from smexperiments import trial_component as sm_tc
 
 
 def main() -> None:
@@ -191,6 +195,80 @@ def main() -> None:
         "DatasetArtifact.endpoint_contexts",
         lambda: sorted(c.context_arn for c in dataset.endpoint_contexts()),
     )
+
+    # tags: set_tag(s) call AddTags; the SDK's users read them back with ListTags
+    def tags_of(arn: str) -> list[dict[str, str]]:
+        return list(client.list_tags(ResourceArn=arn)["Tags"])
+
+    def artifact_tags() -> list[dict[str, str]]:
+        artifact = Artifact.load(artifact_arn=model, sagemaker_session=session)
+        artifact.set_tag({"Key": "team", "Value": "ml"})
+        artifact.set_tags([{"Key": "stage", "Value": "prod"}])
+        return tags_of(model)
+
+    check("Artifact.set_tag/set_tags", artifact_tags)
+
+    def action_context_tags() -> list[list[dict[str, str]]]:
+        action = Action.load(action_name=f"sdk-action-{run}", sagemaker_session=session)
+        action.set_tags([{"Key": "k", "Value": "a"}])
+        context = Context.load(context_name=ctx_name, sagemaker_session=session)
+        context.set_tag({"Key": "k", "Value": "c"})
+        return [tags_of(action.action_arn), tags_of(context.context_arn)]
+
+    check("Action/Context.set_tag(s)", action_context_tags)
+
+    # trials: the artifact feeds a trial component of a trial (smexperiments objects, as
+    # the SDK's own helpers expect); downstream_trials() finds it through Search
+    def trials() -> dict[str, list[str]]:
+        exp = sm_experiment.Experiment.create(
+            experiment_name=f"sdk-exp-{run}", sagemaker_boto_client=client
+        )
+        trial = sm_trial.Trial.create(
+            trial_name=f"sdk-trial-{run}",
+            experiment_name=exp.experiment_name,
+            sagemaker_boto_client=client,
+        )
+        component = sm_tc.TrialComponent.create(
+            trial_component_name=f"sdk-tc-{run}", sagemaker_boto_client=client
+        )
+        trial.add_trial_component(component)
+        source = Artifact.create(
+            source_uri=f"s3://sdk/{run}/trial-input", artifact_type="DataSet",
+            sagemaker_session=session,
+        )  # fmt: skip
+        output = Artifact.create(
+            source_uri=f"s3://sdk/{run}/trial-output", artifact_type="Model",
+            sagemaker_session=session,
+        )  # fmt: skip
+        Association.create(
+            source_arn=source.artifact_arn,
+            destination_arn=component.trial_component_arn,
+            association_type="ContributedTo",
+            sagemaker_session=session,
+        )
+        Association.create(
+            source_arn=component.trial_component_arn,
+            destination_arn=output.artifact_arn,
+            association_type="Produced",
+            sagemaker_session=session,
+        )
+        found = [
+            tc.trial_component_name
+            for tc in sm_tc.TrialComponent.search(
+                search_expression=sm_search.SearchExpression(
+                    filters=[sm_search.Filter("Parents.TrialName", value=trial.trial_name)]
+                ),
+                sagemaker_boto_client=client,
+            )
+        ]
+        return {
+            "downstream_trials": source.downstream_trials(sagemaker_session=session),
+            "downstream_trials_v2": source.downstream_trials_v2(),
+            "upstream_trials": output.upstream_trials(),
+            "TrialComponent.search": found,
+        }
+
+    check("Artifact trials", trials)
 
     def delete_disassociate() -> list[str]:
         Artifact.load(artifact_arn=data, sagemaker_session=session).delete(disassociate=True)

@@ -78,5 +78,20 @@ def test_the_sagemaker_sdk_works_unchanged(server: Server, sm: Any) -> None:
     assert set(got["ModelArtifact.dataset_artifacts"]) == datasets
     assert got["DatasetArtifact.endpoint_contexts"] == [endpoint]
     assert got["Artifact.delete(disassociate=True)"] == []
+    assert got["Artifact.set_tag/set_tags"] == [
+        {"Key": "stage", "Value": "prod"},
+        {"Key": "team", "Value": "ml"},
+    ]
+    assert got["Action/Context.set_tag(s)"] == [
+        [{"Key": "k", "Value": "a"}],
+        [{"Key": "k", "Value": "c"}],
+    ]
+    trial = f"sdk-trial-{given['run']}"
+    assert got["Artifact trials"] == {
+        "downstream_trials": [trial],
+        "downstream_trials_v2": [trial],
+        "upstream_trials": [trial],
+        "TrialComponent.search": [f"sdk-tc-{given['run']}"],
+    }
     with pytest.raises(Exception, match="ResourceNotFound"):
         sm.describe_artifact(ArtifactArn=data)
