@@ -48,7 +48,7 @@ from mlineage.pipeline import sync
 from mlineage.projection.service import replay
 from mlineage.projection.store import DuckDBStore
 from mlineage.query import catalog, lineage
-from mlineage.query.accounts import visible_accounts
+from mlineage.query.accounts import account_view, cache_dir, visible_accounts
 from mlineage.query.lineage import (
     LINEAGE_TYPES,
     LineageFilter,
@@ -1932,3 +1932,43 @@ def test_association_published_by_an_invisible_account_keeps_it_hidden(tmp_path:
         for table in ("associations", "lineage_edges"):
             _, rows = view.sql(f"SELECT DISTINCT account_id FROM {table}")
             assert {r[0] for r in rows} <= {A, B, C}, f"{table} names {d}"
+
+
+def test_an_account_view_is_copied_once_per_version_and_reused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Recorder(settings_for(home, A)) as rec:
+        rec.upsert({"kind": "artifact", "source": {"source_uri": RAW}})
+        rec.share(B)
+    sync(settings_for(home, A))
+    with LineageStore.open(settings_for(home, B)) as store:
+        first = store.as_account(B)
+        made = first.path.stat().st_ino
+        # the same version: the same file, not copied again, and open twice at once
+        with store.as_account(B) as again:
+            assert again.path == first.path
+            assert again.path.stat().st_ino == made
+            assert again.sql("SELECT count(*) FROM artifacts")[1] == [(1,)]
+        assert first.path.parent == cache_dir(store.path)
+        assert first.path.name.startswith(f"{B}-")
+        with store.as_account(A) as other:  # another account: a file of its own
+            assert other.path != first.path
+    with Recorder(settings_for(home, A)) as rec:
+        rec.upsert({"kind": "artifact", "source": {"source_uri": MODEL}})
+    sync(settings_for(home, A))
+    with LineageStore.open(settings_for(home, B)) as store, store.as_account(B) as newer:
+        assert newer.path != first.path  # the projection changed: a new version
+        assert newer.sql("SELECT count(*) FROM artifacts")[1] == [(2,)]
+        assert not first.path.exists()  # the old version is gone from the cache ...
+        assert first.sql("SELECT count(*) FROM artifacts")[1] == [(1,)]  # ... not from its reader
+        assert sorted(p.name for p in newer.path.parent.glob(f"{B}-*")) == [newer.path.name]
+    first.close()
+    with Recorder(settings_for(home, A)) as rec:
+        rec.unshare(B)
+    sync(settings_for(home, A))
+    with LineageStore.open(settings_for(home, B)) as store, store.as_account(B) as revoked:
+        assert revoked.sql("SELECT count(*) FROM artifacts")[1] == [(0,)]
+        # and without the cache: a private copy, deleted on close
+        uncached = account_view(store, B, cache=False)
+        assert uncached.path.parent != cache_dir(store.path)
+        uncached.close()
+        assert not uncached.path.exists()

@@ -142,25 +142,28 @@ def test_concurrent_commands_all_succeed_and_nothing_is_published_twice(
     # the tracker derived it once, and the log holds each publish once
     expected_jobs = ROUNDS * PUBLISHES_PER_ROUND
 
+    counts: dict[str, int] = {}
+
     def projected() -> bool:
+        # jobs and the trial components the tracker derives from them: a job can be
+        # projected a pass before its trial component (the tracker derives it on the pass
+        # after the job reached the log), so both are waited for
         proc = run(
             home,
             "sql",
             "--format",
             "json",
-            "SELECT count(*) AS n FROM jobs WHERE status = 'Completed' AND job_name LIKE 'cc-%'",
+            "SELECT (SELECT count(*) FROM jobs WHERE status = 'Completed' AND job_name LIKE "
+            "'cc-%') AS jobs, (SELECT count(*) FROM trial_components WHERE "
+            "trial_component_name LIKE 'cc-%') AS tcs",
         )
-        return proc.returncode == 0 and json.loads(proc.stdout)[0]["n"] == expected_jobs
+        if proc.returncode != 0:
+            return False
+        counts.update(json.loads(proc.stdout)[0])
+        return counts["jobs"] == expected_jobs and counts["tcs"] >= expected_jobs
 
-    wait_until(projected, f"all {expected_jobs} jobs are projected", timeout=120)
-    tcs = run(
-        home,
-        "sql",
-        "--format",
-        "json",
-        "SELECT count(*) AS n FROM trial_components WHERE trial_component_name LIKE 'cc-%'",
-    )
-    assert json.loads(tcs.stdout)[0]["n"] == ROUNDS * PUBLISHES_PER_ROUND
+    wait_until(projected, f"all {expected_jobs} jobs and their trial components are projected")
+    assert counts == {"jobs": expected_jobs, "tcs": expected_jobs}
     log = SqliteEventLog(home / "events.sqlite")
     try:
         published = [json.loads(rec.value) for rec in read_all(log, TOPIC_JOBS)]

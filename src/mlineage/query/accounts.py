@@ -17,6 +17,10 @@ sees (documented in docs/accounts.md).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from mlineage import __version__
 from mlineage.errors import ConfigurationError
 from mlineage.projection.schema import TABLES, view_statements
 
@@ -111,8 +116,32 @@ def _select(table: str, where: str) -> str:
     )
 
 
-def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB") -> LineageStore:
-    """A :class:`LineageStore` holding exactly what ``account`` may see."""
+VIEW_FORMAT = 1
+"""Bump when what a view holds changes: cached views of another format are not reused."""
+
+
+def cache_dir(projection: Path) -> Path:
+    """Where the account views of a projection (or of its snapshot) are cached."""
+    name = projection.name.removesuffix(".snapshot")
+    return projection.with_name(name + ".views")
+
+
+def _version(src: duckdb.DuckDBPyConnection, account: str, visible: list[str]) -> str:
+    """What a view's rows depend on: the projection's applied events (every batch adds some,
+    a replay rebuilds them all with new times) and schema, and the accounts it sees."""
+    count, last = src.execute("SELECT count(*), max(applied_at) FROM events").fetchall()[0]
+    meta = src.execute("SELECT key, value FROM mlineage_meta ORDER BY key").fetchall()
+    state = [VIEW_FORMAT, __version__, account, visible, count, str(last), meta]
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:20]
+
+
+def account_view(
+    store: LineageStore, account: str, *, memory_limit: str = "1GB", cache: bool = True
+) -> LineageStore:
+    """A :class:`LineageStore` holding exactly what ``account`` may see. With ``cache``, the
+    copy is kept beside the projection (:func:`cache_dir`) under a version of what it was
+    made from, and reused by later views of the same account until the projection changes:
+    one copy per account and version, made by whichever process needs it first."""
 
     if not _ACCOUNT_RE.match(account):
         raise ConfigurationError(f"an account id is 12 digits, got {account!r}")
@@ -121,19 +150,60 @@ def account_view(store: LineageStore, account: str, *, memory_limit: str = "1GB"
     # writer in this process commits meanwhile (mlineage serve)
     src.execute("BEGIN TRANSACTION")
     try:
-        return _account_view(store, src, account, memory_limit)
+        visible = visible_accounts(src, account)
+        cached: Path | None = None
+        if cache:
+            folder = cache_dir(store.path)
+            with contextlib.suppress(OSError):
+                folder.mkdir(exist_ok=True)
+            if folder.is_dir() and os.access(folder, os.W_OK):
+                cached = folder / f"{account}-{_version(src, account, visible)}.duckdb"
+        return _account_view(store, src, account, visible, memory_limit, cached)
     finally:
         src.execute("COMMIT")
 
 
-def _account_view(
-    store: LineageStore, src: duckdb.DuckDBPyConnection, account: str, memory_limit: str
-) -> LineageStore:
+def _open_view(
+    path: Path, store: LineageStore, account: str, visible: list[str], memory_limit: str,
+    cleanup: Path | None,
+) -> LineageStore:  # fmt: skip
     from mlineage.query.store import LineageStore  # noqa: PLC0415 - circular at import time
 
-    visible = visible_accounts(src, account)
+    con = duckdb.connect(
+        str(path),
+        read_only=True,
+        config={"enable_external_access": False, "memory_limit": memory_limit},
+    )
+    # nothing above can be undone (a second view of the same file in this process shares
+    # the database, already locked)
+    locked = con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]
+    if not locked:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
+    return LineageStore(
+        con,
+        path,
+        snapshot_taken=store.snapshot_taken,
+        account=account,
+        visible_accounts=visible,
+        cleanup=cleanup,
+    )
+
+
+def _account_view(
+    store: LineageStore,
+    src: duckdb.DuckDBPyConnection,
+    account: str,
+    visible: list[str],
+    memory_limit: str,
+    cached: Path | None,
+) -> LineageStore:
+    if cached is not None and cached.exists():
+        # gone meanwhile (a newer version replaced it) or unreadable: made again below
+        with contextlib.suppress(duckdb.IOException, duckdb.SerializationException):
+            return _open_view(cached, store, account, visible, memory_limit, None)
     params: dict[str, object] = {"v": visible, "a": account}
-    tmpdir = Path(tempfile.mkdtemp(prefix="mlineage-account-"))
+    tmpdir = Path(tempfile.mkdtemp(prefix="mlineage-account-", dir=cached and cached.parent))
     path = tmpdir / f"{account}.duckdb"
     try:
         out = duckdb.connect(str(path))
@@ -185,24 +255,22 @@ def _account_view(
             out.execute("CHECKPOINT")
         finally:
             out.close()
-        con = duckdb.connect(
-            str(path),
-            read_only=True,
-            config={"enable_external_access": False, "memory_limit": memory_limit},
-        )
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET lock_configuration = true")  # nothing above can be undone
+        if cached is None:
+            return _open_view(path, store, account, visible, memory_limit, tmpdir)
+        # complete before it has its name (another process may be opening it); older
+        # versions of this account's view go (a process reading one keeps its open file)
+        path.replace(cached)
+        for old in cached.parent.glob(f"{account}-*.duckdb"):
+            if old != cached:
+                with contextlib.suppress(OSError):
+                    old.unlink()
+        return _open_view(cached, store, account, visible, memory_limit, None)
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
-    return LineageStore(
-        con,
-        path,
-        snapshot_taken=store.snapshot_taken,
-        account=account,
-        visible_accounts=visible,
-        cleanup=tmpdir,
-    )
+    finally:
+        if cached is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _copy(

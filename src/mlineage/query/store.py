@@ -61,11 +61,12 @@ class LineageStore:
         self.loaded_graph: LineageGraph | None = None
         """The lineage graph index once built (the first QueryLineage builds it)."""
 
-    def as_account(self, account: str) -> LineageStore:
+    def as_account(self, account: str, *, cache: bool = True) -> LineageStore:
         """A store answering on behalf of ``account``: its own entities and those of owners
         sharing with it, nothing else (see :mod:`mlineage.query.accounts`). Close it after
-        use (it holds a private copy of what the account sees)."""
-        return account_view(self, account)
+        use. It reads a copy of what the account sees, kept beside the projection and reused
+        until the projection changes (``cache=False``: a private copy, deleted on close)."""
+        return account_view(self, account, cache=cache)
 
     @classmethod
     def open(
