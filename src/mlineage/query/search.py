@@ -530,30 +530,41 @@ def search(
 
     direction = "ASC NULLS FIRST" if order == "Ascending" else "DESC NULLS LAST"
     where = " AND ".join(c.text for c in conditions)
+    # the page's ARNs first (a top-N over the few columns the filter and sort read), then
+    # the page's whole rows: selecting every column for the sort cost most of a search
     sql = (
-        f"SELECT t.* FROM {catalog.table(kind)} t WHERE {where} "
-        f"ORDER BY {sort.expr} {direction}, t.arn {direction} LIMIT ? OFFSET ?"
+        f"SELECT t.arn FROM {catalog.table(kind)} t WHERE {where} "
+        f"ORDER BY {sort.expr} {direction}, t.arn {direction} "
+        f"LIMIT {int(limit) + 1} OFFSET {int(offset)}"
     )
-    params = [p for c in conditions for p in c.params] + [*sort.params, limit + 1, offset]
+    params = [p for c in conditions for p in c.params] + list(sort.params)
     try:
-        rows = catalog.fetch_rows(con, sql, params)
+        found = [str(r[0]) for r in con.execute(sql, params).fetchall()]
     except duckdb.ConversionException as exc:
         raise QueryError(f"a filter's Value cannot be compared: {exc}") from exc
-    page = rows[:limit]
-    records = [catalog.record(kind, r) for r in page]
-    extra: dict[str, list[dict[str, Any]]] = {}
-    arns_ = [str(r["arn"]) for r in page]
-    if kind == "trial_component":
-        extra = _parents(con, arns_, seen)
-        member = "Parents"
-    elif kind == "trial":
-        extra = _components(con, arns_, seen)
-        member = "TrialComponentSummaries"
-    for arn, rec in zip(arns_, records, strict=True):
-        if extra.get(arn):
-            rec[member] = extra[arn]
+    page = found[:limit]
+    records: list[dict[str, Any]] = []
+    if page:
+        rows = catalog.fetch_rows(
+            con,
+            # constants, so the scan filters them before reading the other columns
+            f"SELECT * FROM {catalog.table(kind)} WHERE arn IN ({', '.join('?' * len(page))})",
+            page,
+        )
+        by_arn = {str(r["arn"]): r for r in rows}
+        records = [catalog.record(kind, by_arn[arn]) for arn in page]
+        extra: dict[str, list[dict[str, Any]]] = {}
+        if kind == "trial_component":
+            extra = _parents(con, page, seen)
+            member = "Parents"
+        elif kind == "trial":
+            extra = _components(con, page, seen)
+            member = "TrialComponentSummaries"
+        for arn, rec in zip(page, records, strict=True):
+            if extra.get(arn):
+                rec[member] = extra[arn]
     out: dict[str, Any] = {"Results": [{RECORD_KEYS[kind]: rec} for rec in records]}
-    if len(rows) > limit:
+    if len(found) > limit:
         out["NextToken"] = encode_token(offset + limit, digest)
     return out
 
