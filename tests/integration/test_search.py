@@ -397,7 +397,7 @@ def test_search_matches_the_oracle(
     rng = random.Random(f"{seed}-{resource}-{visible}")
     for _ in range(25):
         expr = random_expression(rng, kind, records)
-        sort_by = rng.choice(["CreationTime", "LastModifiedTime", None])
+        sort_by = rng.choice(["CreationTime", "LastModifiedTime", None, *SORTS[kind]])
         order = rng.choice(["Ascending", "Descending"])
         got, token = [], None
         while True:
@@ -409,10 +409,9 @@ def test_search_matches_the_oracle(
             token = page.get("NextToken")
             if token is None:
                 break
-        time_key = "CreationTime" if sort_by == "CreationTime" else "LastModifiedTime"
         expected = sorted(
             (r for r in records if _matches(r, expr)),
-            key=lambda r: (r[time_key], r[_ARN_KEY[kind]]),
+            key=lambda r: (*_sort_key(r, sort_by or "LastModifiedTime"), r[_ARN_KEY[kind]]),
             reverse=order == "Descending",
         )
         assert [r[_ARN_KEY[kind]] for r in got] == [r[_ARN_KEY[kind]] for r in expected], expr
@@ -430,6 +429,31 @@ def test_search_matches_the_oracle(
 
 
 LIST_KEYS = {"Parents", "TrialComponentSummaries"}
+SORTS = {
+    "experiment": ["ExperimentName", "DisplayName", "Tags.team"],
+    "trial": ["TrialName", "DisplayName", "ExperimentName"],
+    "trial_component": [
+        "DisplayName",
+        "Parameters.lr",
+        "Parameters.opt",
+        "Metrics.acc.Last",
+        "Metrics.loss.Max",
+        "Status.PrimaryStatus",
+        "StartTime",
+    ],
+}
+
+
+def _sort_key(rec: dict[str, Any], name: str) -> tuple[Any, ...]:
+    """The documented order: a missing value is the least; a parameter sorts by its number
+    value, then by its text."""
+    value = _value(rec, name)
+    if name.startswith("Parameters."):
+        _, text, number = value or (None, None, None)
+        return ((number is not None, number or 0.0), (text is not None, text or ""))
+    if isinstance(value, str) and name.partition(".")[0] in FOLD:
+        value = value.lower()
+    return ((value is not None, value if value is not None else 0),)
 
 
 TC = "ExperimentTrialComponent"
@@ -497,3 +521,16 @@ def test_a_token_serves_only_its_own_search(worlds: dict[int, Any]) -> None:
     assert "NextToken" in page
     with pytest.raises(QueryError, match="different request"):
         search.search(con, TC, None, sort_by="CreationTime", next_token=page["NextToken"])
+
+
+def test_a_hundred_filters_and_no_more(worlds: dict[int, Any]) -> None:
+    con = worlds[0].con
+    parents = [{"Name": "Parents.TrialName", "Value": f"trial-{i}"} for i in range(100)]
+    # a hundred list filters, under Or, in sub-expressions: one query, lists joined once
+    expr = {"Operator": "Or", "SubExpressions": [{"Operator": "Or", "Filters": parents[i::5]}
+                                                  for i in range(5)]}  # fmt: skip
+    assert search.search(con, TC, expr)["Results"]
+    nested = {"NestedPropertyName": "Parents", "Filters": [{"Name": "Parents.TrialName",
+                                                            "Value": "trial-0"}]}  # fmt: skip
+    with pytest.raises(QueryError, match="at most 100 filters"):
+        search.search(con, TC, {**expr, "NestedFilters": [nested]})

@@ -88,6 +88,28 @@ def test_fifty_tags_and_no_more(sm: Any, unique: Unique) -> None:
     assert code(exc) == "ValidationException"
 
 
+@pytest.mark.parametrize("key", ['e"f', "$", "*", "[0]", "c~d", "back\\slash", "tab\there"])
+def test_tag_keys_follow_sagemakers_character_rule(sm: Any, unique: Unique, key: str) -> None:
+    # letters, digits and spaces of any script, and _ . : / = + - @ (botocore's pattern
+    # uses Java's \p{L}\p{Z}\p{N}, which the server spells out for Python)
+    arn = sm.create_experiment(ExperimentName=unique("exp"))["ExperimentArn"]
+    sm.add_tags(
+        ResourceArn=arn, Tags=[{"Key": "héllo wörld 日本 ١٢٣ a:b/c=d+e-f@g_h.i", "Value": "v"}]
+    )
+    with pytest.raises(ClientError) as exc:
+        sm.add_tags(ResourceArn=arn, Tags=[{"Key": key, "Value": "v"}])
+    assert code(exc) == "ValidationException"
+    assert "regular expression pattern" in str(exc.value)
+
+
+def test_deleting_tags_a_resource_does_not_have_changes_nothing(sm: Any, unique: Unique) -> None:
+    name = unique("exp")
+    arn = sm.create_experiment(ExperimentName=name)["ExperimentArn"]
+    before = sm.describe_experiment(ExperimentName=name)["LastModifiedTime"]
+    sm.delete_tags(ResourceArn=arn, TagKeys=["never-there"])
+    assert sm.describe_experiment(ExperimentName=name)["LastModifiedTime"] == before
+
+
 def test_a_deleted_entity_comes_back_without_its_tags(sm: Any, unique: Unique) -> None:
     name = unique("ctx")
     source = {"SourceUri": "s3://x"}

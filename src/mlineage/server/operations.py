@@ -656,8 +656,10 @@ def delete_tags(backend: Backend, caller: Caller, body: dict[str, Any]) -> dict[
 
     def write(tx: WriteTx) -> dict[str, Any]:
         _own_live(tx, caller, key, arn)
-        upsert_ = _tag_upsert(tx, kind, key, {"tags_to_remove": keys})
-        _publish(tx, caller, [upsert_], {key: caller.account})
+        present = [k for k in keys if k in tx.tag_keys(kind, key)]
+        if present:  # removing keys the resource does not have changes nothing: no event
+            upsert_ = _tag_upsert(tx, kind, key, {"tags_to_remove": present})
+            _publish(tx, caller, [upsert_], {key: caller.account})
         return {}
 
     return _write(backend, write)

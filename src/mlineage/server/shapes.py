@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,11 +56,61 @@ def _show(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+_PROPERTY = re.compile(r"\\p\{(\w+)\}")
+_POSIX = {"Alnum": "a-zA-Z0-9", "Alpha": "a-zA-Z", "Digit": "0-9", "Upper": "A-Z"}
+_POSIX["Lower"] = "a-z"
+
+
+@functools.cache
+def _category(name: str) -> str:
+    """Java's ``\\p{X}`` as the inside of a Python character class: a POSIX class, or the
+    code points of the Unicode general categories starting with ``X`` (L, M, N, P, S, Z)."""
+    if name in _POSIX:
+        return _POSIX[name]
+    if len(name) != 1:
+        raise re.error(f"unsupported property class {name!r}")
+    points = [i for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i))[0] == name]
+    if not points:
+        raise re.error(f"unsupported property class {name!r}")
+    ranges: list[str] = []
+    start = prev = points[0]
+    for point in [*points[1:], -2]:
+        if point != prev + 1:
+            ranges.append(f"\\U{start:08x}" + (f"-\\U{prev:08x}" if prev != start else ""))
+            start = point
+        prev = point
+    return "".join(ranges)
+
+
+def _java(pattern: str) -> str:
+    """A botocore (Java) pattern with its ``\\p{X}`` classes spelled for Python's ``re``."""
+    out, depth, i = [], 0, 0
+    while i < len(pattern):
+        match = _PROPERTY.match(pattern, i)
+        if match:
+            inner = _category(match[1])
+            out.append(inner if depth else f"[{inner}]")
+            i = match.end()
+            continue
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
 @functools.cache
 def _pattern(pattern: str) -> re.Pattern[str] | None:
     try:
-        return re.compile(pattern)
-    except re.error:  # a Java-only construct: leave it to the event models
+        return re.compile(_java(pattern) if "\\p{" in pattern else pattern)
+    except re.error:  # another Java-only construct: leave it to the event models
         return None
 
 
