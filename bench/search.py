@@ -93,7 +93,7 @@ def cases(n_jobs: int) -> list[Case]:
             "3 names, Or (the SDK's downstream_trials)",
             None,
             f"SELECT arn FROM trial_components WHERE {live} AND list_contains(?, "
-            f"trial_component_name) {newest}",
+            f"lower(trial_component_name)) {newest}",
             three_names,
         ),
         Case(

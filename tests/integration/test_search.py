@@ -534,3 +534,21 @@ def test_a_hundred_filters_and_no_more(worlds: dict[int, Any]) -> None:
                                                             "Value": "trial-0"}]}  # fmt: skip
     with pytest.raises(QueryError, match="at most 100 filters"):
         search.search(con, TC, {**expr, "NestedFilters": [nested]})
+
+
+def test_tag_keys_of_any_characters_are_found(tmp_path: Path) -> None:
+    keys = ["it's", "a/b", "c~d", "~1", 'say "hi"', "$.x", "日本", "back\\slash"]
+    db = DuckDBStore(tmp_path / "lineage.duckdb")
+    try:
+        entity = {"kind": "experiment", "experiment_name": "odd"}
+        entity["tags"] = [{"key": k, "value": f"v-{i}"} for i, k in enumerate(keys)]
+        apply_batches(db, [_event(entity, A, 1)], [1])
+        for i, key in enumerate(keys):
+            found = search.search(
+                db.con, "Experiment", {"Filters": [{"Name": f"Tags.{key}", "Value": f"v-{i}"}]}
+            )
+            assert [r["Experiment"]["ExperimentName"] for r in found["Results"]] == ["odd"], key
+        with pytest.raises(QueryError, match="NUL"):
+            search.search(db.con, "Experiment", {"Filters": [{"Name": "Tags.a\x00b"}]})
+    finally:
+        db.close()
