@@ -240,16 +240,18 @@ def _map(value: Any) -> dict[str, Any]:
     return dict(data) if isinstance(data, dict) else {}
 
 
+METADATA_KEYS = {
+    "CommitId": "commit_id",
+    "Repository": "repository",
+    "GeneratedBy": "generated_by",
+    "ProjectId": "project_id",
+}
+"""MetadataProperties' members, and the fields the projection keeps them in."""
+
+
 def _metadata(value: Any) -> dict[str, Any] | None:
     data = _map(value)
-    out = _prune(
-        {
-            "CommitId": data.get("commit_id"),
-            "Repository": data.get("repository"),
-            "GeneratedBy": data.get("generated_by"),
-            "ProjectId": data.get("project_id"),
-        }
-    )
+    out = _prune({key: data.get(field) for key, field in METADATA_KEYS.items()})
     return out or None
 
 
@@ -308,7 +310,7 @@ def _artifact_values(value: Any) -> dict[str, Any]:
     }
 
 
-_SUMMARY_KEYS = {
+SUMMARY_FIELDS = {
     "max": "Max",
     "min": "Min",
     "last": "Last",
@@ -325,7 +327,7 @@ def _metrics(value: Any) -> list[dict[str, Any]]:
     for name, metric in sorted(_map(value).items()):
         if isinstance(metric, dict):
             summary = {
-                key: metric[field] for field, key in _SUMMARY_KEYS.items() if field in metric
+                key: metric[field] for field, key in SUMMARY_FIELDS.items() if field in metric
             }
             out.append({"MetricName": name, **summary})
         elif metric is not None:

@@ -108,14 +108,10 @@ _COMPARE = {
     "LessThan": "<",
     "LessThanOrEqualTo": "<=",
 }
-_STATS = {"Max": "max", "Min": "min", "Last": "last", "Count": "count", "Avg": "avg"}
-_STATS["StdDev"] = "std_dev"
-_METADATA = {
-    "CommitId": "commit_id",
-    "Repository": "repository",
-    "GeneratedBy": "generated_by",
-    "ProjectId": "project_id",
-}
+# a metric summary's statistics (Max -> max, ...) and MetadataProperties' members, as
+# Describe names them
+_STATS = {key: field for field, key in catalog.SUMMARY_FIELDS.items()}
+_METADATA = catalog.METADATA_KEYS
 
 
 def _pointer(*keys: str) -> str:
@@ -502,47 +498,58 @@ class _Builder:
 # -- records -----------------------------------------------------------------------------------
 
 
+def _members(
+    con: duckdb.DuckDBPyConnection, sql: str, page: list[str], seen: str | None, owner: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows of ``sql`` (its first column the page's ARN, ``{scope}`` where the caller's
+    visibility of ``owner`` goes) grouped by that ARN, as dicts without empty values."""
+    scope = "" if seen is None else f" AND list_contains({seen}, {owner}.account_id)"
+    cur = con.execute(sql.format(scope=scope), [page])
+    names = [d[0] for d in cur.description or []][1:]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, *values in cur.fetchall():
+        row = {n: v for n, v in zip(names, values, strict=True) if v is not None}
+        out.setdefault(str(key), []).append(row)
+    return out
+
+
 def _parents(
     con: duckdb.DuckDBPyConnection, page: list[str], seen: str | None
 ) -> dict[str, list[dict[str, Any]]]:
-    scope = "" if seen is None else f" AND list_contains({seen}, r.account_id)"
-    rows = con.execute(
-        "SELECT j.trial_component_arn, r.trial_name, r.experiment_name FROM "
-        "trial_component_trials j JOIN trials r ON r.arn = j.trial_arn AND r.live "
-        f"WHERE j.live AND j.trial_component_arn IN (SELECT unnest(?)){scope} "
+    return _members(
+        con,
+        'SELECT j.trial_component_arn, r.trial_name AS "TrialName", r.experiment_name AS '
+        '"ExperimentName" FROM trial_component_trials j JOIN trials r ON r.arn = j.trial_arn '
+        "AND r.live WHERE j.live AND j.trial_component_arn IN (SELECT unnest(?)){scope} "
         "ORDER BY r.trial_name, r.arn",
-        [page],
-    ).fetchall()
-    out: dict[str, list[dict[str, Any]]] = {}
-    for arn, trial, experiment in rows:
-        parent = {"TrialName": trial, "ExperimentName": experiment}
-        out.setdefault(arn, []).append({k: v for k, v in parent.items() if v is not None})
-    return out
+        page,
+        seen,
+        "r",
+    )
 
 
 def _components(
     con: duckdb.DuckDBPyConnection, page: list[str], seen: str | None
 ) -> dict[str, list[dict[str, Any]]]:
-    scope = "" if seen is None else f" AND list_contains({seen}, c.account_id)"
-    rows = con.execute(
-        "SELECT j.trial_arn, c.trial_component_name, c.arn, c.source_arn, c.source_type, "
-        "c.created_at FROM trial_component_trials j JOIN trial_components c "
-        f"ON c.arn = j.trial_component_arn AND c.live WHERE j.live AND j.trial_arn IN "
-        f"(SELECT unnest(?)){scope} ORDER BY c.created_at, c.arn",
-        [page],
-    ).fetchall()
-    out: dict[str, list[dict[str, Any]]] = {}
-    for trial, name, arn, source_arn, source_type, created in rows:
-        source = {"SourceArn": source_arn, "SourceType": source_type}
-        source = {k: v for k, v in source.items() if v is not None}
-        summary = {
-            "TrialComponentName": name,
-            "TrialComponentArn": arn,
-            "TrialComponentSource": source or None,
-            "CreationTime": catalog.timestamp(created),
-        }
-        out.setdefault(trial, []).append({k: v for k, v in summary.items() if v is not None})
-    return out
+    rows = _members(
+        con,
+        'SELECT j.trial_arn, c.trial_component_name AS "TrialComponentName", c.arn AS '
+        '"TrialComponentArn", c.source_arn AS "SourceArn", c.source_type AS "SourceType", '
+        'c.created_at AS "CreationTime" FROM trial_component_trials j JOIN trial_components c '
+        "ON c.arn = j.trial_component_arn AND c.live WHERE j.live AND j.trial_arn IN "
+        "(SELECT unnest(?)){scope} ORDER BY c.created_at, c.arn",
+        page,
+        seen,
+        "c",
+    )
+    for summaries in rows.values():
+        for summary in summaries:
+            source = {k: summary.pop(k) for k in ("SourceArn", "SourceType") if k in summary}
+            if source:
+                summary["TrialComponentSource"] = source
+            if "CreationTime" in summary:
+                summary["CreationTime"] = catalog.timestamp(summary["CreationTime"])
+    return rows
 
 
 def search(
@@ -627,10 +634,8 @@ def search(
 
 # -- tags --------------------------------------------------------------------------------------
 
-_TAGGED = {**{r: k for k, r in arns.ENTITY_RESOURCE.items()}}
+_TAGGED = {resource: kind for kind, resource in arns.ENTITY_RESOURCE.items()}
 _JOB_RESOURCES = frozenset(arns.JOB_RESOURCE.values())
-TAG_KINDS = tuple(arns.ENTITY_RESOURCE)
-"""The kinds that take tags through AddTags / DeleteTags (jobs' tags come from JobCreated)."""
 
 
 def tagged_kind(arn: str) -> str | None:
@@ -702,7 +707,6 @@ def list_tags(
 __all__ = [
     "MAX_DEPTH",
     "RESOURCES",
-    "TAG_KINDS",
     "list_tags",
     "search",
     "stored_name",

@@ -247,10 +247,6 @@ class WriteTx:
         self.records: list[OutRecord] = []
         self.done = Pending()
 
-    @property
-    def effects(self) -> dict[str, str | None]:
-        return self.done.owners
-
     def owner(self, key: str) -> str | None:
         """The account owning the live entity (None: there is none)."""
         for pending in (self.done, self.before):
