@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -191,16 +191,23 @@ def create_statements() -> list[str]:
         "NOT NULL, item VARCHAR NOT NULL, value VARCHAR, removed BOOLEAN NOT NULL, version "
         "VARCHAR NOT NULL)",
         # ... and one row per entity: first upsert after the newest delete, newest upsert,
-        # newest delete (versions are "{occurred_at}|{event_id}", which sort as text)
+        # newest delete (versions are "{occurred_at}|{event_id}", which sort as text), and
+        # for a vertex its dense id in the graph index (given in the batch that first sees it)
         "CREATE TABLE IF NOT EXISTS entity_state (entity_key VARCHAR NOT NULL, kind VARCHAR NOT "
         "NULL, account_id VARCHAR NOT NULL, region VARCHAR NOT NULL, created_v VARCHAR, "
-        "modified_v VARCHAR, deleted_v VARCHAR, last_v VARCHAR NOT NULL)",
+        "modified_v VARCHAR, deleted_v VARCHAR, last_v VARCHAR NOT NULL, vid INTEGER)",
         "CREATE TABLE IF NOT EXISTS lineage_groups (arn VARCHAR NOT NULL, account_id VARCHAR NOT "
         "NULL, region VARCHAR NOT NULL, lineage_group_name VARCHAR NOT NULL, created_at "
         "TIMESTAMPTZ NOT NULL)",
         # the visible associations, maintained by the projector (behind the lineage_edges view)
         "CREATE TABLE IF NOT EXISTS visible_edges (source_arn VARCHAR NOT NULL, destination_arn "
-        "VARCHAR NOT NULL, association_type VARCHAR, account_id VARCHAR NOT NULL)",
+        "VARCHAR NOT NULL, association_type VARCHAR, account_id VARCHAR NOT NULL, "
+        "source_vid INTEGER NOT NULL, destination_vid INTEGER NOT NULL)",
+        # the graph index's vertices (query/graph.py): one row per live vertex, by its
+        # dense id (entity_state.vid, given once per vertex entity and never reused)
+        "CREATE TABLE IF NOT EXISTS graph_vertices (vid INTEGER NOT NULL, arn VARCHAR NOT "
+        "NULL, lineage_type TINYINT NOT NULL, type VARCHAR, account_id VARCHAR NOT NULL, "
+        "created_us BIGINT, modified_us BIGINT, arn_hash UBIGINT NOT NULL, same_key UBIGINT)",
     ]
     for spec in TABLES:
         cols = [f"{c} VARCHAR NOT NULL" for c in spec.key_columns]
@@ -213,21 +220,44 @@ def create_statements() -> list[str]:
     return stmts
 
 
+LINEAGE_TYPES = ("TrialComponent", "Artifact", "Context", "Action")
+"""The lineage types of vertices; ``graph_vertices.lineage_type`` is the index into it."""
+
+VERTEX_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "artifacts": ("Artifact", "artifact_type", "artifact_name"),
+    "actions": ("Action", "action_type", "action_name"),
+    "contexts": ("Context", "context_type", "context_name"),
+    "experiments": ("Context", "'Experiment'", "experiment_name"),
+    "trial_components": (
+        "TrialComponent",
+        "regexp_replace(source_type, '^SageMaker', '')",
+        "trial_component_name",
+    ),
+}
+"""Per vertex table: its lineage type and the SQL of its vertex type and name (one home for
+the ``lineage_vertices`` view and the graph index's ``graph_vertices``)."""
+
+
+def graph_vertices_select(table: str, rows: str, state: str) -> str:
+    """SELECT of ``graph_vertices`` rows for the live rows in ``rows`` (rows of ``table``),
+    with their ids from ``state`` (rows of ``entity_state``)."""
+    lineage_type, type_sql, _ = VERTEX_COLUMNS[table]
+    same_key = (
+        "md5_number_lower(split_part(r.arn, '/', 2))" if lineage_type == "Artifact" else "NULL"
+    )
+    return (
+        f"SELECT s.vid, r.arn, {LINEAGE_TYPES.index(lineage_type)}, {type_sql}, r.account_id, "
+        "epoch_us(r.created_at), epoch_us(r.modified_at), md5_number_lower(r.arn), "
+        f"{same_key} FROM {rows} r JOIN {state} s ON s.entity_key = r.arn WHERE r.live"
+    )
+
+
 def view_statements() -> list[str]:
     vertices = " UNION ALL ".join(
-        [
-            "SELECT arn, 'Artifact' AS lineage_type, artifact_type AS type, artifact_name AS name, "
-            "account_id, created_at, modified_at FROM artifacts WHERE live",
-            "SELECT arn, 'Action', action_type, action_name, account_id, created_at, modified_at "
-            "FROM actions WHERE live",
-            "SELECT arn, 'Context', context_type, context_name, account_id, created_at, "
-            "modified_at FROM contexts WHERE live",
-            "SELECT arn, 'Context', 'Experiment', experiment_name, account_id, created_at, "
-            "modified_at FROM experiments WHERE live",
-            "SELECT arn, 'TrialComponent', regexp_replace(source_type, '^SageMaker', ''), "
-            "trial_component_name, account_id, created_at, modified_at FROM trial_components "
-            "WHERE live",
-        ]
+        f"SELECT arn, '{lineage_type}'{' AS lineage_type' if i == 0 else ''}, "
+        f"{type_sql}{' AS type' if i == 0 else ''}, {name}{' AS name' if i == 0 else ''}, "
+        f"account_id, created_at, modified_at FROM {table} WHERE live"
+        for i, (table, (lineage_type, type_sql, name)) in enumerate(VERTEX_COLUMNS.items())
     )
     return [
         f"CREATE OR REPLACE VIEW lineage_vertices AS {vertices}",
@@ -264,10 +294,11 @@ def visible_edges_select(affected: str) -> str:
     return (
         "WITH f AS MATERIALIZED (SELECT DISTINCT entity_key, split_part(entity_key, ' ', 1) "
         f"AS src, split_part(entity_key, ' ', 2) AS dst FROM {affected}), "
-        "st AS MATERIALIZED (SELECT entity_key, kind, modified_v, deleted_v FROM entity_state "
+        "st AS MATERIALIZED (SELECT entity_key, kind, modified_v, deleted_v, vid FROM entity_state "
         "SEMI JOIN (SELECT entity_key FROM f UNION SELECT src FROM f UNION SELECT dst FROM f) k "
         "ON k.entity_key = entity_state.entity_key) "
-        "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id FROM f "
+        "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id, s.vid, "
+        "d.vid FROM f "
         "JOIN associations a ON a.source_arn = f.src AND a.destination_arn = f.dst "
         "JOIN st e ON e.entity_key = f.entity_key "
         f"JOIN st s ON s.entity_key = f.src AND s.kind IN ({kinds}) "

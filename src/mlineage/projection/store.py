@@ -95,7 +95,12 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 _CHECKSUM_EXCLUDE: dict[str, tuple[str, ...]] = {
     "events": ("topic", "partition", "offset", "applied_at"),
     "dead_letters": ("dead_lettered_at",),
+    # the graph index's ids depend on how the log was cut into batches, not on what it holds
+    "entity_state": ("vid",),
+    "visible_edges": ("source_vid", "destination_vid"),
 }
+
+_VERTEX_KINDS = ", ".join(f"'{k}'" for k in schema.VERTEX_KINDS)
 
 
 def _arrow(columns: dict[str, list[Any]], names: tuple[str, ...]) -> pa.Table:
@@ -357,8 +362,16 @@ class DuckDBStore:
             "s.deleted_v OR (coalesce(greatest(s.modified_v, t.up_max), '') > "
             "coalesce(greatest(s.deleted_v, t.del_max), '')) <> (coalesce(s.modified_v, '') > "
             "coalesce(s.deleted_v, '')) AS ends_changed, "
-            "s.rowid AS rid FROM touched t LEFT JOIN entity_state s "
+            "s.rowid AS rid, s.vid AS old_vid FROM touched t LEFT JOIN entity_state s "
             "ON s.entity_key = t.entity_key"
+        )
+        # graph ids for vertices seen for the first time: dense, after every id given
+        # (in key order within the batch), never reused (query/graph.py)
+        sql(
+            "CREATE OR REPLACE TEMP TABLE new_vids AS SELECT entity_key, CAST((SELECT "
+            "coalesce(max(vid), -1) FROM entity_state) + row_number() OVER (ORDER BY "
+            "entity_key) AS INTEGER) AS vid FROM merged WHERE rid IS NULL "
+            f"AND kind IN ({_VERTEX_KINDS})"
         )
         # first upsert after the newest delete: incremental unless a newer delete arrived,
         # then recomputed from the events of that entity
@@ -377,15 +390,21 @@ class DuckDBStore:
             "CREATE OR REPLACE TEMP TABLE touched_state AS SELECT m.entity_key, m.kind, "
             "m.account_id, m.region, CASE WHEN m.deleted_v IS DISTINCT FROM m.old_deleted "
             "THEN r.v ELSE least(m.old_created, b.v) END AS created_v, m.modified_v, "
-            "m.deleted_v, m.last_v "
+            "m.deleted_v, m.last_v, coalesce(m.old_vid, v.vid) AS vid "
             "FROM merged m LEFT JOIN batch_created b ON b.entity_key = m.entity_key "
-            "LEFT JOIN recomputed r ON r.entity_key = m.entity_key"
+            "LEFT JOIN recomputed r ON r.entity_key = m.entity_key "
+            "LEFT JOIN new_vids v ON v.entity_key = m.entity_key"
         )
         sql("DELETE FROM entity_state WHERE rowid IN (SELECT rid FROM merged)")
         sql("INSERT INTO entity_state SELECT * FROM touched_state")
         # 5. rebuild the touched rows of the fixed tables
         # only the tables of the kinds touched (a key's kind never changes: it is in the key)
         kinds = {row[0] for row in sql("SELECT DISTINCT kind FROM touched").fetchall()}
+        if kinds & set(schema.VERTEX_KINDS):
+            sql(
+                "DELETE FROM graph_vertices WHERE vid IN (SELECT vid FROM touched_state "
+                "WHERE vid IS NOT NULL)"
+            )
         for spec in schema.TABLES:
             if spec.kind not in kinds:
                 continue
@@ -401,7 +420,19 @@ class DuckDBStore:
                     f"AS a, split_part(entity_key, ' ', 2) AS b FROM touched WHERE kind = "
                     f"'{spec.kind}') k WHERE t.{a} = k.a AND t.{b} = k.b"
                 )
-            sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched_state')}")
+            if spec.table not in schema.VERTEX_COLUMNS:
+                sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched_state')}")
+                continue
+            # a vertex's row goes to its table and, when live, to the graph index
+            sql(
+                "CREATE OR REPLACE TEMP TABLE pivoted AS "
+                + schema.pivot_select(spec, "touched_state")
+            )
+            sql(f"INSERT INTO {spec.table} SELECT * FROM pivoted")
+            sql(
+                "INSERT INTO graph_vertices "
+                + schema.graph_vertices_select(spec.table, "pivoted", "touched_state")
+            )
         # visible edges: recompute the associations touched, and those at an end whose
         # liveness or newest delete changed (updating a shared artifact, such as an image
         # every job uses, must not recompute all of its edges)
@@ -424,9 +455,8 @@ class DuckDBStore:
         )
         sql(f"INSERT INTO visible_edges {schema.visible_edges_select('affected_edges')}")
         if self._graph_changes is not None:
-            vertex_kinds = ", ".join(f"'{k}'" for k in schema.VERTEX_KINDS)
             self._batch_changes = sql(
-                f"SELECT entity_key, false FROM touched WHERE kind IN ({vertex_kinds}) "
+                f"SELECT entity_key, false FROM touched WHERE kind IN ({_VERTEX_KINDS}) "
                 "UNION ALL SELECT entity_key, true FROM affected_edges"
             ).fetchall()
         # lineage groups: one per (account, region) seen, created at its first event
