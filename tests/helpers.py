@@ -163,6 +163,18 @@ def read_all(log: EventLog, topic: str) -> list[Record]:
     return records
 
 
+def index_of(con: Any, how: str) -> Any:
+    """The projection's graph index, built from its tables (``load``) or opened from the
+    ids the projector keeps (``open``)."""
+    from mlineage.query.graph import LineageGraph
+
+    if how == "load":
+        return LineageGraph.load(con)
+    graph = LineageGraph.open(con)
+    assert graph is not None, "the projection keeps no graph index"
+    return graph
+
+
 def graph_state(graph: Any) -> tuple[dict[str, Any], set[Any]]:
     """What an index holds: every live vertex with its attributes, every live edge."""
     vertices = {}

@@ -61,7 +61,7 @@ from mlineage.query.store import LineageStore
 from mlineage.query.traversals import DatasetArtifact, EndpointContext, ModelArtifact
 from mlineage.recorder import Recorder
 from mlineage.settings import Settings
-from tests.helpers import REGION, delete, event, graph_state, upsert
+from tests.helpers import REGION, delete, event, graph_state, index_of, upsert
 
 CLI = [sys.executable, "-m", "mlineage.cli"]
 ARN_IN_TEXT = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]+:(\d{12}):")
@@ -1536,17 +1536,21 @@ def test_random_views_show_exactly_what_the_shares_allow(
         oracle.db.close()
 
 
+@pytest.mark.parametrize("kept_as", ["load", "open"])
 @pytest.mark.parametrize("seed", range(3))
-def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path, seed: int) -> None:
+def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(
+    tmp_path: Path, seed: int, kept_as: str
+) -> None:
     """What serve does: one index kept across batches, refreshed with what each changed,
-    walked on behalf of every account; against an index built afresh after every batch."""
+    walked on behalf of every account; against an index built afresh after every batch
+    (from the tables, and opened from the ids the projector keeps)."""
     rng = random.Random(5000 + seed)
     events = random_events(rng).events
     settings = settings_for(tmp_path / "home", ACCOUNTS[0])
     store = DuckDBStore(settings.db_path)
     store.track_graph_changes()
     reader = LineageStore(store.con.cursor(), store.path)
-    kept = LineageGraph.load(reader.con)
+    kept = index_of(reader.con, kept_as)
     done = 0
     try:
         with Recorder(settings) as rec:
@@ -1560,8 +1564,10 @@ def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path, 
                 assert not changes.overflowed
                 kept.refresh(reader.con, changes.vertices, changes.edges)
                 fresh = LineageGraph.load(reader.con)
+                opened = index_of(reader.con, "open")
                 why = f"seed {seed}, after {done} of {len(events)} events"
                 assert graph_state(kept) == graph_state(fresh), why
+                assert graph_state(opened) == graph_state(fresh), why
                 arns_now = sorted(graph_state(fresh)[0])
                 if not arns_now:
                     continue
@@ -1574,10 +1580,11 @@ def test_a_kept_index_follows_shares_and_same_as_batch_by_batch(tmp_path: Path, 
                         "max_depth": rng.randint(1, 4),
                         "visible_accounts": sees,
                     }
-                    assert (
-                        query_lineage(kept, **kwargs).to_dict()
-                        == query_lineage(fresh, **kwargs).to_dict()
-                    ), f"{why}: {caller} {kwargs}"
+                    want = query_lineage(fresh, **kwargs).to_dict()
+                    for index in (kept, opened):
+                        assert query_lineage(index, **kwargs).to_dict() == want, (
+                            f"{why}: {caller} {kwargs}"
+                        )
     finally:
         reader.close()
         store.close()

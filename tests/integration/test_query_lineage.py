@@ -43,6 +43,7 @@ import pytest
 
 from mlineage import arns
 from mlineage.projection.store import DuckDBStore
+from mlineage.query import graph as graph_module
 from mlineage.query import lineage
 from mlineage.query.lineage import (
     LINEAGE_TYPES,
@@ -53,7 +54,16 @@ from mlineage.query.lineage import (
     query_lineage,
 )
 from mlineage.query.store import LineageStore
-from tests.helpers import ACCOUNT, REGION, apply_batches, delete, graph_state, raw, upsert
+from tests.helpers import (
+    ACCOUNT,
+    REGION,
+    apply_batches,
+    delete,
+    graph_state,
+    index_of,
+    raw,
+    upsert,
+)
 
 SEEDS = range(16)
 QUERIES_PER_GRAPH = 30
@@ -536,7 +546,11 @@ def test_query_lineage_matches_the_bfs_oracle(graphs: dict[int, Any], seed: int,
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sql_walk_macros_match_query_lineage(graphs: dict[int, Any], seed: int) -> None:
+    """The macros as a LineageStore runs them (over the in-memory index) and as any other
+    DuckDB client of the file does (the recursive CTE kept in it): same rows, QueryLineage's
+    vertices and the oracle's depths."""
     rng, _, store, snap = graphs[seed]
+    plain = store.con.cursor()  # a connection without the store's TEMP macros
     starts = rng.sample(sorted(snap.vertices), min(4, len(snap.vertices)))
     for start in starts:
         for macro, direction in (
@@ -553,6 +567,10 @@ def test_sql_walk_macros_match_query_lineage(graphs: dict[int, Any], seed: int) 
                         f"SELECT arn, depth FROM {macro}(?, max_depth := ?)", [start, given]
                     )
                     max_depth = given
+                in_file = plain.execute(
+                    f"SELECT arn, depth FROM {macro}(?, max_depth := ?)", [start, max_depth]
+                ).fetchall()
+                assert in_file == rows, why
                 result = store.query_lineage(
                     [start], direction, include_edges=False, max_depth=max_depth
                 )
@@ -564,17 +582,21 @@ def test_sql_walk_macros_match_query_lineage(graphs: dict[int, Any], seed: int) 
                 STATS["macro"] += 1
 
 
+@pytest.mark.parametrize("kept_as", ["load", "open"])
 @pytest.mark.parametrize("seed", SEEDS[:8])
 def test_an_index_kept_up_to_date_answers_as_one_built_afresh(
-    tmp_path: Path, seed: int, walk: str
+    tmp_path: Path, seed: int, walk: str, kept_as: str
 ) -> None:
+    """An index kept batch by batch (built from the tables, or opened from the ids the
+    projector keeps) equals one built afresh from the tables after every batch, and so does
+    one opened afresh from the projector's ids (which checks that they are kept right)."""
     rng = random.Random(f"incremental-{seed}")
     g = random_graph(rng)
     values = [raw(e) for e in g.events]
     store = DuckDBStore(tmp_path / "lineage.duckdb")
     store.track_graph_changes()
     reader = LineageStore(store.con.cursor(), store.path)
-    kept = LineageGraph.load(reader.con)
+    kept = index_of(reader.con, kept_as)
     done = 0
     try:
         while done < len(values):
@@ -588,8 +610,10 @@ def test_an_index_kept_up_to_date_answers_as_one_built_afresh(
             if rng.random() < 0.2:
                 kept.compact()
             fresh = LineageGraph.load(reader.con)
+            opened = index_of(reader.con, "open")
             why = f"seed {seed}, after {done} of {len(values)} events"
             assert graph_state(kept) == graph_state(fresh), why
+            assert graph_state(opened) == graph_state(fresh), why
             live = sorted(graph_state(fresh)[0]) or g.pool
             for _ in range(3):
                 kwargs: dict[str, Any] = {
@@ -606,10 +630,9 @@ def test_an_index_kept_up_to_date_answers_as_one_built_afresh(
                     "max_depth": rng.randint(0, 4),
                     "max_results": rng.choice([None, 2]),
                 }
-                assert (
-                    query_lineage(kept, **kwargs).to_dict()
-                    == query_lineage(fresh, **kwargs).to_dict()
-                ), f"{why}: {kwargs}"
+                want = query_lineage(fresh, **kwargs).to_dict()
+                assert query_lineage(kept, **kwargs).to_dict() == want, f"{why}: {kwargs}"
+                assert query_lineage(opened, **kwargs).to_dict() == want, f"{why}: {kwargs}"
     finally:
         reader.close()
         store.close()
@@ -762,3 +785,52 @@ def test_request_errors(tmp_path: Path) -> None:
         for bad in ("not-a-token", "eyJvIjogMX0=", "e30=", "WzFd", "MQ=="):
             with pytest.raises(QueryError, match="NextToken"):
                 store.query_lineage([s], "Descendants", max_results=1, next_token=bad)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:6])
+def test_an_index_opened_from_the_projection_answers_as_one_built_from_its_tables(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LineageGraph.open (the ids the projector gave, in the order batches met the
+    vertices, not ARN order) against LineageGraph.load (ids in ARN order), every page of
+    random queries alike; ARN lookups by scanning, by binary search and by dict; ARNs
+    sorted as Arrow columns (large answers) and as Python strings."""
+    rng = random.Random(f"opened-{seed}")
+    g = random_graph(rng)
+    values = [raw(e) for e in g.events]
+    store = DuckDBStore(tmp_path / "lineage.duckdb")
+    apply_batches(store, values, [rng.choice([1, 2, 5, 13]) for _ in values])
+    reader = LineageStore(store.con.cursor(), store.path)
+    try:
+        built = LineageGraph.load(reader.con)
+        live = sorted(graph_state(built)[0]) or g.pool
+        monkeypatch.setattr(graph_module, "WARM_AFTER", 10**9)
+        for lookups, arrow_sorts in (("scan", False), ("sorted", True), ("dict", True)):
+            monkeypatch.setattr(graph_module, "SCAN_LOOKUPS", 0 if lookups == "sorted" else 10**9)
+            monkeypatch.setattr(lineage, "ARN_SORT_IN_PYTHON", 0 if arrow_sorts else 10**9)
+            monkeypatch.setattr(lineage, "SMALL_WALK_STEPS", 0 if arrow_sorts else 2_000)
+            opened = index_of(reader.con, "open")
+            assert opened.arns.sorted_upto == 0
+            if lookups == "dict":
+                opened.arns.warm()
+            assert graph_state(opened) == graph_state(built)
+            for i in range(25):
+                kwargs: dict[str, Any] = {
+                    "start_arns": [rng.choice(live) for _ in range(rng.randint(1, 3))],
+                    "direction": rng.choice(DIRECTIONS),
+                    "include_edges": rng.random() < 0.7,
+                    "filters": rng.choice([LineageFilter(), LineageFilter(types=["DataSet"])]),
+                    "max_depth": rng.randint(0, 5),
+                    "max_results": rng.choice([None, 1, 3]),
+                }
+                why = f"seed {seed}, {lookups} lookups, query {i}: {kwargs}"
+                want = query_lineage(built, **kwargs)
+                got = query_lineage(opened, **kwargs)
+                assert got.to_dict() == want.to_dict(), why
+                while want.next_token:  # and every later page
+                    want = query_lineage(built, **kwargs, next_token=want.next_token)
+                    got = query_lineage(opened, **kwargs, next_token=got.next_token)
+                    assert got.to_dict() == want.to_dict(), why
+    finally:
+        reader.close()
+        store.close()

@@ -4,9 +4,12 @@ array operations per depth level.
 
 Layout (``n`` vertex ids, ``m`` edge ids):
 
-- ``arns[i]``: the ARN of id ``i``. Ids are dense; after :meth:`LineageGraph.load` they are
-  in ARN order (so sorting ids sorts ARNs); ids added by :meth:`LineageGraph.apply` follow
-  (``sorted_upto`` says where ARN order ends).
+- ``arns[i]``: the ARN of id ``i`` (:class:`Arns`). Ids are dense. :meth:`LineageGraph.open`
+  takes them from the projection, where the projector gives each vertex entity one the
+  first time it sees it (``entity_state.vid``) and keeps the live vertices' rows in
+  ``graph_vertices`` and each visible edge's ends as ids in ``visible_edges``: opening is a
+  few column copies. :meth:`LineageGraph.load` (any SQL source, e.g. an account view)
+  numbers the vertices in ARN order itself. Ids added by :meth:`LineageGraph.apply` follow.
 - ``lineage_type`` (int8 code into :data:`LINEAGE_TYPES`, ``-1``: not a live vertex, e.g. an
   edge end that is not a live entity), ``type`` / ``account`` (int32 codes into
   ``type_names`` / ``account_names``, ``-1``: none), ``created`` / ``modified`` (int64
@@ -25,7 +28,8 @@ Layout (``n`` vertex ids, ``m`` edge ids):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlineage._gc import gc_paused
+from mlineage.projection.schema import LINEAGE_TYPES
 
-LINEAGE_TYPES = ("TrialComponent", "Artifact", "Context", "Action")
 _LT_CODE = {name: i for i, name in enumerate(LINEAGE_TYPES)}
 
 Ints = npt.NDArray[np.int32]
@@ -57,9 +61,19 @@ _NO_VERTICES = pa.table(
 )
 
 
+def _stable_order(keys: Ints) -> Ints:
+    """The stable sort order of non-negative ``keys``, as radix passes of 16 bits (numpy
+    sorts 16-bit integers by radix: linear, 2-4x faster than its sort of 32-bit ones)."""
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    if len(keys) and int(keys.max()) > 0xFFFF:
+        order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
+    out: Ints = order.astype(np.int32)
+    return out
+
+
 def _csr(keys: Ints, n: int) -> tuple[Int64s, Ints]:
     """Pointers and edge ids of a CSR over ``n`` vertices, edges grouped by ``keys``."""
-    order = np.argsort(keys, kind="stable").astype(np.int32)
+    order = _stable_order(keys)
     counts = np.bincount(keys, minlength=n) if len(keys) else np.zeros(n, dtype=np.int64)
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
@@ -83,6 +97,32 @@ def _gather(ptr: Int64s, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
     return eids[idx], np.repeat(frontier, lens)
 
 
+def _gather_sorted(keys: Ints, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
+    """:func:`_gather` for edge ids listed by sorted keys (the overlay)."""
+    if not len(keys) or not len(frontier):
+        return _EMPTY, _EMPTY
+    lo = np.searchsorted(keys, frontier, side="left")
+    hi = np.searchsorted(keys, frontier, side="right")
+    lens = hi - lo
+    total = int(lens.sum())
+    if total == 0:
+        return _EMPTY, _EMPTY
+    starts = np.repeat(lo - np.cumsum(lens) + lens, lens)
+    return eids[starts + np.arange(total)], np.repeat(frontier, lens)
+
+
+_VERTEX_FILL = (
+    ("lineage_type", -1),
+    ("type", -1),
+    ("account", -1),
+    ("created", 0),
+    ("modified", 0),
+    ("has_created", False),
+    ("has_modified", False),
+)
+"""The per-vertex arrays and what an id that is not a vertex holds in each."""
+
+
 @dataclass
 class _Codes:
     """A column of strings as int32 codes into a list of names (-1: null)."""
@@ -100,6 +140,168 @@ class _Codes:
         return cls(codes, [str(x) for x in names])
 
 
+def arn_hash(arn: str) -> int:
+    """The 64-bit hash the projector stores with each vertex (DuckDB's
+    ``md5_number_lower(arn)``: the last 8 bytes of the ARN's MD5, little-endian)."""
+    return int.from_bytes(hashlib.md5(arn.encode()).digest()[8:], "little")  # noqa: S324
+
+
+SCAN_LOOKUPS = 16
+"""Lookups an index opened from columns answers by scanning the ARN hashes (a fraction of a
+millisecond each) before it sorts them once (~10 ms at 100k jobs) for binary searches."""
+
+WARM_AFTER = 200
+"""Lookups after which an index opened from columns turns its ARNs into a Python list and
+dict (~100 ms at 100k jobs): a one-shot reader never pays it, a long-lived one does once,
+then a lookup is a dict probe and an ARN a list item."""
+
+
+class Arns:
+    """The ARN of each vertex id and the id of each ARN.
+
+    Built either from a list of ARNs in ARN order (:meth:`of_list`: ids sort as their ARNs
+    do), or from the rows of the projection's ``graph_vertices`` as they come
+    (:meth:`of_columns`: an Arrow string column, each row's id and ARN hash): no Python
+    object per vertex, so opening costs a few column copies; ARNs are decoded from the
+    column's buffers when asked for. Ids given later (vertices the index learns of while
+    following writes) are kept aside in a dict.
+    """
+
+    def __init__(self) -> None:
+        self._list: list[str | None] | None = []
+        self._dict: dict[str, int] | None = {}
+        self._n = 0
+        self.sorted_upto = 0
+        """Ids below this are in ARN order (:meth:`of_list`)."""
+        # columns mode: rows as they came, with each row's id and ARN hash
+        self._column: pa.Array | None = None
+        self._hashes: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
+        self._row_vid: Ints = _EMPTY
+        self._row_of: Ints = _EMPTY
+        self._by_hash: Ints | None = None  # rows in hash order, once sorted
+        self._sorted: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
+        self._offsets: memoryview = memoryview(b"")
+        self._data = b""
+        self._extra: dict[str, int] = {}
+        self._extra_arn: dict[int, str] = {}
+        self._lookups = 0
+
+    @classmethod
+    def of_list(cls, arns: list[str]) -> Arns:
+        """From every id's ARN, in ARN order."""
+        out = cls()
+        out._list = list(arns)
+        out._dict = dict(zip(arns, range(len(arns)), strict=True))
+        out._n = out.sorted_upto = len(arns)
+        return out
+
+    @classmethod
+    def of_columns(
+        cls, n: int, vid: Ints, column: pa.Array, hashes: npt.NDArray[np.uint64]
+    ) -> Arns:
+        """From rows (``vid[i]``, ``column[i]``, ``hashes[i]``: :func:`arn_hash`); ids below
+        ``n`` that no row names have no ARN (not live)."""
+        out = cls()
+        out._list = out._dict = None
+        out._n = n
+        column = column.cast(pa.large_string())
+        out._column = column
+        out._hashes, out._row_vid = hashes, vid
+        out._row_of = np.full(n, -1, dtype=np.int32)
+        out._row_of[vid] = np.arange(len(vid), dtype=np.int32)
+        buffers = column.buffers()
+        offsets = np.frombuffer(buffers[1], dtype=np.int64)[
+            column.offset : column.offset + len(column) + 1
+        ]
+        out._offsets = offsets.data
+        out._data = buffers[2].to_pybytes() if buffers[2] is not None else b""
+        return out
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, vid: int) -> str:
+        if self._list is not None:
+            arn = self._list[vid] if vid < len(self._list) else None
+        elif (arn := self._extra_arn.get(vid)) is None:
+            row = int(self._row_of[vid]) if vid < len(self._row_of) else -1
+            if row >= 0:
+                arn = self._data[self._offsets[row] : self._offsets[row + 1]].decode()
+        if arn is None:
+            raise KeyError(f"vertex id {vid} has no ARN (not a live vertex)")
+        return arn
+
+    def __iter__(self) -> Iterator[str | None]:
+        for vid in range(self._n):
+            try:
+                yield self[vid]
+            except KeyError:
+                yield None
+
+    def column(self, vids: Ints) -> pa.Array:
+        """The ARNs of these ids as an Arrow string column (for sorting many at once)."""
+        if self._column is not None and not self._extra_arn:
+            return self._column.take(pa.array(self._row_of[vids]))
+        return pa.array([self[v] for v in vids.tolist()], pa.large_string())
+
+    def get(self, arn: str) -> int | None:
+        """The id of ``arn`` (None: the index has never seen it)."""
+        if self._dict is not None:
+            return self._dict.get(arn)
+        self._lookups += 1
+        if self._lookups > WARM_AFTER:
+            self.warm()
+            return self.get(arn)
+        vid = self._extra.get(arn)
+        if vid is not None:
+            return vid
+        h = np.uint64(arn_hash(arn))
+        if self._by_hash is None and self._lookups <= SCAN_LOOKUPS:
+            rows = np.flatnonzero(self._hashes == h).tolist()
+        else:
+            if self._by_hash is None:
+                self._by_hash = np.argsort(self._hashes).astype(np.int32)
+                self._sorted = self._hashes[self._by_hash]
+            at = int(np.searchsorted(self._sorted, h))
+            rows = []
+            while at < len(self._sorted) and self._sorted[at] == h:
+                rows.append(int(self._by_hash[at]))
+                at += 1
+        for row in rows:
+            vid = int(self._row_vid[row])
+            if self[vid] == arn:
+                return vid
+        return None
+
+    def add(self, arn: str, vid: int | None = None) -> int:
+        """Give ``arn`` an id: ``vid`` (as the projection gave it) or the next one."""
+        vid = self._n if vid is None else vid
+        if self._list is not None and self._dict is not None:
+            self._list.extend([None] * (vid + 1 - len(self._list)))
+            self._list[vid] = arn
+            self._dict[arn] = vid
+        else:
+            self._extra[arn] = vid
+            self._extra_arn[vid] = arn
+        self._n = max(self._n, vid + 1)
+        return vid
+
+    def warm(self) -> None:
+        """Turn the columns into a list and a dict (see :data:`WARM_AFTER`)."""
+        if self._list is not None or self._column is None:
+            return
+        with gc_paused():
+            rows = self._column.to_pylist()
+            listed: list[str | None] = [None] * self._n
+            for vid, arn in zip(self._row_vid.tolist(), rows, strict=True):
+                listed[vid] = arn
+            for vid, arn in self._extra_arn.items():
+                listed[vid] = arn
+            ids = {arn: vid for vid, arn in enumerate(listed) if arn is not None}
+        self._list, self._dict = listed, ids
+        self._column, self._data, self._extra, self._extra_arn = None, b"", {}, {}
+
+
 class LineageGraph:
     """The live lineage graph (vertices and visible edges) of one state of the projection.
 
@@ -108,9 +310,7 @@ class LineageGraph:
     """
 
     def __init__(self) -> None:
-        self.arns: list[str] = []
-        self.ids: dict[str, int] = {}
-        self.sorted_upto = 0
+        self.arns = Arns()
         self.lineage_type: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
         self.type: Ints = _EMPTY
         self.type_names: list[str] = []
@@ -127,19 +327,107 @@ class LineageGraph:
         self.edge_live: Bools = np.zeros(0, dtype=bool)
         self.edge_same_as: Bools = np.zeros(0, dtype=bool)
         self.base_edges = 0  # edge ids below this are in the main CSR, the rest in the overlay
+        self.edges_used = 0  # edge ids in use; the arrays may be longer (room to grow)
         self.out_ptr: Int64s = np.zeros(1, dtype=np.int64)
         self.out_eid: Ints = _EMPTY
         self.in_ptr: Int64s = np.zeros(1, dtype=np.int64)
         self.in_eid: Ints = _EMPTY
-        self.ov_out_ptr: Int64s = np.zeros(1, dtype=np.int64)
+        # the overlay: edge ids past base_edges, sorted by their source (destination) id
+        self.ov_out_key: Ints = _EMPTY
         self.ov_out_eid: Ints = _EMPTY
-        self.ov_in_ptr: Int64s = np.zeros(1, dtype=np.int64)
+        self.ov_in_key: Ints = _EMPTY
         self.ov_in_eid: Ints = _EMPTY
         self._views: Views | None = None
         self.tracks_same_as = False
         """Whether the SameAs links are in the index (and :meth:`refresh` keeps them)."""
+        self.persisted = False
+        """Opened from the ids the projector keeps (:meth:`open`): :meth:`refresh` reads
+        them too."""
 
     # -- building ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, con: duckdb.DuckDBPyConnection) -> LineageGraph | None:
+        """The index of the projection from what the projector keeps for it (each vertex's
+        id and row in ``graph_vertices``, each visible edge's ends as ids): column copies,
+        no join and no sort of ARNs. None: the projection keeps none (a projection of an
+        older schema; an account view), :meth:`load` it instead."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            try:
+                rows = con.execute("SELECT coalesce(max(vid), -1) + 1 FROM entity_state").fetchall()
+            except (duckdb.CatalogException, duckdb.BinderException):
+                return None
+            n = int(rows[0][0])
+            vertices = _table(
+                con.sql(
+                    "SELECT vid, arn, lineage_type, type, account_id, created_us, modified_us, "
+                    "arn_hash FROM graph_vertices"
+                ).to_arrow_table()
+            )
+            # artifacts that share their id with another (the ends of SameAs links): few
+            shared = con.execute(
+                "SELECT vid FROM graph_vertices WHERE same_key IN (SELECT same_key FROM "
+                "graph_vertices WHERE same_key IS NOT NULL GROUP BY ALL HAVING count(*) > 1)"
+            ).fetchall()
+            edges = _table(
+                con.sql(
+                    "SELECT source_vid, destination_vid, association_type FROM visible_edges"
+                ).to_arrow_table()
+            )
+        finally:
+            con.execute("COMMIT")
+        g = cls()
+        g.tracks_same_as = g.persisted = True
+        vid = _int32(vertices.column(0))
+        hashes = vertices.column(7).to_numpy().astype(np.uint64)
+        arns = vertices.column(1)
+        g.arns = Arns.of_columns(
+            n,
+            vid,
+            pa.concat_arrays(arns.chunks) if arns.num_chunks else pa.array([], pa.string()),
+            hashes,
+        )
+        g.lineage_type = np.full(n, -1, dtype=np.int8)
+        g.lineage_type[vid] = vertices.column(2).to_numpy()
+        types = _Codes.of(vertices.column(3))
+        g.type, g.type_names = _scatter(types.codes, vid, n), types.names
+        accounts = _Codes.of(vertices.column(4))
+        g.account, g.account_names = _scatter(accounts.codes, vid, n), accounts.names
+        g.created, g.has_created = _times_at(vertices.column(5), vid, n)
+        g.modified, g.has_modified = _times_at(vertices.column(6), vid, n)
+        src, dst = _int32(edges.column(0)), _int32(edges.column(1))
+        et = _Codes.of(edges.column(2))
+        a, b = g._same_as_links([v for (v,) in shared], src, dst)
+        if len(a):
+            et.codes = np.concatenate([et.codes, np.full(len(a), len(et.names), dtype=np.int32)])
+            et.names.append("SameAs")
+        g.edge_src, g.edge_dst = np.concatenate([src, a]), np.concatenate([dst, b])
+        g.edge_type, g.edge_type_names = et.codes, et.names
+        g.edge_live = np.ones(len(g.edge_src), dtype=bool)
+        g.edge_same_as = np.zeros(len(g.edge_src), dtype=bool)
+        g.edge_same_as[len(src) :] = True
+        g._index_all()
+        return g
+
+    def _same_as_links(self, shared: list[int], src: Ints, dst: Ints) -> tuple[Ints, Ints]:
+        """The SameAs links (a, b) among the live artifacts ``shared``: the same artifact id
+        (the part of the ARN after ``artifact/``), different ARNs, and no edge from a to b
+        already (as :func:`_same_as_pairs` says in SQL)."""
+        if not shared:
+            return _EMPTY, _EMPTY
+        by_id: dict[str, list[int]] = {}
+        for v in shared:
+            by_id.setdefault(self.arns[v].split("/")[1], []).append(v)
+        pairs = [(a, b) for group in by_id.values() for a in group for b in group if a != b]
+        if not pairs:
+            return _EMPTY, _EMPTY
+        ends = np.array(pairs, dtype=np.int64)
+        n = np.int64(max(len(self.arns), 1))
+        at = np.isin(src, ends[:, 0])
+        existing = src[at].astype(np.int64) * n + dst[at]
+        keep = ~np.isin(ends[:, 0] * n + ends[:, 1], existing)
+        return ends[keep, 0].astype(np.int32), ends[keep, 1].astype(np.int32)
 
     @classmethod
     def load(
@@ -192,10 +480,7 @@ class LineageGraph:
     def _build(self, vertices: pa.Table, edges: pa.Table) -> None:
         """From the vertices in id order and the edges as (source id, destination id,
         association type)."""
-        self.arns = vertices.column(0).to_pylist()
-        n = len(self.arns)
-        self.ids = dict(zip(self.arns, range(n), strict=True))
-        self.sorted_upto = n
+        self.arns = Arns.of_list(vertices.column(0).to_pylist())
         lt = _Codes.of(vertices.column(1))
         lt_map = np.array([_LT_CODE.get(x, -1) for x in lt.names] + [-1], dtype=np.int8)
         self.lineage_type = lt_map[lt.codes]
@@ -214,20 +499,27 @@ class LineageGraph:
         self._index_all()
 
     def _index_all(self) -> None:
-        n = len(self.arns)
-        self.base_edges = len(self.edge_src)
-        self.out_ptr, self.out_eid = _csr(self.edge_src, n)
-        self.in_ptr, self.in_eid = _csr(self.edge_dst, n)
-        self._index_overlay()
-
-    def _index_overlay(self) -> None:
         self._views = None
         n = len(self.arns)
-        base = self.base_edges
-        ptr, eid = _csr(self.edge_src[base:], n)
-        self.ov_out_ptr, self.ov_out_eid = ptr, (eid + base).astype(np.int32)
-        ptr, eid = _csr(self.edge_dst[base:], n)
-        self.ov_in_ptr, self.ov_in_eid = ptr, (eid + base).astype(np.int32)
+        m = self.edges_used = self.base_edges = len(self.edge_src)
+        self.out_ptr, self.out_eid = _csr(self.edge_src[:m], n)
+        self.in_ptr, self.in_eid = _csr(self.edge_dst[:m], n)
+        self.ov_out_key = self.ov_out_eid = self.ov_in_key = self.ov_in_eid = _EMPTY
+
+    def _add_to_overlay(self, first: int, src: Ints, dst: Ints) -> None:
+        """Edge ids ``first``.. (from ``src`` to ``dst``) into the overlay: merged into its
+        sorted keys, so the cost is the overlay's size in memory moves, not the graph's."""
+        self._views = None
+        eids = np.arange(first, first + len(src), dtype=np.int32)
+        for keys, which in ((src, "out"), (dst, "in")):
+            order = _stable_order(keys)
+            new_keys, new_eids = keys[order], eids[order]
+            old_keys: Ints = getattr(self, f"ov_{which}_key")
+            at = np.searchsorted(old_keys, new_keys, side="right")
+            setattr(self, f"ov_{which}_key", np.insert(old_keys, at, new_keys))
+            setattr(
+                self, f"ov_{which}_eid", np.insert(getattr(self, f"ov_{which}_eid"), at, new_eids)
+            )
 
     # -- following writes ----------------------------------------------------------------
 
@@ -246,23 +538,20 @@ class LineageGraph:
         plus an overlay rebuild proportional to the edges added since the last compaction."""
         self._views = None
         vertices, edges = _table(vertices), _table(edges)
-        new_arns = [
-            a
-            for a in dict.fromkeys(
-                vertices.column(0).to_pylist()
-                + edges.column(0).to_pylist()
-                + edges.column(1).to_pylist()
-            )
-            if a not in self.ids
-        ]
-        if new_arns:
-            self._add_ids(new_arns)
+        vertex_arns = vertices.column(0).to_pylist()
+        edge_srcs, edge_dsts = edges.column(0).to_pylist(), edges.column(1).to_pylist()
+        # one lookup per ARN of the change; ARNs never seen get the next ids
+        ids = {a: self.arns.get(a) for a in dict.fromkeys(vertex_arns + edge_srcs + edge_dsts)}
+        for arn, known_id in ids.items():
+            if known_id is None:
+                ids[arn] = self.arns.add(arn)
+        self._grow()
         for arn in gone_vertices:
-            gone = self.ids.get(arn)
+            gone = ids.get(arn, self.arns.get(arn))
             if gone is not None:
                 self.lineage_type[gone] = -1
         if vertices.num_rows:
-            vid = np.array([self.ids[a] for a in vertices.column(0).to_pylist()], dtype=np.int64)
+            vid = np.array([ids[a] for a in vertex_arns], dtype=np.int64)
             self.lineage_type[vid] = [
                 _LT_CODE.get(x, -1) if x is not None else -1 for x in vertices.column(1).to_pylist()
             ]
@@ -276,9 +565,9 @@ class LineageGraph:
                 has[vid] = col.is_valid().to_numpy(zero_copy_only=False)
                 values[vid] = col.fill_null(0).to_numpy(zero_copy_only=False)
         # the edges replaced or gone: found among the out-edges of their sources, at once
-        pairs = list(gone_edges)
-        pairs += zip(edges.column(0).to_pylist(), edges.column(1).to_pylist(), strict=True)
-        known = [(self.ids[a], self.ids[b]) for a, b in pairs if a in self.ids and b in self.ids]
+        pairs = [(self.arns.get(x), self.arns.get(y)) for x, y in gone_edges]
+        pairs += zip([ids[a] for a in edge_srcs], [ids[a] for a in edge_dsts], strict=True)
+        known = [(a, b) for a, b in pairs if a is not None and b is not None]
         if known:
             ends = np.array(known, dtype=np.int64)
             n = np.int64(len(self.arns))
@@ -287,20 +576,19 @@ class LineageGraph:
             keys = self.edge_src[eids].astype(np.int64) * n + self.edge_dst[eids]
             self.edge_live[eids[np.isin(keys, ends[:, 0] * n + ends[:, 1])]] = False
         if edges.num_rows:
-            src = np.array([self.ids[a] for a in edges.column(0).to_pylist()], dtype=np.int32)
-            dst = np.array([self.ids[a] for a in edges.column(1).to_pylist()], dtype=np.int32)
+            src = np.array([ids[a] for a in edge_srcs], dtype=np.int32)
+            dst = np.array([ids[a] for a in edge_dsts], dtype=np.int32)
             typ = _codes_into(edges.column(2).to_pylist(), self.edge_type_names)
-            self.edge_src = np.concatenate([self.edge_src, src])
-            self.edge_dst = np.concatenate([self.edge_dst, dst])
-            self.edge_type = np.concatenate([self.edge_type, typ])
-            self.edge_live = np.concatenate([self.edge_live, np.ones(len(src), dtype=bool)])
-            self.edge_same_as = np.concatenate(
-                [self.edge_same_as, np.full(len(src), same_as, dtype=bool)]
-            )
-        if len(self.edge_src) - self.base_edges > max(10_000, self.base_edges // 8):
-            self.compact()
-        elif edges.num_rows or new_arns:
-            self._index_overlay()
+            first = self.edges_used
+            self._room_for_edges(first + len(src))
+            at = slice(first, first + len(src))
+            self.edge_src[at], self.edge_dst[at], self.edge_type[at] = src, dst, typ
+            self.edge_live[at], self.edge_same_as[at] = True, same_as
+            self.edges_used = first + len(src)
+            if self.edges_used - self.base_edges > max(10_000, self.base_edges // 8):
+                self.compact()
+            else:
+                self._add_to_overlay(first, src, dst)
 
     def refresh(
         self,
@@ -317,6 +605,15 @@ class LineageGraph:
         arns, pairs = sorted(set(vertices)), sorted(set(edges))
         con.execute("BEGIN TRANSACTION")
         try:
+            if self.persisted:
+                # new vertices take the ids the projector gave them
+                for arn, vid in con.execute(
+                    "SELECT entity_key, vid FROM entity_state WHERE vid IS NOT NULL "
+                    "AND entity_key IN (SELECT unnest(?)) ORDER BY vid",
+                    [arns],
+                ).fetchall():
+                    if self.arns.get(arn) is None:
+                        self.arns.add(arn, vid)
             rows = con.sql(
                 f"SELECT arn, lineage_type, type, epoch_us(created_at) AS c, "
                 f"epoch_us(modified_at) AS m, account_id FROM {vertices_sql} "
@@ -366,25 +663,43 @@ class LineageGraph:
 
     def compact(self) -> None:
         """Fold the overlay and the removed edges into one CSR again."""
-        keep = np.flatnonzero(self.edge_live)
+        keep = np.flatnonzero(self.edge_live[: self.edges_used])
         self.edge_src, self.edge_dst = self.edge_src[keep], self.edge_dst[keep]
         self.edge_type = self.edge_type[keep]
         self.edge_same_as = self.edge_same_as[keep]
         self.edge_live = np.ones(len(keep), dtype=bool)
         self._index_all()
 
-    def _add_ids(self, new_arns: Sequence[str]) -> None:
-        k = len(new_arns)
-        for arn in new_arns:
-            self.ids[arn] = len(self.arns)
-            self.arns.append(arn)
-        self.lineage_type = np.concatenate([self.lineage_type, np.full(k, -1, dtype=np.int8)])
-        self.type = np.concatenate([self.type, np.full(k, -1, dtype=np.int32)])
-        self.account = np.concatenate([self.account, np.full(k, -1, dtype=np.int32)])
-        self.created = np.concatenate([self.created, np.zeros(k, dtype=np.int64)])
-        self.modified = np.concatenate([self.modified, np.zeros(k, dtype=np.int64)])
-        self.has_created = np.concatenate([self.has_created, np.zeros(k, dtype=bool)])
-        self.has_modified = np.concatenate([self.has_modified, np.zeros(k, dtype=bool)])
+    def _id(self, arn: str) -> int:
+        vid = self.arns.get(arn)
+        if vid is None:
+            raise KeyError(f"{arn} has no id in the index")
+        return vid
+
+    def _grow(self) -> None:
+        """Vertex arrays at least as long as the ids given, with room to grow (doubling, so
+        adding ids costs their number on average; ids past those given are not vertices)."""
+        need = len(self.arns)
+        if need <= len(self.lineage_type):
+            return
+        size = max(need, 2 * len(self.lineage_type))
+        for name, fill in _VERTEX_FILL:
+            old = getattr(self, name)
+            new = np.full(size, fill, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def _room_for_edges(self, need: int) -> None:
+        """Edge arrays at least ``need`` long (doubling; edge ids past ``edges_used`` are not
+        live and in no CSR)."""
+        if need <= len(self.edge_src):
+            return
+        size = max(need, 2 * len(self.edge_src))
+        for name in ("edge_src", "edge_dst", "edge_type", "edge_live", "edge_same_as"):
+            old = getattr(self, name)
+            new = np.zeros(size, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -398,7 +713,7 @@ class LineageGraph:
 
     def vid(self, arn: str) -> int | None:
         """The id of a live vertex (None: not a live entity of the graph)."""
-        vid = self.ids.get(arn)
+        vid = self.arns.get(arn)
         return vid if vid is not None and self.lineage_type[vid] >= 0 else None
 
     def is_vertex(self, vid: int) -> bool:
@@ -464,12 +779,16 @@ class LineageGraph:
         vertex it leaves from, the vertex it leads to)."""
         parts: list[tuple[Ints, Ints, Ints]] = []
         if forward:
-            for ptr, eids in ((self.out_ptr, self.out_eid), (self.ov_out_ptr, self.ov_out_eid)):
-                e, u = _gather(ptr, eids, frontier)
+            for e, u in (
+                _gather(self.out_ptr, self.out_eid, frontier),
+                _gather_sorted(self.ov_out_key, self.ov_out_eid, frontier),
+            ):
                 parts.append((e, u, self.edge_dst[e]))
         if backward:
-            for ptr, eids in ((self.in_ptr, self.in_eid), (self.ov_in_ptr, self.ov_in_eid)):
-                e, u = _gather(ptr, eids, frontier)
+            for e, u in (
+                _gather(self.in_ptr, self.in_eid, frontier),
+                _gather_sorted(self.ov_in_key, self.ov_in_eid, frontier),
+            ):
                 parts.append((e, u, self.edge_src[e]))
         parts = [p for p in parts if len(p[0])]
         if not parts:
@@ -484,6 +803,39 @@ class LineageGraph:
         if not live.all():
             e, u, v = e[live], u[live], v[live]
         return e, u, v
+
+    def reach(
+        self, start: str, max_depth: int, forward: bool
+    ) -> list[tuple[str, int, str | None, str | None]]:
+        """The walk of the SQL macros ``lineage_descendants`` (``forward``) and
+        ``lineage_ancestors``: (ARN, least depth, lineage type, type) of every vertex
+        reached from ``start`` along edges one way, at most ``max_depth`` edges away, the
+        start left out, by (depth, ARN). SameAs links are not followed (the operator's walk;
+        an account view's index holds them as edges)."""
+        first = self.vid(start)
+        if first is None or max_depth < 1:
+            return []
+        seen = np.zeros(len(self.arns), dtype=bool)
+        seen[first] = True
+        frontier = np.array([first], dtype=np.int32)
+        out: list[tuple[str, int, str | None, str | None]] = []
+        names, lts = [*self.type_names, None], [*LINEAGE_TYPES, None]
+        for d in range(1, max_depth + 1):
+            e, _, v = self.steps(frontier, forward, not forward)
+            v = v[(self.lineage_type[v] >= 0) & ~self.edge_same_as[e]]
+            v = np.unique(v[~seen[v]])
+            if not len(v):
+                break
+            seen[v] = True
+            level = [
+                (self.arns[x], d, lts[lt], names[t])
+                for x, lt, t in zip(
+                    v.tolist(), self.lineage_type[v].tolist(), self.type[v].tolist(), strict=True
+                )
+            ]
+            out += sorted(level)
+            frontier = v
+        return out
 
     def nbytes(self) -> int:
         """Bytes held by the index's arrays (the ARN strings and their dict not counted)."""
@@ -500,14 +852,16 @@ class Views:
         self.edge_live = g.edge_live.data
         self.edge_same_as = g.edge_same_as.data
         self.account = g.account.data
+        # (pointers or sorted keys, edge ids, whether sorted keys): the main CSR, then the
+        # overlay, whose edges of a vertex are found by bisecting its keys
         self.out_csrs = [
-            (p.data, e.data)
-            for p, e in ((g.out_ptr, g.out_eid), (g.ov_out_ptr, g.ov_out_eid))
+            (p.data, e.data, sparse)
+            for p, e, sparse in ((g.out_ptr, g.out_eid, False), (g.ov_out_key, g.ov_out_eid, True))
             if len(e)
         ]
         self.in_csrs = [
-            (p.data, e.data)
-            for p, e in ((g.in_ptr, g.in_eid), (g.ov_in_ptr, g.ov_in_eid))
+            (p.data, e.data, sparse)
+            for p, e, sparse in ((g.in_ptr, g.in_eid, False), (g.ov_in_key, g.ov_in_eid, True))
             if len(e)
         ]
 
@@ -533,6 +887,13 @@ def _table(data: Any) -> pa.Table:
     return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
 
 
+def _scatter(values: Ints, vid: Ints, n: int) -> Ints:
+    """``values`` of rows placed at their ids, over ``n`` ids (-1 elsewhere)."""
+    out = np.full(n, -1, dtype=np.int32)
+    out[vid] = values
+    return out
+
+
 def _int32(column: pa.ChunkedArray) -> Ints:
     ids: Ints = column.to_numpy().astype(np.int32)
     return ids
@@ -541,6 +902,13 @@ def _int32(column: pa.ChunkedArray) -> Ints:
 def _times(column: pa.ChunkedArray) -> tuple[Int64s, Bools]:
     has: Bools = column.is_valid().to_numpy(zero_copy_only=False)
     values: Int64s = column.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return values, has
+
+
+def _times_at(column: pa.ChunkedArray, vid: Ints, n: int) -> tuple[Int64s, Bools]:
+    """A time column's values and validity placed at the rows' ids, over ``n`` ids."""
+    values, has = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    values[vid], has[vid] = _times(column)
     return values, has
 
 

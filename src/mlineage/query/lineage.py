@@ -27,7 +27,9 @@ Semantics (reference/sagemaker-lineage.md, plus the decisions written in docs/qu
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import json
 import threading
 from collections.abc import Iterable, Sequence
@@ -36,10 +38,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlineage._gc import gc_paused
+from mlineage.projection.schema import LINEAGE_TYPES
 from mlineage.query.errors import QueryError  # re-exported: raised by query_lineage
-from mlineage.query.graph import LINEAGE_TYPES, Ints, LineageGraph
+from mlineage.query.graph import Ints, LineageGraph
 from mlineage.query.paging import decode_token, encode_token
 
 __all__ = [
@@ -353,11 +358,11 @@ def _walk_small(
     is_live, edge_live, same_as = views.lineage_type, views.edge_live, views.edge_same_as
     account = views.account
     visible = None if sees is None else set(sees.tolist())
-    csrs: list[tuple[Any, Any, Any]] = []
+    csrs: list[tuple[Any, Any, Any, bool]] = []
     if direction in ("Both", "Descendants"):
-        csrs += [(ptr, eids, views.edge_dst) for ptr, eids in views.out_csrs]
+        csrs += [(ptr, eids, views.edge_dst, sparse) for ptr, eids, sparse in views.out_csrs]
     if direction in ("Both", "Ascendants"):
-        csrs += [(ptr, eids, views.edge_src) for ptr, eids in views.in_csrs]
+        csrs += [(ptr, eids, views.edge_src, sparse) for ptr, eids, sparse in views.in_csrs]
     starts = [
         v
         for v in (graph.vid(a) for a in starts_list)
@@ -370,10 +375,13 @@ def _walk_small(
     budget = SMALL_WALK_STEPS
     for u in queue:  # grows while walked: breadth-first
         du = depth[u]
-        for ptr, eids, far in csrs:
-            if u + 1 >= len(ptr):
+        for ptr, eids, far, sparse in csrs:
+            if sparse:  # the overlay: ptr holds its sorted keys
+                lo, hi = bisect.bisect_left(ptr, u), bisect.bisect_right(ptr, u)
+            elif u + 1 >= len(ptr):
                 continue
-            lo, hi = ptr[u], ptr[u + 1]
+            else:
+                lo, hi = ptr[u], ptr[u + 1]
             budget -= hi - lo
             if budget < 0:
                 return None
@@ -512,20 +520,19 @@ def _walk_on(
             _distinct(fe, scratch.edge_slot) if include_edges else np.zeros(0, dtype=np.int32)
         )
 
-    order = _ordered(graph, chosen, depth)
-    end = len(order) if max_results is None else min(offset + max_results, len(order))
-    page = order[offset:end]
+    total = len(chosen)
+    end = total if max_results is None else min(offset + max_results, total)
+    page = _page(graph, chosen, depth, offset, end, mark)
     result = LineageResult(
         vertices=list(map(Vertex._make, graph.vertices(page))), truncated_by_depth=truncated
     )
     if include_edges and len(edge_ids):
         # an edge goes with the page of its later end in the order (-1: an end not chosen)
-        mark[order] = np.arange(len(order), dtype=np.int32)
         src, dst = graph.edge_src[edge_ids], graph.edge_dst[edge_ids]
         page_of = np.maximum(np.maximum(mark[src], mark[dst]), 0)
-        mine = edge_ids[((page_of >= offset) & (page_of < end)) | (offset == 0 and not len(order))]
+        mine = edge_ids[((page_of >= offset) & (page_of < end)) | (offset == 0 and not total)]
         result.edges = list(map(Edge._make, graph.edges(_edges_ordered(graph, mine))))
-    if end < len(order):
+    if end < total:
         result.next_token = encode_token(end, digest)
     return result
 
@@ -543,24 +550,62 @@ def _cat(parts: list[tuple[Ints, Ints, Ints]]) -> tuple[Ints, Ints, Ints]:
     )
 
 
-def _ordered(graph: LineageGraph, chosen: Ints, depth: Ints) -> Ints:
-    """``chosen`` by (depth, ARN): ids are in ARN order up to ``sorted_upto``."""
-    if not len(chosen) or int(chosen.max()) < graph.sorted_upto:
-        # one int64 key per vertex, (depth, id), sorted once
-        key = (depth[chosen].astype(np.int64) << 32) | chosen
-        ordered: Ints = (np.sort(key) & 0xFFFFFFFF).astype(np.int32)
-        return ordered
-    arns = graph.arns
-    return np.array(sorted(chosen.tolist(), key=lambda v: (int(depth[v]), arns[v])), dtype=np.int32)
+ARN_SORT_IN_PYTHON = 2_000
+"""Up to this many ARNs are sorted as Python strings; more as an Arrow column."""
+
+
+def _page(
+    graph: LineageGraph, chosen: Ints, depth: Ints, offset: int, end: int, mark: Ints
+) -> Ints:
+    """The ids of ``chosen`` at places ``offset`` to ``end`` in (depth, ARN) order. Also
+    writes into ``mark`` a place for every chosen id: exact in the depth levels the page
+    meets, elsewhere the first place of the id's level, which is enough to tell whether it
+    comes before, on or after the page. Only the levels the page meets are sorted by ARN
+    (ids below ``sorted_upto`` sort as their ARNs, so all sort as numbers there)."""
+    if not len(chosen):
+        return chosen
+    levels = depth[chosen]
+    if int(chosen.max()) < graph.arns.sorted_upto:
+        key = (levels.astype(np.int64) << 32) | chosen
+        order: Ints = (np.sort(key) & 0xFFFFFFFF).astype(np.int32)
+        mark[order] = np.arange(len(order), dtype=np.int32)
+        return order[offset:end]
+    order = chosen[np.argsort(levels, kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(levels))]).tolist()
+    for lo, hi in itertools.pairwise(bounds):
+        ids = order[lo:hi]
+        if hi <= offset or lo >= end:
+            mark[ids] = lo
+            continue
+        ids = ids[_arn_order(graph, ids)]
+        order[lo:hi] = ids
+        mark[ids] = np.arange(lo, hi, dtype=np.int32)
+    return order[offset:end]
+
+
+def _arn_order(graph: LineageGraph, ids: Ints) -> Ints:
+    """The positions of ``ids`` in the order of their ARNs."""
+    if len(ids) <= ARN_SORT_IN_PYTHON:
+        arns = [graph.arns[v] for v in ids.tolist()]
+        return np.array(sorted(range(len(arns)), key=arns.__getitem__), dtype=np.int64)
+    out: Ints = pc.sort_indices(graph.arns.column(ids)).to_numpy()
+    return out
 
 
 def _edges_ordered(graph: LineageGraph, eids: Ints) -> Ints:
     """Edge ids by (source ARN, destination ARN)."""
+    if not len(eids):
+        return eids
     src, dst = graph.edge_src[eids], graph.edge_dst[eids]
-    if not len(eids) or max(int(src.max()), int(dst.max())) < graph.sorted_upto:
+    if max(int(src.max()), int(dst.max())) < graph.arns.sorted_upto:
         n = np.int64(max(len(graph.arns), 1))
         ordered: Ints = eids[np.argsort(src.astype(np.int64) * n + dst)]
         return ordered
+    if len(eids) > ARN_SORT_IN_PYTHON:
+        ends = pa.table({"s": graph.arns.column(src), "d": graph.arns.column(dst)})
+        at = pc.sort_indices(ends, sort_keys=[("s", "ascending"), ("d", "ascending")])
+        by_arn: Ints = eids[at.to_numpy()]
+        return by_arn
     arns = graph.arns
     return np.array(
         sorted(
