@@ -53,7 +53,7 @@ from mlineage.query.lineage import (
     QueryError,
     query_lineage,
 )
-from mlineage.query.store import LineageStore
+from mlineage.query.store import LineageStore, graph_cache_dir
 from tests.helpers import (
     ACCOUNT,
     REGION,
@@ -834,3 +834,59 @@ def test_an_index_opened_from_the_projection_answers_as_one_built_from_its_table
     finally:
         reader.close()
         store.close()
+
+
+def test_a_saved_index_serves_the_next_reader_until_the_projection_changes(
+    tmp_path: Path,
+) -> None:
+    """The first reader of a state of the projection opens the index from its columns and
+    saves it beside it; the next reader maps that copy (same answers); a write makes the
+    next reader open and save again (the old copy goes); a damaged copy is opened again."""
+    rng = random.Random("saved-index")
+    g = random_graph(rng)
+    values = [raw(e) for e in g.events]
+    path = tmp_path / "lineage.duckdb"
+    half = len(values) // 2
+    writer = DuckDBStore(path)
+    apply_batches(writer, values[:half], [7])
+    writer.close()
+
+    def answers(store: LineageStore) -> list[dict[str, Any]]:
+        starts = sorted(graph_state(store.graph)[0]) or g.pool
+        picked = random.Random(len(starts))
+        return [
+            store.query_lineage(
+                [picked.choice(starts)], picked.choice(DIRECTIONS), max_depth=picked.randint(1, 4)
+            ).to_dict()
+            for _ in range(20)
+        ]
+
+    saved_dir = graph_cache_dir(path)
+    with LineageStore.open(path) as first:
+        assert first.graph.source == "opened"
+        want = answers(first)
+        want_state = graph_state(first.graph)
+    (saved,) = saved_dir.iterdir()
+    with LineageStore.open(path) as second:
+        assert second.graph.source == "saved"
+        assert graph_state(second.graph) == want_state
+        assert answers(second) == want
+    # a write: a new state, opened and saved again; the older copy is gone
+    writer = DuckDBStore(path)
+    apply_batches(writer, values[half:], [5])
+    writer.close()
+    with LineageStore.open(path) as third:
+        assert third.graph.source == "opened"
+        want = answers(third)
+        fresh = LineageGraph.load(third.con)
+        assert graph_state(third.graph) == graph_state(fresh)
+    (newer,) = saved_dir.iterdir()
+    assert newer != saved
+    # a damaged copy is not used (and is replaced)
+    (newer / "edge_src.npy").write_bytes(b"not an array")
+    with LineageStore.open(path) as fourth:
+        assert fourth.graph.source == "opened"
+        assert answers(fourth) == want
+    with LineageStore.open(path) as fifth:
+        assert fifth.graph.source == "saved"
+        assert answers(fifth) == want

@@ -29,8 +29,12 @@ Layout (``n`` vertex ids, ``m`` edge ids):
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -111,6 +115,29 @@ def _gather_sorted(keys: Ints, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
     return eids[starts + np.arange(total)], np.repeat(frontier, lens)
 
 
+SAVED_FORMAT = 1
+"""Bump when what :meth:`LineageGraph.save` writes changes: saved indexes of another format
+are built again."""
+
+_SAVED_ARRAYS = (
+    "lineage_type",
+    "type",
+    "account",
+    "created",
+    "modified",
+    "has_created",
+    "has_modified",
+    "edge_src",
+    "edge_dst",
+    "edge_type",
+    "edge_live",
+    "edge_same_as",
+    "out_ptr",
+    "out_eid",
+    "in_ptr",
+    "in_eid",
+)
+
 _VERTEX_FILL = (
     ("lineage_type", -1),
     ("type", -1),
@@ -181,7 +208,7 @@ class Arns:
         self._by_hash: Ints | None = None  # rows in hash order, once sorted
         self._sorted: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
         self._offsets: memoryview = memoryview(b"")
-        self._data = b""
+        self._data: memoryview = memoryview(b"")
         self._extra: dict[str, int] = {}
         self._extra_arn: dict[int, str] = {}
         self._lookups = 0
@@ -204,7 +231,8 @@ class Arns:
         out = cls()
         out._list = out._dict = None
         out._n = n
-        column = column.cast(pa.large_string())
+        if column.type != pa.large_string():
+            column = column.cast(pa.large_string())
         out._column = column
         out._hashes, out._row_vid = hashes, vid
         out._row_of = np.full(n, -1, dtype=np.int32)
@@ -214,7 +242,7 @@ class Arns:
             column.offset : column.offset + len(column) + 1
         ]
         out._offsets = offsets.data
-        out._data = buffers[2].to_pybytes() if buffers[2] is not None else b""
+        out._data = memoryview(buffers[2]) if buffers[2] is not None else memoryview(b"")
         return out
 
     def __len__(self) -> int:
@@ -226,7 +254,7 @@ class Arns:
         elif (arn := self._extra_arn.get(vid)) is None:
             row = int(self._row_of[vid]) if vid < len(self._row_of) else -1
             if row >= 0:
-                arn = self._data[self._offsets[row] : self._offsets[row + 1]].decode()
+                arn = str(self._data[self._offsets[row] : self._offsets[row + 1]], "utf-8")
         if arn is None:
             raise KeyError(f"vertex id {vid} has no ARN (not a live vertex)")
         return arn
@@ -299,7 +327,8 @@ class Arns:
                 listed[vid] = arn
             ids = {arn: vid for vid, arn in enumerate(listed) if arn is not None}
         self._list, self._dict = listed, ids
-        self._column, self._data, self._extra, self._extra_arn = None, b"", {}, {}
+        self._column, self._data = None, memoryview(b"")
+        self._extra, self._extra_arn = {}, {}
 
 
 class LineageGraph:
@@ -343,6 +372,9 @@ class LineageGraph:
         self.persisted = False
         """Opened from the ids the projector keeps (:meth:`open`): :meth:`refresh` reads
         them too."""
+        self.source = "loaded"
+        """How it was made: ``loaded`` (:meth:`load`), ``opened`` (:meth:`open`) or
+        ``saved`` (:meth:`from_saved`)."""
 
     # -- building ------------------------------------------------------------------------
 
@@ -379,6 +411,7 @@ class LineageGraph:
             con.execute("COMMIT")
         g = cls()
         g.tracks_same_as = g.persisted = True
+        g.source = "opened"
         vid = _int32(vertices.column(0))
         hashes = vertices.column(7).to_numpy().astype(np.uint64)
         arns = vertices.column(1)
@@ -408,6 +441,74 @@ class LineageGraph:
         g.edge_same_as = np.zeros(len(g.edge_src), dtype=bool)
         g.edge_same_as[len(src) :] = True
         g._index_all()
+        return g
+
+    # -- a saved copy, for the next reader of the same projection -------------------------
+
+    def save(self, path: Path) -> None:
+        """Write this index (as :meth:`open` made it, before any :meth:`apply`) to the
+        directory ``path``: numpy arrays and the ARN column, which :meth:`from_saved` maps
+        back into memory without copying. Written beside ``path`` first, then renamed."""
+        arns = self.arns
+        if not self.persisted or arns._column is None or arns._extra_arn:
+            raise ValueError("only an index just opened from the projection can be saved")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            arrays = {name: getattr(self, name) for name in _SAVED_ARRAYS}
+            arrays |= {"row_vid": arns._row_vid, "hashes": arns._hashes}
+            for name, array in arrays.items():
+                np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+            with pa.OSFile(str(tmp / "arns.arrow"), "wb") as sink:
+                batch = pa.record_batch([arns._column], names=["arn"])
+                with pa.ipc.new_file(sink, batch.schema) as writer:
+                    writer.write_batch(batch)
+            names = {
+                "format": SAVED_FORMAT,
+                "n": len(arns),
+                "type_names": self.type_names,
+                "account_names": self.account_names,
+                "edge_type_names": self.edge_type_names,
+            }
+            (tmp / "names.json").write_text(json.dumps(names))
+            tmp.replace(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def from_saved(cls, path: Path) -> LineageGraph:
+        """An index :meth:`save` wrote (its arrays mapped from the files, copied only where
+        :meth:`apply` writes). Raises OSError or ValueError when it is not one."""
+        names = json.loads((path / "names.json").read_text())
+        if names.get("format") != SAVED_FORMAT:
+            raise ValueError(f"{path} holds an index of another format")
+        g = cls()
+        g.tracks_same_as = g.persisted = True
+        g.source = "saved"
+
+        def load(name: str) -> Any:
+            return np.load(path / f"{name}.npy", mmap_mode="c", allow_pickle=False)
+
+        for name in _SAVED_ARRAYS:
+            setattr(g, name, load(name))
+        g.type_names, g.account_names = names["type_names"], names["account_names"]
+        g.edge_type_names = names["edge_type_names"]
+        column = pa.ipc.open_file(pa.memory_map(str(path / "arns.arrow"))).get_batch(0).column(0)
+        n, m = int(names["n"]), len(g.edge_src)
+        row_vid, hashes = load("row_vid"), load("hashes")
+        lengths = {name: len(getattr(g, name)) for name in _SAVED_ARRAYS}
+        wanted = {name: n for name, _ in _VERTEX_FILL}
+        wanted |= dict.fromkeys(("edge_src", "edge_dst", "edge_type", "edge_live"), m)
+        wanted |= {"edge_same_as": m, "out_eid": m, "in_eid": m}
+        wanted |= {"out_ptr": n + 1, "in_ptr": n + 1}
+        if lengths != wanted or not len(row_vid) == len(hashes) == len(column):
+            raise ValueError(f"{path} holds arrays of the wrong lengths")
+        if len(row_vid) and int(row_vid.max()) >= n:
+            raise ValueError(f"{path} holds ids beyond its vertices")
+        g.arns = Arns.of_columns(n, row_vid, column, hashes)
+        g.edges_used = g.base_edges = m
         return g
 
     def _same_as_links(self, shared: list[int], src: Ints, dst: Ints) -> tuple[Ints, Ints]:

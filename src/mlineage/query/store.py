@@ -10,8 +10,10 @@ cannot open the live file reads the snapshot instead, and says how old it is
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
+import os
 import shutil
 import time
 import weakref
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from duckdb import sqltypes
 
 from mlineage.errors import ProjectionBusyError, ProjectionError
@@ -27,10 +30,50 @@ from mlineage.projection.service import AccessLock
 from mlineage.projection.store import snapshot_path
 from mlineage.query import catalog, lookup, search
 from mlineage.query.accounts import account_view
+from mlineage.query.graph import SAVED_FORMAT
 from mlineage.query.lineage import LineageFilter, LineageGraph, LineageResult, query_lineage
 from mlineage.query.lookup import Found
 from mlineage.query.sql import Rows, run_sql
 from mlineage.settings import Settings
+
+
+def graph_cache_dir(projection: Path) -> Path:
+    """Where readers of a projection (or of its snapshot) keep the saved graph index."""
+    name = projection.name.removesuffix(".snapshot")
+    return projection.with_name(name + ".graph")
+
+
+def _being_written(path: Path) -> bool:
+    """Whether ``path`` is a saved index another live process is still writing
+    (``<version>.<pid>.tmp``); one left by a process that died is not."""
+    parts = path.name.split(".")
+    if len(parts) != 3 or parts[2] != "tmp" or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _graph_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """What the graph index of the projection depends on (None: no file to keep it beside,
+    or no index kept): its applied events (every batch adds some, a replay rebuilds them
+    all with new times) and schema, and the index's save format."""
+    try:
+        count, last = con.execute("SELECT count(*), max(applied_at) FROM events").fetchall()[0]
+        meta = con.execute("SELECT key, value FROM mlineage_meta ORDER BY key").fetchall()
+        where = con.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall()
+    except duckdb.Error:
+        return None
+    if not where or not where[0][0]:
+        return None
+    state = [SAVED_FORMAT, count, str(last), meta]
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:20]
 
 
 def _connect(path: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
@@ -202,9 +245,29 @@ class LineageStore:
             # the projector keeps the operator's index ready to open, SameAs links included
             # for walks on behalf of an account; an account view (whose own tables have them
             # as edges), or a projection of an older schema, is loaded from its tables
-            graph = LineageGraph.open(con) if self.account is None else None
+            graph = self._saved_or_opened(con) if self.account is None else None
             self.loaded_graph = graph or LineageGraph.load(con, same_as=self.account is None)
         return self.loaded_graph
+
+    def _saved_or_opened(self, con: duckdb.DuckDBPyConnection) -> LineageGraph | None:
+        """The operator's index: the copy an earlier reader of this same state of the
+        projection saved beside it (mapped into memory: a few milliseconds), else opened
+        from the projection's columns and saved for the next reader."""
+        version = _graph_version(con)
+        saved = graph_cache_dir(self.path) / version if version else None
+        if saved is not None and saved.is_dir():
+            with contextlib.suppress(OSError, ValueError, KeyError, pa.ArrowException):
+                return LineageGraph.from_saved(saved)
+        graph = LineageGraph.open(con)
+        if graph is not None and saved is not None and _graph_version(con) == version:
+            # best effort: a read-only place or a full disk only costs the next reader time
+            with contextlib.suppress(OSError):
+                shutil.rmtree(saved, ignore_errors=True)
+                graph.save(saved)
+                for old in saved.parent.iterdir():
+                    if old != saved and not _being_written(old):
+                        shutil.rmtree(old, ignore_errors=True)
+        return graph
 
     def query_lineage(
         self,
