@@ -69,7 +69,7 @@ from mlineage.events.models import canonical_time
 from mlineage.pipeline import sync
 from mlineage.projection.schema import SCHEMA_VERSION
 from mlineage.query.lineage import LineageGraph
-from mlineage.query.store import LineageStore
+from mlineage.query.store import LineageStore, graph_cache_dir
 from mlineage.recorder import Recorder
 from mlineage.settings import Settings
 
@@ -90,6 +90,7 @@ TARGET_MAX_VERTICES = 100
 TARGET_WALK_MS = 30.0  # issue 15: a walk reaching 100k+ vertices
 TARGET_APPLY_MS = 10.0  # issue 15: an incremental update of 1,000 new edges
 TARGET_OPEN_MS = 100.0  # issue 15: open + first query at 100k jobs
+TARGET_MACRO_P50_MS = 10.0  # issue 15: the SQL walk macros at depth 10, at 100k jobs
 DEFAULT_ANCHOR = "2a18cf3"  # the dict-of-lists index this one replaced
 # bump when the workload changes, so an old projection in --workdir is not reused
 WORKLOAD_VERSION = 1
@@ -311,8 +312,16 @@ class Case:
         self.max_ms = ms[-1]
         self.mean_vertices = sum(sizes) / len(sizes)
         self.max_vertices = max(sizes)
-        fast = self.p50_ms <= TARGET_P50_MS and self.p99_ms <= TARGET_P99_MS
+        fast = all(value <= bound for _, value, bound in bounds(self))
         self.meets_target = fast if self.max_vertices <= TARGET_MAX_VERTICES else None
+
+
+def bounds(case: Case) -> list[tuple[str, float, float]]:
+    """(name, figure, target) of what a case is judged by: QueryLineage by its latency
+    targets, the SQL macros by issue 15's p50 for them."""
+    if case.method == "SQL macro":
+        return [("p50", case.p50_ms, TARGET_MACRO_P50_MS)]
+    return [("p50", case.p50_ms, TARGET_P50_MS), ("p99", case.p99_ms, TARGET_P99_MS)]
 
 
 @dataclass
@@ -340,6 +349,7 @@ class RunResult:
     isolation_index_s: float = 0.0
     index_array_mib: float = 0.0  # numpy arrays of the index (ARN strings not counted)
     open_first_query_ms: float = 0.0  # LineageStore.open + index + one query, cold
+    open_saved_first_query_ms: float = 0.0  # the same for the next reader (saved index)
     walks: list[Walk] = field(default_factory=list)
     apply_1000_edges_ms: float = 0.0  # LineageGraph.apply: 1,000 new vertices and edges
     compact_ms: float = 0.0
@@ -439,16 +449,25 @@ def run_macro(
     count: int,
     budget_s: float,
     answers: dict[tuple[str, int], set[str]],
+    *,
+    in_file: bool = False,
 ) -> Case:
-    case = Case("SQL macro", f"{start.macro}({start.noun}, {depth})", depth)
+    """The macro through the store (TEMP macros over the index), or ``in_file``: as the
+    file defines it (a recursive CTE), on a connection without the store's macros."""
+    where = " [CTE in the file]" if in_file else ""
+    case = Case("SQL macro", f"{start.macro}({start.noun}, {depth}){where}", depth)
     sql = f"SELECT arn FROM {start.macro}(?, max_depth := ?)"
+    plain = store.con.cursor() if in_file else None
     times: list[float] = []
     sizes: list[int] = []
     mismatches = 0
     began = time.perf_counter()
     for arn in start.arns[:count]:
         t0 = time.perf_counter()
-        _, rows = store.sql(sql, [arn, depth], timeout=max(30.0, budget_s))
+        if plain is not None:
+            rows = plain.execute(sql, [arn, depth]).fetchall()
+        else:
+            _, rows = store.sql(sql, [arn, depth], timeout=max(30.0, budget_s))
         times.append(time.perf_counter() - t0)
         sizes.append(len(rows))
         mismatches += {r[0] for r in rows} != answers[(arn, depth)]
@@ -611,12 +630,16 @@ def measure(
     del first
     gc.collect()
     # cold: open, the index, one query (what a one-shot CLI command pays; the file is in the
-    # page cache, as it is after any earlier use)
-    t0 = time.perf_counter()
-    with LineageStore.open(settings.db_path) as cold:
-        cold.query_lineage(images[0], direction="Ascendants", max_depth=1)
-        result.open_first_query_ms = (time.perf_counter() - t0) * 1000
-    del cold
+    # page cache, as it is after any earlier use): the first reader of this state of the
+    # projection opens the index from its columns and saves it, the next maps the copy
+    shutil.rmtree(graph_cache_dir(settings.db_path), ignore_errors=True)
+    for attr in ("open_first_query_ms", "open_saved_first_query_ms"):
+        t0 = time.perf_counter()
+        with LineageStore.open(settings.db_path) as cold:
+            cold.query_lineage(images[0], direction="Ascendants", max_depth=1)
+            setattr(result, attr, (time.perf_counter() - t0) * 1000)
+        del cold
+        gc.collect()
     gc.collect()
     t0 = time.perf_counter()
     store = LineageStore.open(settings.db_path)
@@ -694,6 +717,11 @@ def measure(
                 result.cases.append(
                     run_macro(store, start, depth, macro_queries, macro_budget_s, answers)
                 )
+            # the same macros as the file keeps them (a recursive CTE), for any DuckDB client
+            ep.note(f"  {start.macro}({start.noun}, 10) in the file: up to {macro_queries:,}")
+            result.cases.append(
+                run_macro(store, start, 10, macro_queries, macro_budget_s, answers, in_file=True)
+            )
         ep.note("  the index follows writes: 1,000 new vertices and edges (LineageGraph.apply)")
         measure_apply(graph, result)
     finally:
@@ -709,21 +737,14 @@ def measure(
 
 def verdict(case: Case) -> str:
     if case.meets_target is None:
-        fast = case.p50_ms <= TARGET_P50_MS and case.p99_ms <= TARGET_P99_MS
+        fast = all(value <= bound for _, value, bound in bounds(case))
         return (
             f"n/a: answers up to {case.max_vertices:,} vertices (> {TARGET_MAX_VERTICES})"
             f"; {'within' if fast else 'outside'} the latency targets"
         )
     if case.meets_target:
         return "[green]meets[/green]"
-    missed = [
-        name
-        for name, value, bound in (
-            ("p50", case.p50_ms, TARGET_P50_MS),
-            ("p99", case.p99_ms, TARGET_P99_MS),
-        )
-        if value > bound
-    ]
+    missed = [name for name, value, bound in bounds(case) if value > bound]
     return f"[red]MISS ({', '.join(missed)})[/red]"
 
 
@@ -772,7 +793,7 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
     table = Table(
         title=f"QueryLineage and SQL walk macros — N = {result.jobs:,}, include_edges=True; "
         f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms for answers "
-        f"<= {TARGET_MAX_VERTICES} vertices",
+        f"<= {TARGET_MAX_VERTICES} vertices (macros: p50 <= {TARGET_MACRO_P50_MS:g} ms)",
         title_justify="left",
         caption="latency per query, one at a time, same random starts for every depth "
         "(with replacement); size = vertices returned (the start included); "
@@ -860,8 +881,10 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
         f"[bold]{result.apply_1000_edges_ms:.1f} ms[/bold] (target {TARGET_APPLY_MS:g} ms); "
         f"compaction (overlay folded in) {result.compact_ms:.0f} ms; index arrays "
         f"{result.index_array_mib:,.1f} MiB; cold open + index + first query "
-        f"[bold]{result.open_first_query_ms:,.0f} ms[/bold] (target {TARGET_OPEN_MS:g} ms "
-        "at 100k jobs)"
+        f"[bold]{result.open_first_query_ms:,.0f} ms[/bold] for the first reader of this state "
+        f"(opens the index from the columns and saves it), [bold]"
+        f"{result.open_saved_first_query_ms:,.0f} ms[/bold] for the next (maps the saved "
+        f"copy) (target {TARGET_OPEN_MS:g} ms at 100k jobs)"
     )
     if result.anchor:
         a = result.anchor
