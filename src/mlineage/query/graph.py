@@ -84,21 +84,28 @@ def _csr(keys: Ints, n: int) -> tuple[Int64s, Ints]:
     return ptr, order
 
 
+def _slots(ptr: Int64s, frontier: Ints) -> tuple[Int64s, Ints, Int64s]:
+    """The CSR slots of ``frontier``'s vertices (ids beyond the CSR, added later, have
+    none): (slots, the vertices that have some, how many each has)."""
+    if len(frontier) and int(frontier.max()) >= len(ptr) - 1:
+        frontier = frontier[frontier < len(ptr) - 1]
+    lo = ptr[frontier]
+    lens = ptr[frontier + 1] - lo
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), _EMPTY, lens
+    # positions lo[i] .. hi[i]-1 for every i, without a Python loop
+    starts = np.repeat(lo - np.cumsum(lens) + lens, lens)
+    return starts + np.arange(total), frontier, lens
+
+
 def _gather(ptr: Int64s, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
     """The edge ids of ``frontier``'s vertices in a CSR, and for each the vertex it leaves
     from. Ids beyond the CSR (added later) have none."""
-    frontier = frontier[frontier < len(ptr) - 1]
-    if not len(frontier):
+    slots, frontier, lens = _slots(ptr, frontier)
+    if not len(slots):
         return _EMPTY, _EMPTY
-    lo, hi = ptr[frontier], ptr[frontier + 1]
-    lens = hi - lo
-    total = int(lens.sum())
-    if total == 0:
-        return _EMPTY, _EMPTY
-    # positions lo[i] .. hi[i]-1 for every i, without a Python loop
-    starts = np.repeat(lo - np.cumsum(lens) + lens, lens)
-    idx = starts + np.arange(total)
-    return eids[idx], np.repeat(frontier, lens)
+    return eids[slots], np.repeat(frontier, lens)
 
 
 def _gather_sorted(keys: Ints, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
@@ -115,7 +122,7 @@ def _gather_sorted(keys: Ints, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
     return eids[starts + np.arange(total)], np.repeat(frontier, lens)
 
 
-SAVED_FORMAT = 1
+SAVED_FORMAT = 2
 """Bump when what :meth:`LineageGraph.save` writes changes: saved indexes of another format
 are built again."""
 
@@ -136,6 +143,8 @@ _SAVED_ARRAYS = (
     "out_eid",
     "in_ptr",
     "in_eid",
+    "out_nbr",
+    "in_nbr",
 )
 
 _VERTEX_FILL = (
@@ -361,6 +370,14 @@ class LineageGraph:
         self.out_eid: Ints = _EMPTY
         self.in_ptr: Int64s = np.zeros(1, dtype=np.int64)
         self.in_eid: Ints = _EMPTY
+        # the main CSR's far ends, slot by slot (out_nbr[i] = edge_dst[out_eid[i]]), so a walk
+        # that needs no edge ids gathers vertices in one step
+        self.out_nbr: Ints = _EMPTY
+        self.in_nbr: Ints = _EMPTY
+        self.clean = True
+        """No edge of the main CSR is removed or leads to a vertex that is not live (then
+        :meth:`neighbours` need not check)."""
+        self.has_same_as = False
         # the overlay: edge ids past base_edges, sorted by their source (destination) id
         self.ov_out_key: Ints = _EMPTY
         self.ov_out_eid: Ints = _EMPTY
@@ -470,6 +487,8 @@ class LineageGraph:
                 "type_names": self.type_names,
                 "account_names": self.account_names,
                 "edge_type_names": self.edge_type_names,
+                "clean": self.clean,
+                "has_same_as": self.has_same_as,
             }
             (tmp / "names.json").write_text(json.dumps(names))
             tmp.replace(path)
@@ -489,19 +508,23 @@ class LineageGraph:
         g.source = "saved"
 
         def load(name: str) -> Any:
-            return np.load(path / f"{name}.npy", mmap_mode="c", allow_pickle=False)
+            # a plain array over the mapped file (numpy's memmap class costs a Python call
+            # per indexing)
+            mapped = np.load(path / f"{name}.npy", mmap_mode="c", allow_pickle=False)
+            return mapped.view(np.ndarray)
 
         for name in _SAVED_ARRAYS:
             setattr(g, name, load(name))
         g.type_names, g.account_names = names["type_names"], names["account_names"]
         g.edge_type_names = names["edge_type_names"]
+        g.clean, g.has_same_as = bool(names["clean"]), bool(names["has_same_as"])
         column = pa.ipc.open_file(pa.memory_map(str(path / "arns.arrow"))).get_batch(0).column(0)
         n, m = int(names["n"]), len(g.edge_src)
         row_vid, hashes = load("row_vid"), load("hashes")
         lengths = {name: len(getattr(g, name)) for name in _SAVED_ARRAYS}
         wanted = {name: n for name, _ in _VERTEX_FILL}
         wanted |= dict.fromkeys(("edge_src", "edge_dst", "edge_type", "edge_live"), m)
-        wanted |= {"edge_same_as": m, "out_eid": m, "in_eid": m}
+        wanted |= {"edge_same_as": m, "out_eid": m, "in_eid": m, "out_nbr": m, "in_nbr": m}
         wanted |= {"out_ptr": n + 1, "in_ptr": n + 1}
         if lengths != wanted or not len(row_vid) == len(hashes) == len(column):
             raise ValueError(f"{path} holds arrays of the wrong lengths")
@@ -605,7 +628,15 @@ class LineageGraph:
         m = self.edges_used = self.base_edges = len(self.edge_src)
         self.out_ptr, self.out_eid = _csr(self.edge_src[:m], n)
         self.in_ptr, self.in_eid = _csr(self.edge_dst[:m], n)
+        self.out_nbr, self.in_nbr = self.edge_dst[self.out_eid], self.edge_src[self.in_eid]
         self.ov_out_key = self.ov_out_eid = self.ov_in_key = self.ov_in_eid = _EMPTY
+        live = self.lineage_type
+        self.clean = bool(
+            self.edge_live[:m].all()
+            and (live[self.edge_src[:m]] >= 0).all()
+            and (live[self.edge_dst[:m]] >= 0).all()
+        )
+        self.has_same_as = bool(self.edge_same_as[:m].any())
 
     def _add_to_overlay(self, first: int, src: Ints, dst: Ints) -> None:
         """Edge ids ``first``.. (from ``src`` to ``dst``) into the overlay: merged into its
@@ -651,6 +682,7 @@ class LineageGraph:
             gone = ids.get(arn, self.arns.get(arn))
             if gone is not None:
                 self.lineage_type[gone] = -1
+                self.clean = False
         if vertices.num_rows:
             vid = np.array([ids[a] for a in vertex_arns], dtype=np.int64)
             self.lineage_type[vid] = [
@@ -675,7 +707,9 @@ class LineageGraph:
             srcs = np.unique(ends[:, 0]).astype(np.int32)
             eids, _, _ = self.steps(srcs, forward=True, backward=False)
             keys = self.edge_src[eids].astype(np.int64) * n + self.edge_dst[eids]
-            self.edge_live[eids[np.isin(keys, ends[:, 0] * n + ends[:, 1])]] = False
+            removed = eids[np.isin(keys, ends[:, 0] * n + ends[:, 1])]
+            self.edge_live[removed] = False
+            self.clean = self.clean and not len(removed)
         if edges.num_rows:
             src = np.array([ids[a] for a in edge_srcs], dtype=np.int32)
             dst = np.array([ids[a] for a in edge_dsts], dtype=np.int32)
@@ -685,6 +719,7 @@ class LineageGraph:
             at = slice(first, first + len(src))
             self.edge_src[at], self.edge_dst[at], self.edge_type[at] = src, dst, typ
             self.edge_live[at], self.edge_same_as[at] = True, same_as
+            self.has_same_as = self.has_same_as or same_as
             self.edges_used = first + len(src)
             if self.edges_used - self.base_edges > max(10_000, self.base_edges // 8):
                 self.compact()
@@ -760,6 +795,7 @@ class LineageGraph:
         for eid in np.flatnonzero(self.edge_same_as & self.edge_live).tolist():
             if _artifact_id(self.arns[int(self.edge_src[eid])]) in mine:
                 self.edge_live[eid] = False
+                self.clean = False
         self.apply(_NO_VERTICES, [], wanted, [], same_as=True)
 
     def compact(self) -> None:
@@ -874,6 +910,38 @@ class LineageGraph:
         return np.array(
             [i for i, name in enumerate(self.account_names) if name in wanted], dtype=np.int32
         )
+
+    def neighbours(self, frontier: Ints, forward: bool, backward: bool, *, same_as: bool) -> Ints:
+        """The far ends (with repeats) of the live edges at ``frontier`` in the given
+        directions that lead to live vertices, SameAs links only with ``same_as``: what
+        :meth:`steps` gives as its last array, with the check, in one gather per CSR while
+        the main one is :attr:`clean` (and holds no SameAs link a walk must skip)."""
+        if not self.clean or (self.has_same_as and not same_as):
+            e, _, v = self.steps(frontier, forward, backward)
+            keep = self.lineage_type[v] >= 0
+            if not same_as:
+                keep &= ~self.edge_same_as[e]
+            far: Ints = v[keep]
+            return far
+        parts = []
+        for wanted, ptr, nbr, keys, eids, ends in (
+            (forward, self.out_ptr, self.out_nbr, self.ov_out_key, self.ov_out_eid, self.edge_dst),
+            (backward, self.in_ptr, self.in_nbr, self.ov_in_key, self.ov_in_eid, self.edge_src),
+        ):
+            if not wanted:
+                continue
+            parts.append(nbr[_slots(ptr, frontier)[0]])
+            if len(keys):  # the overlay: edge ids, checked
+                e, _ = _gather_sorted(keys, eids, frontier)
+                e = e[self.edge_live[e]]
+                if not same_as:
+                    e = e[~self.edge_same_as[e]]
+                v = ends[e]
+                parts.append(v[self.lineage_type[v] >= 0])
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return _EMPTY
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def steps(self, frontier: Ints, forward: bool, backward: bool) -> tuple[Ints, Ints, Ints]:
         """Every live edge at ``frontier`` in the given directions, as (edge id, the frontier

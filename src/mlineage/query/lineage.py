@@ -471,8 +471,9 @@ def _walk_on(
     backward = direction in ("Both", "Ascendants")
     live = graph.lineage_type
 
-    # breadth-first, a depth level at a time: the depth of every reached vertex, and every
-    # edge followed as (edge id, from, to)
+    # breadth-first, a depth level at a time: the depth of every reached vertex, and (when
+    # the paths to matching vertices are wanted) every edge followed as (edge id, from, to)
+    keep_steps = include_edges and not filters.is_empty()
     depth[starts] = 0
     levels = [starts]
     touched.append(starts)
@@ -480,17 +481,23 @@ def _walk_on(
     truncated = False
     frontier, d = starts, 0
     while len(frontier):
-        e, u, v = graph.steps(frontier, forward, backward)
-        to_vertex = live[v] >= 0
-        if sees is None:
-            to_vertex &= ~graph.edge_same_as[e]
-        else:
-            to_vertex &= np.isin(graph.account[v], sees)
+        if keep_steps:
+            e, u, v = graph.steps(frontier, forward, backward)
+            to_vertex = live[v] >= 0
+            if sees is None:
+                to_vertex &= ~graph.edge_same_as[e]
+            else:
+                to_vertex &= np.isin(graph.account[v], sees)
+            e, u, v = e[to_vertex], u[to_vertex], v[to_vertex]
+        else:  # no edge ids needed: the far ends alone
+            v = graph.neighbours(frontier, forward, backward, same_as=sees is not None)
+            if sees is not None:
+                v = v[np.isin(graph.account[v], sees)]
         if d >= max_depth:
-            truncated = bool(np.any(to_vertex & (depth[v] < 0)))
+            truncated = bool(np.any(depth[v] < 0))
             break
-        e, u, v = e[to_vertex], u[to_vertex], v[to_vertex]
-        followed.append((e, u, v))
+        if keep_steps:
+            followed.append((e, u, v))
         new = _distinct(v[depth[v] < 0], scratch.vertex_slot)
         depth[new] = d + 1
         levels.append(new)
@@ -498,9 +505,10 @@ def _walk_on(
         frontier, d = new, d + 1
     reached = np.concatenate(levels) if len(levels) > 1 else starts
 
-    fe, fu, fv = _cat(followed)
     matching = _matching(graph, reached, filters, properties_of)
-    if include_edges and not filters.is_empty():
+    edge_ids: Ints | None = None  # None: every edge followed (found for the page alone)
+    if keep_steps:
+        fe, fu, fv = _cat(followed)
         # vertices on a shortest path from a start to a matching vertex: walk back along the
         # outward steps only (depth + 1), deepest level first, so dead ends beside a path
         # are not taken in; mark = 1 for such a vertex
@@ -516,9 +524,6 @@ def _walk_on(
         mark[reached] = -1
     else:
         chosen = matching
-        edge_ids = (
-            _distinct(fe, scratch.edge_slot) if include_edges else np.zeros(0, dtype=np.int32)
-        )
 
     total = len(chosen)
     end = total if max_results is None else min(offset + max_results, total)
@@ -526,7 +531,12 @@ def _walk_on(
     result = LineageResult(
         vertices=list(map(Vertex._make, graph.vertices(page))), truncated_by_depth=truncated
     )
-    if include_edges and len(edge_ids):
+    if include_edges:
+        if edge_ids is None:
+            # every edge followed, and every end of one reached (and chosen): those of the
+            # page are among the edges at its vertices
+            edge_ids = _followed_at(graph, page, depth, forward, backward, max_depth, sees)
+            edge_ids = _distinct(edge_ids, scratch.edge_slot)
         # an edge goes with the page of its later end in the order (-1: an end not chosen)
         src, dst = graph.edge_src[edge_ids], graph.edge_dst[edge_ids]
         page_of = np.maximum(np.maximum(mark[src], mark[dst]), 0)
@@ -535,6 +545,33 @@ def _walk_on(
     if end < total:
         result.next_token = encode_token(end, digest)
     return result
+
+
+def _followed_at(
+    graph: LineageGraph,
+    vertices: Ints,
+    depth: Ints,
+    forward: bool,
+    backward: bool,
+    max_depth: int,
+    sees: Ints | None,
+) -> Ints:
+    """The edges at ``vertices`` the walk followed (with repeats): a step from a reached
+    end short of ``max_depth``, in a direction walked, to an end that was reached (which
+    it then was), along a link the caller may follow (the operator: no SameAs)."""
+    e, _, _ = graph.steps(vertices, forward=True, backward=True)
+    x, y = graph.edge_src[e], graph.edge_dst[e]
+    dx, dy = depth[x], depth[y]
+    step = np.zeros(len(e), dtype=bool)
+    if forward:
+        step |= dx < max_depth
+    if backward:
+        step |= dy < max_depth
+    step &= (dx >= 0) & (dy >= 0)
+    if sees is None:
+        step &= ~graph.edge_same_as[e]
+    followed: Ints = e[step]
+    return followed
 
 
 def _cat(parts: list[tuple[Ints, Ints, Ints]]) -> tuple[Ints, Ints, Ints]:
