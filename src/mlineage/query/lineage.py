@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -245,12 +246,14 @@ class _Scratch:
         self.mark: Ints = np.zeros(0, dtype=np.int32)
         self.vertex_slot: Ints = np.zeros(0, dtype=np.int32)
         self.edge_slot: Ints = np.zeros(0, dtype=np.int32)
+        self.hit: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
 
     def fit(self, n: int, m: int) -> None:
         if len(self.depth) < n:
             self.depth = np.full(n, -1, dtype=np.int32)
             self.mark = np.full(n, -1, dtype=np.int32)
             self.vertex_slot = np.full(n, -1, dtype=np.int32)
+            self.hit = np.zeros(n, dtype=bool)
         if len(self.edge_slot) < m:
             self.edge_slot = np.full(m, -1, dtype=np.int32)
 
@@ -277,6 +280,11 @@ def _scratch_of(graph: LineageGraph) -> _Scratch:
             graph._scratch = scratch  # type: ignore[attr-defined]
         return scratch
 
+
+BITMAP_SHARE = 16
+"""A level of a walk whose far ends number more than the vertices over this finds its new
+vertices with a bitmap over all vertices (a few sequential passes) instead of removing
+repeats among the ends (several random ones)."""
 
 SMALL_WALK_STEPS = 2_000
 """A walk that follows at most this many edges runs vertex by vertex in Python (a few
@@ -470,6 +478,7 @@ def _walk_on(
     forward = direction in ("Both", "Descendants")
     backward = direction in ("Both", "Ascendants")
     live = graph.lineage_type
+    n = len(graph.arns)
 
     # breadth-first, a depth level at a time: the depth of every reached vertex, and (when
     # the paths to matching vertices are wanted) every edge followed as (edge id, from, to)
@@ -498,7 +507,14 @@ def _walk_on(
             break
         if keep_steps:
             followed.append((e, u, v))
-        new = _distinct(v[depth[v] < 0], scratch.vertex_slot)
+        if len(v) * BITMAP_SHARE < n:
+            new = _distinct(v[depth[v] < 0], scratch.vertex_slot)
+        else:  # a large level: mark the ends in a bitmap and read it once
+            hit = scratch.hit[:n]
+            hit[v] = True
+            hit &= depth[:n] < 0
+            new = np.flatnonzero(hit).astype(np.int32)
+            hit[new] = False
         depth[new] = d + 1
         levels.append(new)
         touched.append(new)
@@ -607,7 +623,9 @@ def _page(
         order: Ints = (np.sort(key) & 0xFFFFFFFF).astype(np.int32)
         mark[order] = np.arange(len(order), dtype=np.int32)
         return order[offset:end]
-    order = chosen[np.argsort(levels, kind="stable")]
+    # a walk lists what it reaches a level at a time, so chosen ids come in depth order
+    in_order = bool((levels[1:] >= levels[:-1]).all())
+    order = chosen.copy() if in_order else chosen[np.argsort(levels, kind="stable")]
     bounds = np.concatenate([[0], np.cumsum(np.bincount(levels))]).tolist()
     for lo, hi in itertools.pairwise(bounds):
         ids = order[lo:hi]
