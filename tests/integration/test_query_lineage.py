@@ -39,10 +39,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from mlineage import arns
-from mlineage.projection.store import DuckDBStore
+from mlineage.projection import store as store_module
+from mlineage.projection.service import Snapshotter
+from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.query import graph as graph_module
 from mlineage.query import lineage
 from mlineage.query.lineage import (
@@ -890,3 +893,89 @@ def test_a_saved_index_serves_the_next_reader_until_the_projection_changes(
     with LineageStore.open(path) as fifth:
         assert fifth.graph.source == "saved"
         assert answers(fifth) == want
+
+
+@pytest.mark.parametrize("seed", SEEDS[:4])
+def test_a_store_kept_open_follows_the_projector_with_refresh(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A LineageStore kept open beside a projector in the same process: refresh() applies
+    what each batch changed to the same index (the projection's graph_changes), which then
+    equals one built afresh; a reader further behind than the trimmed log reaches gets a
+    new index instead, equal all the same."""
+    monkeypatch.setattr(store_module, "GRAPH_LOG_TRIM_EVERY", 2)
+    monkeypatch.setattr(store_module, "GRAPH_CHANGES_LIMIT", 40)
+    rng = random.Random(f"refresh-{seed}")
+    g = random_graph(rng)
+    values = [raw(e) for e in g.events]
+    writer = DuckDBStore(tmp_path / "lineage.duckdb")
+    apply_batches(writer, values[:5], [5])
+    reader = LineageStore(writer.con.cursor(), writer.path)
+    try:
+        kept = reader.graph
+        done, followed, rebuilt = 5, 0, 0
+        while done < len(values):
+            behind = rng.random() < 0.15  # several batches before the next refresh
+            for _ in range(4 if behind else 1):
+                size = rng.choice([1, 2, 3, 8])
+                apply_batches(writer, values[done : done + size], [size])
+                done += size
+            assert reader.refresh()
+            assert not reader.refresh()  # nothing newer
+            if reader.loaded_graph is kept:
+                followed += 1
+            else:
+                rebuilt += 1
+                kept = reader.graph
+            why = f"seed {seed}, after {done} of {len(values)} events"
+            fresh = LineageGraph.load(reader.con)
+            assert graph_state(reader.graph) == graph_state(fresh), why
+            live = sorted(graph_state(fresh)[0]) or g.pool
+            start = [rng.choice(live)]
+            direction = rng.choice(DIRECTIONS)
+            want = query_lineage(fresh, start, direction=direction).to_dict()
+            assert reader.query_lineage(start, direction).to_dict() == want, why
+        assert followed, "refresh never followed the log"
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_store_on_a_snapshot_refreshes_to_the_newer_snapshot_then_the_live_file(
+    tmp_path: Path,
+) -> None:
+    """What a reader beside `project --follow` sees: refresh() opens each newer snapshot and
+    brings the same index up to date; once nobody holds the live file, it reads that."""
+    rng = random.Random("refresh-snapshot")
+    g = random_graph(rng)
+    values = [raw(e) for e in g.events]
+    thirds = [len(values) // 3, 2 * len(values) // 3, len(values)]
+    path = tmp_path / "lineage.duckdb"
+    writer = DuckDBStore(path)
+    snapshots = Snapshotter(writer, snapshot_path(path))
+    apply_batches(writer, values[: thirds[0]], [4])
+    snapshots.write()
+    snap = snapshot_path(path)
+    reader = LineageStore(
+        duckdb.connect(str(snap), read_only=True), snap, snapshot_taken=snap.stat().st_mtime
+    )
+    try:
+        kept = reader.graph
+        assert not reader.refresh()  # the live file is held, the snapshot unchanged
+        apply_batches(writer, values[thirds[0] : thirds[1]], [3])
+        snapshots.write()
+        assert reader.refresh()
+        assert reader.path == snap
+        assert reader.loaded_graph is kept
+        assert graph_state(kept) == graph_state(LineageGraph.load(reader.con))
+        apply_batches(writer, values[thirds[1] :], [5])
+        writer.close()
+        assert reader.refresh()
+        assert reader.path == path
+        assert reader.snapshot_age is None
+        assert reader.loaded_graph is kept
+        assert graph_state(kept) == graph_state(LineageGraph.load(reader.con))
+        _, rows = reader.sql("SELECT count(*) FROM lineage_vertices")
+        assert rows[0][0] == len(graph_state(kept)[0])
+    finally:
+        reader.close()

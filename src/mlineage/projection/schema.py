@@ -203,6 +203,10 @@ def create_statements() -> list[str]:
         "CREATE TABLE IF NOT EXISTS visible_edges (source_arn VARCHAR NOT NULL, destination_arn "
         "VARCHAR NOT NULL, association_type VARCHAR, account_id VARCHAR NOT NULL, "
         "source_vid INTEGER NOT NULL, destination_vid INTEGER NOT NULL)",
+        # which vertices and edges each batch changed (entity keys; an edge's key is "src
+        # dst"), for readers that keep a graph index up to date; the newest batches only
+        "CREATE TABLE IF NOT EXISTS graph_changes (batch BIGINT NOT NULL, entity_key VARCHAR "
+        "NOT NULL, is_edge BOOLEAN NOT NULL)",
         # the graph index's vertices (query/graph.py): one row per live vertex, by its
         # dense id (entity_state.vid, given once per vertex entity and never reused)
         "CREATE TABLE IF NOT EXISTS graph_vertices (vid INTEGER NOT NULL, arn VARCHAR NOT "

@@ -154,6 +154,11 @@ def open_error(path: Path, exc: Exception) -> ProjectionError:
     return ProjectionError(f"cannot open the projection {path}: {text}")
 
 
+GRAPH_LOG_TRIM_EVERY = 64
+"""Batches between trims of ``graph_changes`` (a reader further behind than the log reaches
+builds its index again)."""
+
+
 def snapshot_path(db_path: Path) -> Path:
     """Where a follower keeps its read snapshot of ``db_path`` fresh."""
     return Path(f"{db_path}.snapshot")
@@ -224,6 +229,12 @@ class DuckDBStore:
         self.con.execute(
             "INSERT OR REPLACE INTO mlineage_meta VALUES ('schema_version', ?)",
             [str(schema.SCHEMA_VERSION)],
+        )
+        # which projection this is (a replay makes a new one): readers that follow its
+        # graph_changes must start over on another
+        self.con.execute(
+            "INSERT INTO mlineage_meta SELECT 'projection_id', CAST(uuid() AS VARCHAR) "
+            "WHERE NOT EXISTS (SELECT 1 FROM mlineage_meta WHERE key = 'projection_id')"
         )
         self.con.execute("COMMIT")
 
@@ -454,11 +465,13 @@ class DuckDBStore:
             "WHERE v.source_arn = f.src AND v.destination_arn = f.dst"
         )
         sql(f"INSERT INTO visible_edges {schema.visible_edges_select('affected_edges')}")
+        changed = (
+            f"SELECT entity_key, false FROM touched WHERE kind IN ({_VERTEX_KINDS}) "
+            "UNION ALL SELECT entity_key, true FROM affected_edges"
+        )
         if self._graph_changes is not None:
-            self._batch_changes = sql(
-                f"SELECT entity_key, false FROM touched WHERE kind IN ({_VERTEX_KINDS}) "
-                "UNION ALL SELECT entity_key, true FROM affected_edges"
-            ).fetchall()
+            self._batch_changes = sql(changed).fetchall()
+        self._log_graph_changes(changed)
         # lineage groups: one per (account, region) seen, created at its first event
         sql(
             "CREATE OR REPLACE TEMP TABLE new_groups AS SELECT account_id, region, "
@@ -486,6 +499,20 @@ class DuckDBStore:
             "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
             [consumer],
         )
+
+    def _log_graph_changes(self, changed: str) -> None:
+        """Note in ``graph_changes`` what this batch changed (rows of SELECT ``changed``), as
+        batch number one past the newest; every :data:`GRAPH_LOG_TRIM_EVERY` batches, keep
+        only the newest batches holding about :data:`GRAPH_CHANGES_LIMIT` rows."""
+        row = fetch_one(self.con, "SELECT coalesce(max(batch), 0) + 1 FROM graph_changes")
+        batch = int(row[0]) if row else 1
+        self.con.execute(f"INSERT INTO graph_changes SELECT ?, * FROM ({changed})", [batch])
+        if batch % GRAPH_LOG_TRIM_EVERY == 0:
+            self.con.execute(
+                "DELETE FROM graph_changes WHERE batch < (SELECT min(batch) FROM (SELECT "
+                "batch FROM graph_changes ORDER BY batch DESC LIMIT ?))",
+                [GRAPH_CHANGES_LIMIT],
+            )
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -122,7 +122,7 @@ def _gather_sorted(keys: Ints, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
     return eids[starts + np.arange(total)], np.repeat(frontier, lens)
 
 
-SAVED_FORMAT = 2
+SAVED_FORMAT = 3
 """Bump when what :meth:`LineageGraph.save` writes changes: saved indexes of another format
 are built again."""
 
@@ -389,6 +389,9 @@ class LineageGraph:
         self.persisted = False
         """Opened from the ids the projector keeps (:meth:`open`): :meth:`refresh` reads
         them too."""
+        self.followed: tuple[str | None, int] = (None, 0)
+        """(the projection's ``projection_id``, the newest batch of its ``graph_changes``)
+        this index reflects, for :meth:`catch_up` (:meth:`open` only)."""
         self.source = "loaded"
         """How it was made: ``loaded`` (:meth:`load`), ``opened`` (:meth:`open`) or
         ``saved`` (:meth:`from_saved`)."""
@@ -405,6 +408,7 @@ class LineageGraph:
         try:
             try:
                 rows = con.execute("SELECT coalesce(max(vid), -1) + 1 FROM entity_state").fetchall()
+                followed = _log_position(con)
             except (duckdb.CatalogException, duckdb.BinderException):
                 return None
             n = int(rows[0][0])
@@ -429,6 +433,7 @@ class LineageGraph:
         g = cls()
         g.tracks_same_as = g.persisted = True
         g.source = "opened"
+        g.followed = followed
         vid = _int32(vertices.column(0))
         hashes = vertices.column(7).to_numpy().astype(np.uint64)
         arns = vertices.column(1)
@@ -489,6 +494,7 @@ class LineageGraph:
                 "edge_type_names": self.edge_type_names,
                 "clean": self.clean,
                 "has_same_as": self.has_same_as,
+                "followed": list(self.followed),
             }
             (tmp / "names.json").write_text(json.dumps(names))
             tmp.replace(path)
@@ -518,6 +524,7 @@ class LineageGraph:
         g.type_names, g.account_names = names["type_names"], names["account_names"]
         g.edge_type_names = names["edge_type_names"]
         g.clean, g.has_same_as = bool(names["clean"]), bool(names["has_same_as"])
+        g.followed = (names["followed"][0], int(names["followed"][1]))
         column = pa.ipc.open_file(pa.memory_map(str(path / "arns.arrow"))).get_batch(0).column(0)
         n, m = int(names["n"]), len(g.edge_src)
         row_vid, hashes = load("row_vid"), load("hashes")
@@ -742,11 +749,13 @@ class LineageGraph:
         con.execute("BEGIN TRANSACTION")
         try:
             if self.persisted:
-                # new vertices take the ids the projector gave them
+                # new vertices (and edge ends: an end may have become live in a batch the
+                # index has not caught up with) take the ids the projector gave them
+                ends = sorted(set(arns).union(*pairs)) if pairs else arns
                 for arn, vid in con.execute(
                     "SELECT entity_key, vid FROM entity_state WHERE vid IS NOT NULL "
                     "AND entity_key IN (SELECT unnest(?)) ORDER BY vid",
-                    [arns],
+                    [ends],
                 ).fetchall():
                     if self.arns.get(arn) is None:
                         self.arns.add(arn, vid)
@@ -797,6 +806,35 @@ class LineageGraph:
                 self.edge_live[eid] = False
                 self.clean = False
         self.apply(_NO_VERTICES, [], wanted, [], same_as=True)
+
+    def catch_up(self, con: duckdb.DuckDBPyConnection) -> bool | None:
+        """Apply what the projection's ``graph_changes`` lists since this index was made
+        (or last caught up): the cost of the change. Returns whether anything changed, or
+        None when the index cannot follow (another projection, e.g. after a replay; or the
+        log no longer reaches back that far): open a new one instead."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            projection, newest = _log_position(con)
+            oldest = con.execute("SELECT min(batch) FROM graph_changes").fetchall()[0][0]
+            since = self.followed[1]
+            if projection != self.followed[0] or newest < since:
+                return None
+            if newest == since:
+                return False
+            if oldest is None or oldest > since + 1:
+                return None
+            rows = con.execute(
+                "SELECT entity_key, is_edge FROM graph_changes WHERE batch > ? AND batch <= ?",
+                [since, newest],
+            ).fetchall()
+        finally:
+            con.execute("COMMIT")
+        vertices = [key for key, is_edge in rows if not is_edge]
+        edges = [tuple(key.split(" ", 1)) for key, is_edge in rows if is_edge]
+        # read in a later transaction: the state then, at least as new as the log's rows
+        self.refresh(con, vertices, [(a, b) for a, b in edges])
+        self.followed = (projection, newest)
+        return True
 
     def compact(self) -> None:
         """Fold the overlay and the removed edges into one CSR again."""
@@ -1033,6 +1071,15 @@ class Views:
             for p, e, sparse in ((g.in_ptr, g.in_eid, False), (g.ov_in_key, g.ov_in_eid, True))
             if len(e)
         ]
+
+
+def _log_position(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int]:
+    """(``projection_id``, the newest batch in ``graph_changes``) of the projection."""
+    row = con.execute(
+        "SELECT (SELECT value FROM mlineage_meta WHERE key = 'projection_id'), "
+        "(SELECT coalesce(max(batch), 0) FROM graph_changes)"
+    ).fetchall()[0]
+    return (None if row[0] is None else str(row[0]), int(row[1]))
 
 
 def _same_as_pairs(vertices: str, edges: str, where: str, *, by: str = "vid") -> str:

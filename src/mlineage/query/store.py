@@ -147,6 +147,7 @@ class LineageStore:
         account: str | None = None,
         visible_accounts: list[str] | None = None,
         cleanup: Path | None = None,
+        memory_limit: str = "2GB",
     ) -> None:
         self.con = con
         self.path = path
@@ -159,6 +160,7 @@ class LineageStore:
         self.loaded_graph: LineageGraph | None = None
         """The lineage graph index once built (the first QueryLineage builds it)."""
         self._walk_function = _walk_macros(self)
+        self.memory_limit = memory_limit
 
     def as_account(self, account: str, *, cache: bool = True) -> LineageStore:
         """A store answering on behalf of ``account``: its own entities and those of owners
@@ -215,7 +217,7 @@ class LineageStore:
                 f"no projection at {db} yet: publish something (or run `mlineage demo`) first"
             )
         try:
-            return cls(_connect(db, memory_limit), db)
+            return cls(_connect(db, memory_limit), db, memory_limit=memory_limit)
         except duckdb.Error as exc:
             if "lock" not in str(exc).lower():
                 raise ProjectionError(f"cannot open the projection {db}: {exc}") from exc
@@ -226,9 +228,74 @@ class LineageStore:
                 "`mlineage project --follow` to write one, or stop the process holding it"
             )
         try:
-            return cls(_connect(snap, memory_limit), snap, snapshot_taken=snap.stat().st_mtime)
+            taken = snap.stat().st_mtime
+            return cls(
+                _connect(snap, memory_limit), snap, snapshot_taken=taken, memory_limit=memory_limit
+            )
         except duckdb.Error as exc:
             raise ProjectionError(f"cannot open the snapshot {snap}: {exc}") from exc
+
+    def refresh(self) -> bool:
+        """Catch up with what the projector wrote since this store opened (or last
+        refreshed); returns whether there was anything new. A store reading a follower's
+        snapshot reads the newer snapshot when there is one (or the live file once no
+        process holds it). Its graph index then applies the vertices and edges changed
+        since (the projection's ``graph_changes``: the cost of the change, not of the
+        graph), or is opened again on its next use when it cannot follow (after a replay,
+        or too far behind). An account view (:meth:`as_account`) does not refresh: ask for
+        a new one."""
+        if self.account is not None:
+            raise ValueError("an account view does not refresh: ask for a new one")
+        newer = False
+        if self.snapshot_taken is not None:
+            newer = self._reopen()
+        graph = self.loaded_graph
+        if graph is None:
+            return newer
+        caught = graph.catch_up(self.con) if graph.persisted else None
+        if caught is None:
+            self.loaded_graph = None
+            return True
+        return newer or caught
+
+    def _reopen(self) -> bool:
+        """Read the live file if no process holds it any more, else a newer snapshot."""
+        live = self.path.with_name(self.path.name.removesuffix(".snapshot"))
+        try:
+            taken = self.path.stat().st_mtime
+        except OSError:
+            taken = None
+        for path, snapshot_taken in ((live, None), (self.path, taken)):
+            if snapshot_taken is not None and snapshot_taken == self.snapshot_taken:
+                return False  # the snapshot read is still the newest
+            with contextlib.suppress(OSError, ValueError):
+                self._switch_to(path, snapshot_taken)
+                return True
+        return False
+
+    def _switch_to(self, path: Path, snapshot_taken: float | None) -> None:
+        # DuckDB keeps one database per path in a process: for the same path (a replaced
+        # snapshot) the old connection must go first, or the new one would see the old file
+        if path != self.path:
+            try:
+                con = _connect(path, self.memory_limit)
+            except duckdb.Error as exc:
+                raise ValueError(f"{path} is held by another process: {exc}") from exc
+            self._disconnect()
+        else:
+            self._disconnect()
+            try:
+                con = _connect(path, self.memory_limit)
+            except duckdb.Error as exc:
+                raise ProjectionError(f"cannot open the snapshot {path}: {exc}") from exc
+        self.con = con
+        self.path, self.snapshot_taken = path, snapshot_taken
+        self._walk_function = _walk_macros(self)
+
+    def _disconnect(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.con.remove_function(self._walk_function)
+        self.con.close()
 
     @property
     def snapshot_age(self) -> float | None:
@@ -386,9 +453,7 @@ class LineageStore:
         return run_sql(self.con, query, params, timeout=timeout, decode_json=decode_json)
 
     def close(self) -> None:
-        with contextlib.suppress(duckdb.Error):
-            self.con.remove_function(self._walk_function)
-        self.con.close()
+        self._disconnect()
         while self._closers:
             self._closers.pop()()
         if self._cleanup is not None:
