@@ -867,6 +867,8 @@ def test_a_saved_index_serves_the_next_reader_until_the_projection_changes(
     saved_dir = graph_cache_dir(path)
     with LineageStore.open(path) as first:
         assert first.graph.source == "opened"
+        assert not saved_dir.exists()  # saved when the reader is done
+        first.graph.arns.warm()  # a long-lived reader's ARNs as a list: saved all the same
         want = answers(first)
         want_state = graph_state(first.graph)
     (saved,) = saved_dir.iterdir()

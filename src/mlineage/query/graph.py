@@ -221,6 +221,7 @@ class Arns:
         self._extra: dict[str, int] = {}
         self._extra_arn: dict[int, str] = {}
         self._lookups = 0
+        self._added = False  # ids given since the columns were read
 
     @classmethod
     def of_list(cls, arns: list[str]) -> Arns:
@@ -277,7 +278,7 @@ class Arns:
 
     def column(self, vids: Ints) -> pa.Array:
         """The ARNs of these ids as an Arrow string column (for sorting many at once)."""
-        if self._column is not None and not self._extra_arn:
+        if self._column is not None and not self._added:
             return self._column.take(pa.array(self._row_of[vids]))
         return pa.array([self[v] for v in vids.tolist()], pa.large_string())
 
@@ -313,6 +314,7 @@ class Arns:
     def add(self, arn: str, vid: int | None = None) -> int:
         """Give ``arn`` an id: ``vid`` (as the projection gave it) or the next one."""
         vid = self._n if vid is None else vid
+        self._added = True
         if self._list is not None and self._dict is not None:
             self._list.extend([None] * (vid + 1 - len(self._list)))
             self._list[vid] = arn
@@ -335,8 +337,8 @@ class Arns:
             for vid, arn in self._extra_arn.items():
                 listed[vid] = arn
             ids = {arn: vid for vid, arn in enumerate(listed) if arn is not None}
+        # the columns stay: an index as opened can still be saved, and sorted by them
         self._list, self._dict = listed, ids
-        self._column, self._data = None, memoryview(b"")
         self._extra, self._extra_arn = {}, {}
 
 
@@ -392,6 +394,8 @@ class LineageGraph:
         self.followed: tuple[str | None, int] = (None, 0)
         """(the projection's ``projection_id``, the newest batch of its ``graph_changes``)
         this index reflects, for :meth:`catch_up` (:meth:`open` only)."""
+        self.changed = False
+        """Whether :meth:`apply` changed it since it was made (then it is not saved)."""
         self.source = "loaded"
         """How it was made: ``loaded`` (:meth:`load`), ``opened`` (:meth:`open`) or
         ``saved`` (:meth:`from_saved`)."""
@@ -472,7 +476,7 @@ class LineageGraph:
         directory ``path``: numpy arrays and the ARN column, which :meth:`from_saved` maps
         back into memory without copying. Written beside ``path`` first, then renamed."""
         arns = self.arns
-        if not self.persisted or arns._column is None or arns._extra_arn:
+        if not self.persisted or self.changed or arns._column is None or arns._added:
             raise ValueError("only an index just opened from the projection can be saved")
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -673,9 +677,11 @@ class LineageGraph:
     ) -> None:
         """Bring the index up to date: ``vertices`` (rows as :meth:`load` reads them) are
         live now, ``gone_vertices`` are not; ``edges`` are visible now (replacing any edge
-        between the same two ends), ``gone_edges`` are not. Cost: the size of the change,
-        plus an overlay rebuild proportional to the edges added since the last compaction."""
+        between the same two ends), ``gone_edges`` are not. Cost: the size of the change (new
+        edges are merged into the overlay's sorted keys; past an eighth of the graph, the
+        overlay is folded into the main CSR)."""
         self._views = None
+        self.changed = True
         vertices, edges = _table(vertices), _table(edges)
         vertex_arns = vertices.column(0).to_pylist()
         edge_srcs, edge_dsts = edges.column(0).to_pylist(), edges.column(1).to_pylist()

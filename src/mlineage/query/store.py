@@ -161,6 +161,7 @@ class LineageStore:
         """The lineage graph index once built (the first QueryLineage builds it)."""
         self._walk_function = _walk_macros(self)
         self.memory_limit = memory_limit
+        self._save_graph_to: Path | None = None
 
     def as_account(self, account: str, *, cache: bool = True) -> LineageStore:
         """A store answering on behalf of ``account``: its own entities and those of owners
@@ -323,18 +324,28 @@ class LineageStore:
         version = _graph_version(con)
         saved = graph_cache_dir(self.path) / version if version else None
         if saved is not None and saved.is_dir():
-            with contextlib.suppress(OSError, ValueError, KeyError, pa.ArrowException):
+            try:
                 return LineageGraph.from_saved(saved)
+            except (OSError, ValueError, KeyError, pa.ArrowException):
+                shutil.rmtree(saved, ignore_errors=True)  # damaged: made again below
         graph = LineageGraph.open(con)
         if graph is not None and saved is not None and _graph_version(con) == version:
-            # best effort: a read-only place or a full disk only costs the next reader time
-            with contextlib.suppress(OSError):
-                shutil.rmtree(saved, ignore_errors=True)
-                graph.save(saved)
-                for old in saved.parent.iterdir():
-                    if old != saved and not _being_written(old):
-                        shutil.rmtree(old, ignore_errors=True)
+            # saved when the store closes (after the answers), if the index is still as
+            # opened: this state of the projection, nothing applied since
+            self._save_graph_to = saved
         return graph
+
+    def _save_graph(self) -> None:
+        saved, graph = self._save_graph_to, self.loaded_graph
+        self._save_graph_to = None
+        if saved is None or graph is None or graph.changed or saved.is_dir():
+            return
+        # best effort: a read-only place or a full disk only costs the next reader time
+        with contextlib.suppress(OSError, ValueError):
+            graph.save(saved)
+            for old in saved.parent.iterdir():
+                if old != saved and not _being_written(old):
+                    shutil.rmtree(old, ignore_errors=True)
 
     def query_lineage(
         self,
@@ -453,6 +464,7 @@ class LineageStore:
         return run_sql(self.con, query, params, timeout=timeout, decode_json=decode_json)
 
     def close(self) -> None:
+        self._save_graph()
         self._disconnect()
         while self._closers:
             self._closers.pop()()
