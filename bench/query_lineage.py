@@ -338,6 +338,7 @@ class RunResult:
     open_s: float = 0.0
     index_s: float = 0.0
     index_from_tables_s: float = 0.0  # LineageGraph.load: numbering and joining in DuckDB
+    index_saved_s: float = 0.0  # LineageGraph.from_saved: the copy a reader saved
     index_rss_mib: float = 0.0
     index_objects_mib: float = 0.0
     rss_before_index_mib: float = 0.0
@@ -647,13 +648,20 @@ def measure(
     try:
         gc.collect()
         result.rss_before_index_mib = rss_mib()
-        ep.note(f"N={n_jobs:,}: building the in-memory index (LineageStore.graph)")
+        ep.note(f"N={n_jobs:,}: opening the in-memory index from the projection's columns")
         t0 = time.perf_counter()
-        graph = store.graph
+        opened = LineageGraph.open(store.con)
         result.index_s = time.perf_counter() - t0
+        assert opened is not None, "the projection keeps no graph index (an older schema?)"
+        store.loaded_graph = graph = opened  # the queries below walk this one
         t0 = time.perf_counter()
         LineageGraph.load(store.con)
         result.index_from_tables_s = time.perf_counter() - t0
+        saved = next(graph_cache_dir(settings.db_path).iterdir(), None)
+        if saved is not None:
+            t0 = time.perf_counter()
+            LineageGraph.from_saved(saved)
+            result.index_saved_s = time.perf_counter() - t0
         gc.collect()
         result.rss_after_index_mib = rss_mib()
         result.index_rss_mib = result.rss_after_index_mib - result.rss_before_index_mib
@@ -775,8 +783,9 @@ def render(console: Console, result: RunResult, info: dict[str, Any]) -> None:
     )
     console.print(
         f"index (LineageStore.graph, paid by the first query_lineage, opened from the ids "
-        f"the projector keeps): [bold]{result.index_s:.3f} s[/bold] (built from the tables "
-        f"instead, LineageGraph.load: {result.index_from_tables_s:.2f} s); its objects hold "
+        f"the projector keeps): [bold]{result.index_s:.3f} s[/bold] (mapped from the copy a "
+        f"reader saved: {result.index_saved_s * 1000:.0f} ms; built from the tables instead, "
+        f"LineageGraph.load: {result.index_from_tables_s:.2f} s); its objects hold "
         f"[bold]{result.index_objects_mib:,.0f} MiB[/bold] (getsizeof, deep); resident "
         f"{result.index_rss_mib:+,.0f} MiB ({result.rss_before_index_mib:,.0f} -> "
         f"{result.rss_after_index_mib:,.0f} MiB, with DuckDB's reads"

@@ -258,6 +258,12 @@ class Arns:
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def listed(self) -> list[str | None] | None:
+        """Every id's ARN as a plain list (None for an id without one), once warm (see
+        :data:`WARM_AFTER`); None before."""
+        return self._list
+
     def __getitem__(self, vid: int) -> str:
         if self._list is not None:
             arn = self._list[vid] if vid < len(self._list) else None
@@ -1064,6 +1070,8 @@ class Views:
         self.edge_dst = g.edge_dst.data
         self.edge_live = g.edge_live.data
         self.edge_same_as = g.edge_same_as.data
+        self.edge_type = g.edge_type.data
+        self.type = g.type.data
         self.account = g.account.data
         # (pointers or sorted keys, edge ids, whether sorted keys): the main CSR, then the
         # overlay, whose edges of a vertex are found by bisecting its keys

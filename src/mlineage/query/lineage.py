@@ -195,18 +195,24 @@ def query_lineage(
     for lt in filters.lineage_types or []:
         if lt not in LINEAGE_TYPES:
             raise QueryError(f"LineageTypes must be among {', '.join(LINEAGE_TYPES)}, got {lt!r}")
-    digest = hashlib.sha256(
-        json.dumps(
-            [
-                sorted(starts_list),
-                direction,
-                include_edges,
-                filters.digest(),
-                max_depth,
-                max_results,
-            ]
-        ).encode()
-    ).hexdigest()[:24]
+    # what a paging token is bound to (only a paged query makes or takes one)
+    paged = max_results is not None or next_token
+    digest = (
+        hashlib.sha256(
+            json.dumps(
+                [
+                    sorted(starts_list),
+                    direction,
+                    include_edges,
+                    filters.digest(),
+                    max_depth,
+                    max_results,
+                ]
+            ).encode()
+        ).hexdigest()[:24]
+        if paged
+        else ""
+    )
     offset = decode_token(next_token, digest) if next_token else 0
 
     # an answer can be hundreds of thousands of small tuples: with the cyclic GC running,
@@ -431,13 +437,16 @@ def _walk_small(
         chosen = set(matching)
         edge_ids = {e for e, _, _ in followed} if include_edges else set()
 
-    arns = graph.arns
-    order = sorted(chosen, key=lambda v: (depth[v], arns[v]))
+    # each ARN once (a warm index's list, else decoded from its column)
+    arns: Any = graph.arns.listed or {v: graph.arns[v] for v in chosen}
+    order = sorted(chosen, key=arns.__getitem__)  # by ARN, then (stably) by depth
+    order.sort(key=depth.__getitem__)
     end = len(order) if max_results is None else min(offset + max_results, len(order))
+    types, type_names = views.type, [*graph.type_names, None]
+    lts = [*LINEAGE_TYPES, ""]
     result = LineageResult(
         vertices=[
-            Vertex(arns[v], graph.type_of(v), graph.lineage_type_of(v) or "")
-            for v in order[offset:end]
+            Vertex(arns[v], type_names[types[v]], lts[is_live[v]]) for v in order[offset:end]
         ],
         truncated_by_depth=truncated,
     )
@@ -449,7 +458,8 @@ def _walk_small(
             later = max(position.get(src[e], -1), position.get(dst[e], -1), 0)
             if offset <= later < end or (offset == 0 and not order):
                 mine.append((arns[src[e]], arns[dst[e]], e))
-        result.edges = [Edge(s, d, graph.edge_type_of(e)) for s, d, e in sorted(mine)]
+        edge_types, edge_type_names = views.edge_type, [*graph.edge_type_names, None]
+        result.edges = [Edge(s, d, edge_type_names[edge_types[e]]) for s, d, e in sorted(mine)]
     if end < len(order):
         result.next_token = encode_token(end, digest)
     return result
