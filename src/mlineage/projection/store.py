@@ -416,6 +416,7 @@ class DuckDBStore:
                 "DELETE FROM graph_vertices WHERE vid IN (SELECT vid FROM touched_state "
                 "WHERE vid IS NOT NULL)"
             )
+        graph_rows: list[str] = []
         for spec in schema.TABLES:
             if spec.kind not in kinds:
                 continue
@@ -434,16 +435,16 @@ class DuckDBStore:
             if spec.table not in schema.VERTEX_COLUMNS:
                 sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched_state')}")
                 continue
-            # a vertex's row goes to its table and, when live, to the graph index
+            # a vertex's row goes to its table and, when live, to the graph index (below)
+            pivoted = f"pivoted_{spec.kind}"
             sql(
-                "CREATE OR REPLACE TEMP TABLE pivoted AS "
+                f"CREATE OR REPLACE TEMP TABLE {pivoted} AS "
                 + schema.pivot_select(spec, "touched_state")
             )
-            sql(f"INSERT INTO {spec.table} SELECT * FROM pivoted")
-            sql(
-                "INSERT INTO graph_vertices "
-                + schema.graph_vertices_select(spec.table, "pivoted", "touched_state")
-            )
+            sql(f"INSERT INTO {spec.table} SELECT * FROM {pivoted}")
+            graph_rows.append(schema.graph_vertices_select(spec.table, pivoted, "touched_state"))
+        if graph_rows:
+            sql("INSERT INTO graph_vertices " + " UNION ALL ".join(graph_rows))
         # visible edges: recompute the associations touched, and those at an end whose
         # liveness or newest delete changed (updating a shared artifact, such as an image
         # every job uses, must not recompute all of its edges)
