@@ -686,6 +686,18 @@ class LineageGraph:
         between the same two ends), ``gone_edges`` are not. Cost: the size of the change (new
         edges are merged into the overlay's sorted keys; past an eighth of the graph, the
         overlay is folded into the main CSR)."""
+        with gc_paused():  # a collection over a warm index's millions of ARNs: ~60 ms at 1M
+            self._apply(vertices, gone_vertices, edges, gone_edges, same_as=same_as)
+
+    def _apply(
+        self,
+        vertices: pa.Table,
+        gone_vertices: Iterable[str],
+        edges: pa.Table,
+        gone_edges: Iterable[tuple[str, str]],
+        *,
+        same_as: bool,
+    ) -> None:
         self._views = None
         self.changed = True
         vertices, edges = _table(vertices), _table(edges)
