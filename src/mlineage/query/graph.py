@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -770,19 +770,11 @@ class LineageGraph:
         :meth:`~mlineage.projection.store.DuckDBStore.take_graph_changes`) and
         :meth:`apply` it: the cost of the change, not of the graph."""
         arns, pairs = sorted(set(vertices)), sorted(set(edges))
+        if self.persisted:
+            self._refresh_by_id(con, arns, pairs)
+            return
         con.execute("BEGIN TRANSACTION")
         try:
-            if self.persisted:
-                # new vertices (and edge ends: an end may have become live in a batch the
-                # index has not caught up with) take the ids the projector gave them
-                ends = sorted(set(arns).union(*pairs)) if pairs else arns
-                for arn, vid in con.execute(
-                    "SELECT entity_key, vid FROM entity_state WHERE vid IS NOT NULL "
-                    "AND entity_key IN (SELECT unnest(?)) ORDER BY vid",
-                    [ends],
-                ).fetchall():
-                    if self.arns.get(arn) is None:
-                        self.arns.add(arn, vid)
             rows = con.sql(
                 f"SELECT arn, lineage_type, type, epoch_us(created_at) AS c, "
                 f"epoch_us(modified_at) AS m, account_id FROM {vertices_sql} "
@@ -807,6 +799,104 @@ class LineageGraph:
                 con, set(arns) | {e for p in pairs for e in p}, vertices_sql, edges_sql
             )
 
+    def _refresh_by_id(
+        self, con: duckdb.DuckDBPyConnection, arns: list[str], pairs: list[tuple[str, str]]
+    ) -> None:
+        """:meth:`refresh` of an index opened from the projection: rows read by ARN hash and
+        by id from ``graph_vertices`` and ``visible_edges`` (integer columns), so the cost is
+        the change's, not a scan of string columns."""
+        ends = sorted(set(arns).union(*pairs)) if pairs else arns
+        wanted = set(ends)
+        ids = sorted({i for i in map(_artifact_id, ends) if i is not None})
+        if not self.tracks_same_as:
+            ids = []
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rows = [
+                row
+                for row in con.execute(
+                    "SELECT vid, arn, lineage_type, type, account_id, created_us, modified_us "
+                    "FROM graph_vertices WHERE arn_hash IN (SELECT unnest(?::UBIGINT[]))",
+                    [[arn_hash(a) for a in ends]],
+                ).fetchall()
+                if row[1] in wanted
+            ]
+            # vertices new to the index (an edge end, too: it may have become live in a
+            # batch the index has not caught up with) take the ids the projector gave them
+            for vid, arn, *_ in rows:
+                if self.arns.get(arn) is None:
+                    self.arns.add(arn, int(vid))
+            by_ids = {}
+            for a, b in pairs:
+                x, y = self.arns.get(a), self.arns.get(b)
+                if x is not None and y is not None:
+                    by_ids[(x, y)] = (a, b)
+            found = con.execute(
+                "SELECT source_vid, destination_vid, association_type FROM visible_edges "
+                "WHERE source_vid IN (SELECT unnest(?::INTEGER[]))",
+                [sorted({x for x, _ in by_ids})],
+            ).fetchall()
+            same = []
+            if ids:
+                same = con.execute(
+                    "SELECT vid, arn FROM graph_vertices WHERE same_key IN "
+                    "(SELECT unnest(?::UBIGINT[]))",
+                    [[arn_hash(i) for i in ids]],
+                ).fetchall()
+                linked = {int(v) for v, _ in same}
+                direct = set(
+                    con.execute(
+                        "SELECT source_vid, destination_vid FROM visible_edges WHERE "
+                        "source_vid IN (SELECT unnest(?::INTEGER[]))",
+                        [sorted(linked)],
+                    ).fetchall()
+                )
+        finally:
+            con.execute("COMMIT")
+        touched = set(arns)
+        live = [r for r in rows if r[1] in touched]
+        table = pa.table(
+            {
+                "arn": pa.array([r[1] for r in live], pa.string()),
+                "lineage_type": pa.array([LINEAGE_TYPES[r[2]] for r in live], pa.string()),
+                "type": pa.array([r[3] for r in live], pa.string()),
+                "c": pa.array([r[5] for r in live], pa.int64()),
+                "m": pa.array([r[6] for r in live], pa.int64()),
+                "account_id": pa.array([r[4] for r in live], pa.string()),
+            }
+        )
+        visible = {(x, y): t for x, y, t in found if (x, y) in by_ids}
+        edge_rows = [(*by_ids[k], t) for k, t in visible.items()]
+        self.apply(
+            table,
+            [a for a in arns if a not in {r[1] for r in live}],
+            _edge_table(edge_rows),
+            [p for k, p in by_ids.items() if k not in visible]
+            + [p for p in pairs if self.arns.get(p[0]) is None or self.arns.get(p[1]) is None],
+        )
+        if ids:
+            groups: dict[str, list[tuple[int, str]]] = {}
+            for vid, arn in same:
+                artifact = _artifact_id(arn)
+                if artifact in set(ids) and self.arns.get(arn) is not None:
+                    groups.setdefault(artifact, []).append((int(vid), arn))
+            links = [
+                (a, b, "SameAs")
+                for group in groups.values()
+                for va, a in group
+                for vb, b in group
+                if va != vb and (va, vb) not in direct
+            ]
+            self._replace_same_as(set(ids), _edge_table(links))
+
+    def _replace_same_as(self, ids: set[str], links: pa.Table) -> None:
+        """The SameAs links of the artifact ids ``ids`` are now ``links``."""
+        for eid in np.flatnonzero(self.edge_same_as & self.edge_live).tolist():
+            if _artifact_id(self.arns[int(self.edge_src[eid])]) in ids:
+                self.edge_live[eid] = False
+                self.clean = False
+        self.apply(_NO_VERTICES, [], links, [], same_as=True)
+
     def _refresh_same_as(
         self, con: duckdb.DuckDBPyConnection, touched: set[str], vertices_sql: str, edges_sql: str
     ) -> None:
@@ -824,12 +914,7 @@ class LineageGraph:
             ),
             params={"ids": ids},
         ).to_arrow_table()
-        mine = set(ids)
-        for eid in np.flatnonzero(self.edge_same_as & self.edge_live).tolist():
-            if _artifact_id(self.arns[int(self.edge_src[eid])]) in mine:
-                self.edge_live[eid] = False
-                self.clean = False
-        self.apply(_NO_VERTICES, [], wanted, [], same_as=True)
+        self._replace_same_as(set(ids), wanted)
 
     def catch_up(self, con: duckdb.DuckDBPyConnection) -> bool | None:
         """Apply what the projection's ``graph_changes`` lists since this index was made
@@ -1116,6 +1201,17 @@ def _same_as_pairs(vertices: str, edges: str, where: str, *, by: str = "vid") ->
         "AND b.lineage_type = 'Artifact' AND split_part(a.arn, '/', 2) = "
         f"split_part(b.arn, '/', 2) AND a.{by} <> b.{by} WHERE {where} AND NOT EXISTS "
         f"(SELECT 1 FROM {edges} e WHERE e.source_arn = a.arn AND e.destination_arn = b.arn)"
+    )
+
+
+def _edge_table(rows: Sequence[tuple[str, str, str | None]]) -> pa.Table:
+    """Edges as :meth:`LineageGraph.apply` takes them."""
+    return pa.table(
+        {
+            "source_arn": pa.array([r[0] for r in rows], pa.string()),
+            "destination_arn": pa.array([r[1] for r in rows], pa.string()),
+            "association_type": pa.array([r[2] for r in rows], pa.string()),
+        }
     )
 
 
