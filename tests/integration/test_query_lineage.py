@@ -48,6 +48,7 @@ from mlineage.projection.service import Snapshotter
 from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.query import graph as graph_module
 from mlineage.query import lineage
+from mlineage.query import store as store_module_q
 from mlineage.query.lineage import (
     LINEAGE_TYPES,
     LineageFilter,
@@ -840,11 +841,13 @@ def test_an_index_opened_from_the_projection_answers_as_one_built_from_its_table
 
 
 def test_a_saved_index_serves_the_next_reader_until_the_projection_changes(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first reader of a state of the projection opens the index from its columns and
-    saves it beside it; the next reader maps that copy (same answers); a write makes the
-    next reader open and save again (the old copy goes); a damaged copy is opened again."""
+    saves it beside it when it closes; the next reader maps that copy (same answers). After
+    a write, a reader maps the earlier copy and catches it up from the projection's log
+    when the changes are few; past the limit it opens and saves again (the old copy goes);
+    a damaged copy is removed and opened again."""
     rng = random.Random("saved-index")
     g = random_graph(rng)
     values = [raw(e) for e in g.events]
@@ -876,25 +879,33 @@ def test_a_saved_index_serves_the_next_reader_until_the_projection_changes(
         assert second.graph.source == "saved"
         assert graph_state(second.graph) == want_state
         assert answers(second) == want
-    # a write: a new state, opened and saved again; the older copy is gone
+    # a write: the earlier copy, caught up from the log, answers as a fresh index would
     writer = DuckDBStore(path)
     apply_batches(writer, values[half:], [5])
     writer.close()
     with LineageStore.open(path) as third:
-        assert third.graph.source == "opened"
-        want = answers(third)
+        assert third.graph.source == "saved"
+        assert third.graph.changed  # caught up
         fresh = LineageGraph.load(third.con)
         assert graph_state(third.graph) == graph_state(fresh)
+        want = answers(third)
+    assert list(saved_dir.iterdir()) == [saved]  # a caught-up copy is not saved
+    # too many changes to catch up: opened from the columns and saved; the older copy goes
+    monkeypatch.setattr(store_module_q, "CATCH_UP_ROWS", 0)
+    monkeypatch.setattr(store_module_q, "CATCH_UP_SHARE", 10**9)
+    with LineageStore.open(path) as fourth:
+        assert fourth.graph.source == "opened"
+        assert answers(fourth) == want
     (newer,) = saved_dir.iterdir()
     assert newer != saved
     # a damaged copy is not used (and is replaced)
     (newer / "edge_src.npy").write_bytes(b"not an array")
-    with LineageStore.open(path) as fourth:
-        assert fourth.graph.source == "opened"
-        assert answers(fourth) == want
     with LineageStore.open(path) as fifth:
-        assert fifth.graph.source == "saved"
+        assert fifth.graph.source == "opened"
         assert answers(fifth) == want
+    with LineageStore.open(path) as sixth:
+        assert sixth.graph.source == "saved"
+        assert answers(sixth) == want
 
 
 @pytest.mark.parametrize("seed", SEEDS[:4])

@@ -916,11 +916,11 @@ class LineageGraph:
         ).to_arrow_table()
         self._replace_same_as(set(ids), wanted)
 
-    def catch_up(self, con: duckdb.DuckDBPyConnection) -> bool | None:
+    def catch_up(self, con: duckdb.DuckDBPyConnection, *, limit: int | None = None) -> bool | None:
         """Apply what the projection's ``graph_changes`` lists since this index was made
         (or last caught up): the cost of the change. Returns whether anything changed, or
-        None when the index cannot follow (another projection, e.g. after a replay; or the
-        log no longer reaches back that far): open a new one instead."""
+        None when the index cannot follow (another projection, e.g. after a replay; the log
+        no longer reaches back that far; or more than ``limit`` changes): open a new one."""
         con.execute("BEGIN TRANSACTION")
         try:
             projection, newest = _log_position(con)
@@ -936,6 +936,8 @@ class LineageGraph:
                 "SELECT entity_key, is_edge FROM graph_changes WHERE batch > ? AND batch <= ?",
                 [since, newest],
             ).fetchall()
+            if limit is not None and len(rows) > limit:
+                return None
         finally:
             con.execute("COMMIT")
         vertices = [key for key, is_edge in rows if not is_edge]

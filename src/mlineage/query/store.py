@@ -36,6 +36,12 @@ from mlineage.query.lookup import Found
 from mlineage.query.sql import Rows, run_sql
 from mlineage.settings import Settings
 
+CATCH_UP_ROWS = 10_000
+CATCH_UP_SHARE = 20
+"""A reader brings an earlier state's saved index up to date when the changes since number
+at most :data:`CATCH_UP_ROWS` (or one in this many of its vertices); past that it opens the
+index from the projection's columns and saves it."""
+
 
 def graph_cache_dir(projection: Path) -> Path:
     """Where readers of a projection (or of its snapshot) keep the saved graph index."""
@@ -319,8 +325,9 @@ class LineageStore:
 
     def _saved_or_opened(self, con: duckdb.DuckDBPyConnection) -> LineageGraph | None:
         """The operator's index: the copy an earlier reader of this same state of the
-        projection saved beside it (mapped into memory: a few milliseconds), else opened
-        from the projection's columns and saved for the next reader."""
+        projection saved beside it (mapped into memory: a few milliseconds); else a copy of
+        an earlier state brought up to date from the projection's log of changes, when they
+        are few; else opened from the projection's columns and saved for the next reader."""
         version = _graph_version(con)
         saved = graph_cache_dir(self.path) / version if version else None
         if saved is not None and saved.is_dir():
@@ -328,6 +335,17 @@ class LineageStore:
                 return LineageGraph.from_saved(saved)
             except (OSError, ValueError, KeyError, pa.ArrowException):
                 shutil.rmtree(saved, ignore_errors=True)  # damaged: made again below
+        if saved is not None:
+            for older in sorted(saved.parent.iterdir()) if saved.parent.is_dir() else []:
+                if _being_written(older) or older.name.endswith(".tmp"):
+                    continue
+                try:
+                    earlier = LineageGraph.from_saved(older)
+                except (OSError, ValueError, KeyError, pa.ArrowException):
+                    continue
+                limit = max(CATCH_UP_ROWS, len(earlier.arns) // CATCH_UP_SHARE)
+                if earlier.catch_up(con, limit=limit) is not None:
+                    return earlier  # not saved: the next reader catches up the same way
         graph = LineageGraph.open(con)
         if graph is not None and saved is not None and _graph_version(con) == version:
             # saved when the store closes (after the answers), if the index is still as
