@@ -91,12 +91,17 @@ def _slots(ptr: Int64s, frontier: Ints) -> tuple[Int64s, Ints, Int64s]:
         frontier = frontier[frontier < len(ptr) - 1]
     lo = ptr[frontier]
     lens = ptr[frontier + 1] - lo
+    return _ranges(lo, lens), frontier, lens
+
+
+def _ranges(lo: Int64s, lens: Int64s) -> Int64s:
+    """Positions ``lo[i]`` .. ``lo[i] + lens[i] - 1`` for every i, without a Python loop."""
     total = int(lens.sum())
     if total == 0:
-        return np.zeros(0, dtype=np.int64), _EMPTY, lens
-    # positions lo[i] .. hi[i]-1 for every i, without a Python loop
+        return np.zeros(0, dtype=np.int64)
     starts = np.repeat(lo - np.cumsum(lens) + lens, lens)
-    return starts + np.arange(total), frontier, lens
+    positions: Int64s = starts + np.arange(total)
+    return positions
 
 
 def _gather(ptr: Int64s, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
@@ -113,13 +118,11 @@ def _gather_sorted(keys: Ints, eids: Ints, frontier: Ints) -> tuple[Ints, Ints]:
     if not len(keys) or not len(frontier):
         return _EMPTY, _EMPTY
     lo = np.searchsorted(keys, frontier, side="left")
-    hi = np.searchsorted(keys, frontier, side="right")
-    lens = hi - lo
-    total = int(lens.sum())
-    if total == 0:
+    lens = np.searchsorted(keys, frontier, side="right") - lo
+    positions = _ranges(lo, lens)
+    if not len(positions):
         return _EMPTY, _EMPTY
-    starts = np.repeat(lo - np.cumsum(lens) + lens, lens)
-    return eids[starts + np.arange(total)], np.repeat(frontier, lens)
+    return eids[positions], np.repeat(frontier, lens)
 
 
 SAVED_FORMAT = 3
