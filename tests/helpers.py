@@ -10,9 +10,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mlineage.events.codec import decode_many
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record
-from mlineage.projection.project import project
+from mlineage.projection.ingest import SqlIngest, project_batch
 from mlineage.projection.service import ALLOWED
 from mlineage.projection.store import DuckDBStore
 
@@ -61,9 +60,11 @@ def apply_batches(
     values: Sequence[bytes],
     batch_sizes: Sequence[int],
     topic: str = TOPIC_ENTITIES,
+    ingest: SqlIngest | None = None,
 ) -> None:
     """Project ``values`` (in this order) into ``store``, cut into batches of these sizes
-    (the last batch takes the rest)."""
+    (the last batch takes the rest); with ``ingest``, every batch goes through the SQL stage
+    (whatever its size), else through the models and project()."""
     recs = records(values, topic)
     start = 0
     sizes = list(batch_sizes)
@@ -71,7 +72,7 @@ def apply_batches(
         size = sizes.pop(0) if sizes else len(recs) - start
         batch = recs[start : start + max(size, 1)]
         start += len(batch)
-        changes = project(zip(batch, decode_many([r.value for r in batch]), strict=True), ALLOWED)
+        changes = project_batch(batch, ALLOWED, ingest, sql_from=0)
         store.apply(changes, {(topic, 0): batch[-1].offset + 1}, "test")
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,8 +24,7 @@ import duckdb
 from mlineage import failpoints
 from mlineage._gc import gc_paused
 from mlineage.errors import EventLogError, ProjectionBusyError, ProjectionError
-from mlineage.events.codec import Rejected, decode_many
-from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES, AnyEvent
+from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
 from mlineage.log.base import (
     TOPIC_ENTITIES,
     TOPIC_JOBS,
@@ -34,6 +34,7 @@ from mlineage.log.base import (
     TopicPartition,
 )
 from mlineage.log.outage import Outage
+from mlineage.projection.ingest import SQL_INGEST_FROM, SqlIngest, project_batch
 from mlineage.projection.project import project
 from mlineage.projection.store import Batch, DuckDBStore, snapshot_path
 
@@ -265,6 +266,7 @@ class ProjectorService:
             Snapshotter(store, snapshot, snapshot_interval) if snapshot is not None else None
         )
         self._committed: dict[TopicPartition, int] = {}
+        self._local = threading.local()  # each thread's SQL stage (its own DuckDB connection)
 
     def write_snapshot(self) -> None:
         """Write the readers' snapshot now (see :class:`Snapshotter`)."""
@@ -304,8 +306,14 @@ class ProjectorService:
                 return _Prepared(records, moved, Batch.of(project([], ALLOWED)))
             return _Prepared(records, {}, None)
         with gc_paused():
-            batch = Batch.of(project(_decoded(records), ALLOWED))
+            batch = self._project(records)
         return _Prepared(records, consumer.consumed(records), batch)
+
+    def _project(self, records: list[Record]) -> Batch:
+        ingest = getattr(self._local, "ingest", None)
+        if ingest is None and len(records) >= SQL_INGEST_FROM:
+            ingest = self._local.ingest = SqlIngest(TOPIC_JOBS, TOPIC_ENTITIES)
+        return project_batch(records, ALLOWED, ingest)
 
     def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
         """Read up to ``limit`` records across the topics and apply them as one batch."""
@@ -427,18 +435,6 @@ class ProjectorService:
                 with contextlib.suppress(Exception):
                     pending.result()  # let the worker finish before the consumer closes
         return total
-
-
-DECODE_CHUNK = 5000
-
-
-def _decoded(records: list[Record]) -> Iterator[tuple[Record, AnyEvent | Rejected]]:
-    """Records with their decoded events, decoded a chunk at a time: the validated models of
-    a whole batch held at once were most of the projector's memory (they are dropped as soon
-    as their chunk is projected)."""
-    for start in range(0, len(records), DECODE_CHUNK):
-        chunk = records[start : start + DECODE_CHUNK]
-        yield from zip(chunk, decode_many([r.value for r in chunk]), strict=True)
 
 
 @dataclass
