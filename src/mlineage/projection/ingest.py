@@ -581,6 +581,9 @@ SELECT event_id, entity_key, kind, account_id, region, 'upsert' AS op, version F
 
 # -- the stage ----------------------------------------------------------------------------------
 
+STAGE_MEMORY_LIMIT = "256MB"
+"""The SQL stage's DuckDB memory limit (it spills past it, like the store)."""
+
 
 def records_table(records: Sequence[Record]) -> pa.Table:
     """The records' positions and bytes as Arrow columns (the bytes copied once, into one
@@ -597,15 +600,15 @@ def records_table(records: Sequence[Record]) -> pa.Table:
     topics = sorted({r.topic for r in records})
     codes = {t: k for k, t in enumerate(topics)}
     topic = pa.DictionaryArray.from_arrays(
-        pa.array(np.fromiter((codes[r.topic] for r in records), np.int32, n)),
+        pa.array(np.array([codes[r.topic] for r in records], dtype=np.int32)),
         pa.array(topics, pa.string()),
     )
     return pa.table(
         {
             "i": pa.array(np.arange(n, dtype=np.int64)),
             "topic": topic,
-            "partition": pa.array(np.fromiter((r.partition for r in records), np.int32, n)),
-            "offset": pa.array(np.fromiter((r.offset for r in records), np.int64, n)),
+            "partition": pa.array(np.array([r.partition for r in records], dtype=np.int32)),
+            "offset": pa.array(np.array([r.offset for r in records], dtype=np.int64)),
             "v": column,
         }
     )
@@ -631,6 +634,9 @@ class SqlIngest:
     def __init__(self, jobs_topic: str, entities_topic: str) -> None:
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        # a batch's parse is a few hundred bytes a record; DuckDB's default limit (80% of
+        # the machine) would let this buffer pool keep what the projection's needs
+        self.con.execute("SET memory_limit = ?", [STAGE_MEMORY_LIMIT])
         for macro in _MACROS:
             self.con.execute(macro)
         self._accept = _accept_sql("acc_jobs", jobs_topic, JOBS_SHAPE) + _accept_sql(
