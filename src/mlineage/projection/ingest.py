@@ -48,7 +48,11 @@ from mlineage.projection.store import Batch
 
 @dataclass(frozen=True)
 class Leaf:
-    """A scalar kept as its JSON text (its type is checked by the field's rule)."""
+    """A scalar: a string field's text (``VARCHAR``: the rebuilt record quotes it, so a
+    number, object or list given there cannot match), or another scalar kept as its JSON
+    text (``JSON``: its type is checked by the field's rule)."""
+
+    sql_type: str
 
 
 @dataclass(frozen=True)
@@ -67,66 +71,67 @@ class Map:
 
 
 Node = Leaf | Obj | List | Map
-J = Leaf()
+J = Leaf("JSON")
+S = Leaf("VARCHAR")
 
 
 def _obj(**fields: Node) -> Obj:
     return Obj(tuple(sorted(fields.items())))
 
 
-_DATA_REF = _obj(artifact_type=J, name=J, uri=J)
-_TAG = _obj(key=J, value=J)
+_DATA_REF = _obj(artifact_type=S, name=S, uri=S)
+_TAG = _obj(key=S, value=S)
 
 _ENVELOPE = {
-    "account_id": J,
-    "caused_by": J,
-    "event_id": J,
-    "event_type": J,
-    "occurred_at": J,
-    "producer": J,
-    "region": J,
+    "account_id": S,
+    "caused_by": S,
+    "event_id": S,
+    "event_type": S,
+    "occurred_at": S,
+    "producer": S,
+    "region": S,
     "schema_version": J,
 }
 JOB_PAYLOAD = _obj(
-    checkpoint_uri=J,
-    end_time=J,
-    failure_reason=J,
-    image_uri=J,
+    checkpoint_uri=S,
+    end_time=S,
+    failure_reason=S,
+    image_uri=S,
     inputs=List(_DATA_REF),
     instance_count=J,
-    instance_type=J,
-    job_name=J,
-    job_type=J,
+    instance_type=S,
+    job_name=S,
+    job_type=S,
     metrics=Map(J),
-    model_data_uri=J,
+    model_data_uri=S,
     outputs=List(_DATA_REF),
     parameters=Map(J),
-    status=J,
+    status=S,
     tags=List(_TAG),
 )
 """The fields of ``JobCreated`` and ``JobStatusChanged`` payloads this path decides."""
 ENTITY = _obj(
-    artifact_name=J,
-    artifact_type=J,
-    association_type=J,
-    destination_arn=J,
-    display_name=J,
-    end_time=J,
-    input_artifacts=Map(_obj(media_type=J, value=J)),
-    kind=J,
+    artifact_name=S,
+    artifact_type=S,
+    association_type=S,
+    destination_arn=S,
+    display_name=S,
+    end_time=S,
+    input_artifacts=Map(_obj(media_type=S, value=S)),
+    kind=S,
     metrics=Map(J),
-    output_artifacts=Map(_obj(media_type=J, value=J)),
-    parameters=Map(_obj(number_value=J, string_value=J)),
-    parameters_to_remove=List(J),
-    properties=Map(J),
-    properties_to_remove=List(J),
-    source=_obj(source_arn=J, source_type=J, source_uri=J),
-    source_arn=J,
-    start_time=J,
-    status=_obj(message=J, primary_status=J),
+    output_artifacts=Map(_obj(media_type=S, value=S)),
+    parameters=Map(_obj(number_value=J, string_value=S)),
+    parameters_to_remove=List(S),
+    properties=Map(S),
+    properties_to_remove=List(S),
+    source=_obj(source_arn=S, source_type=S, source_uri=S),
+    source_arn=S,
+    start_time=S,
+    status=_obj(message=S, primary_status=S),
     tags=List(_TAG),
-    tags_to_remove=List(J),
-    trial_component_name=J,
+    tags_to_remove=List(S),
+    trial_component_name=S,
 )
 """The fields of the entities (artifact, trial component, association) this path decides."""
 JOBS = _obj(**_ENVELOPE, payload=JOB_PAYLOAD)
@@ -135,7 +140,7 @@ ENTITIES = _obj(**_ENVELOPE, payload=_obj(entity=ENTITY))
 
 def _sql_type(node: Node) -> str:
     if isinstance(node, Leaf):
-        return "JSON"
+        return node.sql_type
     if isinstance(node, Obj):
         return "STRUCT(" + ", ".join(f'"{n}" {_sql_type(c)}' for n, c in node.fields) + ")"
     if isinstance(node, List):
@@ -146,7 +151,7 @@ def _sql_type(node: Node) -> str:
 def _structure(node: Node) -> object:
     """``from_json``'s structure argument for ``node``."""
     if isinstance(node, Leaf):
-        return "JSON"
+        return node.sql_type
     if isinstance(node, Obj):
         return {n: _structure(c) for n, c in node.fields}
     if isinstance(node, List):
@@ -156,6 +161,8 @@ def _structure(node: Node) -> object:
 
 def _rebuild(expr: str, node: Node, depth: int = 0) -> str:
     """SQL of the canonical JSON text of the parsed value ``expr`` (NULL when absent)."""
+    if node is S:
+        return f"""'"' || {expr} || '"'"""
     if isinstance(node, Leaf):
         return f"CAST({expr} AS VARCHAR)"
     var = f"x{depth}"
@@ -181,14 +188,18 @@ def _rebuild(expr: str, node: Node, depth: int = 0) -> str:
 # -- rules -------------------------------------------------------------------------------------
 
 _MACROS = (
-    # the text of a JSON string leaf (no escapes: the path takes no backslash)
+    # a JSON leaf's text; a string field's canonical JSON (no escapes: the path takes no
+    # backslash, so the text never holds a quote); a string of lo..hi characters
     "CREATE OR REPLACE TEMP MACRO t(j) AS CAST(j AS VARCHAR)",
-    "CREATE OR REPLACE TEMP MACRO sv(j) AS substr(t(j), 2, length(t(j)) - 2)",
-    "CREATE OR REPLACE TEMP MACRO is_str(j, lo, hi) AS coalesce(left(t(j), 1) = "
-    "'\"' AND length(t(j)) - 2 BETWEEN lo AND hi, false)",
+    "CREATE OR REPLACE TEMP MACRO q(x) AS '\"' || x || '\"'",
+    "CREATE OR REPLACE TEMP MACRO is_str(x, lo, hi) AS coalesce(length(x) BETWEEN lo AND hi, "
+    "false)",
+    # a JSON leaf that is a string of lo..hi characters
+    "CREATE OR REPLACE TEMP MACRO jstr(j, lo, hi) AS coalesce(left(t(j), 1) = '\"' AND "
+    "length(t(j)) - 2 BETWEEN lo AND hi, false)",
     "CREATE OR REPLACE TEMP MACRO opt_str(j, lo, hi) AS j IS NULL OR is_str(j, lo, hi)",
-    "CREATE OR REPLACE TEMP MACRO is_match(j, lo, hi, pattern) AS is_str(j, lo, hi) AND "
-    "regexp_full_match(sv(j), pattern)",
+    "CREATE OR REPLACE TEMP MACRO is_match(x, lo, hi, pattern) AS is_str(x, lo, hi) AND "
+    "regexp_full_match(x, pattern)",
     # Name: 1-120 (ResourceName: 1-63) letters, digits and inner hyphens
     "CREATE OR REPLACE TEMP MACRO is_name(j, hi) AS is_match(j, 1, hi, "
     "'[a-zA-Z0-9](-*[a-zA-Z0-9])*')",
@@ -197,14 +208,14 @@ _MACROS = (
     # a SageMaker ARN (arns.ARN_PATTERN with ASCII digits), at most 256 characters
     "CREATE OR REPLACE TEMP MACRO is_arn(j) AS is_match(j, 1, 256, "
     "'arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:[a-z-]+/[A-Za-z0-9_./:-]+')",
-    "CREATE OR REPLACE TEMP MACRO arn_resource(j) AS regexp_extract(sv(j), "
+    "CREATE OR REPLACE TEMP MACRO arn_resource(x) AS regexp_extract(x, "
     "'^arn:[^:]*:[^:]*:[^:]*:[^:]*:([a-z-]+)/', 1)",
     # an RFC 3339 time with a zone, in years 1900-2099, as codec.canonical_time writes it
     # (NULL when it is not one, or not a real date)
-    "CREATE OR REPLACE TEMP MACRO ts(j) AS CASE WHEN regexp_full_match(t(j), "
-    "'\"(19|20)[0-9]{2}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    "(\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])\"') THEN "
-    "strftime(try_cast(sv(j) AS TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%S.%fZ') END",
+    "CREATE OR REPLACE TEMP MACRO ts(x) AS CASE WHEN regexp_full_match(x, "
+    "'(19|20)[0-9]{2}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    "(\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])') THEN "
+    "strftime(try_cast(x AS TIMESTAMPTZ), '%Y-%m-%dT%H:%M:%S.%fZ') END",
     "CREATE OR REPLACE TEMP MACRO opt_ts(j) AS j IS NULL OR ts(j) IS NOT NULL",
     # an integer of at most 18 digits, and a finite number (an integer literal, or a
     # decimal whose integer part has at most 18 digits)
@@ -232,14 +243,14 @@ _MACROS = (
     "CREATE OR REPLACE TEMP MACRO metrics_ok(m) AS m IS NULL OR (map_keys_ok(m, 300, 1, 2500) AND "
     "all_of(list_transform(map_values(m), lambda x: is_num(x))))",
     "CREATE OR REPLACE TEMP MACRO refs_json(l) AS '[' || array_to_string(list_transform(l, "
-    "lambda x: '{' || concat_ws(',', '\"artifact_type\":' || x.artifact_type, '\"name\":' || "
-    "x.name, '\"uri\":' || x.uri) || '}'), ',') || ']'",
+    "lambda x: '{' || concat_ws(',', '\"artifact_type\":' || q(x.artifact_type), '\"name\":' "
+    "|| q(x.name), '\"uri\":' || q(x.uri)) || '}'), ',') || ']'",
 )
 
-_JOB_STATUS = "'\"InProgress\"', '\"Completed\"', '\"Failed\"', '\"Stopping\"', '\"Stopped\"'"
-_TERMINAL = "'\"Completed\"', '\"Failed\"', '\"Stopped\"'"
+_JOB_STATUS = "'InProgress', 'Completed', 'Failed', 'Stopping', 'Stopped'"
+_TERMINAL = "'Completed', 'Failed', 'Stopped'"
 _JOB_RESOURCE = (
-    "CASE p.job_type WHEN '\"TrainingJob\"' THEN 'training-job' WHEN '\"ProcessingJob\"' "
+    "CASE p.job_type WHEN 'TrainingJob' THEN 'training-job' WHEN 'ProcessingJob' "
     "THEN 'processing-job' ELSE 'transform-job' END"
 )
 _END_RESOURCES = "'artifact', 'action', 'context', 'experiment', 'experiment-trial-component'"
@@ -303,18 +314,18 @@ _ENTITY_KINDS: dict[str, set[str]] = {
 }
 
 _HYPER = (
-    "is_str(x, 0, 2500) OR is_int(x, -9223372036854775807, 9223372036854775807) OR "
+    "jstr(x, 0, 2500) OR is_int(x, -9223372036854775807, 9223372036854775807) OR "
     "(is_num(x) AND is_float_literal(x)) OR CAST(x AS VARCHAR) IN ('true', 'false')"
 )
 
 
 def _job_created_ok() -> str:
-    return f"""e.event_type = '"JobCreated"' AND {_absent("p", JOB_PAYLOAD, _JOB_CREATED)}
-        AND p.job_type IN ('"TrainingJob"', '"ProcessingJob"', '"TransformJob"')
+    return f"""e.event_type = 'JobCreated' AND {_absent("p", JOB_PAYLOAD, _JOB_CREATED)}
+        AND p.job_type IN ('TrainingJob', 'ProcessingJob', 'TransformJob')
         AND is_name(p.job_name, 63)
         AND opt_str(p.image_uri, 1, 2048) AND opt_str(p.model_data_uri, 1, 2048)
         AND opt_str(p.checkpoint_uri, 1, 2048)
-        AND (p.job_type <> '"TransformJob"' OR p.model_data_uri IS NOT NULL)
+        AND (p.job_type <> 'TransformJob' OR p.model_data_uri IS NOT NULL)
         AND refs_ok(p.inputs) AND refs_ok(p.outputs)
         AND (p.parameters IS NULL OR (map_keys_ok(p.parameters, 297, 1, 2500)
              AND all_of(list_transform(map_values(p.parameters), lambda x: {_HYPER}))))
@@ -326,16 +337,16 @@ def _job_created_ok() -> str:
 
 
 def _job_status_changed_ok() -> str:
-    return f"""e.event_type = '"JobStatusChanged"'
+    return f"""e.event_type = 'JobStatusChanged'
         AND {_absent("p", JOB_PAYLOAD, _JOB_STATUS_CHANGED)}
-        AND p.job_type IN ('"TrainingJob"', '"ProcessingJob"', '"TransformJob"')
+        AND p.job_type IN ('TrainingJob', 'ProcessingJob', 'TransformJob')
         AND is_name(p.job_name, 63) AND p.status IN ({_JOB_STATUS})
         AND refs_ok(p.outputs) AND metrics_ok(p.metrics)
         AND opt_str(p.failure_reason, 0, 1024) AND opt_ts(p.end_time)"""
 
 
 def _entity_ok() -> str:
-    artifact = f"""n.kind = '"artifact"' AND {_absent("n", ENTITY, _ENTITY_KINDS["artifact"])}
+    artifact = f"""n.kind = 'artifact' AND {_absent("n", ENTITY, _ENTITY_KINDS["artifact"])}
         AND n.source.source_arn IS NULL AND n.source.source_type IS NULL
         AND is_str(n.source.source_uri, 1, 2048)
         AND (n.artifact_name IS NULL OR is_name(n.artifact_name, 120))
@@ -347,7 +358,7 @@ def _entity_ok() -> str:
     artifacts = "map_keys_ok({0}, 60, 1, 128) AND all_of(list_transform(map_values({0}), " + (
         "lambda x: is_str(x.value, 1, 2048) AND opt_str(x.media_type, 0, 64)))"
     )
-    component = f"""n.kind = '"trial_component"'
+    component = f"""n.kind = 'trial_component'
         AND {_absent("n", ENTITY, _ENTITY_KINDS["trial_component"])}
         AND is_name(n.trial_component_name, 120) AND opt_str(n.display_name, 1, 120)
         AND (n.status IS NULL OR (n.status.primary_status IN ({_JOB_STATUS})
@@ -364,14 +375,14 @@ def _entity_ok() -> str:
         AND (n.output_artifacts IS NULL OR ({artifacts.format("n.output_artifacts")}))
         AND metrics_ok(n.metrics)
         AND tags_ok(n.tags) AND strs_ok(n.tags_to_remove, 50, 1, 128)"""
-    association = f"""n.kind = '"association"'
+    association = f"""n.kind = 'association'
         AND {_absent("n", ENTITY, _ENTITY_KINDS["association"])}
         AND is_arn(n.source_arn) AND is_arn(n.destination_arn)
         AND arn_resource(n.source_arn) IN ({_END_RESOURCES})
         AND arn_resource(n.destination_arn) IN ({_END_RESOURCES})
-        AND (n.association_type IS NULL OR n.association_type IN ('"ContributedTo"',
-             '"AssociatedWith"', '"DerivedFrom"', '"Produced"', '"SameAs"'))"""
-    return f"""e.event_type = '"EntityUpserted"'
+        AND (n.association_type IS NULL OR n.association_type IN ('ContributedTo',
+             'AssociatedWith', 'DerivedFrom', 'Produced', 'SameAs'))"""
+    return f"""e.event_type = 'EntityUpserted'
         AND (({artifact}) OR ({component}) OR ({association}))"""
 
 
@@ -397,7 +408,7 @@ def _accept_sql(table: str, topic: str, shape: Shape) -> list[str]:
     statement DuckDB inlines it into every reference to it, or evaluates the check that
     rebuilds the record twice."""
     structure = json.dumps(_structure(shape.structure)).replace("'", "''")
-    types = ", ".join(f"""'"{t}"'""" for t in sorted(shape.types))
+    types = ", ".join(f"'{t}'" for t in sorted(shape.types))
     parse = f"""
 CREATE OR REPLACE TEMP TABLE parsed AS
 SELECT i, partition, "offset", s, from_json(s, '{structure}') AS e
@@ -407,10 +418,10 @@ WHERE s IS NOT NULL AND NOT contains(s, '\\') AND NOT contains(s, 'null') AND js
     accept = f"""
 CREATE OR REPLACE TEMP TABLE {table} AS
 SELECT i, '{topic}' AS topic, partition, "offset", {shape.part_expr} AS {shape.part},
-    sv(e.event_id) AS event_id, sv(e.event_type) AS event_type, ts(e.occurred_at) AS occurred,
-    sv(e.account_id) AS account_id, sv(e.region) AS region, sv(e.producer) AS producer,
-    sv(e.caused_by) AS caused_by, {shape.kind} AS kind,
-    ts(e.occurred_at) || '|' || sv(e.event_id) AS version, {shape.key} AS entity_key
+    e.event_id AS event_id, e.event_type AS event_type, ts(e.occurred_at) AS occurred,
+    e.account_id AS account_id, e.region AS region, e.producer AS producer,
+    e.caused_by AS caused_by, {shape.kind} AS kind,
+    ts(e.occurred_at) || '|' || e.event_id AS version, {shape.key} AS entity_key
 FROM (SELECT i, partition, "offset", e, {shape.part_expr} AS {shape.part} FROM parsed
       WHERE e IS NOT NULL AND e.event_type IN ({types})
           AND {_rebuild("e", shape.structure)} = s)
@@ -426,29 +437,29 @@ WHERE is_uuid(e.event_id) AND (e.caused_by IS NULL OR is_uuid(e.caused_by))
 
 def _arn(resource: str, name: str) -> str:
     return (
-        "'arn:aws:sagemaker:' || sv(e.region) || ':' || sv(e.account_id) || ':' || "
+        "'arn:aws:sagemaker:' || e.region || ':' || e.account_id || ':' || "
         f"{resource} || '/' || {name}"
     )
 
 
 _JOB_SCALARS = (
     """CASE WHEN event_type = 'JobCreated' THEN [
-        {'f': 'job_type', 'v': t(p.job_type)},
-        {'f': 'job_name', 'v': t(p.job_name)},
+        {'f': 'job_type', 'v': q(p.job_type)},
+        {'f': 'job_name', 'v': q(p.job_name)},
         {'f': 'status', 'v': '"InProgress"'},
-        {'f': 'image_uri', 'v': t(p.image_uri)},
-        {'f': 'model_data_uri', 'v': t(p.model_data_uri)},
-        {'f': 'checkpoint_uri', 'v': t(p.checkpoint_uri)},
-        {'f': 'instance_type', 'v': t(p.instance_type)},
+        {'f': 'image_uri', 'v': q(p.image_uri)},
+        {'f': 'model_data_uri', 'v': q(p.model_data_uri)},
+        {'f': 'checkpoint_uri', 'v': q(p.checkpoint_uri)},
+        {'f': 'instance_type', 'v': q(p.instance_type)},
         {'f': 'instance_count', 'v': t(p.instance_count)},
         {'f': 'inputs', 'v': refs_json(coalesce(p.inputs, []))},
         {'f': 'outputs', 'v': refs_json(coalesce(p.outputs, []))}]
     ELSE [
-        {'f': 'job_type', 'v': t(p.job_type)},
-        {'f': 'job_name', 'v': t(p.job_name)},
-        {'f': 'status', 'v': t(p.status)},
+        {'f': 'job_type', 'v': q(p.job_type)},
+        {'f': 'job_name', 'v': q(p.job_name)},
+        {'f': 'status', 'v': q(p.status)},
         {'f': 'final_outputs', 'v': CASE WHEN len(p.outputs) > 0 THEN refs_json(p.outputs) END},
-        {'f': 'failure_reason', 'v': t(p.failure_reason)},
+        {'f': 'failure_reason', 'v': q(p.failure_reason)},
         {'f': 'end_time', 'v': '"' || coalesce(ts(p.end_time),
             CASE WHEN p.status IN ("""
     + _TERMINAL
@@ -457,24 +468,24 @@ _JOB_SCALARS = (
 )
 
 _ENTITY_SCALARS = """CASE kind WHEN 'artifact' THEN [
-        {'f': 'artifact_name', 'v': t(n.artifact_name)},
-        {'f': 'source', 'v': '{"source_uri":' || n.source.source_uri || '}'},
-        {'f': 'artifact_type', 'v': t(n.artifact_type)}]
+        {'f': 'artifact_name', 'v': q(n.artifact_name)},
+        {'f': 'source', 'v': '{"source_uri":' || q(n.source.source_uri) || '}'},
+        {'f': 'artifact_type', 'v': q(n.artifact_type)}]
     WHEN 'trial_component' THEN [
-        {'f': 'trial_component_name', 'v': t(n.trial_component_name)},
-        {'f': 'display_name', 'v': t(n.display_name)},
+        {'f': 'trial_component_name', 'v': q(n.trial_component_name)},
+        {'f': 'display_name', 'v': q(n.display_name)},
         {'f': 'status', 'v': CASE WHEN n.status IS NOT NULL THEN '{' || concat_ws(',',
-            '"message":' || n.status.message, '"primary_status":' || n.status.primary_status)
+            '"message":' || q(n.status.message), '"primary_status":' || q(n.status.primary_status))
             || '}' END},
         {'f': 'start_time', 'v': '"' || ts(n.start_time) || '"'},
         {'f': 'end_time', 'v': '"' || ts(n.end_time) || '"'},
         {'f': 'source', 'v': CASE WHEN n.source IS NOT NULL THEN '{' || concat_ws(',',
-            '"source_arn":' || n.source.source_arn, '"source_type":' || n.source.source_type)
+            '"source_arn":' || q(n.source.source_arn), '"source_type":' || q(n.source.source_type))
             || '}' END}]
     ELSE [
-        {'f': 'source_arn', 'v': t(n.source_arn)},
-        {'f': 'destination_arn', 'v': t(n.destination_arn)},
-        {'f': 'association_type', 'v': t(n.association_type)}]
+        {'f': 'source_arn', 'v': q(n.source_arn)},
+        {'f': 'destination_arn', 'v': q(n.destination_arn)},
+        {'f': 'association_type', 'v': q(n.association_type)}]
     END"""
 
 JOBS_SHAPE = Shape(
@@ -484,7 +495,7 @@ JOBS_SHAPE = Shape(
     frozenset({"JobCreated", "JobStatusChanged"}),
     f"({_job_created_ok()}) OR ({_job_status_changed_ok()})",
     "'job'",
-    _arn(_JOB_RESOURCE, "sv(p.job_name)"),
+    _arn(_JOB_RESOURCE, "p.job_name"),
     _JOB_SCALARS,
 )
 ENTITIES_SHAPE = Shape(
@@ -493,12 +504,12 @@ ENTITIES_SHAPE = Shape(
     "e.payload.entity",
     frozenset({"EntityUpserted"}),
     _entity_ok(),
-    "sv(n.kind)",
-    "CASE n.kind WHEN '\"artifact\"' THEN "
-    + _arn("'artifact'", "md5(sv(n.source.source_uri))")
-    + " WHEN '\"trial_component\"' THEN "
-    + _arn("'experiment-trial-component'", "lower(sv(n.trial_component_name))")
-    + " ELSE sv(n.source_arn) || ' ' || sv(n.destination_arn) END",
+    "n.kind",
+    "CASE n.kind WHEN 'artifact' THEN "
+    + _arn("'artifact'", "md5(n.source.source_uri)")
+    + " WHEN 'trial_component' THEN "
+    + _arn("'experiment-trial-component'", "lower(n.trial_component_name)")
+    + " ELSE n.source_arn || ' ' || n.destination_arn END",
     _ENTITY_SCALARS,
 )
 
@@ -532,12 +543,13 @@ FROM (SELECT event_id, entity_key, version, unnest({source}) AS x FROM {table}
 
 
 _ARTIFACT_VALUE = (
-    "'{' || concat_ws(',', '\"media_type\":' || x.value.media_type, '\"value\":' || "
-    "x.value.value) || '}'"
+    "'{' || concat_ws(',', '\"media_type\":' || q(x.value.media_type), '\"value\":' || "
+    "q(x.value.value)) || '}'"
 )
 _PARAMETER_VALUE = (
     "CASE WHEN x.value.string_value IS NOT NULL THEN '{\"string_value\":' || "
-    "x.value.string_value || '}' ELSE '{\"number_value\":' || fnum(x.value.number_value) || '}' END"
+    "q(x.value.string_value) || '}' ELSE '{\"number_value\":' || "
+    "fnum(x.value.number_value) || '}' END"
 )
 _HYPER_VALUE = (
     "CASE WHEN left(CAST(x.value AS VARCHAR), 1) <> '\"' AND is_float_literal(x.value) "
@@ -550,18 +562,18 @@ _FACTS = " UNION ALL ".join(
         _map_facts(
             "acc_jobs", "parameters", "p.parameters", _HYPER_VALUE, "event_type = 'JobCreated'"
         ),
-        _list_facts("acc_jobs", "tags", "p.tags", "sv(x.key)", "t(x.value)", False),
+        _list_facts("acc_jobs", "tags", "p.tags", "x.key", "q(x.value)", False),
         _map_facts("acc_jobs", "metrics", "p.metrics", "fnum(x.value)"),
         _scalar_facts("acc_entities", ENTITIES_SHAPE),
         _map_facts("acc_entities", "metrics", "n.metrics", "fnum(x.value)"),
-        _map_facts("acc_entities", "properties", "n.properties", "t(x.value)"),
+        _map_facts("acc_entities", "properties", "n.properties", "q(x.value)"),
         _map_facts("acc_entities", "parameters", "n.parameters", _PARAMETER_VALUE),
         _map_facts("acc_entities", "input_artifacts", "n.input_artifacts", _ARTIFACT_VALUE),
         _map_facts("acc_entities", "output_artifacts", "n.output_artifacts", _ARTIFACT_VALUE),
-        _list_facts("acc_entities", "tags", "n.tags", "sv(x.key)", "t(x.value)", False),
-        _list_facts("acc_entities", "properties", "n.properties_to_remove", "sv(x)", "NULL", True),
-        _list_facts("acc_entities", "parameters", "n.parameters_to_remove", "sv(x)", "NULL", True),
-        _list_facts("acc_entities", "tags", "n.tags_to_remove", "sv(x)", "NULL", True),
+        _list_facts("acc_entities", "tags", "n.tags", "x.key", "q(x.value)", False),
+        _list_facts("acc_entities", "properties", "n.properties_to_remove", "x", "NULL", True),
+        _list_facts("acc_entities", "parameters", "n.parameters_to_remove", "x", "NULL", True),
+        _list_facts("acc_entities", "tags", "n.tags_to_remove", "x", "NULL", True),
     ]
 )
 
