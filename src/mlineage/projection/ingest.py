@@ -1,8 +1,9 @@
 """Decode, validate and project records in DuckDB: the projector's hot path without Python
 per record.
 
-A batch's bytes go to DuckDB as one Arrow column. One statement parses every record with one
-lean structure (``from_json``), checks the rules of the event models for the shapes the
+A batch's bytes go to DuckDB as one Arrow column. One statement per topic parses its records
+with one lean structure (``from_json``: string fields as text, other leaves as their JSON
+text), the next checks the rules of the event models for the shapes the
 pipeline writes most — ``JobCreated``, ``JobStatusChanged`` and ``EntityUpserted`` of
 artifacts, trial components and associations — and projects the records it accepts into the
 same ``events`` / ``marks`` / ``facts`` rows as :func:`mlineage.projection.project.project`.
@@ -12,10 +13,12 @@ same ``events`` / ``marks`` / ``facts`` rows as :func:`mlineage.projection.proje
 
 - its text is valid UTF-8 with no backslash (so no escapes) and no ``null`` anywhere;
 - the record, rebuilt in SQL from the parsed structure in canonical form (keys sorted, no
-  spaces, DuckDB's rendering of each leaf), is byte-equal to the record. That one comparison
+  spaces, string fields quoted, DuckDB's rendering of each other leaf), is byte-equal to the
+  record. That one comparison
   rules out unknown or duplicated keys, keys out of order, JSON DuckDB is lenient about
-  (trailing commas, whitespace) and numbers not in their shortest form, and it fixes every
-  object's and list's type. Fields this path does not handle (``job_arn``,
+  (trailing commas, whitespace) and numbers not in their shortest form, and it fixes the
+  type of every object, list and string field (a number read as a string field's text would
+  come back quoted). Fields this path does not handle (``job_arn``,
   ``experiment_config``, ``metadata``, metric summaries, artifacts by ``artifact_arn``, ...)
   are not in the structure, so a record carrying one is deferred by the same comparison;
 - every leaf passes its field's rule (types, lengths in characters, patterns, enums, UUIDs,
@@ -43,7 +46,7 @@ from mlineage.log.base import Record
 from mlineage.projection.project import EVENT_COLUMNS, FACT_COLUMNS, MARK_COLUMNS, project
 from mlineage.projection.store import Batch
 
-# -- the one structure: what the SQL path parses, and how it rebuilds a record ------------------
+# -- the structures: what the SQL path parses, and how it rebuilds a record ---------------------
 
 
 @dataclass(frozen=True)
@@ -670,6 +673,9 @@ class SqlIngest:
             ).fetchnumpy()["i"]
         finally:
             con.unregister("recs")
+            # the batch's tables go now, not when the next batch replaces them
+            for table in ("parsed", "acc_jobs", "acc_entities"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
         return Staged(
             events.select(list(EVENT_COLUMNS)),
             marks.select(list(MARK_COLUMNS)),
