@@ -369,7 +369,7 @@ def diff(examples: int) -> Any:
     )
 
 
-@diff(100)
+@diff(60)
 @given(st.lists(valid_events, min_size=1, max_size=8))
 def test_valid_events_are_decided_in_sql_with_the_rows_of_the_models(
     ingest: SqlIngest, events: list[dict[str, Any]]
@@ -387,7 +387,7 @@ def test_valid_events_are_decided_in_sql_with_the_rows_of_the_models(
     assert set(deferred) <= set(undecidable)
 
 
-@diff(200)
+@diff(150)
 @given(st.lists(mutated(), min_size=1, max_size=6))
 def test_mutated_events_give_the_rows_and_dead_letters_of_the_models(
     ingest: SqlIngest, values: list[bytes]
@@ -395,7 +395,7 @@ def test_mutated_events_give_the_rows_and_dead_letters_of_the_models(
     check_same(ingest, values, [topic_of(v) for v in values])
 
 
-@diff(25)
+@diff(20)
 @given(st.lists(valid_events, min_size=1, max_size=4))
 def test_events_on_the_wrong_topic_are_left_to_the_models(
     ingest: SqlIngest, events: list[dict[str, Any]]
