@@ -10,8 +10,10 @@ import copy
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -49,9 +51,7 @@ times = st.one_of(
         ]
     ),
     st.datetimes(
-        min_value=__import__("datetime").datetime(1950, 1, 1),
-        max_value=__import__("datetime").datetime(2090, 1, 1),
-        timezones=st.just(__import__("datetime").UTC),
+        min_value=datetime(1950, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
     ).map(lambda d: d.isoformat().replace("+00:00", "Z")),
 )
 statuses = st.sampled_from(["InProgress", "Completed", "Failed", "Stopping", "Stopped"])
@@ -357,9 +357,7 @@ def check_same(ingest: SqlIngest, values: list[bytes], topics: list[str]) -> lis
     return staged.deferred
 
 
-def _concat(a: Any, b: Any) -> Any:
-    import pyarrow as pa
-
+def _concat(a: pa.Table, b: pa.Table) -> pa.Table:
     return pa.concat_tables([a.cast(b.schema), b])
 
 
@@ -493,10 +491,6 @@ BASES: dict[str, dict[str, Any]] = {
     },
 }
 ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:"
-
-
-def _many(n: int, make: Any) -> Any:
-    return make(n)
 
 
 # (base, dotted path, last accepted value, first refused value); DROP_IT removes the field
