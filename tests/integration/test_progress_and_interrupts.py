@@ -65,13 +65,21 @@ def publish_jobs(home: Path, tmp_path: Path, first: int = 0) -> None:
 
 def interrupt_at(home: Path, point: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the command, freeze it at ``point``, send SIGINT (Ctrl-C) and let it go on."""
-    proc = subprocess.Popen(
-        [*CLI, "--home", str(home), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "MLINEAGE_FAILPOINTS": f"{point}=stop@1"},
-    )
+    # The command must take SIGINT as a terminal's foreground job does. A suite started in
+    # the background (nohup, `&` in a script) has SIGINT ignored, children inherit that, and
+    # Python then never raises KeyboardInterrupt; a handled signal is reset to the default in
+    # the child, so handle it while the child starts.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [*CLI, "--home", str(home), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "MLINEAGE_FAILPOINTS": f"{point}=stop@1"},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     def frozen() -> bool:
         if proc.poll() is not None:
