@@ -7,7 +7,9 @@ one ``JobCreated`` and one ``JobStatusChanged`` (``Completed``, with a metric). 
 1. publish: ``Recorder.publish_many`` in chunks (validated at publish, atomic per chunk);
 2. track:   ``TrackerService(log).run()`` up to the end of the jobs topic;
 3. project: ``ProjectorService(log, DuckDBStore(db)).run()`` up to the end of both topics;
-4. replay:  ``replay(log, db)``; the checksum after replay must equal the one before.
+4. replay:  ``replay(log, db)``; the checksum after replay must equal the one before;
+5. small batches: 400 more jobs published and tracked, then projected 100 records a batch
+   into the projection of N jobs (p50 and p99 of a batch, as a follower or ``serve`` pays).
 
 Usage::
 
@@ -18,7 +20,8 @@ Usage::
 ``--anchor REV`` also runs the same workload on the code of an earlier revision (its ``src``
 and this script as they were there, from ``git archive``, in a child process of their own)
 first, and prints the two side by side: the figures of one run on one
-machine, so a change to the engine is measured against what it replaced.
+machine, so a change to the engine is measured against what it replaced. The anchor runs
+this script (the workload and the measuring are the same) on the anchor's ``src``.
 
 This is a benchmark, not a test: it prints figures (a table per N, and with ``--json`` one
 JSON line per N), and fails only when the pipeline itself misbehaves (dead letters, wrong
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -65,6 +69,8 @@ DEFAULT_CHUNK = 5_000
 IMAGES = tuple(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/bench-train:v{k}" for k in range(5))
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 PROGRESS_EVERY_S = 5.0
+SMALL_BATCH = 100
+SMALL_BATCH_JOBS = 400  # 4,800 records: 48 batches of 100
 
 Draft = dict[str, Any]
 
@@ -84,13 +90,14 @@ def _event_id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def job_drafts(n_jobs: int, seed: int) -> Iterator[Draft]:
+def job_drafts(n_jobs: int, seed: int, first: int = 0, pool: int | None = None) -> Iterator[Draft]:
     """The draft events of the workload, in publish order: per job a ``JobCreated`` then its
     ``JobStatusChanged``. Event ids and times come from the seed, so equal arguments give
-    equal logs (and equal checksums)."""
+    equal logs (and equal checksums). ``first``: the number of the first job (jobs after a
+    workload of that many, reading its pool of datasets)."""
     rng = random.Random(seed)
-    pool = max(2, n_jobs // 5)
-    for i in range(n_jobs):
+    pool = pool or max(2, n_jobs // 5)
+    for i in range(first, first + n_jobs):
         name = f"bench-job-{i}"
         train, validation = rng.sample(range(pool), 2)
         created_at = EPOCH + timedelta(seconds=2 * i)
@@ -190,6 +197,13 @@ class Progress:
         if now - self.last >= PROGRESS_EVERY_S:
             self.last = now
             note(f"  {self.stage}: {done:,} records done, {lag:,} to go")
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The q-quantile of sorted values (nearest rank)."""
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 def rate(count: float, seconds: float) -> float:
@@ -354,6 +368,35 @@ def run_once(n_jobs: int, seed: int, chunk_size: int, home: Path) -> RunResult:
     result.checksum = after
     note(f"N={n_jobs:,}: checksum OK")
 
+    # 5. small batches: more jobs, projected SMALL_BATCH records a batch into the projection
+    #    of N jobs (what a follower or `serve` pays per write)
+    note(f"N={n_jobs:,}: {SMALL_BATCH_JOBS} more jobs, projected {SMALL_BATCH} records a batch")
+    extra = list(job_drafts(SMALL_BATCH_JOBS, seed + 1, first=n_jobs, pool=max(2, n_jobs // 5)))
+    recorder.publish_many(extra)
+    TrackerService(log).run()
+    marks: list[float] = []
+    store = DuckDBStore(db)
+    try:
+        sstats = ProjectorService(log, store, batch_size=SMALL_BATCH).run(
+            progress=lambda _done, _lag: marks.append(time.perf_counter())
+        )
+    finally:
+        store.close()
+    assert sstats.dead_lettered == 0, sstats
+    per_batch = sorted(b - a for a, b in itertools.pairwise(marks))
+    result.stages.append(
+        Stage(
+            "small batches",
+            sum(per_batch),
+            {
+                f"ms p50 per {SMALL_BATCH}-record batch": 1000 * quantile(per_batch, 0.5),
+                "ms p99": 1000 * quantile(per_batch, 0.99),
+            },
+            {"records": sstats.consumed, "batches": sstats.batches},
+            peak_rss_mib(),
+        )
+    )
+
     recorder.close()
     log.close()
     result.log_mib = dir_size_mib(home, "events.sqlite")
@@ -446,7 +489,7 @@ def run_anchor(rev: str, n_jobs: int, seed: int, chunk: int, root: Path) -> dict
     proc = subprocess.run(
         [
             sys.executable,
-            str(tree / "bench" / "embedded_pipeline.py"),
+            str(Path(__file__).resolve()),
             f"--jobs={n_jobs}",
             f"--seed={seed}",
             f"--chunk={chunk}",

@@ -1604,15 +1604,15 @@ def test_random_case_counts() -> None:
 
 ESCAPES = (
     # the source database's and the internal tables, by any name
-    "SELECT * FROM entity_fields",
+    "SELECT * FROM map_items",
     "SELECT * FROM entity_state",
     "SELECT * FROM mlineage_meta",
     "SELECT * FROM main.entity_state",
-    "SELECT * FROM lineage.main.entity_fields",
+    "SELECT * FROM lineage.main.fields_artifact",
     "SELECT * FROM lineage.artifacts",
     "SELECT * FROM memory.main.artifacts",
     "SELECT * FROM system.main.entity_state",
-    "SELECT * FROM query_table('entity_fields')",
+    "SELECT * FROM query_table('map_items')",
     "SELECT * FROM '{db}'",
     # attaching the projection (or anything)
     "ATTACH '{db}' AS src (READ_ONLY)",

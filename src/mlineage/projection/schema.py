@@ -9,7 +9,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+NO_VERSION = "CAST(-85070591730234615865843651857942052864 AS HUGEINT)"
+"""Below every merge version (a stand-in for none, so comparisons need no NULL handling)."""
+
+
+def version_of(text: str) -> str:
+    """SQL of the merge version of a version text ``"{occurred_at}|{event_id}"``
+    (:func:`mlineage.projection.project.project`): one HUGEINT, the UTC microseconds of
+    ``occurred_at`` times 2**64 plus the first 64 bits of the event id. It orders versions
+    as the text does, except that two events of the same microsecond whose ids share their
+    first 64 bits tie (for random UUIDs, never in practice); a tie is broken by the value
+    (:func:`field_select`), so the merge stays a semilattice."""
+    return (
+        f"(epoch_us(CAST(left({text}, 27) AS TIMESTAMPTZ))::HUGEINT * 18446744073709551616 + "
+        f"CAST('0x' || substr({text}, 29, 8) || substr({text}, 38, 4) || substr({text}, 43, 4) "
+        "AS UBIGINT))"
+    )
+
+
+def time_of(version: str) -> str:
+    """SQL of the TIMESTAMPTZ a merge version was written at."""
+    return f"CAST(make_timestamp(CAST({version} >> 64 AS BIGINT)) AS TIMESTAMPTZ)"
+
+
+def live(state: str) -> str:
+    """SQL: the entity of ``state`` (a row of ``entity_state``) is live."""
+    return f"coalesce({state}.modified_v, {NO_VERSION}) > coalesce({state}.deleted_v, {NO_VERSION})"
 
 
 @dataclass(frozen=True)
@@ -160,6 +187,21 @@ TABLES: tuple[TableSpec, ...] = (
     ),
 )
 TABLE_BY_KIND = {spec.kind: spec for spec in TABLES}
+
+FIELD_TYPE = "STRUCT(v HUGEINT, x VARCHAR)"
+"""A scalar field's merge state: the version that wrote it and its value as JSON text (the
+greater struct wins: the version, then on a tie the value)."""
+
+
+def scalar_fields(spec: TableSpec) -> tuple[str, ...]:
+    """The scalar fields of a kind that its table shows (in column order, once each)."""
+    return tuple(dict.fromkeys(c.field for c in spec.columns))
+
+
+def fields_table(spec: TableSpec) -> str:
+    return f"fields_{spec.kind}"
+
+
 VERTEX_KINDS = ("artifact", "action", "context", "experiment", "trial_component")
 
 _STATE_COLUMNS = (
@@ -186,16 +228,18 @@ def create_statements() -> list[str]:
         "CREATE TABLE IF NOT EXISTS positions (consumer VARCHAR NOT NULL, topic VARCHAR NOT NULL, "
         "partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT "
         "NULL, PRIMARY KEY (consumer, topic, partition))",
-        # merge state: one row per (entity, field, map item) with the winning version ...
-        "CREATE TABLE IF NOT EXISTS entity_fields (entity_key VARCHAR NOT NULL, field VARCHAR "
-        "NOT NULL, item VARCHAR NOT NULL, value VARCHAR, removed BOOLEAN NOT NULL, version "
-        "VARCHAR NOT NULL)",
-        # ... and one row per entity: first upsert after the newest delete, newest upsert,
-        # newest delete (versions are "{occurred_at}|{event_id}", which sort as text), and
-        # for a vertex its dense id in the graph index (given in the batch that first sees it)
+        # merge state (a join-semilattice, ARCHITECTURE.md): one row per entity with its
+        # first upsert after the newest delete, newest upsert, newest delete and newest event
+        # (merge versions: version_of), and for a vertex its dense id in the graph index
+        # (given in the batch that first sees it) ...
         "CREATE TABLE IF NOT EXISTS entity_state (entity_key VARCHAR NOT NULL, kind VARCHAR NOT "
-        "NULL, account_id VARCHAR NOT NULL, region VARCHAR NOT NULL, created_v VARCHAR, "
-        "modified_v VARCHAR, deleted_v VARCHAR, last_v VARCHAR NOT NULL, vid INTEGER)",
+        "NULL, account_id VARCHAR NOT NULL, region VARCHAR NOT NULL, created_v HUGEINT, "
+        "modified_v HUGEINT, deleted_v HUGEINT, last_v HUGEINT NOT NULL, vid INTEGER)",
+        # ... one row per map item (properties, parameters, metrics, tags, ...) with the
+        # version that wrote or removed it ...
+        "CREATE TABLE IF NOT EXISTS map_items (entity_key VARCHAR NOT NULL, field VARCHAR NOT "
+        "NULL, item VARCHAR NOT NULL, value VARCHAR, removed BOOLEAN NOT NULL, version HUGEINT "
+        "NOT NULL)",
         "CREATE TABLE IF NOT EXISTS lineage_groups (arn VARCHAR NOT NULL, account_id VARCHAR NOT "
         "NULL, region VARCHAR NOT NULL, lineage_group_name VARCHAR NOT NULL, created_at "
         "TIMESTAMPTZ NOT NULL)",
@@ -213,6 +257,14 @@ def create_statements() -> list[str]:
         "NULL, lineage_type TINYINT NOT NULL, type VARCHAR, account_id VARCHAR NOT NULL, "
         "created_us BIGINT, modified_us BIGINT, arn_hash UBIGINT NOT NULL, same_key UBIGINT)",
     ]
+    # ... and per kind one row per entity with each scalar field's winning (version, value)
+    for spec in TABLES:
+        if scalar_fields(spec):
+            fields = ", ".join(f'"{f}" {FIELD_TYPE}' for f in scalar_fields(spec))
+            stmts.append(
+                f"CREATE TABLE IF NOT EXISTS {fields_table(spec)} (entity_key VARCHAR NOT NULL, "
+                f"{fields})"
+            )
     for spec in TABLES:
         cols = [f"{c} VARCHAR NOT NULL" for c in spec.key_columns]
         cols += [f"{c.name} {c.sql_type}" for c in spec.columns]
@@ -222,6 +274,27 @@ def create_statements() -> list[str]:
         )
     stmts += view_statements()
     return stmts
+
+
+def index_statements() -> list[str]:
+    """The ART indexes a small batch finds its rows through (by key, with literal IN-lists:
+    DuckDB uses an index for a filter of constants, never for a join), so its cost does not
+    grow with the projection. A replay builds them after the load."""
+    keyed = [
+        ("events", "event_id"),
+        ("events", "entity_key"),
+        ("entity_state", "entity_key"),
+        ("map_items", "entity_key"),
+        ("visible_edges", "source_arn"),
+        ("graph_vertices", "vid"),
+        ("associations", "destination_arn"),
+    ]
+    keyed += [(fields_table(spec), "entity_key") for spec in TABLES if scalar_fields(spec)]
+    keyed += [(spec.table, spec.key_columns[0]) for spec in TABLES]
+    return [
+        f"CREATE INDEX IF NOT EXISTS {table}_{column}_idx ON {table} ({column})"
+        for table, column in keyed
+    ]
 
 
 LINEAGE_TYPES = ("TrialComponent", "Artifact", "Context", "Action")
@@ -287,11 +360,12 @@ def _walk_macro(name: str, near: str, far: str) -> str:
     )
 
 
-def visible_edges_select(affected: str) -> str:
+def visible_edges_select(affected: str, state_keys: str, sources: str) -> str:
     """The visible associations among those keyed in table ``affected`` (entity_key): live,
-    both ends live vertices, and written after the newest delete of either end."""
+    both ends live vertices, and written after the newest delete of either end.
+    ``state_keys``: a filter on ``entity_key`` holding the keys of those associations and of
+    their ends; ``sources``: a filter on ``source_arn`` holding their sources."""
     kinds = ", ".join(f"'{k}'" for k in VERTEX_KINDS)
-    live = "coalesce({0}.modified_v, '') > coalesce({0}.deleted_v, '')"
     # keys are split instead of joined: concatenating both ARNs of every association row
     # (a full scan) made this the costliest statement of a small batch
     # (and entity_state is read once, for the association and both ends)
@@ -299,23 +373,41 @@ def visible_edges_select(affected: str) -> str:
         "WITH f AS MATERIALIZED (SELECT DISTINCT entity_key, split_part(entity_key, ' ', 1) "
         f"AS src, split_part(entity_key, ' ', 2) AS dst FROM {affected}), "
         "st AS MATERIALIZED (SELECT entity_key, kind, modified_v, deleted_v, vid FROM entity_state "
-        "SEMI JOIN (SELECT entity_key FROM f UNION SELECT src FROM f UNION SELECT dst FROM f) k "
-        "ON k.entity_key = entity_state.entity_key) "
+        f"WHERE {state_keys}) "
         "SELECT a.source_arn, a.destination_arn, a.association_type, a.account_id, s.vid, "
-        "d.vid FROM f "
-        "JOIN associations a ON a.source_arn = f.src AND a.destination_arn = f.dst "
+        f"d.vid FROM f JOIN (SELECT * FROM associations WHERE {sources}) a "
+        "ON a.source_arn = f.src AND a.destination_arn = f.dst "
         "JOIN st e ON e.entity_key = f.entity_key "
         f"JOIN st s ON s.entity_key = f.src AND s.kind IN ({kinds}) "
         f"JOIN st d ON d.entity_key = f.dst AND d.kind IN ({kinds}) "
-        f"WHERE {live.format('e')} AND {live.format('s')} AND {live.format('d')} "
-        "AND e.modified_v > coalesce(s.deleted_v, '') AND e.modified_v > coalesce(d.deleted_v, '')"
+        f"WHERE {live('e')} AND {live('s')} AND {live('d')} "
+        f"AND e.modified_v > coalesce(s.deleted_v, {NO_VERSION}) "
+        f"AND e.modified_v > coalesce(d.deleted_v, {NO_VERSION})"
     )
 
 
-def pivot_select(spec: TableSpec, state: str) -> str:
-    """SELECT that rebuilds ``spec.table``'s rows for the entities in table ``state`` (rows
-    of ``entity_state``: those the batch touched), from their state and the facts in
-    ``touched_fields`` newer than the entity's last delete."""
+def maps_select(spec: TableSpec, state: str, items: str) -> str:
+    """SELECT of one row per entity of ``spec.kind`` in table ``state`` (rows of
+    ``entity_state``) with each of its maps as JSON text: the items of table ``items`` (rows
+    of ``map_items``) newer than the entity's newest delete and not removed, by key."""
+    cols = [
+        f"'{{' || string_agg(to_json(i.item) || ':' || i.value, ',' ORDER BY i.item) "
+        f"FILTER (WHERE i.field = '{m}' AND NOT i.removed) || '}}' AS \"{m}\""
+        for m in spec.maps
+    ]
+    return (
+        f"SELECT s.entity_key, {', '.join(cols)} FROM {state} s JOIN {items} i "
+        f"ON i.entity_key = s.entity_key AND i.version > coalesce(s.deleted_v, {NO_VERSION}) "
+        f"WHERE s.kind = '{spec.kind}' GROUP BY s.entity_key"
+    )
+
+
+def pivot_select(spec: TableSpec, state: str, fields: str | None, maps: str | None) -> str:
+    """SELECT that rebuilds ``spec.table``'s rows for the entities of its kind in table
+    ``state`` (rows of ``entity_state``: those the batch touched) from their state, their
+    scalar fields in table ``fields`` (rows of the kind's fields table) and their maps in
+    table ``maps`` (:func:`maps_select`); a field or map item shows when it is newer than
+    the entity's newest delete."""
     if len(spec.key_columns) == 1:
         keys = [f"s.entity_key AS {spec.key_columns[0]}"]
     else:
@@ -324,7 +416,8 @@ def pivot_select(spec: TableSpec, state: str) -> str:
         ]
     cols = []
     for c in spec.columns:
-        raw = f"max(f.value) FILTER (WHERE f.field = '{c.field}' AND f.item = '')"
+        field = f'f."{c.field}"'
+        raw = f"CASE WHEN {field}.v > coalesce(s.deleted_v, {NO_VERSION}) THEN {field}.x END"
         if c.sql_type == "JSON":
             expr = f"CAST(json_extract({raw}, '{c.path}') AS JSON)"
             if c.path == "$":
@@ -335,22 +428,21 @@ def pivot_select(spec: TableSpec, state: str) -> str:
             expr = f"CAST(json_extract_string({raw}, '{c.path}') AS {c.sql_type})"
         cols.append(f"{expr} AS {c.name}")
     for m in spec.maps:
-        flt = f"FILTER (WHERE f.field = '{m}' AND NOT f.removed)"
-        cols.append(
-            f"CAST(coalesce('{{' || string_agg(to_json(f.item) || ':' || f.value, ',' "
-            f"ORDER BY f.item) {flt} || '}}', '{{}}') AS JSON) AS {m}"
-        )
+        cols.append(f"CAST(coalesce(m.\"{m}\", '{{}}') AS JSON) AS {m}")
     state_cols = [
         "s.account_id",
         "s.region",
-        "coalesce(s.modified_v, '') > coalesce(s.deleted_v, '') AS live",
-        "CAST(left(s.created_v, 27) AS TIMESTAMPTZ) AS created_at",
-        "CAST(left(s.modified_v, 27) AS TIMESTAMPTZ) AS modified_at",
-        "CAST(left(s.deleted_v, 27) AS TIMESTAMPTZ) AS deleted_at",
+        f"{live('s')} AS live",
+        f"{time_of('s.created_v')} AS created_at",
+        f"{time_of('s.modified_v')} AS modified_at",
+        f"{time_of('s.deleted_v')} AS deleted_at",
     ]
+    joins = ""
+    if fields is not None:
+        joins += f" LEFT JOIN {fields} f ON f.entity_key = s.entity_key"
+    if maps is not None:
+        joins += f" LEFT JOIN {maps} m ON m.entity_key = s.entity_key"
     return (
-        f"SELECT {', '.join(keys + cols + state_cols)} FROM {state} s "
-        "LEFT JOIN touched_fields f ON f.entity_key = s.entity_key "
-        "AND f.version > coalesce(s.deleted_v, '') "
-        f"WHERE s.kind = '{spec.kind}' GROUP BY ALL"
+        f"SELECT {', '.join(keys + cols + state_cols)} FROM {state} s{joins} "
+        f"WHERE s.kind = '{spec.kind}'"
     )

@@ -4,19 +4,29 @@ One batch = one DuckDB transaction holding the batch's rows and the positions it
 so a crash leaves either all of a batch or none of it, and the projector resumes from the
 positions stored next to the rows (never from anything outside the file).
 
-Merge (ARCHITECTURE.md, "Merge semantics"), all set-based:
+Merge (ARCHITECTURE.md, "Merge semantics"): the state is a join-semilattice, stored as
+
+- ``entity_state``: one row per entity with its newest upsert, newest delete, newest event
+  and the first upsert after the newest delete;
+- ``fields_<kind>``: one row per entity of a kind, each scalar field as the (version, value)
+  that won;
+- ``map_items``: one row per (entity, map, item), value or removal, with its version;
+
+versions being one HUGEINT each (:func:`~mlineage.projection.schema.version_of`). A batch:
 
 1. new events: the batch's events whose ``event_id`` is not yet in ``events`` (one per id);
-2. facts of new events, collapsed to the greatest version per (entity, field, item), replace
-   older stored facts (``entity_fields``);
-3. marks of new events update ``entity_state``: newest upsert, newest delete, and the first
-   upsert after the newest delete (recomputed from ``events`` when a newer delete arrives);
-4. the fixed tables are rebuilt for the touched keys only, from state and the facts newer
-   than the entity's newest delete; ``visible_edges`` for the associations touched and those
-   at an end whose visibility can have changed (new, deleted, or back after a delete).
+2. their marks and facts, with merge versions;
+3. map items: the greatest version per (entity, map, item) replaces the stored one;
+4. scalar fields: per kind, each field of the touched entities is the greater of the stored
+   and the batch's (version, value);
+5. ``entity_state``: newest upsert and delete, and the first upsert after the newest delete
+   (recomputed from ``events`` when a newer delete arrives);
+6. the fixed tables are rebuilt for the touched keys only, from state, fields and items
+   newer than the entity's newest delete; ``visible_edges`` for the associations touched and
+   those at an end whose visibility can have changed (new, deleted, or back after a delete).
 
-Large tables (``entity_fields``, ``entity_state``) are read once per batch: their cost grows
-with the projection and is paid by every batch, which bounds the latency of small ones.
+The state tables of the touched kinds are read once per batch: their cost grows with the
+projection and is paid by every batch, which bounds the latency of small ones.
 
 Every step is "greatest version wins" over a set, so any order of the same records, with any
 record applied twice, gives the same tables.
@@ -154,6 +164,41 @@ def open_error(path: Path, exc: Exception) -> ProjectionError:
     return ProjectionError(f"cannot open the projection {path}: {text}")
 
 
+EDGE_KEY = "source_arn || ' ' || destination_arn"
+"""SQL of an association's key from its columns."""
+
+KEYED_LIMIT = 1000
+"""Keys up to which a batch finds its stored rows through the indexes, by literal IN-lists
+(a batch with more reads the tables in full, which costs less than that many lookups)."""
+
+
+def _literal(value: str | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+class KeySet:
+    """The keys a batch reads by: a literal IN-list when there are at most
+    :data:`KEYED_LIMIT` (DuckDB finds them through an ART index), else the query itself."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, select: str) -> None:
+        self.select = select
+        rows = con.execute(f"SELECT * FROM ({select}) LIMIT {KEYED_LIMIT + 1}").fetchall()
+        self.keys: list[Any] | None = [r[0] for r in rows] if len(rows) <= KEYED_LIMIT else None
+
+    def __bool__(self) -> bool:
+        return self.keys is None or bool(self.keys)
+
+    def match(self, column: str) -> str:
+        """SQL: ``column`` is one of the keys."""
+        if self.keys is None:
+            return f"{column} IN ({self.select})"
+        if not self.keys:
+            return "false"
+        return f"{column} IN ({', '.join(_literal(k) for k in self.keys)})"
+
+
 GRAPH_LOG_TRIM_EVERY = 64
 """Batches between trims of ``graph_changes`` (a reader further behind than the log reaches
 builds its index again)."""
@@ -167,7 +212,7 @@ def snapshot_path(db_path: Path) -> Path:
 class DuckDBStore:
     """The projection file. Exactly one process may hold it for writing."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, indexes: bool = True) -> None:
         self.path = Path(path)
         self.read_only = read_only
         if not read_only and str(path) != ":memory:":
@@ -191,10 +236,11 @@ class DuckDBStore:
                     f"MLINEAGE_DUCKDB_MEMORY={limit!r} is not a memory size DuckDB accepts "
                     "(for example 512MB or 2GB)"
                 ) from exc
-            self._migrate()
+            self._migrate(indexes)
         self._graph_changes: GraphChanges | None = None
         self._batch_changes: list[tuple[Any, ...]] = []
         self._changes_lock = threading.Lock()  # the writer adds, a reader thread takes
+        self._max_vid: int | None = None  # the greatest graph id given (None: ask the file)
 
     def track_graph_changes(self) -> None:
         """From now on, note which vertices and edges each batch changes (for a reader in
@@ -212,7 +258,13 @@ class DuckDBStore:
                 self._graph_changes = GraphChanges()
             return taken
 
-    def _migrate(self) -> None:
+    def create_indexes(self) -> None:
+        """Build the indexes a store opened with ``indexes=False`` left out (a replay, after
+        its load: building them once costs less than keeping them up to date)."""
+        for stmt in schema.index_statements():
+            self.con.execute(stmt)
+
+    def _migrate(self, indexes: bool) -> None:
         row = None
         with contextlib.suppress(duckdb.CatalogException):
             row = fetch_one(
@@ -224,7 +276,7 @@ class DuckDBStore:
                 f"{schema.SCHEMA_VERSION}: rebuild it from the log with `mlineage replay`"
             )
         self.con.execute("BEGIN")
-        for stmt in schema.create_statements():
+        for stmt in schema.create_statements() + (schema.index_statements() if indexes else []):
             self.con.execute(stmt)
         self.con.execute(
             "INSERT OR REPLACE INTO mlineage_meta VALUES ('schema_version', ?)",
@@ -270,11 +322,13 @@ class DuckDBStore:
         )
         try:
             con.execute("BEGIN")
-            self._merge(consumer)
+            max_vid = self._merge(consumer)
             failpoints.hit("projector.before_commit")
             con.execute("COMMIT")
+            self._max_vid = max_vid
         except BaseException:
             con.execute("ROLLBACK")
+            self._max_vid = None
             raise
         finally:
             for name in ("b_events", "b_marks", "b_facts", "b_dead", "b_positions"):
@@ -284,8 +338,11 @@ class DuckDBStore:
                 self._graph_changes.add(self._batch_changes)
         failpoints.hit("projector.after_commit")
 
-    def _merge(self, consumer: str) -> None:
+    def _merge(self, consumer: str) -> int:
+        """Merge the batch (tables ``b_*``); returns the greatest graph id given."""
         sql = self.con.execute
+        version_of = schema.version_of
+        no_v = schema.NO_VERSION
         # 1. new events (first of each id in the batch, and not applied before); a batch
         #    rarely repeats an id, and the window that picks the first costs a sort
         dups = fetch_one(self.con, "SELECT count(*) - count(DISTINCT event_id) FROM b_events")
@@ -297,20 +354,23 @@ class DuckDBStore:
                 'ORDER BY topic, partition, "offset") = 1)'
             )
         )
+        ids = KeySet(self.con, "SELECT event_id FROM b_events")
         sql(
             f"CREATE OR REPLACE TEMP TABLE new_events AS SELECT b.* FROM {batch} b "
-            "ANTI JOIN events e ON e.event_id = b.event_id"
+            f"ANTI JOIN (SELECT event_id FROM events WHERE {ids.match('event_id')}) e "
+            "ON e.event_id = b.event_id"
         )
         sql(
             "INSERT INTO events SELECT event_id, event_type, schema_version, "
             "CAST(occurred_at AS TIMESTAMPTZ), account_id, region, producer, caused_by, "
             'entity_kind, entity_key, version, topic, partition, "offset", now() FROM new_events'
         )
-        # 2. entities touched, and their stored facts (one scan of entity_fields: the table
-        #    grows with the projection, and each scan of it is paid on every batch)
+        # 2. the marks of new events (one per event) with their merge versions, and the
+        #    entities they touch
         sql(
-            "CREATE OR REPLACE TEMP TABLE new_marks AS SELECT m.* FROM b_marks m "
-            "SEMI JOIN new_events n ON n.event_id = m.event_id"
+            "CREATE OR REPLACE TEMP TABLE new_marks AS SELECT m.event_id, m.entity_key, m.kind, "
+            f"m.account_id, m.region, m.op, {version_of('m.version')} AS version "
+            "FROM b_marks m SEMI JOIN new_events n ON n.event_id = m.event_id"
         )
         sql(
             "CREATE OR REPLACE TEMP TABLE touched AS SELECT entity_key, "
@@ -320,41 +380,88 @@ class DuckDBStore:
             "max(version) FILTER (WHERE op = 'delete') AS del_max "
             "FROM new_marks GROUP BY entity_key"
         )
+        # 3. facts of new events, by the kind of the event that wrote them
         sql(
-            "CREATE OR REPLACE TEMP TABLE old_fields AS SELECT f.rowid AS rid, f.* "
-            "FROM entity_fields f SEMI JOIN touched t ON t.entity_key = f.entity_key"
+            "CREATE OR REPLACE TEMP TABLE new_facts AS SELECT f.entity_key, m.kind, f.field, "
+            "f.item, f.value, f.removed, m.version FROM b_facts f "
+            "JOIN new_marks m ON m.event_id = f.event_id"
         )
-        # 3. facts: greatest version per (entity, field, item) wins
-        #    (ties within one event: a removal wins, then a null, then the greatest value; as
-        #    one max over a struct, a third cheaper than a row_number window)
-        sql(
-            "CREATE OR REPLACE TEMP TABLE new_facts AS SELECT entity_key, field, item, "
-            "w.x AS value, w.r AS removed, w.v AS version FROM (SELECT entity_key, field, item, "
-            "max({'v': version, 'r': removed, 'n': value IS NULL, 'x': value}) AS w "
-            "FROM b_facts f SEMI JOIN new_events n ON n.event_id = f.event_id GROUP BY ALL)"
-        )
-        sql(
-            "CREATE OR REPLACE TEMP TABLE replaced AS SELECT o.rid FROM old_fields o "
-            "JOIN new_facts n ON o.entity_key = n.entity_key AND o.field = n.field "
-            "AND o.item = n.item WHERE o.version < n.version"
-        )
-        sql("DELETE FROM entity_fields WHERE rowid IN (SELECT rid FROM replaced)")
-        sql(
-            "CREATE OR REPLACE TEMP TABLE kept_fields AS SELECT o.* EXCLUDE (rid) "
-            "FROM old_fields o ANTI JOIN replaced r ON r.rid = o.rid"
-        )
-        sql(
-            "CREATE OR REPLACE TEMP TABLE added_fields AS SELECT n.* FROM new_facts n "
-            "ANTI JOIN kept_fields k ON k.entity_key = n.entity_key AND k.field = n.field "
-            "AND k.item = n.item"
-        )
-        sql("INSERT INTO entity_fields SELECT * FROM added_fields")
-        # the stored facts of the touched entities, as they are now
-        sql(
-            "CREATE OR REPLACE TEMP TABLE touched_fields AS SELECT * FROM kept_fields "
-            "UNION ALL SELECT * FROM added_fields"
-        )
-        # 4. entity state
+        kinds = {row[0] for row in sql("SELECT DISTINCT kind FROM touched").fetchall()}
+        keys = KeySet(self.con, "SELECT entity_key FROM touched")
+        # 4. map items: greatest version per (entity, field, item) wins (ties within one
+        #    event: a removal wins, then a null, then the greatest value; one max over a
+        #    struct, a third cheaper than a row_number window)
+        maps = sorted({m for spec in schema.TABLES if spec.kind in kinds for m in spec.maps})
+        if maps:
+            sql(
+                "CREATE OR REPLACE TEMP TABLE new_items AS SELECT entity_key, field, item, "
+                "w.x AS value, w.r AS removed, w.v AS version FROM (SELECT entity_key, field, "
+                "item, max({'v': version, 'r': removed, 'n': value IS NULL, 'x': value}) AS w "
+                f"FROM new_facts WHERE field IN ({', '.join(repr(m) for m in maps)}) "
+                "GROUP BY ALL)"
+            )
+            # the stored items of the touched entities (one scan of map_items)
+            sql(
+                "CREATE OR REPLACE TEMP TABLE old_items AS SELECT rowid AS rid, * "
+                f"FROM map_items WHERE {keys.match('entity_key')}"
+            )
+            sql(
+                "CREATE OR REPLACE TEMP TABLE replaced AS SELECT o.rid FROM old_items o "
+                "JOIN new_items n ON o.entity_key = n.entity_key AND o.field = n.field "
+                "AND o.item = n.item WHERE {'v': o.version, 'r': o.removed, 'n': o.value IS "
+                "NULL, 'x': o.value} < {'v': n.version, 'r': n.removed, 'n': n.value IS NULL, "
+                "'x': n.value}"
+            )
+            sql("DELETE FROM map_items WHERE rowid IN (SELECT rid FROM replaced)")
+            sql(
+                "CREATE OR REPLACE TEMP TABLE kept_items AS SELECT o.* EXCLUDE (rid) "
+                "FROM old_items o ANTI JOIN replaced r ON r.rid = o.rid"
+            )
+            sql(
+                "CREATE OR REPLACE TEMP TABLE added_items AS SELECT n.* FROM new_items n "
+                "ANTI JOIN kept_items k ON k.entity_key = n.entity_key AND k.field = n.field "
+                "AND k.item = n.item"
+            )
+            sql("INSERT INTO map_items SELECT * FROM added_items")
+            # the stored items of the touched entities, as they are now
+            sql(
+                "CREATE OR REPLACE TEMP TABLE touched_items AS SELECT * FROM kept_items "
+                "UNION ALL SELECT * FROM added_items"
+            )
+        # 5. scalar fields, per kind: each field's greater (version, value) wins
+        for spec in schema.TABLES:
+            names = schema.scalar_fields(spec)
+            if spec.kind not in kinds or not names:
+                continue
+            table = schema.fields_table(spec)
+            new = ", ".join(
+                f"max({{'v': version, 'x': value}}) FILTER (WHERE field = '{f}') AS \"{f}\""
+                for f in names
+            )
+            sql(
+                f"CREATE OR REPLACE TEMP TABLE new_{table} AS SELECT entity_key, {new} "
+                f"FROM new_facts WHERE kind = '{spec.kind}' AND item = '' "
+                f"AND field IN ({', '.join(repr(f) for f in names)}) GROUP BY entity_key"
+            )
+            sql(
+                f"CREATE OR REPLACE TEMP TABLE old_{table} AS SELECT f.* FROM (SELECT rowid "
+                f"AS rid, * FROM {table} WHERE {keys.match('entity_key')}) f SEMI JOIN touched t "
+                f"ON t.entity_key = f.entity_key AND t.kind = '{spec.kind}'"
+            )
+            merged = ", ".join(f'greatest(n."{f}", o."{f}") AS "{f}"' for f in names)
+            sql(
+                f"CREATE OR REPLACE TEMP TABLE cur_{table} AS SELECT n.entity_key, {merged}, "
+                f"o.rid FROM new_{table} n LEFT JOIN old_{table} o "
+                "ON o.entity_key = n.entity_key"
+            )
+            sql(f"DELETE FROM {table} WHERE rowid IN (SELECT rid FROM cur_{table})")
+            sql(f"INSERT INTO {table} SELECT * EXCLUDE (rid) FROM cur_{table}")
+            # the fields of every touched entity of the kind, as they are now
+            sql(
+                f"INSERT INTO cur_{table} SELECT o.* EXCLUDE (rid), o.rid FROM old_{table} o "
+                f"ANTI JOIN new_{table} n ON n.entity_key = o.entity_key"
+            )
+        # 6. entity state
         sql(
             "CREATE OR REPLACE TEMP TABLE merged AS SELECT t.entity_key, "
             "CASE WHEN s.last_v IS NULL OR t.last_v > s.last_v THEN t.kind ELSE s.kind END "
@@ -370,31 +477,41 @@ class DuckDBStore:
             # can the visibility of edges at this entity change? (it is new, a delete
             # arrived, or it came back to life); a mere update to a live entity cannot
             "s.entity_key IS NULL OR greatest(s.deleted_v, t.del_max) IS DISTINCT FROM "
-            "s.deleted_v OR (coalesce(greatest(s.modified_v, t.up_max), '') > "
-            "coalesce(greatest(s.deleted_v, t.del_max), '')) <> (coalesce(s.modified_v, '') > "
-            "coalesce(s.deleted_v, '')) AS ends_changed, "
-            "s.rowid AS rid, s.vid AS old_vid FROM touched t LEFT JOIN entity_state s "
-            "ON s.entity_key = t.entity_key"
+            f"s.deleted_v OR (coalesce(greatest(s.modified_v, t.up_max), {no_v}) > "
+            f"coalesce(greatest(s.deleted_v, t.del_max), {no_v})) <> (coalesce(s.modified_v, "
+            f"{no_v}) > coalesce(s.deleted_v, {no_v})) AS ends_changed, "
+            "s.rid, s.vid AS old_vid FROM touched t LEFT JOIN (SELECT rowid AS rid, * FROM "
+            f"entity_state WHERE {keys.match('entity_key')}) s ON s.entity_key = t.entity_key"
         )
         # graph ids for vertices seen for the first time: dense, after every id given
         # (in key order within the batch), never reused (query/graph.py)
+        if self._max_vid is None:
+            row = fetch_one(self.con, "SELECT coalesce(max(vid), -1) FROM entity_state")
+            self._max_vid = int(row[0]) if row else -1
         sql(
-            "CREATE OR REPLACE TEMP TABLE new_vids AS SELECT entity_key, CAST((SELECT "
-            "coalesce(max(vid), -1) FROM entity_state) + row_number() OVER (ORDER BY "
-            "entity_key) AS INTEGER) AS vid FROM merged WHERE rid IS NULL "
-            f"AND kind IN ({_VERTEX_KINDS})"
+            f"CREATE OR REPLACE TEMP TABLE new_vids AS SELECT entity_key, CAST({self._max_vid} + "
+            "row_number() OVER (ORDER BY entity_key) AS INTEGER) AS vid FROM merged "
+            f"WHERE rid IS NULL AND kind IN ({_VERTEX_KINDS})"
         )
+        row = fetch_one(self.con, "SELECT max(vid) FROM new_vids")
+        max_vid = self._max_vid if row is None or row[0] is None else int(row[0])
         # first upsert after the newest delete: incremental unless a newer delete arrived,
         # then recomputed from the events of that entity
         sql(
             "CREATE OR REPLACE TEMP TABLE batch_created AS SELECT m.entity_key, "
             "min(n.version) AS v FROM merged m JOIN new_marks n ON n.entity_key = m.entity_key "
-            "AND n.op = 'upsert' AND n.version > coalesce(m.deleted_v, '') GROUP BY m.entity_key"
+            f"AND n.op = 'upsert' AND n.version > coalesce(m.deleted_v, {no_v}) "
+            "GROUP BY m.entity_key"
+        )
+        redeleted = KeySet(
+            self.con, "SELECT entity_key FROM merged WHERE deleted_v IS DISTINCT FROM old_deleted"
         )
         sql(
-            "CREATE OR REPLACE TEMP TABLE recomputed AS SELECT m.entity_key, min(e.version) AS v "
-            "FROM merged m JOIN events e ON e.entity_key = m.entity_key "
-            "AND e.event_type <> 'EntityDeleted' AND e.version > m.deleted_v "
+            f"CREATE OR REPLACE TEMP TABLE recomputed AS SELECT m.entity_key, "
+            f"min({version_of('e.version')}) AS v FROM merged m JOIN (SELECT entity_key, "
+            f"event_type, version FROM events WHERE {redeleted.match('entity_key')}) e "
+            "ON e.entity_key = m.entity_key AND e.event_type <> 'EntityDeleted' "
+            f"AND {version_of('e.version')} > m.deleted_v "
             "WHERE m.deleted_v IS DISTINCT FROM m.old_deleted GROUP BY m.entity_key"
         )
         sql(
@@ -408,39 +525,44 @@ class DuckDBStore:
         )
         sql("DELETE FROM entity_state WHERE rowid IN (SELECT rid FROM merged)")
         sql("INSERT INTO entity_state SELECT * FROM touched_state")
-        # 5. rebuild the touched rows of the fixed tables
+        # 7. rebuild the touched rows of the fixed tables
         # only the tables of the kinds touched (a key's kind never changes: it is in the key)
-        kinds = {row[0] for row in sql("SELECT DISTINCT kind FROM touched").fetchall()}
         if kinds & set(schema.VERTEX_KINDS):
-            sql(
-                "DELETE FROM graph_vertices WHERE vid IN (SELECT vid FROM touched_state "
-                "WHERE vid IS NOT NULL)"
-            )
+            vids = KeySet(self.con, "SELECT vid FROM touched_state WHERE vid IS NOT NULL")
+            sql(f"DELETE FROM graph_vertices WHERE {vids.match('vid')}")
         graph_rows: list[str] = []
         for spec in schema.TABLES:
             if spec.kind not in kinds:
                 continue
             if len(spec.key_columns) == 1:
-                sql(
-                    f"DELETE FROM {spec.table} WHERE {spec.key_columns[0]} IN "
-                    f"(SELECT entity_key FROM touched)"
-                )
+                sql(f"DELETE FROM {spec.table} WHERE {keys.match(spec.key_columns[0])}")
             else:
                 a, b = spec.key_columns
-                sql(
-                    f"DELETE FROM {spec.table} t USING (SELECT split_part(entity_key, ' ', 1) "
-                    f"AS a, split_part(entity_key, ' ', 2) AS b FROM touched WHERE kind = "
-                    f"'{spec.kind}') k WHERE t.{a} = k.a AND t.{b} = k.b"
+                firsts = KeySet(
+                    self.con,
+                    "SELECT DISTINCT split_part(entity_key, ' ', 1) FROM touched "
+                    f"WHERE kind = '{spec.kind}'",
                 )
+                pairs = KeySet(
+                    self.con, f"SELECT entity_key FROM touched WHERE kind = '{spec.kind}'"
+                )
+                pair = f"{a} || ' ' || {b}"
+                sql(f"DELETE FROM {spec.table} WHERE {firsts.match(a)} AND {pairs.match(pair)}")
+            fields = f"cur_{schema.fields_table(spec)}" if schema.scalar_fields(spec) else None
+            spec_maps = None
+            if spec.maps:
+                spec_maps = f"maps_{spec.kind}"
+                sql(
+                    f"CREATE OR REPLACE TEMP TABLE {spec_maps} AS "
+                    + schema.maps_select(spec, "touched_state", "touched_items")
+                )
+            select = schema.pivot_select(spec, "touched_state", fields, spec_maps)
             if spec.table not in schema.VERTEX_COLUMNS:
-                sql(f"INSERT INTO {spec.table} {schema.pivot_select(spec, 'touched_state')}")
+                sql(f"INSERT INTO {spec.table} {select}")
                 continue
             # a vertex's row goes to its table and, when live, to the graph index (below)
             pivoted = f"pivoted_{spec.kind}"
-            sql(
-                f"CREATE OR REPLACE TEMP TABLE {pivoted} AS "
-                + schema.pivot_select(spec, "touched_state")
-            )
+            sql(f"CREATE OR REPLACE TEMP TABLE {pivoted} AS {select}")
             sql(f"INSERT INTO {spec.table} SELECT * FROM {pivoted}")
             graph_rows.append(schema.graph_vertices_select(spec.table, pivoted, "touched_state"))
         if graph_rows:
@@ -452,20 +574,34 @@ class DuckDBStore:
             "CREATE OR REPLACE TEMP TABLE ends_changed AS SELECT entity_key FROM merged "
             "WHERE ends_changed AND kind <> 'association'"
         )
+        ends = KeySet(self.con, "SELECT entity_key FROM ends_changed")
         sql(
             "CREATE OR REPLACE TEMP TABLE affected_edges AS "
             "SELECT entity_key FROM touched WHERE kind = 'association' UNION "
-            "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
-            "SEMI JOIN ends_changed t ON t.entity_key = a.source_arn UNION "
-            "SELECT a.source_arn || ' ' || a.destination_arn FROM associations a "
-            "SEMI JOIN ends_changed t ON t.entity_key = a.destination_arn"
+            "SELECT source_arn || ' ' || destination_arn FROM associations "
+            f"WHERE {ends.match('source_arn')} UNION "
+            "SELECT source_arn || ' ' || destination_arn FROM associations "
+            f"WHERE {ends.match('destination_arn')}"
+        )
+        sources = KeySet(
+            self.con, "SELECT DISTINCT split_part(entity_key, ' ', 1) FROM affected_edges"
+        )
+        edges = KeySet(self.con, "SELECT entity_key FROM affected_edges")
+        sql(
+            f"DELETE FROM visible_edges WHERE {sources.match('source_arn')} "
+            f"AND {edges.match(EDGE_KEY)}"
+        )
+        ends_too = KeySet(
+            self.con,
+            "SELECT entity_key FROM affected_edges UNION SELECT split_part(entity_key, ' ', 1) "
+            "FROM affected_edges UNION SELECT split_part(entity_key, ' ', 2) FROM affected_edges",
         )
         sql(
-            "DELETE FROM visible_edges v USING (SELECT split_part(entity_key, ' ', 1) AS src, "
-            "split_part(entity_key, ' ', 2) AS dst FROM affected_edges) f "
-            "WHERE v.source_arn = f.src AND v.destination_arn = f.dst"
+            "INSERT INTO visible_edges "
+            + schema.visible_edges_select(
+                "affected_edges", ends_too.match("entity_key"), sources.match("source_arn")
+            )
         )
-        sql(f"INSERT INTO visible_edges {schema.visible_edges_select('affected_edges')}")
         changed = (
             f"SELECT entity_key, false FROM touched WHERE kind IN ({_VERTEX_KINDS}) "
             "UNION ALL SELECT entity_key, true FROM affected_edges"
@@ -500,6 +636,7 @@ class DuckDBStore:
             "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
             [consumer],
         )
+        return max_vid
 
     def _log_graph_changes(self, changed: str) -> None:
         """Note in ``graph_changes`` what this batch changed (rows of SELECT ``changed``), as
@@ -523,10 +660,13 @@ class DuckDBStore:
         tables = [
             "events",
             "dead_letters",
-            "entity_fields",
+            "map_items",
             "entity_state",
             "lineage_groups",
             "visible_edges",
+        ]
+        tables += [
+            schema.fields_table(spec) for spec in schema.TABLES if schema.scalar_fields(spec)
         ]
         tables += [spec.table for spec in schema.TABLES]
         digest = hashlib.sha256()

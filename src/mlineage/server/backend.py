@@ -32,6 +32,7 @@ from mlineage.events.models import AnyEvent, EntityDeleted, EntityUpserted
 from mlineage.log.base import EventLog, OutRecord, open_log
 from mlineage.log.outage import Outage
 from mlineage.pipeline import sync
+from mlineage.projection import schema
 from mlineage.projection.project import entity_key
 from mlineage.projection.service import Snapshotter
 from mlineage.projection.store import DuckDBStore, snapshot_path
@@ -196,8 +197,8 @@ class Backend:
         """The account owning the live entity with this key (None: no such live entity)."""
         with self._db:
             rows = self.store.con.execute(
-                "SELECT account_id FROM entity_state WHERE entity_key = ? AND modified_v > "
-                "coalesce(deleted_v, '')",
+                f"SELECT account_id FROM entity_state s WHERE entity_key = ? AND "
+                f"{schema.live('s')}",
                 [key],
             ).fetchall()
         return str(rows[0][0]) if rows else None
