@@ -157,7 +157,7 @@ def test_any_order_any_batches_with_duplicates_same_checksum(
 ) -> None:
     values = [raw(e) for e in events]
     # the reference reads stored rows by joins (as a batch of many keys does), the other
-    # order through the indexes by key lists: the same tables
+    # order by literal key lists: the same tables
     with mock.patch.object(store_module, "KEYED_LIMIT", 0):
         reference = _project(values, [len(values)])
     expected = reference.checksum()

@@ -276,27 +276,6 @@ def create_statements() -> list[str]:
     return stmts
 
 
-def index_statements() -> list[str]:
-    """The ART indexes a small batch finds its rows through (by key, with literal IN-lists:
-    DuckDB uses an index for a filter of constants, never for a join), so its cost does not
-    grow with the projection. A replay builds them after the load."""
-    keyed = [
-        ("events", "event_id"),
-        ("events", "entity_key"),
-        ("entity_state", "entity_key"),
-        ("map_items", "entity_key"),
-        ("visible_edges", "source_arn"),
-        ("graph_vertices", "vid"),
-        ("associations", "destination_arn"),
-    ]
-    keyed += [(fields_table(spec), "entity_key") for spec in TABLES if scalar_fields(spec)]
-    keyed += [(spec.table, spec.key_columns[0]) for spec in TABLES]
-    return [
-        f"CREATE INDEX IF NOT EXISTS {table}_{column}_idx ON {table} ({column})"
-        for table, column in keyed
-    ]
-
-
 LINEAGE_TYPES = ("TrialComponent", "Artifact", "Context", "Action")
 """The lineage types of vertices; ``graph_vertices.lineage_type`` is the index into it."""
 

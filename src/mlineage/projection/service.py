@@ -460,12 +460,10 @@ def replay(
                 f"cannot replay: another process has {db_path} open for writing; stop it first"
             )
         tmp = db_path.with_name(f"{db_path.name}{REPLAY_SUFFIX}{os.getpid()}")
-        # the indexes are built after the load (once costs less than keeping them up to date)
-        store = DuckDBStore(tmp, indexes=False)
+        store = DuckDBStore(tmp)
         try:
             try:
                 stats = ProjectorService(log, store, batch_size=batch_size).run(progress=progress)
-                store.create_indexes()
                 store.checkpoint()
             finally:
                 store.close()
