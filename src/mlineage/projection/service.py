@@ -36,7 +36,7 @@ from mlineage.log.base import (
 from mlineage.log.outage import Outage
 from mlineage.projection.ingest import SQL_INGEST_FROM, SqlIngest, project_batch
 from mlineage.projection.project import project
-from mlineage.projection.store import Batch, DuckDBStore, snapshot_path
+from mlineage.projection.store import Batch, DuckDBStore, held_elsewhere, snapshot_path
 
 CONSUMER = "mlineage-projector"
 PROJECTED_TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES)
@@ -511,7 +511,7 @@ def _is_held(db_path: Path) -> bool:
     try:
         duckdb.connect(str(db_path)).close()
     except duckdb.Error as exc:
-        return "lock" in str(exc).lower()
+        return held_elsewhere(exc)
     finally:
         access.release()
     return False

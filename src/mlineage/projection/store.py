@@ -153,9 +153,15 @@ def fetch_one(
     return rows[0] if rows else None
 
 
+def held_elsewhere(exc: BaseException) -> bool:
+    """Whether a DuckDB error says another process holds the file (DuckDB's only sign of it
+    is the IO error's text, ``Could not set lock on file ...``): the one place that reads it."""
+    return isinstance(exc, duckdb.IOException) and "could not set lock" in str(exc).lower()
+
+
 def open_error(path: Path, exc: Exception) -> ProjectionError:
     text = str(exc)
-    if "lock" in text.lower():
+    if held_elsewhere(exc):
         return ProjectionBusyError(
             f"the projection {path} is held by another process (a running "
             "`mlineage project --follow`, `mlineage replay` or another command): stop it or "

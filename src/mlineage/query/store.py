@@ -27,7 +27,7 @@ from duckdb import sqltypes
 
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.projection.service import AccessLock
-from mlineage.projection.store import snapshot_path
+from mlineage.projection.store import held_elsewhere, snapshot_path
 from mlineage.query import catalog, lookup, search
 from mlineage.query.accounts import account_view
 from mlineage.query.graph import SAVED_FORMAT
@@ -226,7 +226,7 @@ class LineageStore:
         try:
             return cls(_connect(db, memory_limit), db, memory_limit=memory_limit)
         except duckdb.Error as exc:
-            if "lock" not in str(exc).lower():
+            if not held_elsewhere(exc):
                 raise ProjectionError(f"cannot open the projection {db}: {exc}") from exc
         snap = snapshot_path(db)
         if not snap.exists():
