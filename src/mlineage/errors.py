@@ -14,12 +14,21 @@ class ConfigurationError(MlineageError):
 class EventValidationError(MlineageError):
     """An event (or a request that becomes one) breaks a rule of the schema.
 
-    ``problems`` lists ``(event_type, field, rule)`` triples, one per broken rule.
+    ``problems`` lists ``(event_type, field, rule)`` triples, one per broken rule;
+    ``count_limit``: one of them is a count limit of the schema (too many properties, tags,
+    parameters...), which the server answers as ``ResourceLimitExceeded``.
     """
 
-    def __init__(self, message: str, problems: list[tuple[str, str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        problems: list[tuple[str, str, str]] | None = None,
+        *,
+        count_limit: bool = False,
+    ) -> None:
         super().__init__(message)
         self.problems = problems or []
+        self.count_limit = count_limit
 
 
 class EventLogError(MlineageError):

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from mlineage import __version__, arns
 from mlineage.errors import EventValidationError
-from mlineage.events.codec import encode, format_errors, validate_record
+from mlineage.events.codec import encode, validate_record, validation_error
 from mlineage.events.models import (
     MAX_METRIC_POINTS,
     SOURCE_EVENT_TYPES,
@@ -167,8 +167,7 @@ class JobRun:
         try:
             MetricPoint.model_validate(point, strict=False)
         except ValidationError as exc:
-            message, problems = format_errors(exc, f"metric {name!r}")
-            raise EventValidationError(message, problems) from exc
+            raise validation_error(exc, f"metric {name!r}") from exc
         self._series.setdefault(name, _Series()).add(number, point)
         self.metrics[name] = number
 
@@ -207,8 +206,7 @@ class JobRun:
         try:
             JobStatusChangedPayload.model_validate(payload)
         except ValidationError as exc:
-            message, problems = format_errors(exc, "JobStatusChanged")
-            raise EventValidationError(message, problems) from exc
+            raise validation_error(exc, "JobStatusChanged") from exc
 
 
 class _Series:

@@ -303,7 +303,19 @@ def test_bad_requests_are_validation_exceptions(sm: Any, unique: Unique) -> None
             Source={"SourceUri": "s3://x"},
             Properties=too_many,
         )
-    assert code(exc) in {"ValidationException", "ResourceLimitExceeded"}
+    # SageMaker's API model limits Properties to 30 members, and AWS answers that check
+    # with a ValidationException (the request's shape is checked before any event exists)
+    assert code(exc) == "ValidationException", str(exc.value)
+    assert "less than or equal to 30" in str(exc.value)
+    for long in ({"k": "v" * 2501}, {"k" * 2501: "v"}):
+        with pytest.raises(ClientError) as exc:
+            sm.create_context(
+                ContextName=unique("ctx"),
+                ContextType="T",
+                Source={"SourceUri": "s3://x"},
+                Properties=long,
+            )
+        assert code(exc) == "ValidationException", long.keys()
 
 
 def test_an_unknown_operation_is_refused_as_aws_refuses_it(server: Server) -> None:

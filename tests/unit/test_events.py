@@ -652,6 +652,9 @@ def test_rejection_names_event_type_field_and_rule(
     assert rule in message
     # the structured problems name the same event type and field
     assert (event_type, field) in [(t, f) for t, f, _ in info.value.problems]
+    # a count limit (the server's ResourceLimitExceeded) is a list or map over its length,
+    # never a string over its length nor a rule that mentions "max" (metric min and max)
+    assert info.value.count_limit == ("items" in rule), rule
 
 
 @pytest.mark.parametrize(

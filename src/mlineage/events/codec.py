@@ -107,6 +107,15 @@ def format_errors(
     return text, problems
 
 
+def validation_error(exc: ValidationError, fallback_type: str = "event") -> EventValidationError:
+    """pydantic's error as mlineage's: the message and problems of :func:`format_errors`, and
+    whether a count limit broke (pydantic's ``too_long`` is a list or map over its
+    ``max_length``; a string over its length is ``string_too_long``, a plain validation error)."""
+    message, problems = format_errors(exc, fallback_type)
+    count_limit = any(err["type"] == "too_long" for err in exc.errors(include_url=False))
+    return EventValidationError(message, problems, count_limit=count_limit)
+
+
 @functools.cache
 def _field_names() -> tuple[str, ...]:
     """Every field name of the event models (the words a misspelt key is compared with)."""
@@ -187,8 +196,7 @@ def validate_record(record: Any) -> AnyEvent:
         # RFC 3339 timestamps as strings
         return EVENT_ADAPTER.validate_json(_PASS_THROUGH.encode(upcast(record)))
     except ValidationError as exc:
-        message, problems = format_errors(exc, str(event_type))
-        raise EventValidationError(message, problems) from exc
+        raise validation_error(exc, str(event_type)) from exc
 
 
 def parse_json(raw: bytes | str) -> Any:

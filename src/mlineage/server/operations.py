@@ -120,7 +120,7 @@ def _publish(
     try:
         tx.publish(caller.account, drafts, effects)
     except EventValidationError as exc:
-        if any("at most" in rule or "max" in rule for _, _, rule in exc.problems):
+        if exc.count_limit:
             raise ApiError("ResourceLimitExceeded", str(exc)) from exc
         raise invalid(str(exc)) from exc
 
