@@ -20,7 +20,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     try:
         broker = provide_broker(tmp_path_factory.mktemp("kafka-broker"))
     except BrokerUnavailable as exc:
-        skip_or_fail(str(exc))
+        skip_or_fail(f"no Kafka broker: {exc}")
     with broker:
         yield broker
 

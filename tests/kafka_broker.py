@@ -60,10 +60,11 @@ class BrokerNotRestartableError(RuntimeError):
 
 
 def skip_or_fail(reason: str) -> NoReturn:
-    """Skip the test, or fail it under CI (CI=true), with ``reason``."""
+    """Skip the test, or fail it under CI (CI=true), with ``reason`` (which says what is
+    missing: a broker, a container engine, the SDK's venv...)."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"no Kafka broker under CI: {reason}", pytrace=False)
-    pytest.skip(f"no Kafka broker: {reason}")
+        pytest.fail(f"missing under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -433,4 +434,4 @@ def own_broker_or_skip(tmp_dir: Path) -> Broker:
     try:
         return start_own_broker(tmp_dir)
     except BrokerUnavailable as exc:
-        skip_or_fail(str(exc))
+        skip_or_fail(f"no Kafka broker: {exc}")

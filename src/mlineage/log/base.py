@@ -175,7 +175,8 @@ class EventLog(ABC):
 
     @abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
-        """The next offset to be written, per partition (so: the record count)."""
+        """The next offset to be written, per partition (the record count only on logs with
+        ``dense_offsets``: Kafka's commit markers take offsets too)."""
 
     @abstractmethod
     def committed(self, group: str, topic: str) -> dict[int, int]:

@@ -244,7 +244,6 @@ class SpooledLog(EventLog):
         self._wake = threading.Event()  # new records to forward
         self._stop = threading.Event()  # close(): the forwarder ends
         self._failing_since: float | None = None
-        self._forwarded = 0
         self._pid = os.getpid()
         SpooledLog._live.add(self)
 
@@ -350,7 +349,6 @@ class SpooledLog(EventLog):
             failpoints.hit("spool.after_forward")
             spool.drop_through(seq)
             moved += len(records)
-            self._forwarded += len(records)
 
     def _adopt_orphans(self) -> int:
         moved = 0

@@ -186,7 +186,6 @@ TABLES: tuple[TableSpec, ...] = (
         ("parameters", "metrics", "tags"),
     ),
 )
-TABLE_BY_KIND = {spec.kind: spec for spec in TABLES}
 
 FIELD_TYPE = "STRUCT(v HUGEINT, x VARCHAR)"
 """A scalar field's merge state: the version that wrote it and its value as JSON text (the

@@ -315,12 +315,6 @@ class ProjectorService:
             ingest = self._local.ingest = SqlIngest(TOPIC_JOBS, TOPIC_ENTITIES)
         return project_batch(records, ALLOWED, ingest)
 
-    def run_batch(self, limit: int) -> tuple[int, ProjectorStats]:
-        """Read up to ``limit`` records across the topics and apply them as one batch."""
-        with self.consumer() as consumer:
-            prepared = self._prepare(consumer, limit, 0.0)
-            return len(prepared.records), self._apply(prepared)
-
     def _apply(self, prepared: _Prepared) -> ProjectorStats:
         stats = ProjectorStats()
         if prepared.batch is None:
