@@ -10,12 +10,23 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 # Fixed namespace for derived event ids: uuid5(MLINEAGE_NAMESPACE, "{source}|{rule}|{key}").
 MLINEAGE_NAMESPACE = uuid.UUID("6f1b3c2e-8a4d-5e7f-9b0c-1d2e3f4a5b6c")
 
+ACCOUNT_PATTERN = r"^\d{12}$"
+"""An AWS account id: 12 digits (portable: also the JSON Schemas' pattern)."""
+_ACCOUNT_RE = re.compile(ACCOUNT_PATTERN)
+
+
+def is_account(value: object) -> bool:
+    """Whether ``value`` is an account id (the whole string: no trailing newline)."""
+    return isinstance(value, str) and _ACCOUNT_RE.fullmatch(value) is not None
+
+
 # region, account, resource type, resource name
-_ARN_PARTS = (r"[a-z0-9\-]+", r"\d{12}", r"[a-z\-]+", r"[A-Za-z0-9_./:\-]+")
+_ARN_PARTS = (r"[a-z0-9\-]+", ACCOUNT_PATTERN[1:-1], r"[a-z\-]+", r"[A-Za-z0-9_./:\-]+")
 # Portable (ECMA-262 compatible) pattern, used in the JSON Schemas ...
 ARN_PATTERN = r"^arn:aws[a-z\-]*:sagemaker:{}:{}:{}/{}$".format(*_ARN_PARTS)
 # ... and the same with named groups, for parsing.
@@ -96,6 +107,15 @@ def job_name_from_arn(value: str) -> str:
     return value.rsplit("/", 1)[-1]
 
 
+def job_identity(
+    region: str, account: str, job_type: str, job_name: str | None, job_arn: str | None
+) -> tuple[str, str]:
+    """The name and ARN of a job an event names by name, by ARN or by both (the event
+    models check that both name the same job)."""
+    name = job_name or job_name_from_arn(job_arn or "")
+    return name, job_arn or arn(region, account, JOB_RESOURCE[job_type], name)
+
+
 def job_trial_component_name(job_type: str, job_name: str) -> str:
     return f"{job_name}-{JOB_TC_SUFFIX[job_type]}"
 
@@ -139,8 +159,8 @@ def deployment_action_name(endpoint: str) -> str:
     return f"{endpoint}-aws-model-deployment"
 
 
-def lineage_group_arn(region: str, account: str) -> str:
-    return arn(region, account, "lineage-group", LINEAGE_GROUP_NAME)
+def lineage_group_arn(region: str, account: str, name: str = LINEAGE_GROUP_NAME) -> str:
+    return arn(region, account, "lineage-group", name)
 
 
 def derived_event_id(source_event_id: str, rule: str, entity_key: str) -> str:
@@ -154,3 +174,23 @@ def association_key(source_arn: str, destination_arn: str) -> str:
 
 def pair_key(first: str, second: str) -> str:
     return f"{first} {second}"
+
+
+def entity_key(entity: Any, account: str, region: str) -> str:
+    """The key of an entity (or of a delete's payload) in the projection."""
+    kind = entity.kind
+    if kind == "artifact":
+        if getattr(entity, "artifact_arn", None) is not None:
+            return str(entity.artifact_arn)
+        uri = entity.source.source_uri if hasattr(entity, "source") else entity.source_uri
+        return artifact_arn(region, account, uri)
+    if kind == "association":
+        return association_key(entity.source_arn, entity.destination_arn)
+    if kind == "trial_component_trial":
+        return pair_key(
+            trial_component_arn(region, account, entity.trial_component_name),
+            named_arn("trial", region, account, entity.trial_name),
+        )
+    if kind == "lineage_share":
+        return pair_key(entity.owner_account, entity.grantee_account)
+    return named_arn(kind, region, account, getattr(entity, f"{kind}_name"))

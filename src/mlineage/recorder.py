@@ -22,6 +22,7 @@ from typing import Any, SupportsFloat
 from pydantic import BaseModel, ValidationError
 
 from mlineage import __version__, arns
+from mlineage.arns import entity_key
 from mlineage.errors import EventValidationError
 from mlineage.events.codec import encode, validate_record, validation_error
 from mlineage.events.models import (
@@ -40,7 +41,6 @@ from mlineage.events.models import (
 )
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, open_log
 from mlineage.log.spool import SpooledLog, tcp_reachable
-from mlineage.projection.project import entity_key
 from mlineage.settings import Settings
 
 PRODUCER = f"mlineage-python/{__version__}"
@@ -99,8 +99,7 @@ def _source_key(event: AnyEvent) -> str:
     r, a = event.region, event.account_id
     if isinstance(event, JobCreated | JobStatusChanged):
         p = event.payload
-        name = p.job_name or arns.job_name_from_arn(p.job_arn or "")
-        return p.job_arn or arns.job_arn(r, a, p.job_type, name)
+        return arns.job_identity(r, a, p.job_type, p.job_name, p.job_arn)[1]
     if isinstance(event, ModelPackageCreated):
         m = event.payload
         return m.model_package_arn or arns.model_package_arn(

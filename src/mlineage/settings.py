@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlineage import arns
 from mlineage.errors import ConfigurationError
 
 DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_REGION = "us-east-1"
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
@@ -52,7 +52,7 @@ class Settings:
         db = Path(db_path or env.get("MLINEAGE_DB") or home_path / "lineage.duckdb")
         account = account_id or env.get("MLINEAGE_ACCOUNT_ID") or DEFAULT_ACCOUNT_ID
         reg = region or env.get("MLINEAGE_REGION") or DEFAULT_REGION
-        if not _ACCOUNT_RE.match(account):
+        if not arns.is_account(account):
             raise ConfigurationError(
                 f"MLINEAGE_ACCOUNT_ID must be 12 digits, got {account!r}: "
                 "set it to your AWS-style account id, e.g. 123456789012"

@@ -297,7 +297,7 @@ def test_runner_records_are_the_bytes_of_the_validated_models(source: dict[str, 
     """The tracker writes derive_records() as they are; derive() validates the same dicts:
     every derived record is a valid event and encodes to exactly the same bytes."""
     from mlineage.events.codec import dumps
-    from mlineage.projection.project import entity_key
+    from mlineage.arns import entity_key
     from mlineage.tracker.derive import derive_records
 
     event = decode(raw(source))

@@ -128,26 +128,6 @@ class Changes:
         d["error"].append(error)
 
 
-def entity_key(entity: Any, account: str, region: str) -> str:
-    """The key of an entity (or of a delete's payload) in the projection."""
-    kind = entity.kind
-    if kind == "artifact":
-        if getattr(entity, "artifact_arn", None) is not None:
-            return str(entity.artifact_arn)
-        uri = entity.source.source_uri if hasattr(entity, "source") else entity.source_uri
-        return arns.artifact_arn(region, account, uri)
-    if kind == "association":
-        return arns.association_key(entity.source_arn, entity.destination_arn)
-    if kind == "trial_component_trial":
-        return arns.pair_key(
-            arns.trial_component_arn(region, account, entity.trial_component_name),
-            arns.named_arn("trial", region, account, entity.trial_name),
-        )
-    if kind == "lineage_share":
-        return arns.pair_key(entity.owner_account, entity.grantee_account)
-    return arns.named_arn(kind, region, account, getattr(entity, f"{kind}_name"))
-
-
 def _entity_facts(
     changes: Changes, event_id: str, key: str, entity: BaseModel, version: str
 ) -> None:
@@ -176,8 +156,7 @@ def _job_facts(
     changes: Changes, event_id: str, event: JobCreated | JobStatusChanged, version: str
 ) -> str:
     p = event.payload
-    name = p.job_name or arns.job_name_from_arn(p.job_arn or "")
-    key = p.job_arn or arns.job_arn(event.region, event.account_id, p.job_type, name)
+    name, key = arns.job_identity(event.region, event.account_id, p.job_type, p.job_name, p.job_arn)
     scalars: dict[str, Any] = {"job_type": p.job_type, "job_name": name}
     maps: dict[str, dict[str, Any]] = {}
     if isinstance(event, JobCreated):
@@ -242,12 +221,12 @@ def project(
         if isinstance(event, EntityUpserted):
             entity = event.payload.entity
             kind = entity.kind
-            key = entity_key(entity, event.account_id, event.region)
+            key = arns.entity_key(entity, event.account_id, event.region)
             _entity_facts(changes, event_id, key, entity, version)
             changes.mark(event_id, key, kind, event, "upsert", version)
         elif isinstance(event, EntityDeleted):
             kind = event.payload.kind
-            key = entity_key(event.payload, event.account_id, event.region)
+            key = arns.entity_key(event.payload, event.account_id, event.region)
             changes.mark(event_id, key, kind, event, "delete", version)
         elif isinstance(event, JobCreated | JobStatusChanged):
             kind = "job"

@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,14 +28,12 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from mlineage import __version__
+from mlineage import __version__, arns
 from mlineage.errors import ConfigurationError
 from mlineage.projection.schema import TABLES, view_statements
 
 if TYPE_CHECKING:
     from mlineage.query.store import LineageStore
-
-_ACCOUNT_RE = re.compile(r"^\d{12}$")
 
 
 def _acct(column: str) -> str:
@@ -143,7 +140,7 @@ def account_view(
     made from, and reused by later views of the same account until the projection changes:
     one copy per account and version, made by whichever process needs it first."""
 
-    if not _ACCOUNT_RE.match(account):
+    if not arns.is_account(account):
         raise ConfigurationError(f"an account id is 12 digits, got {account!r}")
     src = store.con
     # one read transaction: every table copied from the same committed state, even while a

@@ -185,15 +185,13 @@ def resolve_kind(name: str) -> str:
 
 # -- helpers -------------------------------------------------------------------------------------
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-
 
 def _seen(visible_accounts: Sequence[str] | None) -> str | None:
     """The visible accounts as a SQL list literal (None: the operator, who sees all). Each is
     checked to be 12 digits, so the literal can only be a list of account ids."""
     if visible_accounts is None:
         return None
-    bad = [a for a in visible_accounts if not isinstance(a, str) or not _ACCOUNT.match(a)]
+    bad = [a for a in visible_accounts if not arns.is_account(a)]
     if bad:
         raise QueryError(f"an account id is 12 digits, got {bad[0]!r}")
     return "[" + ", ".join(f"'{a}'" for a in sorted(set(visible_accounts))) + "]::VARCHAR[]"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mlineage import failpoints
+from mlineage.arns import entity_key
 from mlineage.errors import EventLogError
 from mlineage.events.codec import validate_record
 from mlineage.events.models import AnyEvent, EntityDeleted, EntityUpserted
@@ -33,7 +34,6 @@ from mlineage.log.base import EventLog, OutRecord, open_log
 from mlineage.log.outage import Outage
 from mlineage.pipeline import sync
 from mlineage.projection import schema
-from mlineage.projection.project import entity_key
 from mlineage.projection.service import Snapshotter
 from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.query import search

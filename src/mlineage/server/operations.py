@@ -34,7 +34,6 @@ from mlineage.query.lineage import LineageFilter
 from mlineage.query.store import LineageStore
 from mlineage.server.backend import Backend, WriteTx
 
-LINEAGE_GROUP_NAME = "sagemaker-default-lineage-group"
 QUERY_MAX_DEPTH = 10
 _EXTENDED_MAX_DEPTH = 100
 
@@ -539,7 +538,7 @@ def list_lineage_groups(backend: Backend, caller: Caller, body: dict[str, Any]) 
 def _group_arn(backend: Backend, caller: Caller, name: str) -> str:
     if name.startswith("arn:"):
         return name
-    return f"arn:aws:sagemaker:{backend.settings.region}:{caller.account}:lineage-group/{name}"
+    return arns.lineage_group_arn(backend.settings.region, caller.account, name)
 
 
 @operation("DescribeLineageGroup")

@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
+from mlineage import arns
 from mlineage.errors import ConfigurationError, MlineageError
 
 ALGORITHM: Final = "AWS4-HMAC-SHA256"
@@ -97,7 +98,6 @@ _SIGNATURE_MISMATCH: Final = (
     "Consult the service documentation for details."
 )
 
-_ACCOUNT_RE: Final = re.compile(r"\d{12}")
 _AMZ_DATE_RE: Final = re.compile(r"\d{8}T\d{6}Z")
 _SHA256_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
 # An access key id ends up in "Credential=AKID/date/...": no "/", ",", "=" or white space.
@@ -217,7 +217,7 @@ def _parse_entry(path: Path, access_key_id: str, entry: Any) -> Credential:
     if not isinstance(secret, str) or not secret:
         raise ConfigurationError(f"{where}: 'secret_access_key' must be a non-empty string")
     account = entry["account_id"]
-    if not isinstance(account, str) or not _ACCOUNT_RE.fullmatch(account):
+    if not arns.is_account(account):
         raise ConfigurationError(
             f"{where}: 'account_id' must be a string of 12 digits, e.g. \"123456789012\", "
             f"got {account!r}"

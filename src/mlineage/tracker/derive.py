@@ -160,7 +160,7 @@ def _artifact_map(refs: list[DataRef]) -> dict[str, Any]:
 
 def _job_created(out: _Out, event: JobCreated) -> None:
     p = event.payload
-    job_arn = p.job_arn or arns.job_arn(out.region, out.account, p.job_type, p.job_name)
+    _, job_arn = arns.job_identity(out.region, out.account, p.job_type, p.job_name, p.job_arn)
     tc_name = arns.job_trial_component_name(p.job_type, p.job_name)
     parameters = {k: _parameter(v) for k, v in p.parameters.items()}
     if p.image_uri is not None:
@@ -228,7 +228,7 @@ def _job_created(out: _Out, event: JobCreated) -> None:
 
 def _job_status_changed(out: _Out, event: JobStatusChanged) -> None:
     p = event.payload
-    job_name = p.job_name or arns.job_name_from_arn(p.job_arn or "")
+    job_name, _ = arns.job_identity(out.region, out.account, p.job_type, p.job_name, p.job_arn)
     tc_name = arns.job_trial_component_name(p.job_type, job_name)
     status: dict[str, Any] = {"primary_status": p.status}
     if p.failure_reason is not None:
