@@ -33,6 +33,7 @@ from mlineage.log.base import (
     Record,
     TopicPartition,
 )
+from mlineage.log.limits import RunLimits
 from mlineage.log.outage import Outage
 from mlineage.projection.ingest import SQL_INGEST_FROM, SqlIngest, project_batch
 from mlineage.projection.project import project
@@ -344,37 +345,21 @@ class ProjectorService:
         with self.consumer() as consumer:
             if progress is not None:
                 progress(0, self.lag())  # the size of the run, before its first batch
-            return self._run(
-                consumer,
-                follow,
-                max_events,
-                timeout,
-                poll_interval,
-                progress,
-                stop or (lambda: False),
-            )
+            limits = RunLimits(self.batch_size, max_events, timeout, stop)
+            return self._run(consumer, follow, limits, poll_interval, progress)
 
     def _run(
         self,
         consumer: Consumer,
         follow: bool,
-        max_events: int | None,
-        timeout: float | None,
+        limits: RunLimits,
         poll_interval: float,
         progress: Callable[[int, int], None] | None,
-        stop: Callable[[], bool],
     ) -> ProjectorStats:
         total = ProjectorStats()
-        deadline = None if timeout is None else time.monotonic() + timeout
         outage = Outage(f"projector: the event log {self.log.kind}")
-
-        def should_stop() -> bool:
-            return stop() or (deadline is not None and time.monotonic() >= deadline)
-
-        def limit_for(planned: int) -> int:
-            if max_events is None:
-                return self.batch_size
-            return max(0, min(self.batch_size, max_events - planned))
+        should_stop = limits.should_stop
+        limit_for = limits.next_batch
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlineage-prefetch") as pool:
             planned = 0

@@ -5,7 +5,6 @@ fail, go to ``mlineage.dlq.v1`` with headers naming the error and the original p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from mlineage.log.base import (
     OutRecord,
     Record,
 )
+from mlineage.log.limits import RunLimits
 from mlineage.log.outage import Outage
 from mlineage.tracker.derive import derive_records
 
@@ -123,38 +123,24 @@ class TrackerService:
         ) as consumer:
             if progress is not None:
                 progress(0, consumer.lag())  # the size of the run, before its first batch
-            return self._run(
-                consumer,
-                follow,
-                max_events,
-                timeout,
-                poll_interval,
-                progress,
-                stop or (lambda: False),
-            )
+            limits = RunLimits(self.batch_size, max_events, timeout, stop)
+            return self._run(consumer, follow, limits, poll_interval, progress)
 
     def _run(
         self,
         consumer: Consumer,
         follow: bool,
-        max_events: int | None,
-        timeout: float | None,
+        limits: RunLimits,
         poll_interval: float,
         progress: Callable[[int, int], None] | None,
-        stop: Callable[[], bool],
     ) -> TrackerStats:
         stats = TrackerStats()
-        deadline = None if timeout is None else time.monotonic() + timeout
         misses = 0  # empty polls in a row: wait only once the log looked drained
         outage = Outage(f"tracker: the event log {self.log.kind}")
-
-        def should_stop() -> bool:
-            return stop() or (deadline is not None and time.monotonic() >= deadline)
+        should_stop = limits.should_stop
 
         while True:
-            limit = self.batch_size
-            if max_events is not None:
-                limit = min(limit, max_events - stats.consumed)
+            limit = limits.next_batch(stats.consumed)
             if limit <= 0:
                 return stats
             try:
