@@ -296,8 +296,8 @@ def _all_sources() -> list[dict[str, Any]]:
 def test_runner_records_are_the_bytes_of_the_validated_models(source: dict[str, Any]) -> None:
     """The tracker writes derive_records() as they are; derive() validates the same dicts:
     every derived record is a valid event and encodes to exactly the same bytes."""
-    from mlineage.events.codec import dumps
     from mlineage.arns import entity_key
+    from mlineage.events.codec import dumps
     from mlineage.tracker.derive import derive_records
 
     event = decode(raw(source))
