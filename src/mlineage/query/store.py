@@ -18,6 +18,7 @@ import shutil
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ import duckdb
 import pyarrow as pa
 from duckdb import sqltypes
 
+from mlineage import ops
 from mlineage.errors import ProjectionBusyError, ProjectionError
+from mlineage.log.base import EventLog
 from mlineage.projection.service import AccessLock
 from mlineage.projection.store import held_elsewhere, snapshot_path
 from mlineage.query import catalog, lookup, search
@@ -139,6 +142,24 @@ def _walk_macros(store: LineageStore) -> str:
             f"CAST(start_arn AS VARCHAR), max_depth, {forward})) AS w)"
         )
     return name
+
+
+INTERRUPTS: tuple[type[BaseException], ...] = (KeyboardInterrupt, duckdb.InterruptException)
+"""What Ctrl-C raises: Python's KeyboardInterrupt, or DuckDB's error when it cut a query."""
+
+
+@dataclass(frozen=True)
+class VertexLabel:
+    """How a vertex is shown (:meth:`LineageStore.vertex_labels`)."""
+
+    type: str
+    name: str
+    lineage_type: str
+    status: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.type} {self.name}"
 
 
 class LineageStore:
@@ -406,6 +427,50 @@ class LineageStore:
             [arns],
         ).fetchall()
         return {arn: json.loads(props) if props else {} for arn, props in rows}
+
+    def vertex_labels(self, arns: list[str]) -> dict[str, VertexLabel]:
+        """How each of these live vertices is shown: type, name (an artifact's SourceUri),
+        lineage type, and a job's or action's status (absent: not a live vertex)."""
+        if not arns:
+            return {}
+        rows = self.con.execute(
+            "SELECT v.arn, coalesce(v.type, v.lineage_type), coalesce(a.source_uri, v.name, "
+            "v.arn), v.lineage_type, coalesce(t.status, x.status) "
+            "FROM lineage_vertices v LEFT JOIN artifacts a ON a.arn = v.arn "
+            "LEFT JOIN trial_components t ON t.arn = v.arn LEFT JOIN actions x ON x.arn = v.arn "
+            "WHERE v.arn IN (SELECT unnest(?))",
+            [arns],
+        ).fetchall()
+        return {arn: VertexLabel(typ, name, lt, status) for arn, typ, name, lt, status in rows}
+
+    def graph_summary(self) -> tuple[list[tuple[str, int]], int]:
+        """The live vertices per lineage type (in type order) and the number of live edges."""
+        counts = self.con.execute(
+            "SELECT lineage_type, count(*) FROM lineage_vertices GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        row = self.con.execute("SELECT count(*) FROM lineage_edges").fetchall()
+        return [(str(t), int(n)) for t, n in counts], int(row[0][0])
+
+    def shares(self) -> Rows:
+        """The live lineage shares: (column names, rows of owner, grantee, created_at)."""
+        return self.sql(
+            "SELECT owner_account, grantee_account, created_at FROM lineage_shares "
+            "WHERE live ORDER BY owner_account, grantee_account"
+        )
+
+    def match_value(self, field: str, value: str, option: str) -> str:
+        """``value`` of ``field`` as the projection writes it (see
+        :func:`mlineage.query.lookup.match_value`)."""
+        return lookup.match_value(self.con, field, value, option)
+
+    def history(self, log: EventLog, key: str) -> list[dict[str, Any]]:
+        """Every event applied to the entity ``key``, with its body from ``log`` (see
+        :func:`mlineage.ops.history`)."""
+        return ops.history(self.con, log, key)
+
+    def set_memory_limit(self, limit: str) -> None:
+        """DuckDB's memory limit for this store's queries (``"1GB"``, ``"500MB"``...)."""
+        self.con.execute("SET memory_limit = ?", [limit])
 
     def resolve(self, key: str) -> Found:
         """The live entity ``key`` names: an ARN, a name, an artifact's URI, a job's name or
