@@ -23,7 +23,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import socket
@@ -39,24 +38,13 @@ from typing import IO, ClassVar
 from mlineage import failpoints
 from mlineage.errors import EventLogError
 from mlineage.log.base import EventLog, OutRecord, Record, check_records
+from mlineage.log.rows import decode_headers, encode_headers, insert_rows
 
 log = logging.getLogger("mlineage.spool")
 
 CHUNK = 2000
 FLUSH_AT_EXIT_S = 10.0
 MAX_RECORD_BYTES = 1_000_000  # under Kafka's default message.max.bytes (1,048,588)
-
-
-def _headers_json(record: OutRecord) -> str | None:
-    if not record.headers:
-        return None
-    return json.dumps([[k, v.decode("utf-8", "surrogateescape")] for k, v in record.headers])
-
-
-def _headers(text: str | None) -> tuple[tuple[str, bytes], ...]:
-    if not text:
-        return ()
-    return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
 
 
 class SpoolFile:
@@ -123,14 +111,12 @@ class SpoolFile:
                         0
                     ]
                 )
-                rows = [(batch, r.topic, r.key, r.value, _headers_json(r)) for r in records]
-                for start in range(0, len(rows), 200):
-                    chunk = rows[start : start + 200]
-                    self._conn.execute(
-                        "INSERT INTO spool (batch, topic, key, value, headers) VALUES "
-                        + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
-                        [v for row in chunk for v in row],
-                    )
+                rows = [
+                    (batch, r.topic, r.key, r.value, encode_headers(r.headers)) for r in records
+                ]
+                insert_rows(
+                    self._conn, "INSERT INTO spool (batch, topic, key, value, headers)", rows
+                )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -151,7 +137,7 @@ class SpoolFile:
                 "SELECT seq, topic, key, value, headers FROM spool WHERE batch <= ? ORDER BY seq",
                 (last_batch - 1 if last_batch > first else first,),
             ).fetchall()
-        return rows[-1][0], [OutRecord(t, k, v, _headers(h)) for _, t, k, v, h in rows]
+        return rows[-1][0], [OutRecord(t, k, v, decode_headers(h)) for _, t, k, v, h in rows]
 
     def drop_through(self, seq: int) -> None:
         with self._mutex:

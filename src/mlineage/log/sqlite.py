@@ -11,7 +11,6 @@ connections must not cross a fork).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sqlite3
@@ -25,12 +24,12 @@ from mlineage.errors import EventLogError
 from mlineage.log.base import (
     TOPICS,
     EventLog,
-    Headers,
     OutRecord,
     Record,
     check_records,
     register,
 )
+from mlineage.log.rows import decode_headers, encode_headers, insert_rows
 
 _BUSY_TIMEOUT_S = 60.0
 
@@ -56,18 +55,6 @@ os.register_at_fork(before=_close_before_fork)
 
 def _table(topic: str) -> str:
     return "topic_" + re.sub(r"[^A-Za-z0-9]", "_", topic)
-
-
-def _encode_headers(headers: Headers) -> str | None:
-    if not headers:
-        return None
-    return json.dumps([[k, v.decode("utf-8", "surrogateescape")] for k, v in headers])
-
-
-def _decode_headers(text: str | None) -> Headers:
-    if not text:
-        return ()
-    return tuple((k, v.encode("utf-8", "surrogateescape")) for k, v in json.loads(text))
 
 
 class SqliteEventLog(EventLog):
@@ -155,11 +142,11 @@ class SqliteEventLog(EventLog):
         for topic, recs in by_topic.items():
             table = self._ensure_topic(conn, topic)
             (base,) = conn.execute(f'SELECT coalesce(max(offset) + 1, 0) FROM "{table}"').fetchone()
-            _insert_rows(
+            insert_rows(
                 conn,
                 f'INSERT INTO "{table}" (offset, key, value, headers, timestamp_ms)',
                 [
-                    (base + i, r.key, r.value, _encode_headers(r.headers), now)
+                    (base + i, r.key, r.value, encode_headers(r.headers), now)
                     for i, r in enumerate(recs)
                 ],
             )
@@ -183,7 +170,7 @@ class SqliteEventLog(EventLog):
                 return []
             raise EventLogError(f"cannot read {topic} from {self.path}: {exc}") from exc
         return [
-            Record(topic, 0, off, key, bytes(value), _decode_headers(headers), ts)
+            Record(topic, 0, off, key, bytes(value), decode_headers(headers), ts)
             for off, key, value, headers, ts in rows
         ]
 
@@ -222,7 +209,7 @@ class SqliteEventLog(EventLog):
         check_records(produce)
         with self._write() as conn:
             self._append(conn, produce)
-            _insert_rows(
+            insert_rows(
                 conn,
                 "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)",
                 [(group, t, p, o) for (t, p), o in consumed.items()],
@@ -236,23 +223,6 @@ class SqliteEventLog(EventLog):
             _OPEN.discard(conn)
             conn.close()
         self._local.conn = None
-
-
-_ROWS_PER_STATEMENT = 500  # x 5 columns stays far below SQLite's 32,766 bound parameters
-
-
-def _insert_rows(
-    conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[object, ...]], suffix: str = ""
-) -> None:
-    """Bulk insert as multi-row ``VALUES`` statements, a chunk of rows per statement."""
-    if not rows:
-        return
-    width = len(rows[0])
-    one = "(" + ", ".join("?" * width) + ")"
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start : start + _ROWS_PER_STATEMENT]
-        params = [value for row in chunk for value in row]
-        conn.execute(f"{insert} VALUES {', '.join([one] * len(chunk))}{suffix}", params)
 
 
 class _Txn:
