@@ -1,5 +1,7 @@
 """Configuration: CLI flags override ``MLINEAGE_*`` environment variables, which override
-defaults."""
+defaults. This module is the one reader of ``MLINEAGE_*`` (but ``MLINEAGE_FAILPOINTS``, the
+tests' crash points): :class:`Settings` for a home, and the functions below for the
+settings of one part (the Kafka clients, DuckDB's memory, progress, the tracker instance)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,42 @@ from mlineage.errors import ConfigurationError
 DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_REGION = "us-east-1"
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def kafka_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``MLINEAGE_KAFKA_<NAME>`` as ``<name>``: the Kafka log's own options and its
+    kafka-python client settings (``mlineage.log.kafka`` checks them)."""
+    return {
+        key.removeprefix("MLINEAGE_KAFKA_").lower(): value
+        for key, value in _env(environ).items()
+        if key.startswith("MLINEAGE_KAFKA_")
+    }
+
+
+def duckdb_memory(environ: Mapping[str, str] | None = None) -> str | None:
+    """``MLINEAGE_DUCKDB_MEMORY``: DuckDB's memory limit where the projection is written."""
+    return _env(environ).get("MLINEAGE_DUCKDB_MEMORY") or None
+
+
+def instance_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """``MLINEAGE_INSTANCE_ID``: this tracker instance's stable name in its Kafka group."""
+    return _env(environ).get("MLINEAGE_INSTANCE_ID") or None
+
+
+def progress_after(environ: Mapping[str, str] | None = None) -> float:
+    """``MLINEAGE_PROGRESS_AFTER``: seconds a catch-up or replay runs before it shows
+    progress (default 1; 0: from the start)."""
+    after = _env(environ).get("MLINEAGE_PROGRESS_AFTER", "1")
+    try:
+        return max(0.0, float(after))
+    except ValueError:
+        raise ConfigurationError(
+            f"MLINEAGE_PROGRESS_AFTER={after!r} is not a number of seconds"
+        ) from None
 
 
 def sqlite_url(path: Path) -> str:
@@ -64,18 +102,13 @@ class Settings:
                 "MLINEAGE_LOG must be sqlite:///path/events.sqlite or kafka://host:port, "
                 f"got {url!r}"
             )
-        kafka = {
-            key.removeprefix("MLINEAGE_KAFKA_").lower(): value
-            for key, value in env.items()
-            if key.startswith("MLINEAGE_KAFKA_")
-        }
         return cls(
             home=home_path,
             log_url=url,
             db_path=db,
             account_id=account,
             region=reg,
-            kafka_options=kafka,
+            kafka_options=kafka_options(env),
             spool_dir=Path(env.get("MLINEAGE_SPOOL_DIR") or home_path / "spool"),
         )
 

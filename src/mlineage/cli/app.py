@@ -3,7 +3,6 @@ settings, progress on stderr, catching up with the log, opening the projection t
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -18,7 +17,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from mlineage import __version__
 from mlineage.cli.render import err, out
 from mlineage.errors import (
-    ConfigurationError,
     MlineageError,
     ProjectionBusyError,
     ProjectionError,
@@ -28,7 +26,7 @@ from mlineage.projection.service import (
     AccessLock,
 )
 from mlineage.query.store import INTERRUPTS, LineageStore
-from mlineage.settings import Settings
+from mlineage.settings import Settings, progress_after
 
 
 class Ctx:
@@ -94,14 +92,7 @@ class Reporter:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        # MLINEAGE_PROGRESS_AFTER: seconds before progress shows (0: from the start)
-        after = os.environ.get("MLINEAGE_PROGRESS_AFTER", "1")
-        try:
-            self.show_after = max(0.0, float(after))
-        except ValueError:
-            raise ConfigurationError(
-                f"MLINEAGE_PROGRESS_AFTER={after!r} is not a number of seconds"
-            ) from None
+        self.show_after = progress_after()
         self._stages: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._done = threading.Event()

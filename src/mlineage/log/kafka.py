@@ -57,6 +57,7 @@ from mlineage.log.base import (
     next_positions,
     register,
 )
+from mlineage.settings import instance_id, kafka_options
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,6 @@ class KafkaConfig:
 
     @classmethod
     def parse(cls, url: str, environ: Mapping[str, str] | None = None) -> KafkaConfig:
-        env = os.environ if environ is None else environ
         parts = urlsplit(url)
         if parts.scheme != "kafka" or not parts.netloc:
             raise ConfigurationError(
@@ -105,11 +105,7 @@ class KafkaConfig:
                 raise ConfigurationError(
                     f"Kafka address {host!r} in {url!r} needs a port, e.g. kafka://localhost:9092"
                 )
-        options = {
-            k.removeprefix("MLINEAGE_KAFKA_").lower(): v
-            for k, v in env.items()
-            if k.startswith("MLINEAGE_KAFKA_")
-        }
+        options = kafka_options(environ)
         options.update(dict(parse_qsl(parts.query)))
         client: dict[str, Any] = {}
         for key, value in options.items():
@@ -129,7 +125,10 @@ class KafkaConfig:
                 f"MLINEAGE_KAFKA_PARTITIONS / _REPLICATION_FACTOR: {exc}"
             ) from None
         if partitions < 1 or replication < 1:
-            raise ConfigurationError("Kafka partitions and replication factor must be >= 1")
+            raise ConfigurationError(
+                "MLINEAGE_KAFKA_PARTITIONS and MLINEAGE_KAFKA_REPLICATION_FACTOR must be >= 1, "
+                f"got {partitions} and {replication}"
+            )
         namespace = options.get("namespace", "")
         return cls(bootstrap, namespace, partitions, replication, client)
 
@@ -477,7 +476,7 @@ os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def _default_instance() -> str:
-    return os.environ.get("MLINEAGE_INSTANCE_ID") or os.uname().nodename
+    return instance_id() or os.uname().nodename
 
 
 _RETRIABLE_COORDINATOR = (

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from mlineage import failpoints
+from mlineage import failpoints, settings
 from mlineage.arns import LINEAGE_GROUP_NAME
 from mlineage.errors import ProjectionBusyError, ProjectionError
 from mlineage.projection import schema
@@ -235,7 +234,7 @@ class DuckDBStore:
             # checkpointed (rewriting row groups), ~4x the cost of the commit itself. The WAL
             # is checkpointed at this size, on close, and before each snapshot instead.
             self.con.execute("SET checkpoint_threshold = '1GB'")
-            limit = os.environ.get("MLINEAGE_DUCKDB_MEMORY") or MEMORY_LIMIT
+            limit = settings.duckdb_memory() or MEMORY_LIMIT
             try:
                 self.con.execute("SET memory_limit = ?", [limit])
             except duckdb.Error as exc:
