@@ -18,7 +18,6 @@ the back once more (the pending count stays the same; the topic keeps every atte
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -36,8 +35,8 @@ from mlineage.log.base import (
     TOPIC_JOBS,
     EventLog,
     OutRecord,
-    Record,
 )
+from mlineage.log.dead_letters import DeadLetter, with_error
 from mlineage.log.spool import spooled_counts
 from mlineage.projection.service import CONSUMER as PROJECTOR
 from mlineage.projection.service import PROJECTED_TOPICS, reading
@@ -158,55 +157,6 @@ def status(log: EventLog, settings: Settings) -> Status:
     )
 
 
-@dataclass
-class DeadLetter:
-    """A record on the DLQ topic, with what its headers say."""
-
-    record: Record
-    error: str
-    original_topic: str
-    original_partition: int | None
-    original_offset: int | None
-
-    @property
-    def summary(self) -> str:
-        """``event_type event_id`` when the value is JSON that names them."""
-        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, TypeError):
-            value = json.loads(self.record.value)
-            return f"{value.get('event_type', '?')} {value.get('event_id', '?')}"
-        return f"{len(self.record.value)} bytes, not JSON"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "offset": self.record.offset,
-            "partition": self.record.partition,
-            "error": self.error,
-            "original_topic": self.original_topic,
-            "original_partition": self.original_partition,
-            "original_offset": self.original_offset,
-            "event": self.summary,
-        }
-
-
-def _dead_letter(record: Record) -> DeadLetter:
-    def header(name: str) -> str:
-        raw = record.header(name)
-        return raw.decode("utf-8", "replace") if raw is not None else ""
-
-    def number(name: str) -> int | None:
-        with contextlib.suppress(ValueError):
-            return int(header(name))
-        return None
-
-    return DeadLetter(
-        record,
-        header("mlineage.error"),
-        header("mlineage.original.topic"),
-        number("mlineage.original.partition"),
-        number("mlineage.original.offset"),
-    )
-
-
 def dead_letters(
     log: EventLog, *, pending_only: bool = True, limit: int | None = None
 ) -> list[DeadLetter]:
@@ -219,7 +169,7 @@ def dead_letters(
             got = log.read(TOPIC_DLQ, partition, offset, 1000)
             if not got:
                 break
-            out.extend(_dead_letter(r) for r in got)
+            out.extend(DeadLetter.of(r) for r in got)
             offset = got[-1].offset + 1
     return out[:limit] if limit is not None else out
 
@@ -272,7 +222,7 @@ def discard(
                 break
             produce: list[OutRecord] = []
             for record in records:
-                letter = _dead_letter(record)
+                letter = DeadLetter.of(record)
                 if which is None or (partition, record.offset) in which:
                     result.discarded.append(letter)
                 else:
@@ -338,7 +288,7 @@ def redrive(log: EventLog, *, dry_run: bool = False) -> RedriveResult:
             for record, decoded in zip(
                 records, decode_many([r.value for r in records]), strict=True
             ):
-                letter = _dead_letter(record)
+                letter = DeadLetter.of(record)
                 topic = letter.original_topic
                 problem = ""
                 if isinstance(decoded, Rejected):
@@ -349,15 +299,7 @@ def redrive(log: EventLog, *, dry_run: bool = False) -> RedriveResult:
                     problem = f"{decoded.event_type} does not belong on {topic}"
                 if problem:
                     result.still_bad.append((letter, problem))
-                    headers = tuple((k, v) for k, v in record.headers if k != "mlineage.error")
-                    produce.append(
-                        OutRecord(
-                            TOPIC_DLQ,
-                            record.key,
-                            record.value,
-                            (("mlineage.error", problem.encode()), *headers),
-                        )
-                    )
+                    produce.append(with_error(record, problem))
                 else:
                     result.redriven.append(letter)
                     produce.append(OutRecord(topic, record.key, record.value))

@@ -14,7 +14,6 @@ from mlineage.errors import EventLogError
 from mlineage.events.codec import Rejected, decode_many, dumps
 from mlineage.events.models import SOURCE_EVENT_TYPES
 from mlineage.log.base import (
-    TOPIC_DLQ,
     TOPIC_ENTITIES,
     TOPIC_JOBS,
     Consumer,
@@ -22,6 +21,7 @@ from mlineage.log.base import (
     OutRecord,
     Record,
 )
+from mlineage.log.dead_letters import dead_letter
 from mlineage.log.limits import RunLimits
 from mlineage.log.outage import Outage
 from mlineage.tracker.derive import derive_records
@@ -34,20 +34,6 @@ class TrackerStats:
     consumed: int = 0
     derived: int = 0
     dead_lettered: int = 0
-
-
-def dead_letter(record: Record, error: str) -> OutRecord:
-    return OutRecord(
-        TOPIC_DLQ,
-        record.key,
-        record.value,
-        (
-            ("mlineage.error", error.encode("utf-8")),
-            ("mlineage.original.topic", record.topic.encode()),
-            ("mlineage.original.partition", str(record.partition).encode()),
-            ("mlineage.original.offset", str(record.offset).encode()),
-        ),
-    )
 
 
 def transform(records: list[Record]) -> tuple[list[OutRecord], int]:
