@@ -64,7 +64,7 @@ def _limit(reason: str | None) -> str | None:
     return None if reason is None else reason[:1024]
 
 
-def _plain(value: Any) -> Any:
+def _as_json_value(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", exclude_none=True)
     return value
@@ -367,7 +367,7 @@ class Recorder:
         return valid
 
     def _emit(self, event_type: str, payload: Mapping[str, Any]) -> Any:
-        clean = {k: _plain(v) for k, v in payload.items() if v is not None}
+        clean = {k: _as_json_value(v) for k, v in payload.items() if v is not None}
         return self.publish(self.build(event_type, clean))
 
     # -- source events -------------------------------------------------------------------------
@@ -482,7 +482,7 @@ class Recorder:
         """Create an entity or set some of its fields: ``{"kind": "artifact", ...}``. Returns
         its ARN (an association's key, ``"SOURCE_ARN DESTINATION_ARN"``; a share's,
         ``"OWNER GRANTEE"``); :meth:`publish` of :meth:`build` returns the event itself."""
-        event: EntityUpserted = self._emit("EntityUpserted", {"entity": _plain(entity)})
+        event: EntityUpserted = self._emit("EntityUpserted", {"entity": _as_json_value(entity)})
         return entity_key(event.payload.entity, event.account_id, event.region)
 
     def delete(self, kind: str, **key: Any) -> EntityDeleted:

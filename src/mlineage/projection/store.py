@@ -48,6 +48,7 @@ import pyarrow as pa
 from mlineage import failpoints, settings
 from mlineage.arns import LINEAGE_GROUP_NAME
 from mlineage.errors import ProjectionBusyError, ProjectionError
+from mlineage.log.base import Positions
 from mlineage.projection import schema
 from mlineage.projection.project import (
     DEAD_COLUMNS,
@@ -56,8 +57,6 @@ from mlineage.projection.project import (
     MARK_COLUMNS,
     Changes,
 )
-
-Positions = dict[tuple[str, int], int]
 
 MEMORY_LIMIT = "512MB"
 """DuckDB's memory limit in a process that writes the projection (``MLINEAGE_DUCKDB_MEMORY``
