@@ -19,7 +19,7 @@ the back once more (the pending count stays the same; the topic keeps every atte
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from mlineage.log.base import (
     TOPIC_JOBS,
     EventLog,
     OutRecord,
+    Record,
 )
 from mlineage.log.dead_letters import DeadLetter, with_error
 from mlineage.log.spool import spooled_counts
@@ -195,6 +196,23 @@ class DiscardResult:
     kept: list[DeadLetter] = field(default_factory=list)
 
 
+def _pending_chunks(log: EventLog) -> Iterator[tuple[int, list[Record], int]]:
+    """The pending dead letters a chunk at a time: (partition, records, the redrive position
+    after them). Only those before the end the walk began at: what a redrive or a discard
+    appends to the DLQ meanwhile lies beyond."""
+    start = log.committed(REDRIVE_GROUP, TOPIC_DLQ)
+    ends = log.end_offsets(TOPIC_DLQ)
+    for partition in log.partitions(TOPIC_DLQ):
+        offset = start.get(partition, 0)
+        end = ends.get(partition, 0)
+        while offset < end:
+            records = [r for r in log.read(TOPIC_DLQ, partition, offset, 1000) if r.offset < end]
+            if not records:
+                break
+            offset = records[-1].offset + 1
+            yield partition, records, offset
+
+
 def discard(
     log: EventLog, which: Collection[tuple[int, int]] | None = None, *, dry_run: bool = False
 ) -> DiscardResult:
@@ -211,28 +229,19 @@ def discard(
             places = ", ".join(f"{TOPIC_DLQ}[{p}]@{o}" for p, o in missing)
             raise ValueError(f"not a pending dead letter: {places} (see `mlineage dlq list`)")
     result = DiscardResult()
-    start = log.committed(REDRIVE_GROUP, TOPIC_DLQ)
-    ends = log.end_offsets(TOPIC_DLQ)
-    for partition in log.partitions(TOPIC_DLQ):
-        offset = start.get(partition, 0)
-        end = ends.get(partition, 0)
-        while offset < end:
-            records = [r for r in log.read(TOPIC_DLQ, partition, offset, 1000) if r.offset < end]
-            if not records:
-                break
-            produce: list[OutRecord] = []
-            for record in records:
-                letter = DeadLetter.of(record)
-                if which is None or (partition, record.offset) in which:
-                    result.discarded.append(letter)
-                else:
-                    result.kept.append(letter)
-                    produce.append(
-                        OutRecord(TOPIC_DLQ, record.key, record.value, tuple(record.headers))
-                    )
-            offset = records[-1].offset + 1
-            if not dry_run:
-                log.transact(REDRIVE_GROUP, {(TOPIC_DLQ, partition): offset}, produce)
+    for partition, records, offset in _pending_chunks(log):
+        produce: list[OutRecord] = []
+        for record in records:
+            letter = DeadLetter.of(record)
+            if which is None or (partition, record.offset) in which:
+                result.discarded.append(letter)
+            else:
+                result.kept.append(letter)
+                produce.append(
+                    OutRecord(TOPIC_DLQ, record.key, record.value, tuple(record.headers))
+                )
+        if not dry_run:
+            log.transact(REDRIVE_GROUP, {(TOPIC_DLQ, partition): offset}, produce)
     return result
 
 
@@ -275,35 +284,24 @@ class RedriveResult:
 def redrive(log: EventLog, *, dry_run: bool = False) -> RedriveResult:
     """Re-publish the dead letters that validate now (see the module's docstring)."""
     result = RedriveResult()
-    start = log.committed(REDRIVE_GROUP, TOPIC_DLQ)
-    ends = log.end_offsets(TOPIC_DLQ)  # what this redrive appends to the DLQ lies beyond
-    for partition in log.partitions(TOPIC_DLQ):
-        offset = start.get(partition, 0)
-        end = ends.get(partition, 0)
-        while offset < end:
-            records = [r for r in log.read(TOPIC_DLQ, partition, offset, 1000) if r.offset < end]
-            if not records:
-                break
-            produce: list[OutRecord] = []
-            for record, decoded in zip(
-                records, decode_many([r.value for r in records]), strict=True
-            ):
-                letter = DeadLetter.of(record)
-                topic = letter.original_topic
-                problem = ""
-                if isinstance(decoded, Rejected):
-                    problem = decoded.error
-                elif topic not in _ALLOWED:
-                    problem = f"unknown original topic {topic!r}"
-                elif decoded.event_type not in _ALLOWED[topic]:
-                    problem = f"{decoded.event_type} does not belong on {topic}"
-                if problem:
-                    result.still_bad.append((letter, problem))
-                    produce.append(with_error(record, problem))
-                else:
-                    result.redriven.append(letter)
-                    produce.append(OutRecord(topic, record.key, record.value))
-            offset = records[-1].offset + 1
-            if not dry_run:
-                log.transact(REDRIVE_GROUP, {(TOPIC_DLQ, partition): offset}, produce)
+    for partition, records, offset in _pending_chunks(log):
+        produce: list[OutRecord] = []
+        for record, decoded in zip(records, decode_many([r.value for r in records]), strict=True):
+            letter = DeadLetter.of(record)
+            topic = letter.original_topic
+            problem = ""
+            if isinstance(decoded, Rejected):
+                problem = decoded.error
+            elif topic not in _ALLOWED:
+                problem = f"unknown original topic {topic!r}"
+            elif decoded.event_type not in _ALLOWED[topic]:
+                problem = f"{decoded.event_type} does not belong on {topic}"
+            if problem:
+                result.still_bad.append((letter, problem))
+                produce.append(with_error(record, problem))
+            else:
+                result.redriven.append(letter)
+                produce.append(OutRecord(topic, record.key, record.value))
+        if not dry_run:
+            log.transact(REDRIVE_GROUP, {(TOPIC_DLQ, partition): offset}, produce)
     return result
