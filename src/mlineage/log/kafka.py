@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 import weakref
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -695,7 +696,47 @@ def _advanced(
     return out
 
 
-class KafkaGroupConsumer(Consumer):
+class _KafkaReader(Consumer):
+    """What both Kafka consumers share: polling, the positions after a batch, the lag and
+    closing. A subclass says which partitions it reads now (:meth:`_partitions`)."""
+
+    config: KafkaConfig
+    _consumer: KafkaConsumer
+    _reported: dict[KafkaPartition, int]
+
+    @abstractmethod
+    def _partitions(self) -> list[KafkaPartition]:
+        """The partitions this consumer reads now."""
+
+    def _before_poll(self) -> None:
+        """Called before each poll (the assigned consumer checks for new partitions)."""
+
+    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+        self._before_poll()
+        with _answering(self.config):
+            got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
+
+    def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
+        return _positions_after(self._consumer, self.config, records, self._reported)
+
+    def _ends(self) -> dict[KafkaPartition, int]:
+        tps = self._partitions()
+        with _answering(self.config):
+            ends = self._consumer.end_offsets(tps) if tps else {}
+        return {tp: int(o) for tp, o in ends.items()}
+
+    def lag(self) -> int:
+        return sum(max(0, end - self._consumer.position(tp)) for tp, end in self._ends().items())
+
+    def _close_consumer(self) -> None:
+        try:
+            self._consumer.close()
+        except Exception as exc:
+            log.debug("closing: %r", exc)
+
+
+class KafkaGroupConsumer(_KafkaReader):
     """A member of a consumer group whose commits go through its own transactional
     producer (``<group>-<instance>``), with the group's metadata for fencing."""
 
@@ -729,15 +770,10 @@ class KafkaGroupConsumer(Consumer):
         except BaseException:
             self._consumer.close()
             raise
-        self._reported: dict[KafkaPartition, int] = {}
+        self._reported = {}
 
-    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
-        with _answering(self.config):
-            got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
-
-    def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
-        return _positions_after(self._consumer, self.config, records, self._reported)
+    def _partitions(self) -> list[KafkaPartition]:
+        return list(self._consumer.assignment())
 
     def advanced(self) -> dict[TopicPartition, int]:
         def committed(tp: KafkaPartition) -> int:
@@ -748,15 +784,6 @@ class KafkaGroupConsumer(Consumer):
 
     def assignment(self) -> set[TopicPartition]:
         return {(self.config.logical(tp.topic), tp.partition) for tp in self._consumer.assignment()}
-
-    def _ends(self) -> dict[KafkaPartition, int]:
-        tps = list(self._consumer.assignment())
-        with _answering(self.config):
-            ends = self._consumer.end_offsets(tps) if tps else {}
-        return {tp: int(o) for tp, o in ends.items()}
-
-    def lag(self) -> int:
-        return sum(max(0, end - self._consumer.position(tp)) for tp, end in self._ends().items())
 
     def at_end(self) -> bool:
         ends = self._ends()
@@ -791,13 +818,10 @@ class KafkaGroupConsumer(Consumer):
 
     def close(self) -> None:
         self._txn.close()
-        try:
-            self._consumer.close()
-        except Exception as exc:
-            log.debug("closing: %r", exc)
+        self._close_consumer()
 
 
-class KafkaAssignedConsumer(Consumer):
+class KafkaAssignedConsumer(_KafkaReader):
     """Reads every partition of ``topics`` by manual assignment from positions the caller
     keeps (the projector's, in DuckDB). It seeks to them on start, when new partitions
     appear (checked every few seconds: the single-owner form of a rebalance) and on
@@ -821,7 +845,7 @@ class KafkaAssignedConsumer(Consumer):
         )
         self._assigned: set[KafkaPartition] = set()
         self._refreshed = 0.0
-        self._reported: dict[KafkaPartition, int] = {}
+        self._reported = {}
 
     def _refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._refreshed < self.REFRESH_S:
@@ -845,27 +869,15 @@ class KafkaAssignedConsumer(Consumer):
             self._consumer.seek(tp, start.get(key, 0))
             self._reported[tp] = start.get(key, 0)
 
-    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+    def _before_poll(self) -> None:
         self._refresh()
-        with _answering(self.config):
-            got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        return [_to_record(self.config, r) for tp in sorted(got) for r in got[tp]]
 
-    def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
-        return _positions_after(self._consumer, self.config, records, self._reported)
+    def _partitions(self) -> list[KafkaPartition]:
+        self._refresh()
+        return sorted(self._assigned)
 
     def advanced(self) -> dict[TopicPartition, int]:
         return _advanced(self._consumer, self.config, self._reported, lambda tp: 0)
-
-    def _ends(self) -> dict[KafkaPartition, int]:
-        self._refresh()
-        tps = sorted(self._assigned)
-        with _answering(self.config):
-            ends = self._consumer.end_offsets(tps) if tps else {}
-        return {tp: int(o) for tp, o in ends.items()}
-
-    def lag(self) -> int:
-        return sum(max(0, end - self._consumer.position(tp)) for tp, end in self._ends().items())
 
     def at_end(self) -> bool:
         return all(self._consumer.position(tp) >= e for tp, e in self._ends().items())
@@ -874,10 +886,7 @@ class KafkaAssignedConsumer(Consumer):
         self._refresh(force=True)
 
     def close(self) -> None:
-        try:
-            self._consumer.close()
-        except Exception as exc:
-            log.debug("closing: %r", exc)
+        self._close_consumer()
 
 
 register("kafka", KafkaEventLog)
