@@ -26,11 +26,14 @@ $(SDK_STAMP): tests/serve/sdk-requirements.txt
 	$(SDK_VENV)/bin/python -m pip install --quiet -r tests/serve/sdk-requirements.txt
 	touch $@
 
-test: $(STAMP) $(SDK_STAMP)  ## the whole test suite, plus lint, types and schema drift
+test: $(STAMP) $(SDK_STAMP)  ## the whole test suite, plus lint, types and schema drift, and coverage
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	rm -f .coverage .coverage.*
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine -q
+	@echo "coverage of src/mlineage (every process the suite started): $$($(BIN)/coverage report --format=total)%"
 
 test-fast: $(STAMP)  ## the quick loop (under a minute): unit, the contract suite on SQLite, golden files
 	$(BIN)/python -m pytest -q -m "not slow and not kafka and not containers" tests/unit tests/contract \
