@@ -162,7 +162,7 @@ class EventLog(ABC):
     """Append records, read them from a position, commit consumer positions atomically."""
 
     kind: ClassVar[str]
-    dense_offsets: ClassVar[bool] = True
+    dense_offsets: bool = True  # a class's default; a log in front of another may say its own
 
     @abstractmethod
     def append(self, records: Sequence[OutRecord]) -> None: ...

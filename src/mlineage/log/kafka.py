@@ -180,7 +180,7 @@ def _answering(config: KafkaConfig) -> Iterator[None]:
 
 class KafkaEventLog(EventLog):
     kind: ClassVar[str] = "kafka"
-    dense_offsets: ClassVar[bool] = False
+    dense_offsets = False
 
     def __init__(self, url: str, environ: Mapping[str, str] | None = None) -> None:
         self.url = url

@@ -205,7 +205,7 @@ class SpooledLog(EventLog):
     go straight to the target."""
 
     kind: ClassVar[str] = "spooled"
-    dense_offsets: ClassVar[bool] = False  # whatever the target's are: assume the weaker
+    dense_offsets = False  # the target's (given to __init__), else assume the weaker
     _live: ClassVar[weakref.WeakSet[SpooledLog]] = weakref.WeakSet()
 
     def __init__(
@@ -216,7 +216,9 @@ class SpooledLog(EventLog):
         describe: str = "the event log",
         target_url: str | None = None,
         reachable: Callable[[], bool] | None = None,
+        dense_offsets: bool = False,
     ) -> None:
+        self.dense_offsets = dense_offsets
         self._open_target = open_target
         # a cheap check before each attempt: opening clients against a log that is down can
         # cost half a minute and leak their threads (kafka-python's), attempt after attempt
