@@ -33,6 +33,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import ClassVar
 
 from mlineage.errors import ConfigurationError, EventLogError
@@ -222,18 +223,22 @@ def register(scheme: str, factory: Callable[[str], EventLog]) -> None:
     _REGISTRY[scheme] = factory
 
 
+LOG_ENTRY_POINTS = "mlineage.event_logs"
+"""The entry-point group naming, per URL scheme, the module of an EventLog implementation
+(pyproject.toml); the module registers its scheme with :func:`register` when imported, so
+an implementation (kafka-python with it) is imported only when a URL asks for it."""
+
+
 def open_log(url: str) -> EventLog:
     """Open the event log a URL names (``sqlite:///path`` or ``kafka://host:port``)."""
     scheme = url.split("://", 1)[0]
     if scheme not in _REGISTRY:
-        # implementations register themselves on import
-        import mlineage.log.sqlite  # noqa: PLC0415 - avoids an import cycle
-
-    if scheme == "kafka" and scheme not in _REGISTRY:
-        import mlineage.log.kafka  # noqa: F401, PLC0415 - kafka-python only when asked for
+        for entry in entry_points(group=LOG_ENTRY_POINTS, name=scheme):
+            entry.load()
     factory = _REGISTRY.get(scheme)
     if factory is None:
-        known = ", ".join(f"{s}://" for s in sorted(_REGISTRY))
+        schemes = set(_REGISTRY) | {e.name for e in entry_points(group=LOG_ENTRY_POINTS)}
+        known = ", ".join(f"{s}://" for s in sorted(schemes))
         raise ConfigurationError(f"no event log for {url!r}: this mlineage supports {known}")
     return factory(url)
 
