@@ -16,15 +16,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlineage import __version__
 from mlineage.cli.render import err, out
-from mlineage.errors import (
-    MlineageError,
-    ProjectionBusyError,
-    ProjectionError,
-)
+from mlineage.errors import MlineageError, ProjectionBusyError, ProjectionError
 from mlineage.pipeline import SyncStats, sync
-from mlineage.projection.service import (
-    AccessLock,
-)
+from mlineage.projection.service import AccessLock
 from mlineage.query.store import INTERRUPTS, LineageStore
 from mlineage.settings import Settings, progress_after
 

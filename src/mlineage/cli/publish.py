@@ -17,9 +17,7 @@ from mlineage import __version__
 from mlineage import demo as wf
 from mlineage.cli.app import Ctx, catch_up, catch_up_after_write, cli, open_store, pass_ctx
 from mlineage.cli.render import err, lineage_trees, out, print_rows
-from mlineage.errors import (
-    EventValidationError,
-)
+from mlineage.errors import EventValidationError
 from mlineage.events.codec import validate_record
 from mlineage.recorder import Recorder, complete, route
 from mlineage.settings import Settings

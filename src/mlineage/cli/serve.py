@@ -10,10 +10,7 @@ from mlineage.cli.app import Ctx, cli, pass_ctx, print_note
 from mlineage.cli.render import err, out
 from mlineage.cli.services import service_logging
 from mlineage.events.schemas import export
-from mlineage.projection.service import (
-    AccessLock,
-    WriterLock,
-)
+from mlineage.projection.service import AccessLock, WriterLock
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

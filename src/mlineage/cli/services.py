@@ -13,13 +13,7 @@ import click
 from mlineage.cli.app import Ctx, Reporter, catch_up, cli, pass_ctx, print_note, require_published
 from mlineage.cli.render import err, out
 from mlineage.log.base import open_log
-from mlineage.projection.service import (
-    AccessLock,
-    ProjectorService,
-    WriterLock,
-    reading,
-    replay,
-)
+from mlineage.projection.service import AccessLock, ProjectorService, WriterLock, reading, replay
 from mlineage.projection.store import DuckDBStore, snapshot_path
 from mlineage.settings import Settings
 from mlineage.tracker.service import TrackerService
