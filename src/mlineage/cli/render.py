@@ -20,11 +20,7 @@ from mlineage.query.store import VertexLabel
 
 # piped output is not cut at 80 columns: scripts and logs get whole lines
 _WIDTH = None if sys.stdout.isatty() else 100_000
-
-
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-
-
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
