@@ -295,27 +295,20 @@ def test_bad_requests_are_validation_exceptions(sm: Any, unique: Unique) -> None
             StartArns=["arn:aws:sagemaker:us-east-1:111111111111:artifact/x"], MaxDepth=11
         )
     assert code(exc) == "ValidationException"
+    # SageMaker's API model limits Properties to 30 members of at most 2,500 characters, and
+    # AWS answers those checks with a ValidationException (the request's shape is checked
+    # before any event exists)
     too_many = {f"k{i}": "v" for i in range(31)}
-    with pytest.raises(ClientError) as exc:
-        sm.create_context(
-            ContextName=unique("ctx"),
-            ContextType="T",
-            Source={"SourceUri": "s3://x"},
-            Properties=too_many,
-        )
-    # SageMaker's API model limits Properties to 30 members, and AWS answers that check
-    # with a ValidationException (the request's shape is checked before any event exists)
-    assert code(exc) == "ValidationException", str(exc.value)
-    assert "less than or equal to 30" in str(exc.value)
-    for long in ({"k": "v" * 2501}, {"k" * 2501: "v"}):
+    for props in (too_many, {"k": "v" * 2501}, {"k" * 2501: "v"}):
         with pytest.raises(ClientError) as exc:
             sm.create_context(
                 ContextName=unique("ctx"),
                 ContextType="T",
                 Source={"SourceUri": "s3://x"},
-                Properties=long,
+                Properties=props,
             )
-        assert code(exc) == "ValidationException", long.keys()
+        assert code(exc) == "ValidationException", str(exc.value)
+        assert "failed to satisfy constraint" in str(exc.value)
 
 
 def test_an_unknown_operation_is_refused_as_aws_refuses_it(server: Server) -> None:
