@@ -34,9 +34,15 @@ def time_of(version: str) -> str:
     return f"CAST(make_timestamp(CAST({version} >> 64 AS BIGINT)) AS TIMESTAMPTZ)"
 
 
+def is_live(modified: str, deleted: str) -> str:
+    """SQL: an entity whose newest upsert is ``modified`` and newest delete ``deleted``
+    (versions, either NULL) is live: the one definition of liveness."""
+    return f"(coalesce({modified}, {NO_VERSION}) > coalesce({deleted}, {NO_VERSION}))"
+
+
 def live(state: str) -> str:
     """SQL: the entity of ``state`` (a row of ``entity_state``) is live."""
-    return f"coalesce({state}.modified_v, {NO_VERSION}) > coalesce({state}.deleted_v, {NO_VERSION})"
+    return is_live(f"{state}.modified_v", f"{state}.deleted_v")
 
 
 @dataclass(frozen=True)

@@ -477,9 +477,9 @@ class DuckDBStore:
             # can the visibility of edges at this entity change? (it is new, a delete
             # arrived, or it came back to life); a mere update to a live entity cannot
             "s.entity_key IS NULL OR greatest(s.deleted_v, t.del_max) IS DISTINCT FROM "
-            f"s.deleted_v OR (coalesce(greatest(s.modified_v, t.up_max), {no_v}) > "
-            f"coalesce(greatest(s.deleted_v, t.del_max), {no_v})) <> (coalesce(s.modified_v, "
-            f"{no_v}) > coalesce(s.deleted_v, {no_v})) AS ends_changed, "
+            "s.deleted_v OR "
+            + schema.is_live("greatest(s.modified_v, t.up_max)", "greatest(s.deleted_v, t.del_max)")
+            + f" <> {schema.live('s')} AS ends_changed, "
             "s.rid, s.vid AS old_vid FROM touched t LEFT JOIN (SELECT rowid AS rid, * FROM "
             f"entity_state WHERE {keys.match('entity_key')}) s ON s.entity_key = t.entity_key"
         )
