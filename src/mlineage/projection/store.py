@@ -174,8 +174,8 @@ EDGE_KEY = "source_arn || ' ' || destination_arn"
 KEYED_LIMIT = 1000
 """Keys up to which a batch finds its stored rows by literal IN-lists (a filter of
 constants, which DuckDB pushes into the scan), above which it joins with the tables.
-ART indexes on those keys were tried and dropped: at 20,000 jobs they made the file 1.7x
-larger and replay 1.6x slower, and small batches no faster."""
+ART indexes on those keys were tried and dropped: at 20,000 jobs the file was 227 MiB with
+them and 80 without, replay 11,100 against 19,100 events/s, and small batches no faster."""
 
 
 def _literal(value: str | int) -> str:
