@@ -167,6 +167,32 @@ def derived_event_id(source_event_id: str, rule: str, entity_key: str) -> str:
     return str(uuid.uuid5(MLINEAGE_NAMESPACE, f"{source_event_id}|{rule}|{entity_key}"))
 
 
+def openlineage_event_id(account: str, region: str, canonical_event: str) -> str:
+    """The event id of an OpenLineage event received for ``account``: from its content, so a
+    client's retry (or a backfill of the same file) is the same event and applies once."""
+    return str(uuid.uuid5(MLINEAGE_NAMESPACE, f"openlineage|{account}|{region}|{canonical_event}"))
+
+
+def _slug(text: str, limit: int) -> str:
+    """Letters and digits of ``text`` joined by single dashes, at most ``limit`` long."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:limit].strip("-")
+    return slug or "x"
+
+
+def openlineage_run_name(namespace: str, job: str, run_id: str) -> str:
+    """The trial component of an OpenLineage run: readable (the job's namespace and name) and
+    unique (the run id, and a hash of all three, as a run id is only unique in practice),
+    within SageMaker's 120 characters and name pattern."""
+    digest = hashlib.md5(f"{namespace}|{job}|{run_id}".encode(), usedforsecurity=False)
+    return f"{_slug(namespace, 24)}-{_slug(job, 50)}-{run_id.lower()}-{digest.hexdigest()[:6]}"
+
+
+def openlineage_job_context_name(namespace: str, job: str) -> str:
+    """The context of an OpenLineage job (namespace and name, and a hash of both)."""
+    digest = hashlib.md5(f"{namespace}|{job}".encode(), usedforsecurity=False)
+    return f"{_slug(namespace, 30)}-{_slug(job, 70)}-{digest.hexdigest()[:12]}"
+
+
 def association_key(source_arn: str, destination_arn: str) -> str:
     """Key of an association row: ARNs never contain spaces."""
     return f"{source_arn} {destination_arn}"

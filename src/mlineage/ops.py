@@ -28,25 +28,23 @@ import duckdb
 
 from mlineage.errors import ProjectionError
 from mlineage.events.codec import Rejected, decode_many
-from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
 from mlineage.log.base import (
     TOPIC_DLQ,
-    TOPIC_ENTITIES,
-    TOPIC_JOBS,
     EventLog,
     OutRecord,
     Record,
 )
 from mlineage.log.dead_letters import DeadLetter, with_error
 from mlineage.log.spool import spooled_counts
+from mlineage.projection.service import ALLOWED as _ALLOWED
 from mlineage.projection.service import CONSUMER as PROJECTOR
 from mlineage.projection.service import PROJECTED_TOPICS, reading
 from mlineage.projection.store import snapshot_path
 from mlineage.settings import Settings
 from mlineage.tracker.service import GROUP as TRACKER
+from mlineage.tracker.service import SOURCES as TRACKED
 
 REDRIVE_GROUP = "mlineage-dlq-redrive"
-_ALLOWED = {TOPIC_JOBS: SOURCE_EVENT_TYPES, TOPIC_ENTITIES: ENTITY_EVENT_TYPES}
 
 
 @dataclass
@@ -129,8 +127,8 @@ def status(log: EventLog, settings: Settings) -> Status:
                 c.lag += max(0, end - at)
         return c
 
-    tracker = {(TOPIC_JOBS, p): o for p, o in log.committed(TRACKER, TOPIC_JOBS).items()}
-    consumers = [consumer(TRACKER, f"group in {log.kind} log", tracker, (TOPIC_JOBS,))]
+    tracker = {(t, p): o for t in TRACKED for p, o in log.committed(TRACKER, t).items()}
+    consumers = [consumer(TRACKER, f"group in {log.kind} log", tracker, tuple(TRACKED))]
     positions, dead_table, where = _read_projection(settings.db_path)
     consumers.append(
         consumer(

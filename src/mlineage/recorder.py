@@ -37,9 +37,18 @@ from mlineage.events.models import (
     JobStatusChangedPayload,
     MetricPoint,
     ModelPackageCreated,
+    OpenLineageEventReceived,
     canonical_time,
 )
-from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, OutRecord, open_log
+from mlineage.events.openlineage import DatasetEvent, RunEvent
+from mlineage.log.base import (
+    TOPIC_ENTITIES,
+    TOPIC_JOBS,
+    TOPIC_OPENLINEAGE,
+    EventLog,
+    OutRecord,
+    open_log,
+)
 from mlineage.log.spool import SpooledLog, tcp_reachable
 from mlineage.settings import Settings
 
@@ -87,12 +96,24 @@ def complete(
 
 def route(event: AnyEvent) -> OutRecord:
     """The topic and key of an event: source events on the jobs topic keyed by the job or
-    resource ARN, entity events on the entities topic keyed by the entity key."""
+    resource ARN, OpenLineage events on theirs keyed as the OpenLineage client's Kafka
+    transport keys them (``run:``/``job:`` namespace/name of the job, ``dataset:`` ...), entity
+    events on the entities topic keyed by the entity key."""
+    if isinstance(event, OpenLineageEventReceived):
+        return OutRecord(TOPIC_OPENLINEAGE, openlineage_key(event).encode(), encode(event))
     if event.event_type in SOURCE_EVENT_TYPES:
         return OutRecord(TOPIC_JOBS, _source_key(event).encode(), encode(event))
     entity = event.payload.entity if isinstance(event, EntityUpserted) else event.payload
     key = entity_key(entity, event.account_id, event.region)
     return OutRecord(TOPIC_ENTITIES, key.encode(), encode(event))
+
+
+def openlineage_key(event: OpenLineageEventReceived) -> str:
+    ol = event.payload.event
+    if isinstance(ol, DatasetEvent):
+        return f"dataset:{ol.dataset.namespace}/{ol.dataset.name}"
+    prefix = "run" if isinstance(ol, RunEvent) else "job"
+    return f"{prefix}:{ol.job.namespace}/{ol.job.name}"
 
 
 def _source_key(event: AnyEvent) -> str:

@@ -10,6 +10,7 @@ record at ``from_version + 1``. Only v1 exists today, so the registry is empty.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
@@ -20,8 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mlineage import arns
 from mlineage.errors import EventValidationError
-from mlineage.events import models
+from mlineage.events import models, openlineage
 from mlineage.events.models import (
     EVENT_ADAPTER,
     EVENT_LIST_ADAPTER,
@@ -92,6 +94,7 @@ def format_errors(
             for i, part in enumerate(loc)
             if not (_is_kind_tag(part) and i > 0 and loc[i - 1] in ("entity", "payload"))
             and not (part in models.METRIC_TAGS and i > 1 and loc[i - 2] == "metrics")
+            and not (part in openlineage.KINDS and i > 0 and loc[i - 1] == "event")
         ]
         path = ".".join(kept) or "(event)"
         rule = err["msg"].removeprefix("Value error, ")
@@ -171,8 +174,44 @@ def upcast(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def wrap_openlineage(
+    event: Any, account_id: str, region: str, producer: str | None = None
+) -> dict[str, Any]:
+    """The ``OpenLineageEventReceived`` draft of a bare OpenLineage event received for an
+    account: its id from its content (:func:`mlineage.arns.openlineage_event_id`), its
+    ``occurred_at`` its ``eventTime`` (when that is a time; else validation says why)."""
+    try:
+        text = dumps(event)
+    except ValueError as exc:  # NaN or Infinity somewhere in it
+        raise EventValidationError(
+            f"OpenLineageEventReceived: field 'payload.event': {exc} (JSON has no NaN/Infinity)",
+            [("OpenLineageEventReceived", "payload.event", str(exc))],
+        ) from exc
+    occurred: Any = event.get("eventTime") if isinstance(event, dict) else None
+    with contextlib.suppress(TypeError, ValueError):  # else left as given: the model says
+        occurred = canonical_time(openlineage.parse_time(occurred))
+    out: dict[str, Any] = {
+        "event_type": "OpenLineageEventReceived",
+        "event_id": arns.openlineage_event_id(account_id, region, text),
+        "schema_version": SCHEMA_VERSION,
+        "occurred_at": occurred,
+        "account_id": account_id,
+        "region": region,
+        "payload": {"event": event},
+    }
+    if producer is not None:
+        out["producer"] = producer
+    return out
+
+
 def validate_record(record: Any) -> AnyEvent:
-    """Validate an already-parsed JSON object (after upcasting) into an event."""
+    """Validate an already-parsed JSON object (after upcasting) into an event. A bare
+    OpenLineage event (what the client's Kafka transport writes) is taken as an
+    ``OpenLineageEventReceived`` of :data:`~mlineage.events.openlineage.KAFKA_ACCOUNT_ID`."""
+    if openlineage.looks_like_openlineage(record):
+        record = wrap_openlineage(
+            record, openlineage.KAFKA_ACCOUNT_ID, openlineage.KAFKA_REGION, "openlineage-kafka"
+        )
     if not isinstance(record, dict):
         raise EventValidationError(
             "event: not a JSON object", [("event", "(event)", "must be a JSON object")]

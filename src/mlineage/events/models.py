@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic import Tag as Branch
 
 from mlineage import arns
+from mlineage.events.openlineage import OpenLineageEvent
 
 SCHEMA_VERSION = 1
 
@@ -624,6 +625,25 @@ class EndpointCreated(Envelope):
     payload: EndpointCreatedPayload
 
 
+class OpenLineageEventReceivedPayload(_Model):
+    event: OpenLineageEvent
+
+
+class OpenLineageEventReceived(Envelope):
+    """An OpenLineage event (a run, job or dataset event of spec 2.x) arrived, kept as it
+    came; the tracker derives a trial component, a job context and dataset artifacts from it
+    (docs/openlineage.md). Its ``occurred_at`` is the event's ``eventTime``."""
+
+    event_type: Literal["OpenLineageEventReceived"] = "OpenLineageEventReceived"
+    payload: OpenLineageEventReceivedPayload
+
+    @model_validator(mode="after")
+    def _at_event_time(self) -> OpenLineageEventReceived:
+        if self.occurred_at != self.payload.event.event_time:
+            raise ValueError("occurred_at must be the OpenLineage event's eventTime")
+        return self
+
+
 class EntityUpserted(Envelope):
     """An entity was created or some of its fields were set (only the fields it carries)."""
 
@@ -660,7 +680,9 @@ def _check_owned(entity: Any, account_id: str, region: str) -> None:
         raise ValueError("a lineage share must be published by its owner_account")
 
 
-SourceEvent = JobCreated | JobStatusChanged | ModelPackageCreated | EndpointCreated
+SourceEvent = (
+    JobCreated | JobStatusChanged | ModelPackageCreated | EndpointCreated | OpenLineageEventReceived
+)
 EntityEvent = EntityUpserted | EntityDeleted
 AnyEvent = SourceEvent | EntityEvent
 
@@ -669,6 +691,7 @@ Event = Annotated[
     | JobStatusChanged
     | ModelPackageCreated
     | EndpointCreated
+    | OpenLineageEventReceived
     | EntityUpserted
     | EntityDeleted,
     Field(discriminator="event_type"),
@@ -679,6 +702,7 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
     "JobStatusChanged": JobStatusChanged,
     "ModelPackageCreated": ModelPackageCreated,
     "EndpointCreated": EndpointCreated,
+    "OpenLineageEventReceived": OpenLineageEventReceived,
     "EntityUpserted": EntityUpserted,
     "EntityDeleted": EntityDeleted,
 }
@@ -686,6 +710,8 @@ SOURCE_EVENT_TYPES = frozenset(
     {"JobCreated", "JobStatusChanged", "ModelPackageCreated", "EndpointCreated"}
 )
 ENTITY_EVENT_TYPES = frozenset({"EntityUpserted", "EntityDeleted"})
+OPENLINEAGE_EVENT_TYPES = frozenset({"OpenLineageEventReceived"})
+"""Source events of their own topic (``mlineage.openlineage.v1``), not of the jobs topic."""
 
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 EVENT_LIST_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Event])

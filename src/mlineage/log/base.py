@@ -40,8 +40,11 @@ from mlineage.errors import ConfigurationError, EventLogError
 
 TOPIC_JOBS = "mlineage.jobs.v1"
 TOPIC_ENTITIES = "mlineage.entities.v1"
+TOPIC_OPENLINEAGE = "mlineage.openlineage.v1"
+"""OpenLineage events: mlineage's envelope, or bare as the OpenLineage client's Kafka
+transport writes them."""
 TOPIC_DLQ = "mlineage.dlq.v1"
-TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES, TOPIC_DLQ)
+TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES, TOPIC_OPENLINEAGE, TOPIC_DLQ)
 
 Headers = tuple[tuple[str, bytes], ...]
 TopicPartition = tuple[str, int]

@@ -8,7 +8,9 @@ upserted and deleted). The store merges facts and marks set-based with "greatest
 wins", which is what makes the projection independent of record order and of duplicates.
 
 Source events are projected too: ``JobCreated`` / ``JobStatusChanged`` become facts and
-marks of the ``job`` kind (the ``jobs`` table); every event goes into ``events``.
+marks of the ``job`` kind (the ``jobs`` table), ``OpenLineageEventReceived`` one row of the
+``openlineage_event`` kind each (the ``openlineage_events`` table, keyed by event id); every
+event goes into ``events``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mlineage.events.models import (
     EntityUpserted,
     JobCreated,
     JobStatusChanged,
+    OpenLineageEventReceived,
     canonical_time,
 )
 from mlineage.log.base import Record
@@ -231,6 +234,16 @@ def project(
         elif isinstance(event, JobCreated | JobStatusChanged):
             kind = "job"
             key = _job_facts(changes, event_id, event, version)
+            changes.mark(event_id, key, kind, event, "upsert", version)
+        elif isinstance(event, OpenLineageEventReceived):
+            kind, key = "openlineage_event", event_id
+            ol = event.payload.event
+            for name, value in (
+                ("event_kind", type(ol).__name__),
+                ("event_time", occurred),
+                ("event", ol.model_dump(mode="json", exclude_unset=True)),
+            ):
+                changes.fact(event_id, key, name, "", _dumps(value), False, version)
             changes.mark(event_id, key, kind, event, "upsert", version)
         events["event_id"].append(event_id)
         events["event_type"].append(event.event_type)

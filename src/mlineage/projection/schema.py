@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 NO_VERSION = "CAST(-85070591730234615865843651857942052864 AS HUGEINT)"
 """Below every merge version (a stand-in for none, so comparisons need no NULL handling)."""
@@ -190,6 +190,30 @@ TABLES: tuple[TableSpec, ...] = (
             _c("metadata", "JSON"),
         ),
         ("parameters", "metrics", "tags"),
+    ),
+    # one row per OpenLineage event received, as it came (``event``), with its main fields
+    TableSpec(
+        "openlineage_event",
+        "openlineage_events",
+        ("event_id",),
+        (
+            _c("event_kind"),
+            _c("event_type", field="event", path="$.eventType"),
+            _c("event_time", "TIMESTAMPTZ"),
+            _c("run_id", field="event", path="$.run.runId"),
+            _c("job_namespace", field="event", path="$.job.namespace"),
+            _c("job_name", field="event", path="$.job.name"),
+            _c("dataset_namespace", field="event", path="$.dataset.namespace"),
+            _c("dataset_name", field="event", path="$.dataset.name"),
+            _c("producer", field="event", path="$.producer"),
+            _c("schema_url", field="event", path="$.schemaURL"),
+            _c("run_facets", "JSON", "event", "$.run.facets"),
+            _c("job_facets", "JSON", "event", "$.job.facets"),
+            _c("inputs", "JSON", "event", "$.inputs"),
+            _c("outputs", "JSON", "event", "$.outputs"),
+            _c("event", "JSON"),
+        ),
+        (),
     ),
 )
 

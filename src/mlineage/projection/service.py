@@ -1,5 +1,6 @@
-"""The projector runner: reads both topics from the positions stored in DuckDB, projects a
-batch (pure), and writes rows + positions in one DuckDB transaction. Records that fail to
+"""The projector runner: reads the jobs, entities and OpenLineage topics from the positions
+stored in DuckDB, projects a batch (pure), and writes rows + positions in one DuckDB
+transaction. Records that fail to
 decode or validate go to ``dead_letters`` with the error and position; projection goes on."""
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ import duckdb
 from mlineage import failpoints
 from mlineage._gc import gc_paused
 from mlineage.errors import EventLogError, ProjectionBusyError, ProjectionError
-from mlineage.events.models import ENTITY_EVENT_TYPES, SOURCE_EVENT_TYPES
+from mlineage.events.models import (
+    ENTITY_EVENT_TYPES,
+    OPENLINEAGE_EVENT_TYPES,
+    SOURCE_EVENT_TYPES,
+)
 from mlineage.log.base import (
     TOPIC_ENTITIES,
     TOPIC_JOBS,
+    TOPIC_OPENLINEAGE,
     Consumer,
     EventLog,
     Record,
@@ -40,9 +46,13 @@ from mlineage.projection.project import project
 from mlineage.projection.store import Batch, DuckDBStore, held_elsewhere, snapshot_path
 
 CONSUMER = "mlineage-projector"
-PROJECTED_TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES)
+PROJECTED_TOPICS = (TOPIC_JOBS, TOPIC_ENTITIES, TOPIC_OPENLINEAGE)
 log = logging.getLogger("mlineage.projector")
-ALLOWED = {TOPIC_JOBS: SOURCE_EVENT_TYPES, TOPIC_ENTITIES: ENTITY_EVENT_TYPES}
+ALLOWED = {
+    TOPIC_JOBS: SOURCE_EVENT_TYPES,
+    TOPIC_ENTITIES: ENTITY_EVENT_TYPES,
+    TOPIC_OPENLINEAGE: OPENLINEAGE_EVENT_TYPES,
+}
 
 
 @dataclass

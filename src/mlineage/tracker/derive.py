@@ -27,7 +27,18 @@ from mlineage.events.models import (
     JobStatusChanged,
     MetadataProperties,
     ModelPackageCreated,
+    OpenLineageEventReceived,
     canonical_time,
+)
+from mlineage.events.openlineage import (
+    OBJECT_STORES,
+    Dataset,
+    DatasetEvent,
+    JobEvent,
+    RunEvent,
+    dataset_uri,
+    is_uuid,
+    parse_time,
 )
 
 RULESET = "mlineage-tracker/1"
@@ -143,6 +154,8 @@ def derive_records(event: AnyEvent) -> list[tuple[str, dict[str, Any]]]:
         _model_package_created(out, event)
     elif isinstance(event, EndpointCreated):
         _endpoint_created(out, event)
+    elif isinstance(event, OpenLineageEventReceived):
+        _openlineage(out, event)
     return out.records
 
 
@@ -328,6 +341,180 @@ def _endpoint_created(out: _Out, event: EndpointCreated) -> None:
         for arn in contributors:
             out.associate("endpoint.contributed", arn, deployment, "ContributedTo")
     out.associate("endpoint.deployed", deployment, endpoint, "AssociatedWith")
+
+
+# --- OpenLineage (docs/openlineage.md has the table) -------------------------------------------
+
+_OL_STATUS = {
+    "START": "InProgress",
+    "RUNNING": "InProgress",
+    "COMPLETE": "Completed",
+    "FAIL": "Failed",
+    "ABORT": "Stopped",
+}
+_OL_ENDS = frozenset({"COMPLETE", "FAIL", "ABORT"})
+_PARAMETER_MAX = 2500
+
+
+def _openlineage(out: _Out, event: OpenLineageEventReceived) -> None:
+    ol = event.payload.event
+    if isinstance(ol, DatasetEvent):
+        _ol_dataset(out, "openlineage.dataset", ol.dataset)
+        return
+    job_ctx = _ol_job(out, ol)
+    if isinstance(ol, JobEvent):
+        for d in ol.inputs or []:
+            arn = _ol_dataset(out, "openlineage.input", d, twin_to=True)
+            out.associate("openlineage.job_input", arn, job_ctx, "ContributedTo")
+        for o in ol.outputs or []:
+            arn = _ol_dataset(out, "openlineage.output", o, twin_to=False)
+            out.associate("openlineage.job_output", job_ctx, arn, "Produced")
+        return
+    tc_arn = _ol_run(out, event, ol)
+    out.associate("openlineage.run_job", tc_arn, job_ctx, "AssociatedWith")
+    for d in ol.inputs or []:
+        arn = _ol_dataset(out, "openlineage.input", d, twin_to=True)
+        out.associate("openlineage.contributed", arn, tc_arn, "ContributedTo")
+    for o in ol.outputs or []:
+        arn = _ol_dataset(out, "openlineage.output", o, twin_to=False)
+        out.associate("openlineage.produced", tc_arn, arn, "Produced")
+    parent = _ol_parent(ol)
+    if parent is not None:
+        ns, name, run_id = parent
+        parent_name = arns.openlineage_run_name(ns, name, run_id)
+        parent_arn = out.named(
+            "openlineage.parent", "trial_component", parent_name, {"display_name": name[:120]}
+        )
+        out.associate("openlineage.parent", tc_arn, parent_arn, "AssociatedWith")
+
+
+def _ol_parent(ol: RunEvent) -> tuple[str, str, str] | None:
+    """The parent run facet's job namespace, name and run id, when it names another run."""
+    parent = _facet(ol.run.facets, "parent")
+    p_run, p_job = parent.get("run"), parent.get("job")
+    if not isinstance(p_run, dict) or not isinstance(p_job, dict):
+        return None
+    run_id, ns, name = p_run.get("runId"), p_job.get("namespace"), p_job.get("name")
+    if not (isinstance(run_id, str) and is_uuid(run_id) and run_id != ol.run.runId):
+        return None
+    if not (isinstance(ns, str) and ns and isinstance(name, str) and name):
+        return None
+    return ns, name, run_id
+
+
+def _facet(facets: dict[str, dict[str, Any]] | None, name: str) -> dict[str, Any]:
+    value = (facets or {}).get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A facet's string value if it fits ``limit`` (a longer one stays in the event only)."""
+    return value if isinstance(value, str) and value and len(value) <= limit else None
+
+
+def _ol_job(out: _Out, ol: RunEvent | JobEvent) -> str:
+    job = ol.job
+    fields: dict[str, Any] = {
+        "source": {"source_uri": f"openlineage://{job.namespace}/{job.name}"},
+        "context_type": "OpenLineageJob",
+        "properties": {"OpenLineage.Namespace": job.namespace, "OpenLineage.Name": job.name},
+    }
+    description = _text(_facet(job.facets, "documentation").get("description"), 3072)
+    if description is not None:
+        fields["description"] = description
+    name = arns.openlineage_job_context_name(job.namespace, job.name)
+    return out.named("openlineage.job", "context", name, fields)
+
+
+def _ol_run(out: _Out, event: OpenLineageEventReceived, ol: RunEvent) -> str:
+    job, run = ol.job, ol.run
+    parameters: dict[str, str] = {
+        "OpenLineage.JobNamespace": job.namespace,
+        "OpenLineage.JobName": job.name,
+        "OpenLineage.RunId": run.runId,
+        "OpenLineage.Producer": ol.producer,
+    }
+    nominal = _facet(run.facets, "nominalTime")
+    engine = _facet(run.facets, "processing_engine")
+    for key, value in (
+        ("OpenLineage.NominalStartTime", nominal.get("nominalStartTime")),
+        ("OpenLineage.NominalEndTime", nominal.get("nominalEndTime")),
+        ("OpenLineage.ProcessingEngine", engine.get("name")),
+        ("OpenLineage.ProcessingEngineVersion", engine.get("version")),
+        ("OpenLineage.Sql", _facet(job.facets, "sql").get("query")),
+        ("OpenLineage.RunFacets", ",".join(sorted(run.facets or {}))),
+        ("OpenLineage.JobFacets", ",".join(sorted(job.facets or {}))),
+    ):
+        text = _text(value, _PARAMETER_MAX)
+        if text is not None:
+            parameters[key] = text
+    tc: dict[str, Any] = {
+        "display_name": job.name[:120],
+        "parameters": {k: {"string_value": v} for k, v in parameters.items()},
+    }
+    state = ol.eventType
+    if state in _OL_STATUS:
+        status: dict[str, Any] = {"primary_status": _OL_STATUS[state]}
+        message = _facet(run.facets, "errorMessage").get("message")
+        if state == "FAIL" and isinstance(message, str) and message:
+            status["message"] = message[:1024]
+        tc["status"] = status
+    if state == "START":
+        tc["start_time"] = _iso(parse_time(ol.eventTime))
+    elif state in _OL_ENDS:
+        tc["end_time"] = _iso(parse_time(ol.eventTime))
+    metadata = _ol_metadata(job.facets)
+    if metadata:
+        tc["metadata"] = metadata
+    for which, datasets in (("input_artifacts", ol.inputs), ("output_artifacts", ol.outputs)):
+        refs = {d.name[-128:]: {"value": dataset_uri(d.namespace, d.name)} for d in datasets or []}
+        if refs and len(refs) <= 60:
+            tc[which] = refs
+    name = arns.openlineage_run_name(job.namespace, job.name, run.runId)
+    return out.named("openlineage.run", "trial_component", name, tc)
+
+
+def _ol_metadata(facets: dict[str, dict[str, Any]] | None) -> dict[str, str]:
+    location = _facet(facets, "sourceCodeLocation")
+    metadata: dict[str, str] = {}
+    repository = _text(location.get("repoUrl") or location.get("url"), 1024)
+    commit = _text(location.get("version"), 1024)
+    if repository is not None:
+        metadata["repository"] = repository
+    if commit is not None:
+        metadata["commit_id"] = commit
+    return metadata
+
+
+def _ol_dataset(out: _Out, rule: str, d: Dataset, *, twin_to: bool | None = None) -> str:
+    """The artifact of a dataset. On an object store its path may also be written with a
+    trailing ``/`` (as SageMaker jobs often read a prefix): a ``SameAs`` association links
+    that spelling too, in the direction data flows (into the dataset this event reads, out of
+    the one it writes); it shows once a job or a user makes that artifact."""
+    uri = dataset_uri(d.namespace, d.name)
+    arn = arns.artifact_arn(out.region, out.account, uri)
+    properties = {"OpenLineage.Namespace": d.namespace, "OpenLineage.Name": d.name}
+    lineage = _facet(d.facets, "columnLineage")
+    if lineage:
+        text = _text(dumps(lineage), 4096)
+        if text is not None:
+            properties["OpenLineage.ColumnLineage"] = text
+    out.add(
+        rule,
+        arn,
+        {
+            "kind": "artifact",
+            "source": {"source_uri": uri},
+            "artifact_type": "DataSet",
+            "properties": properties,
+        },
+    )
+    scheme, _, path = uri.partition("://")
+    if twin_to is not None and scheme.lower() in OBJECT_STORES and path and len(uri) < 2048:
+        twin = arns.artifact_arn(out.region, out.account, uri + "/")
+        ends = (twin, arn) if twin_to else (arn, twin)
+        out.associate(rule + ".same_as", *ends, "SameAs")
+    return arn
 
 
 def _iso(value: datetime) -> str:

@@ -1,7 +1,8 @@
-"""The auto-tracker runner: reads source events, derives entity events, and appends them
-together with its own position in one atomic ``EventLog.transact`` — so a crash derives
-nothing twice and skips nothing. Records it cannot decode or validate, or that make a rule
-fail, go to ``mlineage.dlq.v1`` with headers naming the error and the original position."""
+"""The auto-tracker runner: reads source events (the jobs and OpenLineage topics), derives
+entity events, and appends them together with its own position in one atomic
+``EventLog.transact`` — so a crash derives nothing twice and skips nothing. Records it
+cannot decode or validate, or that make a rule fail, go to ``mlineage.dlq.v1`` with headers
+naming the error and the original position."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from mlineage import failpoints
 from mlineage._gc import gc_paused
 from mlineage.errors import EventLogError
 from mlineage.events.codec import Rejected, decode_many, dumps
-from mlineage.events.models import SOURCE_EVENT_TYPES
+from mlineage.events.models import OPENLINEAGE_EVENT_TYPES, SOURCE_EVENT_TYPES
 from mlineage.log.base import (
     TOPIC_ENTITIES,
     TOPIC_JOBS,
+    TOPIC_OPENLINEAGE,
     Consumer,
     EventLog,
     OutRecord,
@@ -27,6 +29,8 @@ from mlineage.log.outage import Outage
 from mlineage.tracker.derive import derive_records
 
 GROUP = "mlineage-tracker"
+SOURCES = {TOPIC_JOBS: SOURCE_EVENT_TYPES, TOPIC_OPENLINEAGE: OPENLINEAGE_EVENT_TYPES}
+"""The topics the tracker reads, and the event types that belong on each."""
 
 
 @dataclass
@@ -45,13 +49,12 @@ def transform(records: list[Record]) -> tuple[list[OutRecord], int]:
             out.append(dead_letter(record, event.error))
             dead += 1
             continue
-        if event.event_type not in SOURCE_EVENT_TYPES:
-            out.append(
-                dead_letter(
-                    record,
-                    f"{event.event_type}: not a source event; publish it to {TOPIC_ENTITIES}",
-                )
-            )
+        if event.event_type not in SOURCES.get(record.topic, frozenset()):
+            where = TOPIC_OPENLINEAGE if event.event_type in OPENLINEAGE_EVENT_TYPES else None
+            if where is None:
+                where = TOPIC_JOBS if event.event_type in SOURCE_EVENT_TYPES else TOPIC_ENTITIES
+            what = "not a source event" if where == TOPIC_ENTITIES else "not of this topic"
+            out.append(dead_letter(record, f"{event.event_type}: {what}; publish it to {where}"))
             dead += 1
             continue
         try:
@@ -88,10 +91,12 @@ class TrackerService:
         self.instance = instance
 
     def lag(self) -> int:
-        committed = self.log.committed(self.group, TOPIC_JOBS)
-        return sum(
-            max(0, end - committed.get(p, 0)) for p, end in self.log.end_offsets(TOPIC_JOBS).items()
-        )
+        total = 0
+        for topic in SOURCES:
+            committed = self.log.committed(self.group, topic)
+            ends = self.log.end_offsets(topic)
+            total += sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
+        return total
 
     def run(
         self,
@@ -105,7 +110,10 @@ class TrackerService:
     ) -> TrackerStats:
         """``stop()`` is asked between batches; True ends the run (a clean shutdown)."""
         with self.log.consumer(
-            [TOPIC_JOBS], group=self.group, instance=self.instance, max_poll_records=self.batch_size
+            list(SOURCES),
+            group=self.group,
+            instance=self.instance,
+            max_poll_records=self.batch_size,
         ) as consumer:
             if progress is not None:
                 progress(0, consumer.lag())  # the size of the run, before its first batch
