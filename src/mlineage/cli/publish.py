@@ -18,7 +18,8 @@ from mlineage import demo as wf
 from mlineage.cli.app import Ctx, catch_up, catch_up_after_write, cli, open_store, pass_ctx
 from mlineage.cli.render import err, lineage_trees, out, print_rows
 from mlineage.errors import EventValidationError
-from mlineage.events.codec import validate_record
+from mlineage.events.codec import validate_record, wrap_openlineage
+from mlineage.events.openlineage import looks_like_openlineage
 from mlineage.recorder import Recorder, complete, route
 from mlineage.settings import Settings
 
@@ -99,18 +100,27 @@ def demo(ctx: Ctx) -> None:
 @cli.command()
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option(
+    "--openlineage",
+    is_flag=True,
+    help="FILE holds OpenLineage events (RunEvent, DatasetEvent, JobEvent), e.g. what the "
+    "OpenLineage client's file transport writes; they are recorded for --account-id.",
+)
+@click.option(
     "--no-sync",
     is_flag=True,
     help="Only append to the log; do not track and project (embedded log) afterwards.",
 )
 @pass_ctx
-def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
+def publish(ctx: Ctx, file: io.TextIOBase, openlineage: bool, no_sync: bool) -> None:
     """Publish events from FILE (- for stdin).
 
     FILE holds JSON events: one per line (JSON lines), pretty-printed documents one after
     the other, or JSON arrays of events. event_id, occurred_at, schema_version, account_id
     and region are filled in when absent. Every event is validated first: if any is bad,
     each bad one is reported with its line number and nothing is written.
+
+    With --openlineage, FILE holds OpenLineage events as they are (no mlineage envelope);
+    each gets an id from its content, so publishing a file again applies nothing twice.
     """
     settings = ctx.settings
     rec = Recorder(settings, producer=f"mlineage-cli/{__version__}")
@@ -120,8 +130,7 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
         try:
             if isinstance(value, EventValidationError):
                 raise value
-            draft = complete(value, settings, rec.producer) if isinstance(value, dict) else value
-            valid.append(validate_record(draft))
+            valid.append(validate_record(_draft(value, settings, rec.producer, openlineage)))
         except EventValidationError as exc:
             problems.append(f"{where}: {exc}")
     if problems:
@@ -146,6 +155,22 @@ def publish(ctx: Ctx, file: io.TextIOBase, no_sync: bool) -> None:
 
 
 MAX_PROBLEMS_SHOWN = 50
+
+
+def _draft(value: Any, settings: Settings, producer: str, openlineage: bool) -> Any:
+    """The event to validate for one value of FILE: an OpenLineage event in its envelope
+    (with --openlineage, or when it is one), else the value completed."""
+    if not isinstance(value, dict):
+        return value
+    if openlineage or looks_like_openlineage(value):
+        if openlineage and "event_type" in value:
+            raise EventValidationError(
+                "OpenLineageEventReceived: an mlineage event, not an OpenLineage one: publish "
+                "it without --openlineage",
+                [("OpenLineageEventReceived", "(event)", "is an mlineage event")],
+            )
+        return wrap_openlineage(value, settings.account_id, settings.region, producer)
+    return complete(value, settings, producer)
 
 
 _DECODER = json.JSONDecoder()

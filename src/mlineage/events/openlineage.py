@@ -144,6 +144,11 @@ class RunEvent(_Base):
 class JobEvent(_Base):
     """What a job is (its facets, datasets), outside any run."""
 
+    # as event_kind tells them apart: in the JSON Schema too, exactly one kind matches
+    model_config = ConfigDict(
+        json_schema_extra={"not": {"anyOf": [{"required": ["run"]}, {"required": ["dataset"]}]}}
+    )
+
     job: Job
     inputs: Inputs | None = None
     outputs: Outputs | None = None
@@ -151,6 +156,8 @@ class JobEvent(_Base):
 
 class DatasetEvent(_Base):
     """What a dataset is (its facets), outside any run."""
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["run"]}})
 
     dataset: Dataset
 

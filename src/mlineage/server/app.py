@@ -31,6 +31,7 @@ from starlette.routing import Route
 from mlineage.errors import EventLogError, InDoubtError
 from mlineage.server import shapes
 from mlineage.server.backend import Backend
+from mlineage.server.openlineage import lineage_endpoint
 from mlineage.server.operations import OPERATIONS, ApiError, Caller
 from mlineage.server.sigv4 import AuthError, Credentials, authenticate
 
@@ -186,9 +187,14 @@ def create_app(backend: Backend, config: ServerConfig) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": backend.version})
 
+    lineage = lineage_endpoint(
+        backend, config.credentials, config.default_account, config.region, _read_body, MAX_BODY
+    )
     routes: list[Route] = [
         Route("/", handle, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
+        # OpenLineage's HTTP transport (server/openlineage.py)
+        Route("/api/v1/lineage", lineage, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.stats = stats

@@ -102,7 +102,9 @@ _AMZ_DATE_RE: Final = re.compile(r"\d{8}T\d{6}Z")
 _SHA256_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
 # An access key id ends up in "Credential=AKID/date/...": no "/", ",", "=" or white space.
 _ACCESS_KEY_RE: Final = re.compile(r"[A-Za-z0-9_.~+-]+")
+_API_KEY_RE: Final = re.compile(r"[A-Za-z0-9_.~+/=-]+")
 _ENTRY_FIELDS: Final = frozenset({"secret_access_key", "account_id"})
+_OPTIONAL_FIELDS: Final = frozenset({"api_keys"})
 
 
 class AuthError(MlineageError):
@@ -130,6 +132,9 @@ class Credential:
     access_key_id: str
     secret_access_key: str = field(repr=False)
     account_id: str
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    """Bearer keys acting as this entry's account (``POST /api/v1/lineage``: clients such as
+    OpenLineage's, which send ``Authorization: Bearer KEY`` instead of signing)."""
 
 
 class Credentials:
@@ -137,13 +142,23 @@ class Credentials:
 
     def __init__(self, credentials: Iterable[Credential]) -> None:
         by_id: dict[str, Credential] = {}
+        by_api_key: dict[bytes, Credential] = {}
         for credential in credentials:
             if credential.access_key_id in by_id:
                 raise ConfigurationError(
                     f"access key id {credential.access_key_id!r} is defined twice"
                 )
             by_id[credential.access_key_id] = credential
+            for key in credential.api_keys:
+                digest = _key_digest(key)
+                if digest in by_api_key:
+                    raise ConfigurationError(
+                        f"an API key of {credential.access_key_id!r} is also another entry's"
+                    )
+                by_api_key[digest] = credential
         self._by_id = by_id
+        # by the key's digest: a dict lookup on a hash leaks nothing about the key itself
+        self._by_api_key = by_api_key
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
@@ -182,6 +197,10 @@ class Credentials:
         """The credential with this access key id, or None if there is none."""
         return self._by_id.get(access_key_id)
 
+    def by_api_key(self, key: str) -> Credential | None:
+        """The entry one of whose ``api_keys`` is ``key``, or None."""
+        return self._by_api_key.get(_key_digest(key))
+
     def __len__(self) -> int:
         return len(self._by_id)
 
@@ -190,6 +209,10 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(access_key_ids={sorted(self._by_id)!r})"
+
+
+def _key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 def _parse_entry(path: Path, access_key_id: str, entry: Any) -> Credential:
@@ -204,11 +227,11 @@ def _parse_entry(path: Path, access_key_id: str, entry: Any) -> Credential:
             f'{where}: expected an object {{"secret_access_key": ..., "account_id": ...}}, '
             f"got {type(entry).__name__}"
         )
-    unknown = sorted(set(entry) - _ENTRY_FIELDS)
+    unknown = sorted(set(entry) - _ENTRY_FIELDS - _OPTIONAL_FIELDS)
     if unknown:
         raise ConfigurationError(
             f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; "
-            "expected 'secret_access_key' and 'account_id'"
+            "expected 'secret_access_key' and 'account_id' (and optionally 'api_keys')"
         )
     missing = sorted(_ENTRY_FIELDS - set(entry))
     if missing:
@@ -222,7 +245,20 @@ def _parse_entry(path: Path, access_key_id: str, entry: Any) -> Credential:
             f"{where}: 'account_id' must be a string of 12 digits, e.g. \"123456789012\", "
             f"got {account!r}"
         )
-    return Credential(access_key_id=access_key_id, secret_access_key=secret, account_id=account)
+    api_keys = entry.get("api_keys", [])
+    if not isinstance(api_keys, list) or not all(
+        isinstance(k, str) and len(k) >= 16 and _API_KEY_RE.fullmatch(k) for k in api_keys
+    ):
+        raise ConfigurationError(
+            f"{where}: 'api_keys' must be a list of strings of at least 16 letters, digits or "
+            "'_.~+-/=' (e.g. from `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+        )
+    return Credential(
+        access_key_id=access_key_id,
+        secret_access_key=secret,
+        account_id=account,
+        api_keys=tuple(api_keys),
+    )
 
 
 @dataclass(frozen=True)
