@@ -434,6 +434,7 @@ BASE_TABLES = (
     "associations",
     "trial_component_trials",
     "jobs",
+    "openlineage_events",
     "lineage_groups",
     "lineage_shares",
     "events",
@@ -450,6 +451,7 @@ SQL_TABLES = (
     "associations",
     "trial_component_trials",
     "jobs",
+    "openlineage_events",
     "lineage_groups",
     "lineage_shares",
     "events",
@@ -782,6 +784,8 @@ def _visible_row(table: str, row: dict[str, Any], caller: str, visible: set[str]
     if row["account_id"] not in visible:
         return False
     if table != "events" or row["entity_key"] is None:
+        return True
+    if row["entity_kind"] == "openlineage_event":  # keyed by event id: its account decides
         return True
     key, kind = row["entity_key"], row["entity_kind"]
     if kind == "lineage_share":

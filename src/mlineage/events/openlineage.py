@@ -9,8 +9,8 @@ fields too: a later spec or a custom facet must never be dropped). mlineage adds
 spec leaves open, so one event cannot swamp the log: the lengths of names and namespaces,
 the number of datasets, and the size of the whole event.
 
-The three kinds are told apart as the spec's ``schemaURL`` fragments name them: an event
-with a ``run`` is a RunEvent, one with a ``dataset`` a DatasetEvent, otherwise a JobEvent.
+The three kinds are told apart by their fields: an event with a ``run`` (or an
+``eventType``) is a RunEvent, one with a ``dataset`` a DatasetEvent, otherwise a JobEvent.
 """
 
 from __future__ import annotations
@@ -146,7 +146,15 @@ class JobEvent(_Base):
 
     # as event_kind tells them apart: in the JSON Schema too, exactly one kind matches
     model_config = ConfigDict(
-        json_schema_extra={"not": {"anyOf": [{"required": ["run"]}, {"required": ["dataset"]}]}}
+        json_schema_extra={
+            "not": {
+                "anyOf": [
+                    {"required": ["run"]},
+                    {"required": ["eventType"]},
+                    {"required": ["dataset"]},
+                ]
+            }
+        }
     )
 
     job: Job
@@ -157,14 +165,16 @@ class JobEvent(_Base):
 class DatasetEvent(_Base):
     """What a dataset is (its facets), outside any run."""
 
-    model_config = ConfigDict(json_schema_extra={"not": {"required": ["run"]}})
+    model_config = ConfigDict(
+        json_schema_extra={"not": {"anyOf": [{"required": ["run"]}, {"required": ["eventType"]}]}}
+    )
 
     dataset: Dataset
 
 
 def event_kind(value: Any) -> str:
     if isinstance(value, dict):
-        if "run" in value:
+        if "run" in value or "eventType" in value:  # a run event that lost its run says so
             return "RunEvent"
         if "dataset" in value:
             return "DatasetEvent"

@@ -69,7 +69,7 @@ def _predicates(account: str) -> dict[str, str]:
     # an event is shown when its account is visible and so is everything its key names
     preds["events"] = (
         f"{v.format('account_id')} AND CASE "
-        "WHEN entity_key IS NULL THEN true "
+        "WHEN entity_key IS NULL OR entity_kind = 'openlineage_event' THEN true "
         f"WHEN entity_kind = 'lineage_share' THEN {first} = $a OR {second} = $a "
         "WHEN entity_kind IN ('association', 'trial_component_trial') THEN "
         f"{v.format(_acct(first))} AND {v.format(_acct(second))} "

@@ -1,0 +1,117 @@
+"""OpenLineage through files, as a user backfills them: the real client's file transport
+writes JSON lines, ``mlineage publish --openlineage`` records them, and the lineage joins the
+SageMaker training job that reads the Spark task's output: QueryLineage Ascendants from the
+endpoint reaches the Spark run and its raw inputs. Replay rebuilds the same state; a second
+publish of the same file applies nothing; a bad file is refused whole, naming the field."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mlineage import Settings
+from mlineage.query.store import LineageStore
+from tests.openlineage_client import Pipeline
+
+CLI = [sys.executable, "-m", "mlineage.cli"]
+ACCOUNT = "123456789012"
+
+
+def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*CLI, "--home", str(home), "--account-id", ACCOUNT, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def published(tmp_path: Path) -> tuple[Path, Pipeline]:
+    home = tmp_path / "home"
+    pipeline = Pipeline()
+    events = tmp_path / "openlineage.jsonl"
+    pipeline.emit({"type": "file", "log_file_path": str(events), "append": True})
+    assert len(events.read_text().splitlines()) == len(pipeline.events())
+    proc = run(home, "publish", "--openlineage", str(events))
+    assert f"published {len(pipeline.events())} events" in proc.stdout
+    sagemaker = tmp_path / "sagemaker.jsonl"
+    sagemaker.write_text("\n".join(json.dumps(e) for e in pipeline.sagemaker_events()))
+    run(home, "publish", str(sagemaker))
+    return home, pipeline
+
+
+def test_file_transport_into_publish_joins_the_sagemaker_lineage(tmp_path: Path) -> None:
+    home, p = published(tmp_path)
+    with LineageStore.open(Settings.load(home=home, account_id=ACCOUNT)) as store:
+        walked = store.query_lineage([p.endpoint_context(ACCOUNT)], direction="Ascendants")
+        reached = {v.arn for v in walked.vertices}
+        assert p.run_arn(ACCOUNT, "spark") in reached
+        assert p.raw_arns(ACCOUNT) <= reached
+        # the failed dbt run is beside, not behind, the model
+        assert p.run_arn(ACCOUNT, "dbt") not in reached
+        types = {(e.source_arn, e.destination_arn): e.association_type for e in walked.edges}
+        assert "SameAs" in types.values()  # the training job's ".../" meets the dataset
+
+        # statuses, times and the failure, as Describe shows them
+        spark = store.describe(p.run_arn(ACCOUNT, "spark"), "trial_component")
+        assert spark["Status"]["PrimaryStatus"] == "Completed"
+        assert spark["StartTime"] < spark["EndTime"]
+        dbt = store.describe(p.run_arn(ACCOUNT, "dbt"), "trial_component")
+        assert dbt["Status"] == {"PrimaryStatus": "Failed", "Message": "relation does not exist"}
+        # runs join their parent DAG run and their job's context
+        _, parents = store.sql(
+            "SELECT destination_arn FROM lineage_edges WHERE source_arn = ? "
+            "AND association_type = 'AssociatedWith'",
+            [p.run_arn(ACCOUNT, "spark")],
+        )
+        assert p.run_arn(ACCOUNT, "dag") in {r[0] for r in parents}
+
+        # every event as it came, for SQL
+        columns, rows = store.sql(
+            "SELECT event_type, job_name, account_id, run_facets, event FROM openlineage_events "
+            "ORDER BY event_time"
+        )
+        assert [r[0] for r in rows] == ["START", "START", "COMPLETE", "START", "FAIL", "COMPLETE"]
+        assert {r[2] for r in rows} == {ACCOUNT}
+        complete = json.loads(rows[2][4])
+        assert complete["outputs"][0]["facets"]["schema"]["fields"][0]["name"] == "customer_id"
+        assert "parent" in json.loads(rows[2][3])
+    checksum = run(home, "checksum").stdout.strip()
+    run(home, "replay")
+    assert run(home, "checksum").stdout.strip() == checksum
+    # the same file again (a backfill run twice): the same events, nothing changes
+    run(home, "publish", "--openlineage", str(tmp_path / "openlineage.jsonl"))
+    assert run(home, "checksum").stdout.strip() == checksum
+
+
+def test_a_bad_openlineage_file_is_refused_whole(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    p = Pipeline()
+    good = tmp_path / "good.jsonl"
+    p.emit({"type": "file", "log_file_path": str(good), "append": True})
+    lines = good.read_text().splitlines()
+    broken = json.loads(lines[1])
+    broken["run"]["runId"] = "run-1"
+    del broken["job"]["namespace"]
+    lines[1] = json.dumps(broken)
+    lines.insert(3, '{"eventTime": "2026-01-01T00:00:00Z", "run": ')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    proc = run(home, "publish", "--openlineage", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "line 2: OpenLineageEventReceived: field 'payload.event.run.runId'" in proc.stderr
+    assert "field 'payload.event.job.namespace' is required" in proc.stderr
+    assert "line 4: event: malformed JSON" in proc.stderr
+    assert "nothing was published" in proc.stderr
+    assert not (home / "events.sqlite").exists() or "0 events" in run(home, "status").stdout
+    # an mlineage event is not an OpenLineage one
+    envelope = tmp_path / "envelope.jsonl"
+    envelope.write_text(json.dumps(p.sagemaker_events()[0]) + "\n")
+    proc = run(home, "publish", "--openlineage", str(envelope), check=False)
+    assert "publish it without --openlineage" in proc.stderr
