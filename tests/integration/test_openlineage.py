@@ -73,7 +73,7 @@ def test_file_transport_into_publish_joins_the_sagemaker_lineage(tmp_path: Path)
         assert p.run_arn(ACCOUNT, "dag") in {r[0] for r in parents}
 
         # every event as it came, for SQL
-        columns, rows = store.sql(
+        _, rows = store.sql(
             "SELECT event_type, job_name, account_id, run_facets, event FROM openlineage_events "
             "ORDER BY event_time"
         )
