@@ -212,7 +212,9 @@ def test_replay_of_the_served_log_gives_the_same_checksum(tmp_path: Path) -> Non
     cli = [sys.executable, "-m", "mlineage.cli", "--home", str(server.home)]
 
     def run(*args: str) -> str:
-        proc = subprocess.run([*cli, *args], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [*cli, *args], capture_output=True, text=True, timeout=300, check=False
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
