@@ -25,7 +25,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
     help='JSON file of access keys: {"AKID": '
     '{"secret_access_key": "...", "account_id": "123456789012"}} '
     "[env MLINEAGE_CREDENTIALS]. Requests are verified with SigV4 against it and the "
-    "key decides the caller's account.",
+    "key decides the caller's account; an entry's optional \"api_keys\" list holds Bearer "
+    "keys for POST /api/v1/lineage (OpenLineage).",
 )
 @click.option(
     "--no-auth",
@@ -47,7 +48,8 @@ def serve(
     """Serve SageMaker's lineage API (boto3 and the SageMaker SDK work unchanged).
 
     Point a client at it with endpoint_url, e.g.
-    boto3.client("sagemaker", endpoint_url="http://127.0.0.1:8080"). Writes become events on
+    boto3.client("sagemaker", endpoint_url="http://127.0.0.1:8080"). OpenLineage clients
+    post to http://HOST:PORT/api/v1/lineage (docs/openlineage.md). Writes become events on
     the configured log and are answered once the projection shows them. This process owns
     its projection (--db): stop `project --follow` on the same file first. See docs/serve.md.
     """
