@@ -24,7 +24,13 @@ from pydantic import BaseModel, ValidationError
 from mlineage import __version__, arns
 from mlineage.arns import entity_key
 from mlineage.errors import EventValidationError
-from mlineage.events.codec import encode, validate_record, validation_error
+from mlineage.events.codec import (
+    encode,
+    parse_json,
+    validate_record,
+    validation_error,
+    wrap_openlineage,
+)
 from mlineage.events.models import (
     MAX_METRIC_POINTS,
     SOURCE_EVENT_TYPES,
@@ -40,7 +46,7 @@ from mlineage.events.models import (
     OpenLineageEventReceived,
     canonical_time,
 )
-from mlineage.events.openlineage import DatasetEvent, RunEvent
+from mlineage.events.openlineage import DatasetEvent, RunEvent, looks_like_openlineage
 from mlineage.log.base import (
     TOPIC_ENTITIES,
     TOPIC_JOBS,
@@ -377,15 +383,34 @@ class Recorder:
         return self.publish_many([event])[0]
 
     def publish_many(self, events: Sequence[AnyEvent | Mapping[str, Any]]) -> list[AnyEvent]:
-        """Validate every event, then append them all in one atomic write (all or nothing)."""
+        """Validate every event, then append them all in one atomic write (all or nothing).
+        A bare OpenLineage event (a dict) is published as :meth:`openlineage` does."""
         valid: list[AnyEvent] = []
         for e in events:
             if isinstance(e, BaseModel):
                 valid.append(e)
+            elif looks_like_openlineage(e):
+                s = self.settings
+                valid.append(
+                    validate_record(wrap_openlineage(e, s.account_id, s.region, self.producer))
+                )
             else:
                 valid.append(validate_record(complete(e, self.settings, self.producer)))
         self.log.append([route(e) for e in valid])
         return valid
+
+    def openlineage(self, event: Mapping[str, Any] | str) -> OpenLineageEventReceived:
+        """Publish an OpenLineage event (RunEvent, DatasetEvent or JobEvent, as a dict or its
+        JSON text, e.g. ``openlineage.client.serde.Serde.to_json(run_event)``) for this
+        recorder's account; its id comes from its content, so publishing it again applies
+        nothing twice (docs/openlineage.md)."""
+        value = parse_json(event) if isinstance(event, str) else dict(event)
+        s = self.settings
+        published = self.publish(
+            validate_record(wrap_openlineage(value, s.account_id, s.region, self.producer))
+        )
+        assert isinstance(published, OpenLineageEventReceived)  # noqa: S101 - wrapped above
+        return published
 
     def _emit(self, event_type: str, payload: Mapping[str, Any]) -> Any:
         clean = {k: _as_json_value(v) for k, v in payload.items() if v is not None}

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlineage import Settings
+from mlineage import Recorder, Settings
 from mlineage.query.store import LineageStore
 from tests.openlineage_client import Pipeline
 
@@ -115,3 +115,34 @@ def test_a_bad_openlineage_file_is_refused_whole(tmp_path: Path) -> None:
     envelope.write_text(json.dumps(p.sagemaker_events()[0]) + "\n")
     proc = run(home, "publish", "--openlineage", str(envelope), check=False)
     assert "publish it without --openlineage" in proc.stderr
+
+
+def test_the_python_api_publishes_openlineage_events_for_its_account(tmp_path: Path) -> None:
+    from openlineage.client.serde import Serde
+
+    p = Pipeline()
+    settings = Settings.load(home=tmp_path / "home", account_id=ACCOUNT, environ={})
+    first = p.events()[0]
+    with Recorder(settings) as rec:
+        published = rec.openlineage(Serde.to_json(first))
+        again = rec.publish_many([json.loads(Serde.to_json(first)), *map(_as_dict, p.events())])
+    assert published.account_id == ACCOUNT
+    assert {e.event_id for e in again} == {e.event_id for e in again[1:]}  # the first is a repeat
+    assert again[0].event_id == published.event_id
+    with LineageStore.open(settings) as store:
+        _, rows = store.sql("SELECT count(*), list(DISTINCT account_id) FROM openlineage_events")
+        assert rows == [(len(p.events()), [ACCOUNT])]
+        # stored as it came: no envelope field slipped into the OpenLineage event
+        _, events = store.sql("SELECT event FROM openlineage_events")
+        assert all("event_id" not in json.loads(e) for (e,) in events)
+        # another account sees none of it
+        with store.as_account("999988887777") as other:
+            assert other.sql("SELECT count(*) FROM openlineage_events")[1] == [(0,)]
+            assert other.sql("SELECT count(*) FROM trial_components")[1] == [(0,)]
+
+
+def _as_dict(event: object) -> dict[str, object]:
+    from openlineage.client.serde import Serde
+
+    value: dict[str, object] = json.loads(Serde.to_json(event))
+    return value
