@@ -148,6 +148,8 @@ def _one_event(**change: Any) -> str:
         (_one_event(run={"runId": "42"}), {}, KEY_A, 400, "payload.event.run.runId"),
         (_one_event(job={"name": "x"}), {}, KEY_A, 400, "payload.event.job.namespace"),
         (_one_event(eventTime="2026-01-01"), {}, KEY_A, 400, "payload.event.eventTime"),
+        (_one_event(job={"namespace": "n", "name": "\ud800"}), {}, KEY_A, 400, "Unicode"),
+        ("[" * 5000 + "]" * 5000, {}, KEY_A, 400, "JSON"),
         (_one_event(), {"Content-Encoding": "gzip"}, KEY_A, 400, "not"),
         (_one_event(), {"Content-Encoding": "br"}, KEY_A, 415, "br"),
     ],

@@ -107,6 +107,8 @@ def test_a_required_field_left_out_is_named(path: str) -> None:
         ({"eventTime": "2026-02-01T10:00:00"}, "payload.event.eventTime", "time zone"),
         ({"eventTime": "yesterday"}, "payload.event.eventTime", "RFC 3339"),
         ({"eventTime": 1767225600}, "payload.event.eventTime", "string"),
+        ({"eventTime": "2026-02-30T00:00:00Z"}, "payload.event.eventTime", "day is out of range"),
+        ({"eventTime": "9999-12-31T23:59:59-14:00"}, "payload.event.eventTime", "out of range"),
         ({"run": {"runId": "not-a-uuid"}}, "payload.event.run.runId", "UUID"),
         ({"run": {"runId": RUN + "\n"}}, "payload.event.run.runId", "UUID"),
         ({"run": {"runId": RUN, "facets": {"x": 3}}}, "payload.event.run.facets.x", "object"),
@@ -128,6 +130,9 @@ def test_a_bad_value_is_refused_naming_the_field(
 def test_nan_and_oversized_events_are_refused() -> None:
     with pytest.raises(EventValidationError, match="NaN"):
         codec.wrap_openlineage(run_event(extra=float("nan")), ACCOUNT, REGION)
+    lone = json.loads('{"name": "\\ud800"}')["name"]  # what JSON's "\ud800" parses to
+    with pytest.raises(EventValidationError, match="not valid Unicode"):
+        codec.wrap_openlineage(run_event(job={"namespace": "n", "name": lone}), ACCOUNT, REGION)
     big = run_event(run={"runId": RUN, "facets": {"blob": facet(text="x" * MAX_EVENT_BYTES)}})
     assert "bytes of JSON" in error_of(big)
 

@@ -182,14 +182,23 @@ def wrap_openlineage(
     ``occurred_at`` its ``eventTime`` (when that is a time; else validation says why)."""
     try:
         text = dumps(event)
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") has no UTF-8 form
+        raise EventValidationError(
+            "OpenLineageEventReceived: field 'payload.event': text that is not valid Unicode "
+            f"({exc.reason}: {exc.object[exc.start : exc.end]!a})",
+            [("OpenLineageEventReceived", "payload.event", "not valid Unicode")],
+        ) from exc
     except ValueError as exc:  # NaN or Infinity somewhere in it
         raise EventValidationError(
             f"OpenLineageEventReceived: field 'payload.event': {exc} (JSON has no NaN/Infinity)",
             [("OpenLineageEventReceived", "payload.event", str(exc))],
         ) from exc
-    occurred: Any = event.get("eventTime") if isinstance(event, dict) else None
-    with contextlib.suppress(TypeError, ValueError):  # else left as given: the model says
-        occurred = canonical_time(openlineage.parse_time(occurred))
+    # a time that does not parse is the model's to word (at payload.event.eventTime); the
+    # envelope's time stands in meanwhile, so that is the one error
+    occurred: Any = "1970-01-01T00:00:00.000000Z"
+    with contextlib.suppress(TypeError, ValueError):
+        occurred = canonical_time(openlineage.parse_time(event.get("eventTime")))
     out: dict[str, Any] = {
         "event_type": "OpenLineageEventReceived",
         "event_id": arns.openlineage_event_id(account_id, region, text),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -98,6 +98,10 @@ def parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     if parsed.tzinfo is None:  # pragma: no cover - the pattern requires an offset
         raise ValueError("must carry a time zone offset")
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range in UTC (years 1 to 9999)") from None
     return parsed
 
 
