@@ -52,8 +52,9 @@ typecheck: $(STAMP)
 schemas: $(STAMP)  ## regenerate schemas/ from the event models
 	$(BIN)/mlineage schemas export --out schemas
 
-bench: $(STAMP)  ## embedded pipeline benchmark at 10,000 jobs
+bench: $(STAMP)  ## embedded pipeline benchmark at 10,000 jobs, and OpenLineage in at 10,000 runs
 	$(BIN)/python bench/embedded_pipeline.py --jobs 10000
+	$(BIN)/python bench/openlineage_pipeline.py --runs 10000 --seed 1
 
 MLMD_VENV := .venv-mlmd
 $(MLMD_VENV)/.installed: pyproject.toml
