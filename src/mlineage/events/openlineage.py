@@ -15,7 +15,6 @@ The three kinds are told apart by their fields: an event with a ``run`` (or an
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -122,7 +121,7 @@ class _Base(_Open):
 
     @model_validator(mode="after")
     def _size(self) -> _Base:
-        size = len(json.dumps(self.model_dump(mode="json"), separators=(",", ":")).encode())
+        size = len(self.__pydantic_serializer__.to_json(self))  # bytes, serialized in Rust
         if size > MAX_EVENT_BYTES:
             raise ValueError(
                 f"the OpenLineage event is {size} bytes of JSON, more than the "
