@@ -370,7 +370,7 @@ def _openlineage(out: _Out, event: OpenLineageEventReceived) -> None:
             arn = _ol_dataset(out, "openlineage.output", o, twin_to=False)
             out.associate("openlineage.job_output", job_ctx, arn, "Produced")
         return
-    tc_arn = _ol_run(out, event, ol)
+    tc_arn = _ol_run(out, ol)
     out.associate("openlineage.run_job", tc_arn, job_ctx, "AssociatedWith")
     for d in ol.inputs or []:
         arn = _ol_dataset(out, "openlineage.input", d, twin_to=True)
@@ -426,7 +426,7 @@ def _ol_job(out: _Out, ol: RunEvent | JobEvent) -> str:
     return out.named("openlineage.job", "context", name, fields)
 
 
-def _ol_run(out: _Out, event: OpenLineageEventReceived, ol: RunEvent) -> str:
+def _ol_run(out: _Out, ol: RunEvent) -> str:
     job, run = ol.job, ol.run
     parameters: dict[str, str] = {
         "OpenLineage.JobNamespace": job.namespace,
