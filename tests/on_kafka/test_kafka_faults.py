@@ -130,7 +130,9 @@ def test_sigkill_tracker_and_projector_during_a_run_loses_and_doubles_nothing(
                 timeout=300,
             )
             tracker.stop()
-            ends = {(t, p): e for t in PROJECTED_TOPICS for p, e in log.end_offsets(t).items()}
+            # (a partition nothing was written to has no stored position: the OpenLineage
+            # topic's, here)
+            ends = {(t, p): e for t in PROJECTED_TOPICS for p, e in log.end_offsets(t).items() if e}
             projector.stop()  # then catch up the rest in-process and compare with a clean replay
             with DuckDBStore(settings.db_path) as store:
                 ProjectorService(log, store).run(timeout=240)
