@@ -183,8 +183,9 @@ def openlineage_run_name(namespace: str, job: str, run_id: str) -> str:
     """The trial component of an OpenLineage run: readable (the job's namespace and name) and
     unique (the run id, and a hash of all three, as a run id is only unique in practice),
     within SageMaker's 120 characters and name pattern."""
+    run_id = run_id.lower()  # a UUID in any case is the same run
     digest = hashlib.md5(f"{namespace}|{job}|{run_id}".encode(), usedforsecurity=False)
-    return f"{_slug(namespace, 24)}-{_slug(job, 50)}-{run_id.lower()}-{digest.hexdigest()[:6]}"
+    return f"{_slug(namespace, 24)}-{_slug(job, 50)}-{run_id}-{digest.hexdigest()[:6]}"
 
 
 def openlineage_job_context_name(namespace: str, job: str) -> str:

@@ -47,6 +47,7 @@ from mlineage.events import codec
 from mlineage.events.codec import dumps
 from mlineage.log.base import TOPIC_ENTITIES, OutRecord, open_log
 from mlineage.pipeline import sync
+from mlineage.projection.schema import OPENLINEAGE_VIEW
 from mlineage.projection.service import replay
 from mlineage.projection.store import DuckDBStore
 from mlineage.query import catalog, lineage
@@ -436,7 +437,7 @@ BASE_TABLES = (
     "associations",
     "trial_component_trials",
     "jobs",
-    "openlineage_events",
+    "openlineage_event_rows",
     "lineage_groups",
     "lineage_shares",
     "events",
@@ -453,6 +454,7 @@ SQL_TABLES = (
     "associations",
     "trial_component_trials",
     "jobs",
+    "openlineage_event_rows",
     "openlineage_events",
     "lineage_groups",
     "lineage_shares",
@@ -843,6 +845,7 @@ class Oracle:
             db.register("_rows", rows.filter(pa.array(keep, pa.bool_())))
             db.execute(f"INSERT INTO {table} SELECT * FROM _rows")
             db.unregister("_rows")
+        db.execute(OPENLINEAGE_VIEW)  # a view of a table copied above
         rows = op.con.sql("SELECT * FROM lineage_vertices").to_arrow_table()
         keep = [r["account_id"] in visible for r in rows.to_pylist()]
         db.register("_rows", rows.filter(pa.array(keep, pa.bool_())))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from mlineage import Recorder, Settings
@@ -146,3 +147,29 @@ def _as_dict(event: object) -> dict[str, object]:
 
     value: dict[str, object] = json.loads(Serde.to_json(event))
     return value
+
+
+def test_an_end_stamped_with_its_start_instant_wins(tmp_path: Path) -> None:
+    """START and COMPLETE with one eventTime (a client that stamps both at the end): every run
+    ends Completed, whatever their event ids, and its StartTime and EndTime are that instant."""
+    settings = Settings.load(home=tmp_path / "home", account_id=ACCOUNT, environ={})
+    runs = [str(uuid.uuid4()) for _ in range(20)]
+    with Recorder(settings) as rec:
+        for run_id in runs:
+            for state in ("COMPLETE", "START"):  # in either order
+                rec.openlineage(
+                    {
+                        "eventType": state,
+                        "eventTime": "2026-03-01T00:00:00Z",
+                        "producer": "p",
+                        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
+                        "run": {"runId": run_id},
+                        "job": {"namespace": "n", "name": "j"},
+                    }
+                )
+    with LineageStore.open(settings) as store:
+        _, rows = store.sql(
+            "SELECT status, count(*), min(start_time) = max(end_time) FROM trial_components "
+            "GROUP BY ALL"
+        )
+    assert rows == [("Completed", len(runs), True)]

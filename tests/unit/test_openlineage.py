@@ -116,7 +116,7 @@ def test_a_required_field_left_out_is_named(path: str) -> None:
         ({"job": {"namespace": "n", "name": "j" * 1001}}, "payload.event.job.name", "1000"),
         ({"inputs": [{"namespace": 5, "name": "x"}]}, "payload.event.inputs.0.namespace", "str"),
         ({"outputs": "s3://x"}, "payload.event.outputs", "array"),
-        ({"inputs": [{"namespace": "s", "name": "x"}] * 501}, "payload.event.inputs", "500"),
+        ({"inputs": [{"namespace": "s", "name": "x"}] * 201}, "payload.event.inputs", "200"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_field(
@@ -156,6 +156,21 @@ def test_event_ids_come_from_the_content_and_the_account() -> None:
     assert received(run_event("COMPLETE")).event_id != a.event_id
     assert received(run_event(), account="999988887777").event_id != a.event_id
     assert canonical(a.occurred_at) == "2026-02-01T10:00:00.000000Z"
+    # an end stamped with its START's instant still comes after it
+    end = received(run_event("COMPLETE"))
+    assert canonical(end.occurred_at) == "2026-02-01T10:00:00.000002Z"
+
+
+def test_a_run_id_in_capitals_is_the_same_run() -> None:
+    lower = entities(received(run_event()))
+    upper = entities(received(run_event(run={"runId": RUN.upper()})))
+    tcs = {k for k, e in lower.items() if e.get("kind") == "trial_component"}
+    assert tcs == {k for k, e in upper.items() if e.get("kind") == "trial_component"}
+    ol = run_event()
+    ol["run"]["facets"] = {"parent": facet(run={"runId": RUN.upper()}, job=ol["job"])}
+    assert (
+        len([e for e in entities(received(ol)).values() if e.get("kind") == "trial_component"]) == 1
+    )
 
 
 def canonical(value: Any) -> str:

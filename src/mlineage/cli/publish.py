@@ -126,7 +126,14 @@ def publish(ctx: Ctx, file: io.TextIOBase, openlineage: bool, no_sync: bool) -> 
     rec = Recorder(settings, producer=f"mlineage-cli/{__version__}")
     valid = []
     problems = []
-    for where, value in _documents(file.read()):
+    try:
+        text = file.read()
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{getattr(file, 'name', 'FILE')} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "nothing was published"
+        ) from exc
+    for where, value in _documents(text.removeprefix("\ufeff")):
         try:
             if isinstance(value, EventValidationError):
                 raise value
@@ -176,8 +183,13 @@ def _draft(value: Any, settings: Settings, producer: str, openlineage: bool) -> 
 _DECODER = json.JSONDecoder()
 
 
-def _malformed(where: str, exc: json.JSONDecodeError) -> tuple[str, EventValidationError]:
-    problem = f"malformed JSON: {exc.msg} (column {exc.colno})"
+def _malformed(where: str, exc: ValueError | RecursionError) -> tuple[str, EventValidationError]:
+    if isinstance(exc, json.JSONDecodeError):
+        problem = f"malformed JSON: {exc.msg} (column {exc.colno})"
+    elif isinstance(exc, RecursionError):
+        problem = "malformed JSON: nested too deeply"
+    else:  # e.g. an integer of more digits than Python converts
+        problem = f"malformed JSON: {exc}"
     return where, EventValidationError(f"event: {problem}", [("event", "(json)", problem)])
 
 
@@ -194,14 +206,15 @@ def _documents(text: str) -> Iterator[tuple[str, Any]]:
     inside an array), malformed JSON as an EventValidationError. JSON lines are read line by
     line (each bad line is one problem); anything else (pretty-printed documents one after
     the other) as a stream of values, which stops at the first malformed one."""
-    lines = text.splitlines()
+    # JSON lines end in "\n" only: U+2028 and its kind may stand raw inside a JSON string
+    lines = [ln.removesuffix("\r") for ln in text.split("\n")]
     if all(not ln.strip() or ln[0] in "{[" for ln in lines):  # each line opens a value
         for number, ln in enumerate(lines, start=1):
             if not ln.strip():
                 continue
             try:
                 value = json.loads(ln)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:
                 yield _malformed(f"line {number}", exc)
                 continue
             yield from _values(f"line {number}", value)
@@ -218,6 +231,9 @@ def _documents(text: str) -> Iterator[tuple[str, Any]]:
             value, end = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             yield _malformed(f"line {exc.lineno}", exc)
+            return
+        except (ValueError, RecursionError) as exc:
+            yield _malformed(f"line {line}", exc)
             return
         yield from _values(f"line {line}", value)
         line += text.count("\n", pos, end)

@@ -197,8 +197,9 @@ def wrap_openlineage(
     # a time that does not parse is the model's to word (at payload.event.eventTime); the
     # envelope's time stands in meanwhile, so that is the one error
     occurred: Any = "1970-01-01T00:00:00.000000Z"
-    with contextlib.suppress(TypeError, ValueError):
-        occurred = canonical_time(openlineage.parse_time(event.get("eventTime")))
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        when = openlineage.parse_time(event.get("eventTime"))
+        occurred = canonical_time(openlineage.occurred_at(when, event.get("eventType")))
     out: dict[str, Any] = {
         "event_type": "OpenLineageEventReceived",
         "event_id": arns.openlineage_event_id(account_id, region, text),

@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic import Tag as Branch
 
 from mlineage import arns
-from mlineage.events.openlineage import OpenLineageEvent
+from mlineage.events.openlineage import OpenLineageEvent, occurred_at
 
 SCHEMA_VERSION = 1
 
@@ -639,8 +639,12 @@ class OpenLineageEventReceived(Envelope):
 
     @model_validator(mode="after")
     def _at_event_time(self) -> OpenLineageEventReceived:
-        if self.occurred_at != self.payload.event.event_time:
-            raise ValueError("occurred_at must be the OpenLineage event's eventTime")
+        ol = self.payload.event
+        if self.occurred_at != occurred_at(ol.event_time, getattr(ol, "eventType", None)):
+            raise ValueError(
+                "occurred_at must be the OpenLineage event's eventTime (plus 1 µs for RUNNING "
+                "and OTHER, 2 for COMPLETE, FAIL and ABORT: docs/openlineage.md)"
+            )
         return self
 
 
@@ -721,4 +725,6 @@ EVENT_LIST_ADAPTER: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Event])
 def canonical_time(value: datetime) -> str:
     """A fixed-width UTC form: sorts as text in time order (the merge order uses it).
     Cached: the events derived from one source share its timestamp."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    # %Y does not pad years before 1000 on every libc: the width is spelled out
+    return f"{utc.year:04d}{utc.strftime('-%m-%dT%H:%M:%S.%fZ')}"

@@ -16,7 +16,7 @@ The three kinds are told apart by their fields: an event with a ``run`` (or an
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -35,15 +35,18 @@ RunState = Literal["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
 MAX_NAME = 1000
 """The longest job or dataset name, and namespace, mlineage takes (the spec sets none; a
 dataset's URI, namespace and name, stays within SageMaker's 2,048 characters)."""
-MAX_DATASETS = 500
-"""The most input (and output) datasets one event may name."""
+MAX_DATASETS = 200
+"""The most input (and output) datasets one event may name: each derives three events (the
+artifact, its association with the run, the link to its "/" spelling)."""
 MAX_EVENT_BYTES = 1024 * 1024
 """The largest OpenLineage event (its JSON) mlineage stores: a Kafka record's usual limit."""
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 OLName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
 Facets = dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], dict[str, Any]]
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})$")
+_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)"
+)
 
 
 class _Open(BaseModel):
@@ -121,7 +124,8 @@ class _Base(_Open):
 
     @model_validator(mode="after")
     def _size(self) -> _Base:
-        size = len(self.__pydantic_serializer__.to_json(self))  # bytes, serialized in Rust
+        # the bytes of what was sent (not of defaults), serialized in Rust
+        size = len(self.__pydantic_serializer__.to_json(self, exclude_unset=True))
         if size > MAX_EVENT_BYTES:
             raise ValueError(
                 f"the OpenLineage event is {size} bytes of JSON, more than the "
@@ -173,6 +177,16 @@ class DatasetEvent(_Base):
     )
 
     dataset: Dataset
+
+
+_STATE_ORDER = {"START": 0, "RUNNING": 1, "OTHER": 1, "COMPLETE": 2, "FAIL": 2, "ABORT": 2}
+
+
+def occurred_at(event_time: datetime, event_type: Any) -> datetime:
+    """When an event counts as having happened, for the merge: its ``eventTime``, plus one
+    microsecond for RUNNING and OTHER and two for COMPLETE, FAIL and ABORT, so that a START
+    and the end a client stamps with the same instant order as the run did."""
+    return event_time + timedelta(microseconds=_STATE_ORDER.get(event_type, 0))
 
 
 def event_kind(value: Any) -> str:

@@ -199,6 +199,28 @@ def _job_facts(
     return key
 
 
+def _openlineage_fields(event: OpenLineageEventReceived) -> list[tuple[str, Any]]:
+    """The fields of an ``openlineage_event_rows`` row (its main fields one by one)."""
+    ol = event.payload.event
+    job = getattr(ol, "job", None)
+    run = getattr(ol, "run", None)
+    dataset = getattr(ol, "dataset", None)
+    fields: list[tuple[str, Any]] = [
+        ("event_kind", type(ol).__name__),
+        ("event_type", getattr(ol, "eventType", None)),
+        ("event_time", canonical_time(ol.event_time)),
+        ("run_id", run.runId if run is not None else None),
+        ("job_namespace", job.namespace if job is not None else None),
+        ("job_name", job.name if job is not None else None),
+        ("dataset_namespace", dataset.namespace if dataset is not None else None),
+        ("dataset_name", dataset.name if dataset is not None else None),
+        ("producer", ol.producer),
+        ("schema_url", ol.schemaURL),
+        ("event", ol.model_dump(mode="json", exclude_unset=True)),
+    ]
+    return [(name, value) for name, value in fields if value is not None]
+
+
 def project(
     decoded: Iterable[tuple[Record, AnyEvent | Rejected]],
     allowed: dict[str, frozenset[str]] | None = None,
@@ -237,12 +259,7 @@ def project(
             changes.mark(event_id, key, kind, event, "upsert", version)
         elif isinstance(event, OpenLineageEventReceived):
             kind, key = "openlineage_event", event_id
-            ol = event.payload.event
-            for name, value in (
-                ("event_kind", type(ol).__name__),
-                ("event_time", occurred),
-                ("event", ol.model_dump(mode="json", exclude_unset=True)),
-            ):
+            for name, value in _openlineage_fields(event):
                 changes.fact(event_id, key, name, "", _dumps(value), False, version)
             changes.mark(event_id, key, kind, event, "upsert", version)
         events["event_id"].append(event_id)

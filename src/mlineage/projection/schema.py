@@ -191,26 +191,29 @@ TABLES: tuple[TableSpec, ...] = (
         ),
         ("parameters", "metrics", "tags"),
     ),
-    # one row per OpenLineage event received, as it came (``event``), with its main fields
+    # one row per OpenLineage event received: its main fields (each a fact of its own, so
+    # the merge never parses an event, which may be a megabyte) and the event as it came;
+    # the view openlineage_events shows its parts (OPENLINEAGE_VIEW)
     TableSpec(
         "openlineage_event",
-        "openlineage_events",
+        "openlineage_event_rows",
         ("event_id",),
         (
-            _c("event_kind"),
-            _c("event_type", field="event", path="$.eventType"),
+            *(
+                _c(name)
+                for name in (
+                    "event_kind",
+                    "event_type",
+                    "run_id",
+                    "job_namespace",
+                    "job_name",
+                    "dataset_namespace",
+                    "dataset_name",
+                    "producer",
+                    "schema_url",
+                )
+            ),
             _c("event_time", "TIMESTAMPTZ"),
-            _c("run_id", field="event", path="$.run.runId"),
-            _c("job_namespace", field="event", path="$.job.namespace"),
-            _c("job_name", field="event", path="$.job.name"),
-            _c("dataset_namespace", field="event", path="$.dataset.namespace"),
-            _c("dataset_name", field="event", path="$.dataset.name"),
-            _c("producer", field="event", path="$.producer"),
-            _c("schema_url", field="event", path="$.schemaURL"),
-            _c("run_facets", "JSON", "event", "$.run.facets"),
-            _c("job_facets", "JSON", "event", "$.job.facets"),
-            _c("inputs", "JSON", "event", "$.inputs"),
-            _c("outputs", "JSON", "event", "$.outputs"),
             _c("event", "JSON"),
         ),
         (),
@@ -337,6 +340,19 @@ def graph_vertices_select(table: str, rows: str, state: str) -> str:
     )
 
 
+OPENLINEAGE_VIEW = (
+    "CREATE OR REPLACE VIEW openlineage_events AS SELECT event_id, event_kind, event_type, "
+    "event_time, run_id, job_namespace, job_name, dataset_namespace, dataset_name, producer, "
+    "schema_url, json_extract(event, '$.run.facets') AS run_facets, json_extract(event, "
+    "'$.job.facets') AS job_facets, json_extract(event, '$.inputs') AS inputs, "
+    "json_extract(event, '$.outputs') AS outputs, json_extract(event, '$.dataset.facets') AS "
+    "dataset_facets, event, account_id, region "
+    "FROM openlineage_event_rows WHERE live"
+)
+"""One row per OpenLineage event, its facets and datasets as JSON (taken out of the event when
+queried). A view of one table: an account's view of the projection makes it too."""
+
+
 def view_statements() -> list[str]:
     vertices = " UNION ALL ".join(
         f"SELECT arn, '{lineage_type}'{' AS lineage_type' if i == 0 else ''}, "
@@ -348,6 +364,7 @@ def view_statements() -> list[str]:
         f"CREATE OR REPLACE VIEW lineage_vertices AS {vertices}",
         "CREATE OR REPLACE VIEW lineage_edges AS SELECT source_arn, destination_arn, "
         "association_type, account_id FROM visible_edges",
+        OPENLINEAGE_VIEW,
         _walk_macro("lineage_descendants", "source_arn", "destination_arn"),
         _walk_macro("lineage_ancestors", "destination_arn", "source_arn"),
     ]

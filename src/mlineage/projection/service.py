@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -38,8 +38,9 @@ from mlineage.log.base import (
     EventLog,
     Record,
     TopicPartition,
+    next_positions,
 )
-from mlineage.log.limits import RunLimits
+from mlineage.log.limits import RunLimits, by_bytes
 from mlineage.log.outage import Outage
 from mlineage.projection.ingest import SQL_INGEST_FROM, SqlIngest, project_batch
 from mlineage.projection.project import project
@@ -316,9 +317,13 @@ class ProjectorService:
             if moved:
                 return _Prepared(records, moved, Batch.of(project([], ALLOWED)))
             return _Prepared(records, {}, None)
+        # a batch heavier than BATCH_BYTES is merged a part at a time (each with the positions
+        # it reaches, in its own transaction), so one merge never holds more than that
+        *heavy, last = by_bytes(records)
         with gc_paused():
-            batch = self._project(records)
-        return _Prepared(records, consumer.consumed(records), batch)
+            parts = [(next_positions(part), self._project(part)) for part in heavy]
+            batch = self._project(last)
+        return _Prepared(records, consumer.consumed(records), batch, parts)
 
     def _project(self, records: list[Record]) -> Batch:
         ingest = getattr(self._local, "ingest", None)
@@ -330,12 +335,13 @@ class ProjectorService:
         stats = ProjectorStats()
         if prepared.batch is None:
             return stats
-        self.store.apply(prepared.batch, prepared.consumed, self.consumer_name)
-        self._committed.update(prepared.consumed)
+        for consumed, batch in (*prepared.parts, (prepared.consumed, prepared.batch)):
+            self.store.apply(batch, consumed, self.consumer_name)
+            self._committed.update(consumed)
+            stats.dead_lettered += batch.dead.num_rows
+            stats.batches += 1
         stats.consumed = len(prepared.records)
-        stats.dead_lettered = prepared.batch.dead.num_rows
         stats.applied = stats.consumed - stats.dead_lettered
-        stats.batches = 1
         return stats
 
     def run(
@@ -392,6 +398,7 @@ class ProjectorService:
                     continue
                 if prepared.batch is not None:
                     outage.over(total.consumed)  # the log answered
+                limits.observe(prepared.records)
                 got = len(prepared.records)
                 planned += got
                 limit = limit_for(planned)
@@ -431,6 +438,8 @@ class _Prepared:
     records: list[Record]
     consumed: dict[tuple[str, int], int]
     batch: Batch | None
+    parts: list[tuple[dict[tuple[str, int], int], Batch]] = field(default_factory=list)
+    """The earlier parts of a batch too heavy for one merge, with the positions each reaches."""
 
 
 def replay(

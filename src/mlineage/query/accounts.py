@@ -30,7 +30,7 @@ import duckdb
 
 from mlineage import __version__, arns
 from mlineage.errors import ConfigurationError
-from mlineage.projection.schema import TABLES, view_statements
+from mlineage.projection.schema import OPENLINEAGE_VIEW, TABLES, view_statements
 
 if TYPE_CHECKING:
     from mlineage.query.store import LineageStore
@@ -247,7 +247,7 @@ def _account_view(
                 "source_arn, destination_arn)"
             )
             for stmt in view_statements():
-                if stmt.startswith("CREATE OR REPLACE MACRO"):
+                if stmt.startswith("CREATE OR REPLACE MACRO") or stmt == OPENLINEAGE_VIEW:
                     out.execute(stmt)
             out.execute("CHECKPOINT")
         finally:

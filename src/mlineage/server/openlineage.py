@@ -31,7 +31,7 @@ from mlineage.server.sigv4 import Credentials
 
 log = logging.getLogger("mlineage.serve")
 PRODUCER = "mlineage-serve/openlineage"
-MAX_EVENTS = 1000
+MAX_EVENTS = 100
 """The most events one request may carry."""
 
 
@@ -45,15 +45,22 @@ def _reject_constant(name: str) -> Any:
 
 
 def _decompress(body: bytes, limit: int) -> bytes | None:
-    """The gzip body inflated, or None when it inflates past ``limit`` (a zip bomb stops
-    there); zlib.error when it is not gzip."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    data = inflater.decompress(body, limit + 1)
-    if len(data) > limit or inflater.unconsumed_tail:
-        return None
-    if not inflater.eof:
-        raise zlib.error("the gzip stream is truncated")
-    return data
+    """The gzip body inflated (every member, as ``gzip.decompress`` reads them), or None when
+    it inflates past ``limit`` (a zip bomb stops there); zlib.error when it is not gzip."""
+    out: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        data = inflater.decompress(rest, limit - size + 1)
+        size += len(data)
+        if size > limit or inflater.unconsumed_tail:
+            return None
+        if not inflater.eof:
+            raise zlib.error("the gzip stream is truncated")
+        out.append(data)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(out)
 
 
 def _account(request: Request, credentials: Credentials | None, default: str) -> str | Response:

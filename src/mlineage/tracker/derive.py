@@ -395,7 +395,7 @@ def _ol_parent(ol: RunEvent) -> tuple[str, str, str] | None:
     if not isinstance(p_run, dict) or not isinstance(p_job, dict):
         return None
     run_id, ns, name = p_run.get("runId"), p_job.get("namespace"), p_job.get("name")
-    if not (isinstance(run_id, str) and is_uuid(run_id) and run_id != ol.run.runId):
+    if not (isinstance(run_id, str) and is_uuid(run_id)) or run_id.lower() == ol.run.runId.lower():
         return None
     if not (isinstance(ns, str) and ns and isinstance(name, str) and name):
         return None

@@ -139,6 +139,7 @@ class TrackerService:
                 return stats
             try:
                 records = consumer.poll(limit, timeout=poll_interval if follow or misses else 0.0)
+                limits.observe(records)
                 misses = 0 if records else misses + 1
                 if records:
                     with gc_paused():
