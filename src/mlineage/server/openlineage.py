@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from mlineage.errors import EventLogError, EventValidationError, InDoubtError
@@ -99,7 +99,10 @@ def lineage_endpoint(
         account = _account(request, credentials, default_account)
         if isinstance(account, Response):
             return account
-        body = await read_body(request)
+        try:
+            body = await read_body(request)
+        except ClientDisconnect:  # gone mid-body: nothing to answer, nothing kept
+            return _error("BadRequest", "the client went away before the body ended", 400)
         if body is None:
             return _error("PayloadTooLarge", f"the body is larger than {max_body} bytes", 413)
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
