@@ -363,21 +363,11 @@ def _openlineage(out: _Out, event: OpenLineageEventReceived) -> None:
         return
     job_ctx = _ol_job(out, ol)
     if isinstance(ol, JobEvent):
-        for d in ol.inputs or []:
-            arn = _ol_dataset(out, "openlineage.input", d, twin_to=True)
-            out.associate("openlineage.job_input", arn, job_ctx, "ContributedTo")
-        for o in ol.outputs or []:
-            arn = _ol_dataset(out, "openlineage.output", o, twin_to=False)
-            out.associate("openlineage.job_output", job_ctx, arn, "Produced")
+        _ol_flow(out, ol, job_ctx, "openlineage.job")
         return
     tc_arn = _ol_run(out, ol)
     out.associate("openlineage.run_job", tc_arn, job_ctx, "AssociatedWith")
-    for d in ol.inputs or []:
-        arn = _ol_dataset(out, "openlineage.input", d, twin_to=True)
-        out.associate("openlineage.contributed", arn, tc_arn, "ContributedTo")
-    for o in ol.outputs or []:
-        arn = _ol_dataset(out, "openlineage.output", o, twin_to=False)
-        out.associate("openlineage.produced", tc_arn, arn, "Produced")
+    _ol_flow(out, ol, tc_arn, "openlineage.run")
     parent = _ol_parent(ol)
     if parent is not None:
         ns, name, run_id = parent
@@ -386,6 +376,17 @@ def _openlineage(out: _Out, event: OpenLineageEventReceived) -> None:
             "openlineage.parent", "trial_component", parent_name, {"display_name": name[:120]}
         )
         out.associate("openlineage.parent", tc_arn, parent_arn, "AssociatedWith")
+
+
+def _ol_flow(out: _Out, ol: RunEvent | JobEvent, at: str, rule: str) -> None:
+    """The inputs ``ContributedTo`` ``at`` (the run, or the job), which ``Produced`` the
+    outputs."""
+    for d in ol.inputs or []:
+        arn = _ol_dataset(out, "openlineage.input", d, twin_to=True)
+        out.associate(f"{rule}_input", arn, at, "ContributedTo")
+    for o in ol.outputs or []:
+        arn = _ol_dataset(out, "openlineage.output", o, twin_to=False)
+        out.associate(f"{rule}_output", at, arn, "Produced")
 
 
 def _ol_parent(ol: RunEvent) -> tuple[str, str, str] | None:
