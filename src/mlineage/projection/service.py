@@ -1,7 +1,7 @@
 """The projector runner: reads the jobs, entities and OpenLineage topics from the positions
 stored in DuckDB, projects a batch (pure), and writes rows + positions in one DuckDB
-transaction. Records that fail to
-decode or validate go to ``dead_letters`` with the error and position; projection goes on."""
+transaction. Records that fail to decode or validate go to ``dead_letters`` with the error
+and position; projection goes on."""
 
 from __future__ import annotations
 
