@@ -284,7 +284,8 @@ def redrive(log: EventLog, *, dry_run: bool = False) -> RedriveResult:
     result = RedriveResult()
     for partition, records, offset in _pending_chunks(log):
         produce: list[OutRecord] = []
-        for record, decoded in zip(records, decode_many([r.value for r in records]), strict=True):
+        values = decode_many([r.value for r in records], [r.key for r in records])
+        for record, decoded in zip(records, values, strict=True):
             letter = DeadLetter.of(record)
             topic = letter.original_topic
             problem = ""

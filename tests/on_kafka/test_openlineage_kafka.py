@@ -25,6 +25,7 @@ from tests.kafka_broker import Broker
 from tests.openlineage_client import Pipeline
 
 pytestmark = pytest.mark.kafka
+TEAM = "111111111111"
 
 
 def test_the_client_kafka_transport_feeds_the_tracker_exactly_once(
@@ -45,6 +46,17 @@ def test_the_client_kafka_transport_feeds_the_tracker_exactly_once(
             "flush": True,
         }
     )
+    # another team's pipeline names its account in the transport's messageKey
+    theirs = Pipeline()
+    theirs.emit(
+        {
+            "type": "kafka",
+            "topic": topic,
+            "config": {"bootstrap.servers": kafka_broker.bootstrap, "acks": "all"},
+            "messageKey": f"account:{TEAM}",
+            "flush": True,
+        }
+    )
     # what a misconfigured producer could write there too
     bad = {
         b"{broken": "malformed JSON",
@@ -54,6 +66,8 @@ def test_the_client_kafka_transport_feeds_the_tracker_exactly_once(
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     for value in bad:
         producer.send(topic, value)
+    producer.send(topic, _first(p).encode(), key=b"account:12")  # names no account
+    bad[b"(a good event under a bad key)"] = "record key"
     producer.flush()
     producer.close()
     with Recorder(settings) as rec:
@@ -62,7 +76,8 @@ def test_the_client_kafka_transport_feeds_the_tracker_exactly_once(
 
     with open_log(kafka_url) as log:
         stats = TrackerService(log).run(timeout=120)
-        assert stats.consumed == len(p.events()) + len(bad) + len(p.sagemaker_events())
+        events = len(p.events()) + len(theirs.events())
+        assert stats.consumed == events + len(bad) + len(p.sagemaker_events())
         assert stats.dead_lettered == len(bad)
         letters = [x for x in dead_letters(log) if x.original_topic == TOPIC_OPENLINEAGE]
         assert len(letters) == len(bad)
@@ -78,7 +93,7 @@ def test_the_client_kafka_transport_feeds_the_tracker_exactly_once(
             rows = store.con.execute(
                 "SELECT count(*), count(DISTINCT job_name) FROM openlineage_events"
             ).fetchone()
-            assert rows == (len(p.events()), 3)
+            assert rows == (events, 6)
         rebuilt = replay(log, tmp_path / "replayed.duckdb")
         assert rebuilt.dead_lettered == len(bad)
     with DuckDBStore(tmp_path / "replayed.duckdb", read_only=True) as store:
@@ -92,6 +107,13 @@ def test_the_client_kafka_transport_feeds_the_tracker_exactly_once(
         assert p.raw_arns(account) <= reached
         failed = reader.describe(p.run_arn(account, "dbt"), "trial_component")
         assert failed["Status"]["PrimaryStatus"] == "Failed"
+        # the other team's runs are in its account, which the messageKey named
+        _, owners = reader.sql(
+            "SELECT DISTINCT account_id FROM openlineage_events WHERE job_name LIKE ?",
+            [f"%{theirs.tag}%"],
+        )
+        assert owners == [(TEAM,)]
+        reader.describe(theirs.run_arn(TEAM, "spark"), "trial_component")
 
 
 def _first(p: Pipeline) -> str:

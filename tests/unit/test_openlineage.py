@@ -198,6 +198,31 @@ def test_a_bare_openlineage_record_is_taken_for_the_default_account() -> None:
     assert "payload.event.eventType" in str(codec.decode_many([bad])[0])
 
 
+@pytest.mark.parametrize(
+    ("key", "account", "region"),
+    [
+        (None, KAFKA_ACCOUNT_ID, "us-east-1"),
+        (b"run:spark-emr/features.prepare", KAFKA_ACCOUNT_ID, "us-east-1"),  # the client's own
+        (b"account:111111111111", "111111111111", "us-east-1"),
+        (b"account:111111111111/eu-west-1", "111111111111", "eu-west-1"),
+    ],
+)
+def test_a_bare_record_key_may_name_its_account(
+    key: bytes | None, account: str, region: str
+) -> None:
+    event = codec.decode(json.dumps(run_event()).encode(), key)
+    assert (event.account_id, event.region) == (account, region)
+
+
+@pytest.mark.parametrize("key", [b"account:12", b"account:111111111111/EU", b"account:"])
+def test_a_key_that_names_no_account_is_refused(key: bytes) -> None:
+    raw = json.dumps(run_event()).encode()
+    (rejected,) = codec.decode_many([raw], [key])
+    assert isinstance(rejected, codec.Rejected)
+    assert "field '(key)'" in rejected.error
+    assert "account:<12 digits>" in rejected.error
+
+
 # --- dataset naming ---------------------------------------------------------------------------
 
 

@@ -214,14 +214,20 @@ def wrap_openlineage(
     return out
 
 
-def validate_record(record: Any) -> AnyEvent:
+def validate_record(record: Any, key: bytes | None = None) -> AnyEvent:
     """Validate an already-parsed JSON object (after upcasting) into an event. A bare
     OpenLineage event (what the client's Kafka transport writes) is taken as an
-    ``OpenLineageEventReceived`` of :data:`~mlineage.events.openlineage.KAFKA_ACCOUNT_ID`."""
+    ``OpenLineageEventReceived`` of the account its record ``key`` names
+    (:func:`~mlineage.events.openlineage.account_of_key`)."""
     if openlineage.looks_like_openlineage(record):
-        record = wrap_openlineage(
-            record, openlineage.KAFKA_ACCOUNT_ID, openlineage.KAFKA_REGION, "openlineage-kafka"
-        )
+        try:
+            account, region = openlineage.account_of_key(key)
+        except ValueError as exc:
+            raise EventValidationError(
+                f"OpenLineageEventReceived: field '(key)': {exc}",
+                [("OpenLineageEventReceived", "(key)", str(exc))],
+            ) from exc
+        record = wrap_openlineage(record, account, region, "openlineage-kafka")
     if not isinstance(record, dict):
         raise EventValidationError(
             "event: not a JSON object", [("event", "(event)", "must be a JSON object")]
@@ -258,9 +264,10 @@ def parse_json(raw: bytes | str) -> Any:
         ) from exc
 
 
-def decode(raw: bytes | str) -> AnyEvent:
-    """Bytes from the log -> a validated event, or EventValidationError naming the field."""
-    return validate_record(parse_json(raw))
+def decode(raw: bytes | str, key: bytes | None = None) -> AnyEvent:
+    """Bytes from the log -> a validated event, or EventValidationError naming the field
+    (``key``: the record's key, which a bare OpenLineage record's account may be in)."""
+    return validate_record(parse_json(raw), key)
 
 
 @dataclass(frozen=True)
@@ -271,7 +278,9 @@ class Rejected:
     error: str
 
 
-def decode_many(values: Sequence[bytes]) -> list[AnyEvent | Rejected]:
+def decode_many(
+    values: Sequence[bytes], keys: Sequence[bytes | None] | None = None
+) -> list[AnyEvent | Rejected]:
     """Decode a batch. The fast path validates the whole batch in one call (pydantic-core,
     no Python per record); a batch with any bad or old record falls back to one by one."""
     if not values:
@@ -287,7 +296,7 @@ def decode_many(values: Sequence[bytes]) -> list[AnyEvent | Rejected]:
     out: list[AnyEvent | Rejected] = []
     for i, value in enumerate(values):
         try:
-            out.append(decode(value))
+            out.append(decode(value, keys[i] if keys is not None else None))
         except EventValidationError as exc:
             out.append(Rejected(i, str(exc)))
     return out

@@ -212,9 +212,29 @@ KINDS = frozenset({"RunEvent", "DatasetEvent", "JobEvent"})
 KAFKA_ACCOUNT_ID = "000000000000"
 KAFKA_REGION = "us-east-1"
 """The account and region of a bare OpenLineage event read from the log (what the client's
-Kafka transport writes: no envelope, no headers): mlineage's defaults, fixed here rather
-than read from a consumer's environment, so every consumer and every replay derives the
-same entities from it."""
+Kafka transport writes: no envelope, no headers) whose record key names none: mlineage's
+defaults, fixed here rather than read from a consumer's environment, so every consumer and
+every replay derives the same entities from it."""
+
+_ACCOUNT_KEY = re.compile(r"account:(\d{12})(?:/([a-z0-9\-]{1,32}))?")
+
+
+def account_of_key(key: bytes | None) -> tuple[str, str]:
+    """The account (and region) a bare OpenLineage record is for, from its record key: the
+    client's Kafka transport sets it with ``messageKey: account:111111111111`` (or
+    ``account:111111111111/eu-west-1``); any other key (the client's own ``run:...``) means
+    :data:`KAFKA_ACCOUNT_ID`. The key is in the log, so every read derives the same account.
+    ValueError for a key that starts with ``account:`` but names no account."""
+    text = (key or b"").decode("utf-8", "replace")
+    if not text.startswith("account:"):
+        return KAFKA_ACCOUNT_ID, KAFKA_REGION
+    found = _ACCOUNT_KEY.fullmatch(text)
+    if found is None:
+        raise ValueError(
+            f"the record key {text[:80]!r} is not account:<12 digits>[/<region>] (the Kafka "
+            "transport's messageKey)"
+        )
+    return found.group(1), found.group(2) or KAFKA_REGION
 
 
 def looks_like_openlineage(record: Any) -> bool:

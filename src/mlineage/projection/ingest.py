@@ -699,7 +699,8 @@ def decoded(records: Sequence[Record]) -> Iterator[tuple[Record, AnyEvent | Reje
     as their chunk is projected)."""
     for start in range(0, len(records), DECODE_CHUNK):
         chunk = records[start : start + DECODE_CHUNK]
-        yield from zip(chunk, decode_many([r.value for r in chunk]), strict=True)
+        decoded = decode_many([r.value for r in chunk], [r.key for r in chunk])
+        yield from zip(chunk, decoded, strict=True)
 
 
 def project_batch(

@@ -44,7 +44,8 @@ def transform(records: list[Record]) -> tuple[list[OutRecord], int]:
     """Derived (and dead-letter) records for a batch of source records; the count of DLQs."""
     out: list[OutRecord] = []
     dead = 0
-    for record, event in zip(records, decode_many([r.value for r in records]), strict=True):
+    events = decode_many([r.value for r in records], [r.key for r in records])
+    for record, event in zip(records, events, strict=True):
         if isinstance(event, Rejected):
             out.append(dead_letter(record, event.error))
             dead += 1
