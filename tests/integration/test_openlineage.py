@@ -173,3 +173,38 @@ def test_an_end_stamped_with_its_start_instant_wins(tmp_path: Path) -> None:
             "GROUP BY ALL"
         )
     assert rows == [("Completed", len(runs), True)]
+
+
+def test_a_heavy_batch_is_merged_in_parts_to_the_same_state(tmp_path: Path) -> None:
+    """Large events (facets of 20 kB here) in a batch over the byte budget: merged a part at a
+    time, each with the positions it reaches, into the same state as one merge."""
+    settings = Settings.load(home=tmp_path / "home", account_id=ACCOUNT, environ={})
+    p = Pipeline()
+    with Recorder(settings) as rec:
+        for event in p.events():
+            big = _as_dict(event)
+            big["run"]["facets"]["notes"] = {"text": "x" * 20_000}  # type: ignore[index]
+            rec.openlineage(big)
+        rec.publish_many(p.sagemaker_events())
+    from mlineage.log.base import open_log
+    from mlineage.projection.service import ProjectorService
+    from mlineage.projection.store import DuckDBStore
+    from mlineage.tracker.service import TrackerService
+
+    with open_log(settings.log_url) as log:
+        TrackerService(log).run()
+        sums = []
+        for budget, name in ((50_000, "parts"), (10**9, "whole")):
+            with DuckDBStore(tmp_path / f"{name}.duckdb") as store:
+                stats = ProjectorService(log, store, batch_bytes=budget).run()
+                assert stats.dead_lettered == 0
+                assert (stats.batches > 1) == (name == "parts")
+                ends = {
+                    (t, part): end
+                    for t in ("mlineage.jobs.v1", "mlineage.openlineage.v1")
+                    for part, end in log.end_offsets(t).items()
+                }
+                positions = store.positions("mlineage-projector")
+                assert {tp: positions[tp] for tp in ends} == ends
+                sums.append(store.checksum())
+    assert sums[0] == sums[1]

@@ -40,7 +40,7 @@ from mlineage.log.base import (
     TopicPartition,
     next_positions,
 )
-from mlineage.log.limits import RunLimits, by_bytes
+from mlineage.log.limits import BATCH_BYTES, RunLimits, by_bytes
 from mlineage.log.outage import Outage
 from mlineage.projection.ingest import SQL_INGEST_FROM, SqlIngest, project_batch
 from mlineage.projection.project import project
@@ -266,6 +266,7 @@ class ProjectorService:
         store: DuckDBStore,
         *,
         batch_size: int = 50_000,
+        batch_bytes: int = BATCH_BYTES,
         consumer: str = CONSUMER,
         snapshot: Path | None = None,
         snapshot_interval: float = 2.0,
@@ -273,6 +274,7 @@ class ProjectorService:
         self.log = log
         self.store = store
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes  # a heavier batch is merged in parts (see _prepare)
         self.consumer_name = consumer
         self.snapshotter = (
             Snapshotter(store, snapshot, snapshot_interval) if snapshot is not None else None
@@ -319,7 +321,7 @@ class ProjectorService:
             return _Prepared(records, {}, None)
         # a batch heavier than BATCH_BYTES is merged a part at a time (each with the positions
         # it reaches, in its own transaction), so one merge never holds more than that
-        *heavy, last = by_bytes(records)
+        *heavy, last = by_bytes(records, self.batch_bytes)
         with gc_paused():
             parts = [(next_positions(part), self._project(part)) for part in heavy]
             batch = self._project(last)
