@@ -216,6 +216,20 @@ def test_read_returns_records_from_an_offset_in_order_at_most_n(event_log: Event
     assert values(event_log.read(TOPIC_JOBS, p, 3, 2)) == [b"v3", b"v4"]
 
 
+def test_a_bounded_read_stops_at_the_byte_budget(event_log: EventLog) -> None:
+    event_log.append([out(b"%d" % i + b"x" * 99) for i in range(10)])  # 100 bytes each
+    p = the_partition(event_log, TOPIC_JOBS)
+
+    def read(offset: int, n: int, budget: int) -> list[int]:
+        return [r.offset for r in event_log.read_bounded(TOPIC_JOBS, p, offset, n, budget)]
+
+    assert read(0, 100, 250) == [0, 1]
+    assert read(0, 100, 300) == [0, 1, 2]
+    assert read(4, 2, 10_000) == [4, 5]  # max_records still holds
+    assert read(7, 100, 1) == [7]  # one record over the budget still comes alone
+    assert read(10, 5, 1_000) == []
+
+
 def test_read_at_the_end_sees_later_appends(event_log: EventLog) -> None:
     event_log.append([out(b"first")])
     p = the_partition(event_log, TOPIC_JOBS)

@@ -108,14 +108,29 @@ def next_positions(records: Sequence[Record]) -> dict[TopicPartition, int]:
     return out
 
 
+def fit(records: list[Record], max_bytes: int) -> list[Record]:
+    """The leading records whose values fit in ``max_bytes`` (at least one)."""
+    size = 0
+    for i, record in enumerate(records):
+        size += len(record.value)
+        if size > max_bytes and i > 0:
+            return records[:i]
+    return records
+
+
 class Consumer(ABC):
     """Reads records of some topics, keeping its own positions. Not thread-safe: one thread
     at a time."""
 
     @abstractmethod
-    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+    def poll(
+        self, max_records: int, timeout: float = 0.0, max_bytes: int | None = None
+    ) -> list[Record]:
         """Up to ``max_records`` records from the current positions (advancing them), waiting
-        up to ``timeout`` seconds for the first; ``[]`` when nothing came in time."""
+        up to ``timeout`` seconds for the first; ``[]`` when nothing came in time. Given
+        ``max_bytes``, no more records than their values fit in (but at least one), read no
+        further where the log allows (the embedded log; Kafka's fetches are bounded by its
+        fetch sizes instead)."""
 
     def consumed(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
         """The positions to commit after processing ``records`` (the last poll's): past each
@@ -173,6 +188,13 @@ class EventLog(ABC):
 
     @abstractmethod
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]: ...
+
+    def read_bounded(
+        self, topic: str, partition: int, offset: int, max_records: int, max_bytes: int
+    ) -> list[Record]:
+        """What :meth:`read` returns, cut after the records whose values fit in ``max_bytes``
+        (at least one). Logs that can stop reading there override it (SQLite)."""
+        return fit(self.read(topic, partition, offset, max_records), max_bytes)
 
     @abstractmethod
     def partitions(self, topic: str) -> list[int]: ...
@@ -282,15 +304,25 @@ class LogConsumer(Consumer):
                 self._pos[tp] = start.get(tp, 0)
         return tps
 
-    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+    def poll(
+        self, max_records: int, timeout: float = 0.0, max_bytes: int | None = None
+    ) -> list[Record]:
         deadline = time.monotonic() + timeout
         while True:
             out: list[Record] = []
+            budget = max_bytes
             for tp in self._partitions():
                 room = max_records - len(out)
-                if room <= 0:
+                if room <= 0 or (budget is not None and budget <= 0):
                     break
-                got = self.log.read(tp[0], tp[1], self._pos[tp], room)
+                if budget is None:
+                    got = self.log.read(tp[0], tp[1], self._pos[tp], room)
+                else:
+                    # the first partition may take a record over the budget; later ones not
+                    got = self.log.read_bounded(tp[0], tp[1], self._pos[tp], room, budget)
+                    if out and got and len(got[0].value) > budget:
+                        got = []
+                    budget -= sum(map(len, (r.value for r in got)))
                 if got:
                     out.extend(got)
                     self._pos[tp] = got[-1].offset + 1

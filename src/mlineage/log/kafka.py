@@ -711,7 +711,11 @@ class _KafkaReader(Consumer):
     def _before_poll(self) -> None:
         """Called before each poll (the assigned consumer checks for new partitions)."""
 
-    def poll(self, max_records: int, timeout: float = 0.0) -> list[Record]:
+    def poll(
+        self, max_records: int, timeout: float = 0.0, max_bytes: int | None = None
+    ) -> list[Record]:
+        # max_bytes: one poll returns what the fetches brought, and those are bounded by
+        # max_partition_fetch_bytes and fetch_max_bytes (KafkaConfig)
         self._before_poll()
         with _answering(self.config):
             got = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)

@@ -417,6 +417,11 @@ class SpooledLog(EventLog):
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
         return self.target().read(topic, partition, offset, max_records)
 
+    def read_bounded(
+        self, topic: str, partition: int, offset: int, max_records: int, max_bytes: int
+    ) -> list[Record]:
+        return self.target().read_bounded(topic, partition, offset, max_records, max_bytes)
+
     def partitions(self, topic: str) -> list[int]:
         return self.target().partitions(topic)
 

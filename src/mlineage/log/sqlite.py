@@ -152,27 +152,40 @@ class SqliteEventLog(EventLog):
             )
 
     def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[Record]:
+        return self._read(topic, partition, offset, max_records, None)
+
+    def read_bounded(
+        self, topic: str, partition: int, offset: int, max_records: int, max_bytes: int
+    ) -> list[Record]:
+        return self._read(topic, partition, offset, max_records, max_bytes)
+
+    def _read(
+        self, topic: str, partition: int, offset: int, max_records: int, max_bytes: int | None
+    ) -> list[Record]:
         if partition != 0 or max_records <= 0:
             return []
         table = _table(topic)
+        out: list[Record] = []
+        size = 0
         try:
-            rows = (
-                self._conn()
-                .execute(
-                    f'SELECT offset, key, value, headers, timestamp_ms FROM "{table}" '
-                    "WHERE offset >= ? ORDER BY offset LIMIT ?",
-                    (offset, max_records),
-                )
-                .fetchall()
+            cursor = self._conn().execute(
+                f'SELECT offset, key, value, headers, timestamp_ms FROM "{table}" '
+                "WHERE offset >= ? ORDER BY offset LIMIT ?",
+                (offset, max_records),
             )
+            # row by row: SQLite reads no further than the rows taken (a batch of large
+            # records stops at the byte budget instead of being read whole)
+            for off, key, value, headers, ts in cursor:
+                size += len(value)
+                if max_bytes is not None and size > max_bytes and out:
+                    break
+                out.append(Record(topic, 0, off, key, bytes(value), decode_headers(headers), ts))
+            cursor.close()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return []
             raise EventLogError(f"cannot read {topic} from {self.path}: {exc}") from exc
-        return [
-            Record(topic, 0, off, key, bytes(value), decode_headers(headers), ts)
-            for off, key, value, headers, ts in rows
-        ]
+        return out
 
     def partitions(self, topic: str) -> list[int]:
         return [0]

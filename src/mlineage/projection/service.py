@@ -313,7 +313,7 @@ class ProjectorService:
     def _prepare(self, consumer: Consumer, limit: int, wait: float) -> _Prepared:
         """Read up to ``limit`` records and project them (pure Python; never touches the
         store, so it can run while the store applies another batch)."""
-        records = consumer.poll(limit, timeout=wait)
+        records = consumer.poll(limit, timeout=wait, max_bytes=self.batch_bytes)
         if not records:
             moved = consumer.advanced()  # past commit markers only: store that too
             if moved:

@@ -24,7 +24,7 @@ from mlineage.log.base import (
     Record,
 )
 from mlineage.log.dead_letters import dead_letter
-from mlineage.log.limits import RunLimits
+from mlineage.log.limits import BATCH_BYTES, RunLimits
 from mlineage.log.outage import Outage
 from mlineage.tracker.derive import derive_records
 
@@ -139,7 +139,11 @@ class TrackerService:
             if limit <= 0:
                 return stats
             try:
-                records = consumer.poll(limit, timeout=poll_interval if follow or misses else 0.0)
+                records = consumer.poll(
+                    limit,
+                    timeout=poll_interval if follow or misses else 0.0,
+                    max_bytes=BATCH_BYTES,
+                )
                 limits.observe(records)
                 misses = 0 if records else misses + 1
                 if records:
