@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mlineage.log.base import TOPIC_ENTITIES, TOPIC_JOBS, EventLog, Record
@@ -132,6 +135,33 @@ def training_job_drafts(
             }
         )
     return drafts
+
+
+CLI = [sys.executable, "-m", "mlineage.cli"]
+
+
+def run_cli(
+    home: Path,
+    *args: str,
+    ok: bool = True,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``mlineage --home HOME ARGS`` as a user runs it (a subprocess, in ``env``: by default
+    this process's environment, reading ``stdin``); asserts it succeeded unless
+    ``ok=False``."""
+    proc = subprocess.run(
+        [*CLI, "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=stdin,
+        check=False,
+        env=env,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
 
 
 def wait_until(

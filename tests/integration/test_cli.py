@@ -5,30 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
-
-CLI = [sys.executable, "-m", "mlineage.cli"]
+from tests.helpers import CLI, run_cli, wait_until
 
 
 def run(
     home: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*CLI, "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    return run_cli(home, *args, ok=check, env=env)
 
 
 @pytest.fixture(scope="module")

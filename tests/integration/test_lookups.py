@@ -6,13 +6,12 @@ mean" when nothing matches."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "mlineage.cli"]
+from tests.helpers import run_cli
+
 ACCOUNT = "000000000000"
 PREFIX = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}"
 TRAINING_TC = f"{PREFIX}:experiment-trial-component/churn-xgb-2026-01-15-aws-training-job"
@@ -20,17 +19,7 @@ ENDPOINT_CONTEXT = f"{PREFIX}:context/churn-prediction-aws-endpoint"
 MODEL_URI = "s3://acme-ml-demo/models/churn-xgb-2026-01-15/output/model.tar.gz"
 
 
-def run(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*CLI, "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from mlineage import Recorder, Settings
 from mlineage.query.store import LineageStore
+from tests.helpers import run_cli
 from tests.openlineage_client import Pipeline
 
-CLI = [sys.executable, "-m", "mlineage.cli"]
 ACCOUNT = "123456789012"
 
 
 def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*CLI, "--home", str(home), "--account-id", ACCOUNT, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+    return run_cli(home, "--account-id", ACCOUNT, *args, ok=check)
 
 
 def published(tmp_path: Path) -> tuple[Path, Pipeline]:

@@ -13,14 +13,13 @@ import pty
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mlineage.query.catalog import KINDS, SUMMARY_COLUMNS
+from tests.helpers import CLI, run_cli
 
-CLI = [sys.executable, "-m", "mlineage.cli"]
 ENDPOINT = "arn:aws:sagemaker:us-east-1:000000000000:context/churn-prediction-aws-endpoint"
 # a URI with everything that breaks a DOT string, Mermaid text or rich markup
 NASTY_URI = 's3://out/a\\b"c<b>x</b>#35;[/][red]&|'
@@ -28,16 +27,7 @@ FAILED_JOB = "nasty-failed-job"
 
 
 def run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*CLI, "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        input=stdin,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
+    return run_cli(home, *args, stdin=stdin)
 
 
 def on_terminal(home: Path, columns: int, *args: str) -> str:

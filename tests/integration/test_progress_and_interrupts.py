@@ -11,30 +11,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import CLI, run_cli, wait_until
 
-CLI = [sys.executable, "-m", "mlineage.cli"]
 JOBS = 300
 
 
 def run(
     home: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*CLI, "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
+    return run_cli(home, *args, env={**os.environ, **(env or {})})
 
 
 def publish_jobs(home: Path, tmp_path: Path, first: int = 0) -> None:
